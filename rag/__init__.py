@@ -1,0 +1,35 @@
+"""Semantic search and cited question answering over Korean news articles."""
+
+from importlib.metadata import version
+
+from .embed import Embedder, get_embedder, register_backend
+from .errors import (
+    BackendUnavailable,
+    EmbedderMismatch,
+    IndexCorrupt,
+    IndexNotFound,
+    RagError,
+)
+from .index import Index, IndexInfo
+from .records import Article, Chunk, Hit, IndexReport, Skipped
+
+__version__ = version("kornews-rag")
+
+__all__ = [
+    "Article",
+    "BackendUnavailable",
+    "Chunk",
+    "Embedder",
+    "EmbedderMismatch",
+    "Hit",
+    "Index",
+    "IndexCorrupt",
+    "IndexInfo",
+    "IndexNotFound",
+    "IndexReport",
+    "RagError",
+    "Skipped",
+    "__version__",
+    "get_embedder",
+    "register_backend",
+]

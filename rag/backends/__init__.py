@@ -1,0 +1,1 @@
+"""Embedding backends, one file each; heavy libraries are imported inside them."""

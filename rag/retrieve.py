@@ -1,0 +1,129 @@
+"""Hybrid retrieval: FAISS dense search, BM25 on Kiwi morphemes, filters and score fusion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import config
+from .errors import InvalidOption
+from .store import Snapshot
+
+
+@dataclass
+class Tables:
+    """Per-chunk metadata as arrays, so filters are vector operations, not Python loops."""
+
+    date: np.ndarray  # proleptic ordinal of the article date, -1 when unknown
+    source: np.ndarray  # code of the article's outlet (casefolded), -1 when unknown
+    source_codes: dict[str, int]
+
+    @classmethod
+    def build(cls, snapshot: Snapshot) -> Tables:
+        codes: dict[str, int] = {}
+        date_of, source_of = {}, {}
+        for doc in snapshot.docs.values():
+            date_of[doc.doc_id] = doc.date.toordinal() if doc.date else -1
+            name = doc.source.casefold() if doc.source else None
+            source_of[doc.doc_id] = codes.setdefault(name, len(codes)) if name else -1
+        return cls(
+            date=np.array([date_of[c.doc_id] for c in snapshot.chunks], dtype=np.int64),
+            source=np.array([source_of[c.doc_id] for c in snapshot.chunks], dtype=np.int64),
+            source_codes=codes,
+        )
+
+    def mask(
+        self, since: dt.date | None, until: dt.date | None, source: str | None
+    ) -> np.ndarray | None:
+        """Chunks passing the filters (``None``: no filter). Undated articles fail date filters."""
+        if since is None and until is None and source is None:
+            return None
+        keep = np.ones(len(self.date), dtype=bool)
+        if since is not None:
+            keep &= self.date >= since.toordinal()
+        if until is not None:
+            keep &= (self.date >= 0) & (self.date <= until.toordinal())
+        if source is not None:
+            keep &= self.source == self.source_codes.get(source.casefold(), -2)
+        return keep
+
+
+def dense_scores(
+    faiss_index: Any, query: np.ndarray, n: int, mask: np.ndarray | None
+) -> dict[int, float]:
+    """Top-``n`` rows by inner product, searching only rows in ``mask``."""
+    import faiss
+
+    params = None
+    if mask is not None:
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.flatnonzero(mask)))
+    n = min(n, faiss_index.ntotal)
+    if n == 0:
+        return {}
+    scores, rows = faiss_index.search(query.reshape(1, -1), n, params=params)
+    return {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
+
+
+def bm25_scores(
+    bm25: Any, terms: list[str], n: int, mask: np.ndarray | None
+) -> tuple[dict[int, float], float]:
+    """Top-``n`` rows by BM25 among ``mask``, and the query's coverage.
+
+    Coverage is the share of query terms that occur in the corpus at all. A question in
+    English over Korean articles has almost none, and its few matches (a Latin acronym, a
+    number) are noise; fusion scales the BM25 weight by coverage so dense search carries it.
+    """
+    if bm25 is None or not terms:
+        return {}, 0.0
+    known = [t for t in terms if t in bm25.vocab_dict]
+    coverage = len(known) / len(terms)
+    if not known:
+        return {}, 0.0
+    scores = bm25.get_scores(known)
+    if mask is not None:
+        scores = np.where(mask, scores, 0.0)
+    n = min(n, len(scores))
+    top = np.argpartition(-scores, n - 1)[:n]
+    return {int(r): float(scores[r]) for r in top if scores[r] > 0}, coverage
+
+
+def fuse(
+    dense: dict[int, float],
+    lexical: dict[int, float],
+    method: str,
+    bm25_weight: float,
+    coverage: float,
+) -> list[tuple[int, float]]:
+    """Combine the two candidate lists into one ranking, best first.
+
+    ``convex``: ``w * minmax(bm25) + (1 - w) * minmax(dense)`` with ``w = bm25_weight *
+    coverage``; a row missing from one list scores 0 there. ``rrf``: reciprocal rank fusion.
+    """
+    if method == "dense":
+        fused = dense
+    elif method == "bm25":
+        fused = lexical
+    elif method == "convex":
+        w = bm25_weight * coverage
+        nd, nb = _minmax(dense), _minmax(lexical)
+        fused = {r: w * nb.get(r, 0.0) + (1 - w) * nd.get(r, 0.0) for r in nd.keys() | nb.keys()}
+    elif method == "rrf":
+        fused = {}
+        for ranked in (dense, lexical):
+            for rank, r in enumerate(sorted(ranked, key=ranked.__getitem__, reverse=True)):
+                fused[r] = fused.get(r, 0.0) + 1.0 / (config.RRF_K + rank + 1)
+    else:
+        raise InvalidOption("fusion", method, config.FUSIONS)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _minmax(scores: dict[int, float]) -> dict[int, float]:
+    if not scores:
+        return {}
+    lo, hi = min(scores.values()), max(scores.values())
+    if hi - lo < 1e-9:
+        return {r: 1.0 for r in scores}
+    return {r: (s - lo) / (hi - lo) for r, s in scores.items()}

