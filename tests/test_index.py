@@ -22,7 +22,7 @@ def _records(n: int, source: str, date: str, topic: str) -> list[dict]:
             "title": f"{topic} 소식 {i}",
             "date": date,
             "source": source,
-            "text": f"{topic}에 관한 {i}번째 기사다. {topic} 시장이 커진다. 관계자가 {i}건을 말했다.",
+            "text": f"{topic}에 관한 {i}번째 기사다. {topic} 시장이 커진다. {i}건이다.",
         }
         for i in range(n)
     ]
