@@ -13,7 +13,6 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -27,27 +26,18 @@ if TYPE_CHECKING:
     from .records import Hit, IndexReport
 
 
-class _Failure(click.ClickException):
-    """A one-line error on stderr with a chosen exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
-
-
 class _Group(TyperGroup):
-    """Turns library errors into `_Failure`s, so no traceback reaches a user."""
+    """Turns library errors into one line on stderr, so no traceback reaches a user."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except RagError as e:
-            raise _Failure(str(e), 1) from e
-        except KeyboardInterrupt as e:
-            raise _Failure("interrupted; the index on disk was not changed", 130) from e
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted; the index on disk was not changed", err=True)
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
@@ -249,7 +239,16 @@ def _print_report(report: IndexReport, paths: list[Path], index: Path) -> None:
     )
     out.print(f"  chunks embedded {report.chunks_embedded}, reused {report.chunks_reused}")
     for s in [*report.duplicates, *report.skipped]:
-        out.print(f"  skipped {s}")
+        where = _relative(s.path) + (f":{s.line}" if s.line is not None else "")
+        out.print(f"  skipped {_escape(where)}: {_escape(s.reason)}")
+
+
+def _relative(path: str) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _snippet(text: str, width: int = 160) -> str:

