@@ -98,17 +98,18 @@ def index_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
+    from .embed import get_embedder
+    from .errors import IndexNotFound
     from .index import Index
 
-    options = {
-        k: v for k, v in (("query_prefix", query_prefix), ("passage_prefix", passage_prefix)) if v
-    }
     try:
         idx = Index.open(index, embedder=embedder)
-    except RagError as e:
-        if type(e).__name__ != "IndexNotFound":
-            raise
-        idx = Index.create(index, embedder=embedder, **options)
+    except IndexNotFound:
+        prefixes = {"query_prefix": query_prefix, "passage_prefix": passage_prefix}
+        model = get_embedder(
+            config.embedder_spec(embedder), **{k: v for k, v in prefixes.items() if v is not None}
+        )
+        idx = Index.create(index, embedder=model)
     report = _with_progress(lambda progress: idx.add(paths, progress=progress))
     if as_json:
         _print_json(report.model_dump(mode="json"))

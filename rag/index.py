@@ -406,25 +406,25 @@ class Index:
             head = header(a.title, a.date)
             pieces = chunk_text(doc_id, a.text, embedder.count_tokens, max_tokens, head, overlap)
             docs.append(_doc_record(a, doc_id, len(pieces), now))
-            for c in pieces:
-                text = retrieval_text(head, c.text)
+            for piece in pieces:
+                text = retrieval_text(head, piece.text)
                 texts.append(text)
                 chunks.append(
                     ChunkRecord(
-                        chunk_id=c.chunk_id,
+                        chunk_id=piece.chunk_id,
                         doc_id=doc_id,
-                        start=c.start,
-                        end=c.end,
-                        tokens=c.tokens,
+                        start=piece.start,
+                        end=piece.end,
+                        tokens=piece.tokens,
                         hash=hashlib.sha256(text.encode()).hexdigest(),
                         terms="",
-                        text=c.text,
+                        text=piece.text,
                     )
                 )
             if progress:
                 progress("chunk", i, len(plan))
-        for c, terms in zip(chunks, morphemes_batch(texts), strict=True):
-            c.terms = " ".join(terms)
+        for record, terms in zip(chunks, morphemes_batch(texts), strict=True):
+            record.terms = " ".join(terms)
 
         # Embedding cache: any chunk whose retrieval text is already in the index keeps
         # its vector, including the unchanged parts of an edited article.

