@@ -47,6 +47,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click-style help and usage errors: stable, greppable
 )
 
 
@@ -140,12 +141,13 @@ def search_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index (hybrid dense + BM25)."""
+    first, last = _date(since), _date(until)
     idx = _open(index)
     hits = idx.search(
         query,
         k=k,
-        since=_date(since),
-        until=_date(until),
+        since=first,
+        until=last,
         source=source,
         fusion=fusion.value,
         bm25_weight=bm25_weight,

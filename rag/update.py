@@ -1,0 +1,206 @@
+"""From inputs to index changes: read, decide what is new, chunk, and embed what is not cached.
+
+`Index.add` runs these steps under the index's write lock and writes the result atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import ingest
+from .chunk import chunk_text, header, retrieval_text
+from .embed import Embedder
+from .korean import morphemes_batch
+from .records import Article, IndexReport, Skipped
+from .store import ChunkRecord, DocRecord
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``; stages are "read", "chunk" and "embed"."""
+
+Source = str | Path | dict[str, Any] | Article
+
+
+def collect(
+    inputs: Iterable[Source] | Source, report: IndexReport, progress: Progress | None
+) -> list[Article]:
+    """Read every input into articles; bad ones go to ``report.skipped``."""
+    if isinstance(inputs, (str, Path, dict, Article)):
+        inputs = [inputs]
+    paths: list[str | Path] = []
+    records: list[dict[str, Any] | Article] = []
+    for item in inputs:
+        (paths if isinstance(item, (str, Path)) else records).append(item)  # type: ignore[arg-type]
+    articles: list[Article] = []
+    results = [*ingest.load(paths), *ingest.articles_from_records(records)]
+    for i, result in enumerate(results, 1):
+        if isinstance(result, Skipped):
+            report.skipped.append(result)
+        else:
+            articles.append(result)
+        if progress:
+            progress("read", i, len(results))
+    return articles
+
+
+def plan(
+    docs: dict[str, DocRecord], articles: list[Article], report: IndexReport
+) -> list[tuple[Article, str]]:
+    """Decide each article's fate against the indexed ``docs``.
+
+    Returns:
+        (article, doc_id) pairs to index, new or replacing an older version.
+    """
+    by_key = {d.key: d for d in docs.values()}
+    by_hash = {d.content_hash: d for d in docs.values()}
+    taken = set(docs)
+    plan: list[tuple[Article, str]] = []
+    planned_hash: dict[str, str] = {}
+    for a in articles:
+        old = docs.get(a.doc_id) if a.doc_id else by_key.get(a.key)
+        if old is not None and _same(old, a):
+            report.unchanged.append(old.doc_id)
+            continue
+        twin = planned_hash.get(a.content_hash) or (
+            by_hash[a.content_hash].doc_id
+            if a.content_hash in by_hash and by_hash[a.content_hash] is not old
+            else None
+        )
+        if twin is not None:
+            record = f"record {a.doc_id}: " if a.doc_id else ""
+            report.duplicates.append(
+                Skipped(path=a.path or a.key, reason=f"{record}duplicate of {twin}")
+            )
+            continue
+        if old is not None:
+            doc_id = old.doc_id
+            report.updated.append(doc_id)
+        else:
+            doc_id = _new_id(a, taken)
+            taken.add(doc_id)
+            report.added.append(doc_id)
+        planned_hash[a.content_hash] = doc_id
+        plan.append((a, doc_id))
+    return plan
+
+
+def prepare(
+    plan: list[tuple[Article, str]],
+    embedder: Embedder,
+    chunker: dict[str, Any],
+    progress: Progress | None,
+) -> tuple[list[DocRecord], list[ChunkRecord], list[str]]:
+    """Chunk the planned articles; returns their records and each chunk's retrieval text."""
+    max_tokens = int(chunker["max_tokens"])
+    overlap = int(chunker["overlap_sentences"])
+    now = dt.datetime.now(dt.timezone.utc)
+    docs: list[DocRecord] = []
+    chunks: list[ChunkRecord] = []
+    texts: list[str] = []
+    for i, (a, doc_id) in enumerate(plan, 1):
+        head = header(a.title, a.date)
+        pieces = chunk_text(doc_id, a.text, embedder.count_tokens, max_tokens, head, overlap)
+        docs.append(_doc_record(a, doc_id, len(pieces), now))
+        for piece in pieces:
+            text = retrieval_text(head, piece.text)
+            texts.append(text)
+            chunks.append(
+                ChunkRecord(
+                    chunk_id=piece.chunk_id,
+                    doc_id=doc_id,
+                    start=piece.start,
+                    end=piece.end,
+                    tokens=piece.tokens,
+                    hash=hashlib.sha256(text.encode()).hexdigest(),
+                    terms="",
+                    text=piece.text,
+                )
+            )
+        if progress:
+            progress("chunk", i, len(plan))
+    for record, terms in zip(chunks, morphemes_batch(texts), strict=True):
+        record.terms = " ".join(terms)
+    return docs, chunks, texts
+
+
+def embed(
+    chunks: list[ChunkRecord],
+    texts: list[str],
+    indexed: list[ChunkRecord],
+    indexed_vectors: np.ndarray,
+    embedder: Embedder,
+    report: IndexReport,
+    progress: Progress | None,
+) -> np.ndarray:
+    """Vectors for ``chunks``, embedding only texts not already in the index.
+
+    The cache key is the hash of the retrieval text, so the unchanged chunks of an edited
+    article keep their vectors.
+    """
+    cached = {c.hash: row for row, c in enumerate(indexed)}
+    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    todo = []
+    for i, c in enumerate(chunks):
+        if c.hash in cached:
+            vectors[i] = indexed_vectors[cached[c.hash]]
+        else:
+            todo.append(i)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress("embed", done, len(todo))
+
+    if progress:
+        progress("embed", 0, len(todo))
+    if todo:
+        vectors[todo] = embedder.embed_passages([texts[i] for i in todo], progress=tick)
+    report.chunks_embedded = len(todo)
+    report.chunks_reused = len(chunks) - len(todo)
+    return vectors
+
+
+def _same(old: DocRecord, a: Article) -> bool:
+    return (old.content_hash, old.title, old.date, old.source, old.url, old.path) == (
+        a.content_hash,
+        a.title,
+        a.date,
+        a.source,
+        a.url,
+        a.path,
+    )
+
+
+def _new_id(a: Article, taken: set[str]) -> str:
+    """The source's id, else the file name stem; a hash of the key keeps it unique."""
+    if a.doc_id and a.doc_id not in taken:
+        return a.doc_id
+    base = a.doc_id or (Path(a.path).stem if a.path else "doc")
+    if base not in taken and not a.doc_id:
+        return base
+    return f"{base}-{hashlib.sha256(a.key.encode()).hexdigest()[:8]}"
+
+
+def _doc_record(a: Article, doc_id: str, n_chunks: int, now: dt.datetime) -> DocRecord:
+    return DocRecord(
+        doc_id=doc_id,
+        key=a.key,
+        path=a.path,
+        title=a.title,
+        date=a.date,
+        published=a.published,
+        source=a.source,
+        reporter=a.reporter,
+        url=a.url,
+        content_hash=a.content_hash,
+        chunks=n_chunks,
+        indexed_at=now,
+        text=a.text,
+    )
