@@ -70,3 +70,24 @@ class IngestError(RagError):
         self.line = line
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {reason}")
+
+
+class MissingPromptVariable(RagError):
+    """A prompt template uses a variable the caller did not supply."""
+
+    def __init__(self, template: str, variable: str) -> None:
+        self.template = template
+        self.variable = variable
+        super().__init__(f"prompt template {template!r} needs variable {variable!r}")
+
+
+class LLMError(RagError):
+    """The language model could not produce a (complete) answer.
+
+    ``kind`` is one of: ``unreachable``, ``timeout``, ``auth``, ``rate_limit``, ``server``,
+    ``bad_request``, ``stream`` (the stream broke mid-answer).
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)

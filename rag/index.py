@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -20,6 +20,10 @@ from .records import Article, Hit, IndexReport
 from .retrieve import Tables, bm25_scores, dense_scores, fuse
 from .store import ChunkRecord, DocRecord, Manifest, Snapshot
 from .update import Progress, Source
+
+if TYPE_CHECKING:
+    from .answer import Answer, AnswerStream
+    from .generate import Generator
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +246,64 @@ class Index:
             lexical, coverage = bm25_scores(snap.bm25, morphemes(query), n, mask)
         ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
         return [self._hit(row, score, dense.get(row), lexical.get(row)) for row, score in ranked]
+
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        since: dt.date | str | None = None,
+        until: dt.date | str | None = None,
+        source: str | None = None,
+        answerer: str | Generator | None = None,
+        **llm_options: Any,
+    ) -> Answer:
+        """Answer ``question`` from the indexed articles, citing passages as [n].
+
+        Args:
+            question: In Korean or another language; the answer uses the same language.
+            k: Passages retrieved and shown to the answerer.
+            since: Only articles dated on or after this day.
+            until: Only articles dated on or before this day.
+            source: Only articles from this outlet.
+            answerer: ``extractive`` (offline), ``openai``, a `Generator`, or ``None`` for
+                the configured one (see `rag.generate.llm_name`).
+            **llm_options: For ``openai``: ``model``, ``base_url``, ``api_key``, ``timeout``.
+
+        Returns:
+            The `Answer`, with ``refused=True`` when the articles do not contain the answer.
+
+        Raises:
+            LLMError: The language model failed (unreachable, timeout, bad key, ...).
+        """
+        from .answer import ask
+
+        return ask(self, question, self._generator(answerer, llm_options), k, since, until, source)
+
+    def ask_stream(
+        self,
+        question: str,
+        k: int = 5,
+        since: dt.date | str | None = None,
+        until: dt.date | str | None = None,
+        source: str | None = None,
+        answerer: str | Generator | None = None,
+        **llm_options: Any,
+    ) -> AnswerStream:
+        """Like `ask`, but iterate the result for the text as it is generated, then read
+        its ``.answer``."""
+        from .answer import ask_stream
+
+        generator = self._generator(answerer, llm_options)
+        return ask_stream(self, question, generator, k, since, until, source)
+
+    def _generator(self, answerer: str | Generator | None, options: dict[str, Any]) -> Generator:
+        from .generate import Generator, get_generator, llm_name
+
+        if isinstance(answerer, Generator):
+            return answerer
+        if llm_name(answerer) == "extractive":
+            return get_generator("extractive", embedder=self.embedder)
+        return get_generator(answerer, **options)
 
     def _hit(self, row: int, score: float, dense: float | None, bm25: float | None) -> Hit:
         chunk = self._snap.chunks[row]

@@ -12,6 +12,8 @@ import pytest
 
 from rag.embed import Embedder, register_backend
 
+pytest_plugins = ["tests.llm_server"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "examples" / "articles"
 KAKAO = "004_9dd825083520fc60"

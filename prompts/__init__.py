@@ -1,0 +1,1 @@
+"""Prompt templates (one .txt file each), shipped as the `rag.prompts` package."""

@@ -1,0 +1,90 @@
+"""The offline answerer: the passages' own sentences that best answer the question, cited.
+
+It never writes a word of its own: every sentence of the answer is copied from a passage
+and followed by that passage's [n] marker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from ..embed import Embedder
+from ..generate import Generator, Message
+from ..records import Hit
+from ..support import Evidence, Sentence, key_terms
+
+# Sentence score = cosine(question, sentence) + LEXICAL_WEIGHT * share of the question's
+# content words in the sentence. Sentences within MARGIN of the best one join the answer.
+LEXICAL_WEIGHT = 0.15
+MARGIN = 0.03
+# For a "why" question, sentences that state a cause get a bonus of CAUSE_BONUS.
+_WHY = re.compile(r"왜|이유|원인|까닭|\bwhy\b|\breasons?\b|\bcauses?\b", re.IGNORECASE)
+_CAUSE = re.compile(r"때문|이유|원인|탓|이어졌|이어진|이어지|으로 인해|로 인해|따라서")
+CAUSE_BONUS = 0.03
+# A sentence opening like this leans on the one before it ("이 과정에서 ..." = in the course
+# of what the previous sentence said), so that one joins the answer as its context.
+_LEANS_BACK = re.compile(
+    r"^(이|이런|이러한|이와|이에|이 같은|이같은|그|그러나|하지만|따라서|이 때문에)\s"
+)
+
+
+class ExtractiveGenerator(Generator):
+    """Selects up to ``max_sentences`` sentences by embedding similarity and word overlap."""
+
+    name = "extractive"
+    can_condense = False
+
+    def __init__(self, embedder: Embedder, max_sentences: int = 3) -> None:
+        self.embedder = embedder
+        self.max_sentences = max_sentences
+
+    def stream(
+        self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
+    ) -> Iterator[str]:
+        chosen = self.select(question, Evidence(self.embedder, [p.text for p in passages]))
+        yield " ".join(f"{s.text} [{s.n}]" for s in chosen)
+
+    def select(self, question: str, evidence: Evidence) -> list[Sentence]:
+        """The best sentences, in passage order."""
+        if not evidence.sentences or not question.strip():
+            return []
+        [terms] = key_terms([question])
+        scores = evidence.similarity(question) + LEXICAL_WEIGHT * evidence.overlap(terms)
+        if _WHY.search(question):
+            scores += CAUSE_BONUS * np.array(
+                [bool(_CAUSE.search(s.text)) for s in evidence.sentences]
+            )
+        # A bare heading or byline ("사진설명", "고민서 기자") is never an answer.
+        scores[[len(s.text) < 15 for s in evidence.sentences]] = -np.inf
+        order = np.argsort(-scores, kind="stable")
+        best = scores[order[0]]
+        picked = [int(i) for i in order[: self.max_sentences] if scores[i] >= best - MARGIN]
+        sentences = evidence.sentences
+        rows: set[int] = set()
+        for i in picked:
+            if not np.isfinite(scores[i]):
+                continue
+            if _LEANS_BACK.match(sentences[i].text):
+                rows.update(_with_context(sentences, i))
+            else:
+                rows.add(i)
+        # Overlapping chunks repeat sentences; each is quoted once, from its first passage.
+        seen: set[str] = set()
+        chosen = []
+        for i in sorted(rows, key=lambda i: (sentences[i].n, sentences[i].start)):
+            if sentences[i].text not in seen:
+                seen.add(sentences[i].text)
+                chosen.append(sentences[i])
+        return chosen
+
+
+def _with_context(sentences: list[Sentence], i: int) -> list[int]:
+    """Row ``i`` and the sentence before it, from a passage that holds both (chunks overlap,
+    so a sentence that opens one passage may sit inside another)."""
+    for j, s in enumerate(sentences):
+        if s.text == sentences[i].text and j > 0 and sentences[j - 1].n == s.n:
+            return [j - 1, j]
+    return [i]

@@ -1,0 +1,105 @@
+"""The `Generator` interface (chat messages in, text or a stream of text out) and its registry.
+
+Backends live in `rag/backends/`, one file each: ``extractive`` (offline, the default),
+``openai`` (any OpenAI-compatible server) and ``langchain`` (any LangChain chat model).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal, TypedDict
+
+from .errors import InvalidOption
+from .records import Hit
+
+
+class Message(TypedDict):
+    """One chat message, as the OpenAI chat API spells it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Generator(ABC):
+    """Base class; backends implement `stream`, and `generate` joins it.
+
+    Both take the rendered chat ``messages``; ``question`` and the numbered ``passages``
+    (passage n is ``passages[n - 1]``) are passed too, for backends that work on them
+    directly instead of on the prompt (the extractive answerer).
+    """
+
+    name: str = "generator"
+    #: Whether the backend can rewrite a follow-up question from the chat history.
+    can_condense: bool = True
+
+    @abstractmethod
+    def stream(
+        self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
+    ) -> Iterator[str]:
+        """Yield the answer's text in pieces.
+
+        Raises:
+            LLMError: The model failed; pieces already yielded are an incomplete answer.
+        """
+
+    def generate(
+        self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
+    ) -> str:
+        """The whole answer as one string."""
+        return "".join(self.stream(messages, question=question, passages=passages))
+
+
+Factory = Callable[..., Generator]
+_BACKENDS: dict[str, Factory] = {}
+
+
+def register_generator(name: str, factory: Factory) -> None:
+    """Make ``--llm NAME`` build generators with ``factory(**options)``."""
+    _BACKENDS[name] = factory
+
+
+def _builtin() -> None:
+    if "extractive" in _BACKENDS:
+        return
+
+    def extractive(**options: Any) -> Generator:
+        from .backends.extractive import ExtractiveGenerator
+
+        return ExtractiveGenerator(**options)
+
+    def openai(**options: Any) -> Generator:
+        from .backends.openai import OpenAIGenerator
+
+        return OpenAIGenerator(**options)
+
+    register_generator("extractive", extractive)
+    register_generator("openai", openai)
+
+
+def llm_name(explicit: str | None = None) -> str:
+    """Which answerer to use: ``explicit``, else ``$RAG_LLM``, else ``openai`` when an LLM
+    endpoint or model is configured (``$RAG_LLM_BASE_URL``, ``$RAG_LLM_MODEL``), else
+    ``extractive``."""
+    if explicit:
+        return explicit
+    if os.environ.get("RAG_LLM"):
+        return os.environ["RAG_LLM"]
+    if os.environ.get("RAG_LLM_BASE_URL") or os.environ.get("RAG_LLM_MODEL"):
+        return "openai"
+    return "extractive"
+
+
+def get_generator(name: str | None = None, **options: Any) -> Generator:
+    """Build a generator by name (see `llm_name`); options go to the backend.
+
+    Raises:
+        InvalidOption: Unknown name.
+        BackendUnavailable: The backend's package is missing.
+    """
+    _builtin()
+    chosen = llm_name(name)
+    if chosen not in _BACKENDS:
+        raise InvalidOption("llm", chosen, sorted(_BACKENDS))
+    return _BACKENDS[chosen](**{k: v for k, v in options.items() if v is not None})

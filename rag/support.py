@@ -1,0 +1,120 @@
+"""Does a passage support a sentence? Lexical (Kiwi morphemes, numbers) and semantic checks.
+
+Shared by the extractive answerer (which picks the sentences that answer a question), the
+citation verifier (which checks every cited sentence against its passages) and the refusal
+decision (which asks whether any passage is about the question at all).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .embed import Embedder
+from .korean import morphemes_batch, sentence_spans
+
+# Words that say what kind of answer is wanted, not what it is about.
+QUESTION_WORDS = frozenset(
+    {
+        *"누구 무엇 뭐 언제 어디 얼마 얼마나 몇 왜 어떻게 어떤 무슨 어느".split(),
+        *"이유 원인 배경 것 수 등 때문".split(),
+        *"what who whom whose when where which why how much many".split(),
+        *"does did do is are was were the a an of in on to for by with about and or".split(),
+    }
+)
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+# A sentence is supported by a passage when most of its content words occur there, or when
+# it means nearly the same as one of the passage's sentences; either way every number in it
+# must occur in the passage. Calibrated on the seed articles: faithful English renderings of
+# Korean sentences score 0.82-0.84 (e5 query vs passage), unrelated claims 0.73-0.77.
+MIN_LEXICAL = 0.5
+MIN_SEMANTIC = 0.80
+
+
+def language(text: str) -> str:
+    """``ko`` when a good share of the letters are Hangul, else ``en``."""
+    letters = _LETTER.findall(text)
+    hangul = _HANGUL.findall(text)
+    return "ko" if letters and len(hangul) / len(letters) >= 0.3 else "en"
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers written in ``text``, normalized ("1,633" -> "1633")."""
+    return {m.replace(",", "") for m in _NUMBER.findall(text)}
+
+
+def key_terms(texts: Sequence[str]) -> list[set[str]]:
+    """Content morphemes of each text, without question words."""
+    return [set(t) - QUESTION_WORDS for t in morphemes_batch(list(texts))]
+
+
+@dataclass
+class Sentence:
+    """A sentence of a numbered passage, with where it sits in that passage."""
+
+    n: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class Evidence:
+    """The sentences of the passages shown to an answerer, embedded once and reused."""
+
+    embedder: Embedder
+    passages: Sequence[str]
+    sentences: list[Sentence] = field(default_factory=list)
+    _terms: list[set[str]] = field(default_factory=list)
+    _passage_terms: list[set[str]] = field(default_factory=list)
+    _vectors: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for n, text in enumerate(self.passages, 1):
+            self.sentences.extend(Sentence(n, a, b, text[a:b]) for a, b in sentence_spans(text))
+        self._terms = key_terms([s.text for s in self.sentences])
+        self._passage_terms = key_terms(list(self.passages))
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if self._vectors is None:
+            self._vectors = self.embedder.embed_passages([s.text for s in self.sentences])
+        return self._vectors
+
+    def similarity(self, text: str) -> np.ndarray:
+        """Cosine of ``text`` (embedded as a query) with every sentence."""
+        if not self.sentences:
+            return np.zeros(0, dtype=np.float32)
+        return self.vectors @ self.embedder.embed_query(text)
+
+    def overlap(self, terms: set[str]) -> np.ndarray:
+        """Share of ``terms`` found in each sentence."""
+        if not terms:
+            return np.zeros(len(self.sentences), dtype=np.float32)
+        return np.array([len(terms & t) / len(terms) for t in self._terms], dtype=np.float32)
+
+    def coverage(self, terms: set[str]) -> float:
+        """Largest share of ``terms`` found in any one passage."""
+        if not terms or not self._passage_terms:
+            return 0.0
+        return max(len(terms & t) / len(terms) for t in self._passage_terms)
+
+    def support(self, sentence: str, cited: Sequence[int]) -> tuple[bool, float]:
+        """Whether the passages numbered ``cited`` support ``sentence``, and the score."""
+        cited_text = " ".join(self.passages[n - 1] for n in cited)
+        if not numbers(sentence) <= numbers(cited_text):
+            return False, 0.0
+        [terms] = key_terms([sentence])
+        passage_terms = set().union(*(self._passage_terms[n - 1] for n in cited))
+        lexical = len(terms & passage_terms) / len(terms) if terms else 0.0
+        if lexical >= MIN_LEXICAL:
+            return True, lexical
+        rows = [i for i, s in enumerate(self.sentences) if s.n in cited]
+        semantic = float(self.similarity(sentence)[rows].max()) if rows else 0.0
+        return semantic >= MIN_SEMANTIC, max(lexical, semantic)
