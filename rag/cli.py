@@ -185,6 +185,127 @@ def remove_cmd(
         _console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
 
 
+LlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="Answerer: extractive (offline, default) or openai (any OpenAI-compatible "
+        "server). Default: $RAG_LLM, else openai if $RAG_LLM_BASE_URL or $RAG_LLM_MODEL is set.",
+    ),
+]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="LLM model name ($RAG_LLM_MODEL).")]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", help="OpenAI-compatible endpoint ($RAG_LLM_BASE_URL)."),
+]
+TimeoutOpt = Annotated[
+    float | None, typer.Option("--timeout", min=0.1, help="LLM timeout in seconds.")
+]
+KOpt = Annotated[int, typer.Option("-k", min=1, help="Passages to retrieve.")]
+SinceOpt = Annotated[str | None, typer.Option(help="Only articles from this date on (YYYY-MM-DD).")]
+UntilOpt = Annotated[str | None, typer.Option(help="Only articles up to this date (YYYY-MM-DD).")]
+SourceOpt = Annotated[str | None, typer.Option(help="Only articles from this outlet.")]
+
+
+@app.command("ask")
+def ask_cmd(
+    question: Annotated[str, typer.Argument(help="A question, in Korean or English.")],
+    index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    k: KOpt = 5,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    source: SourceOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    timeout: TimeoutOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the indexed articles, citing passages as [n]."""
+    first, last = _date(since), _date(until)
+    idx = _open(index)
+    options = {"model": model, "base_url": base_url, "timeout": timeout}
+    stream = idx.ask_stream(
+        question, k=k, since=first, until=last, source=source, answerer=llm, **options
+    )
+    if as_json:
+        for _ in stream:
+            pass
+        assert stream.answer is not None
+        _print_json(stream.answer.model_dump(mode="json"))
+        return
+    _stream_answer(stream)
+
+
+@app.command("chat")
+def chat_cmd(
+    index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    k: KOpt = 5,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    source: SourceOpt = None,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Talk with the articles: follow-up questions keep the conversation's context.
+
+    Commands: /sources, /reset, /help, /quit. Ctrl-C cancels the current answer.
+    """
+    from .chat import ChatSession
+    from .repl import run
+
+    first, last = _date(since), _date(until)
+    idx = _open(index)
+    options = {"model": model, "base_url": base_url, "timeout": timeout}
+    generator = idx.answerer(llm, options)
+    session = ChatSession(idx, generator, k=k, since=first, until=last, source=source)
+    run(session, _stream_answer, _print_sources)
+
+
+def _stream_answer(stream: Any) -> Any:
+    """Print an answer as it arrives, then its sources and what the checks found."""
+    from .errors import LLMError
+
+    out = _console()
+    try:
+        for piece in stream:
+            out.print(_escape(piece), end="")
+    except LLMError:
+        out.print()
+        out.print("[answer incomplete]", style="bold red")
+        raise
+    out.print()
+    answer = stream.answer
+    if answer is None:
+        return None
+    if not answer.refused:
+        _print_sources(answer, cited_only=True)
+    for n in answer.invalid_markers:
+        out.print(f"note: removed citation [{n}]: no such passage", style="yellow")
+    for claim in answer.unsupported:
+        why = "cites nothing" if not claim.cited else "not supported by its citations"
+        out.print(f"note: {why}: {_escape(_snippet(claim.sentence, 80))}", style="yellow")
+    return answer
+
+
+def _print_sources(answer: Any, cited_only: bool = False) -> None:
+    out = _console()
+    cited = {c.n for c in answer.citations}
+    rows = [(n, h) for n, h in enumerate(answer.passages, 1) if not cited_only or n in cited]
+    if not rows:
+        out.print("No sources.")
+        return
+    out.print("Sources:")
+    for n, h in rows:
+        meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
+        title = h.title or (Path(h.path).name if h.path else h.doc_id)
+        mark = "" if n in cited or cited_only else "  (not cited)"
+        out.print(f"  [{n}] {_escape(title)}" + (f" ({meta})" if meta else "") + mark)
+        out.print(f"      {_escape(_snippet(h.text, 100))}", style="dim")
+
+
 def _open(path: Path) -> Index:
     from .index import Index
 

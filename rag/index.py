@@ -141,6 +141,7 @@ class Index:
                 "library": f"bm25s {version('bm25s')}",
                 "tokenizer": "kiwipiepy morphemes",
                 "tags": sorted(CONTENT_TAGS),
+                "stopwords": "English (bm25s STOPWORDS_EN_PLUS), for SL tokens",
                 "k1": 1.5,
                 "b": 0.75,
                 "method": "lucene",
@@ -277,7 +278,7 @@ class Index:
         """
         from .answer import ask
 
-        return ask(self, question, self._generator(answerer, llm_options), k, since, until, source)
+        return ask(self, question, self.answerer(answerer, llm_options), k, since, until, source)
 
     def ask_stream(
         self,
@@ -293,17 +294,20 @@ class Index:
         its ``.answer``."""
         from .answer import ask_stream
 
-        generator = self._generator(answerer, llm_options)
+        generator = self.answerer(answerer, llm_options)
         return ask_stream(self, question, generator, k, since, until, source)
 
-    def _generator(self, answerer: str | Generator | None, options: dict[str, Any]) -> Generator:
+    def answerer(
+        self, name: str | Generator | None = None, options: dict[str, Any] | None = None
+    ) -> Generator:
+        """The generator `ask` would use for ``name`` (see `rag.generate.llm_name`)."""
         from .generate import Generator, get_generator, llm_name
 
-        if isinstance(answerer, Generator):
-            return answerer
-        if llm_name(answerer) == "extractive":
+        if isinstance(name, Generator):
+            return name
+        if llm_name(name) == "extractive":
             return get_generator("extractive", embedder=self.embedder)
-        return get_generator(answerer, **options)
+        return get_generator(name, **(options or {}))
 
     def _hit(self, row: int, score: float, dense: float | None, bm25: float | None) -> Hit:
         chunk = self._snap.chunks[row]

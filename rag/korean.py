@@ -65,10 +65,42 @@ def morphemes_batch(texts: Sequence[str]) -> list[list[str]]:
         return [_content(tokens) for tokens in analyzed]
 
 
+@functools.cache
+def _english_stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return frozenset(STOPWORDS_EN_PLUS)
+
+
 def _content(tokens: Iterable) -> list[str]:
     out = []
     for t in tokens:
         tag = t.tag.split("-")[0]  # "VV-R" / "VA-I": regular/irregular conjugation marks
-        if tag in CONTENT_TAGS:
-            out.append(t.form.lower() if tag == "SL" else t.form)
+        if tag == "SL":
+            # English function words ("the", "of") occur in a few Korean articles; as query
+            # terms they would match those articles for every English question.
+            word = t.form.lower()
+            if word not in _english_stopwords():
+                out.append(word)
+        elif tag in CONTENT_TAGS:
+            out.append(t.form)
     return out
+
+
+def entity_phrases(text: str) -> list[str]:
+    """Names in ``text`` as written: proper nouns ("카카오엔터프라이즈") and capitalized
+    foreign words ("Kakao Enterprise"), adjacent pieces joined."""
+    with _lock:
+        tokens = kiwi().tokenize(text)
+    spans: list[list[int]] = []
+    for t in tokens:
+        name = t.tag == "NNP" or (
+            t.tag == "SL" and t.form[:1].isupper() and t.form.lower() not in _english_stopwords()
+        )
+        if not name:
+            continue
+        if spans and t.start - spans[-1][1] <= (1 if t.tag == "SL" else 0):
+            spans[-1][1] = t.start + t.len
+        else:
+            spans.append([t.start, t.start + t.len])
+    return [text[a:b] for a, b in spans]

@@ -1,0 +1,119 @@
+"""The `rag chat` loop: line editing and history (readline), commands, Ctrl-C handling."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .chat import ChatSession
+from .errors import RagError
+
+HELP = """Ask a question about the indexed articles; follow-up questions keep the context.
+  /sources   the passages behind the last answer
+  /reset     start a new conversation
+  /help      this help
+  /quit      leave (also Ctrl-D)
+Ctrl-C cancels the answer being written."""
+
+# An ASCII prompt: readline measures the prompt to place the cursor, and Hangul in the
+# prompt itself is where terminals most often get the width wrong.
+PROMPT = "rag> "
+
+
+def history_file() -> Path:
+    """``$RAG_HISTORY``, else ``$XDG_STATE_HOME/rag/history`` (``~/.local/state``)."""
+    if os.environ.get("RAG_HISTORY"):
+        return Path(os.environ["RAG_HISTORY"])
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "rag" / "history"
+
+
+def _setup_readline() -> Callable[[], None]:
+    """Enable line editing and history on a terminal; returns a function saving history."""
+    if not sys.stdin.isatty():
+        return lambda: None
+    try:
+        import readline
+    except ImportError:  # e.g. Windows without pyreadline
+        return lambda: None
+    path = history_file()
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            readline.write_history_file(path)
+
+    return save
+
+
+def run(
+    session: ChatSession,
+    show_answer: Callable[[Any], Any],
+    show_sources: Callable[[Any], None],
+) -> None:
+    """Read questions until /quit or end of input; errors end the turn, not the session."""
+    save_history = _setup_readline()
+    out = sys.stdout
+    out.write("Ask about the indexed articles. /help for commands, /quit to leave.\n")
+    try:
+        while True:
+            try:
+                line = input(PROMPT).strip()
+            except EOFError:
+                out.write("\n")
+                return
+            except KeyboardInterrupt:
+                out.write("\n")
+                continue
+            if not line:
+                continue
+            if line.startswith("/"):
+                if _command(line, session, show_sources):
+                    return
+                continue
+            _turn(line, session, show_answer)
+    finally:
+        save_history()
+
+
+def _command(line: str, session: ChatSession, show_sources: Callable[[Any], None]) -> bool:
+    """Run a /command; returns True to leave."""
+    name = line.split()[0].lower()
+    if name in ("/quit", "/exit", "/q"):
+        return True
+    if name == "/help":
+        print(HELP)
+    elif name == "/reset":
+        session.reset()
+        print("Conversation cleared.")
+    elif name == "/sources":
+        if session.last is None:
+            print("No answer yet.")
+        else:
+            show_sources(session.last)
+    else:
+        print(f"Unknown command {name}; /help lists them.")
+    return False
+
+
+def _turn(question: str, session: ChatSession, show_answer: Callable[[Any], Any]) -> None:
+    try:
+        standalone, stream = session.ask_stream(question)
+        if standalone != question:
+            print(f"(searching for: {standalone})")
+        answer = show_answer(stream)
+    except KeyboardInterrupt:
+        print("\n[answer cancelled]")
+        return
+    except RagError as e:
+        print(f"error: {e}")
+        return
+    if answer is not None:
+        session.record(question, standalone, answer)
