@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rag.embed import Embedder, register_backend
+from rag.generate import Generator, Message
 
 pytest_plugins = ["tests.llm_server"]
 
@@ -62,3 +63,18 @@ def seeds(tmp_path: Path) -> Path:
     folder = tmp_path / "articles"
     shutil.copytree(SEEDS, folder)
     return folder
+
+
+class FakeGenerator(Generator):
+    """Replies from a queue and records the messages it was sent."""
+
+    name = "fake-llm"
+
+    def __init__(self, *replies: str | list[str]) -> None:
+        self.replies = list(replies)
+        self.calls: list[list[Message]] = []
+
+    def stream(self, messages, *, question="", passages=()):  # type: ignore[no-untyped-def]
+        self.calls.append(messages)
+        reply = self.replies.pop(0)
+        yield from [reply] if isinstance(reply, str) else reply
