@@ -27,7 +27,8 @@ CAUSE_BONUS = 0.03
 # A sentence opening like this leans on the one before it ("이 과정에서 ..." = in the course
 # of what the previous sentence said), so that one joins the answer as its context.
 _LEANS_BACK = re.compile(
-    r"^(이|이런|이러한|이와|이에|이 같은|이같은|그|그러나|하지만|따라서|이 때문에)\s"
+    r"^(이 과정에서|이에 따라|이 때문에|이로 인해|그 결과|이러한|이런|이같은|이 같은|그러나|하지만|"
+    r"따라서)[\s,]"
 )
 
 
