@@ -11,7 +11,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from typer.core import TyperGroup
@@ -264,6 +264,100 @@ def chat_cmd(
     run(session, _stream_answer, _print_sources)
 
 
+@app.command("eval")
+def eval_cmd(
+    gold: Annotated[
+        Path,
+        typer.Argument(help="Gold questions, JSONL (schema in the README).", dir_okay=False),
+    ],
+    index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    k: KOpt = 5,
+    fusion: Annotated[
+        FusionChoice, typer.Option(help="How dense and BM25 results are combined.")
+    ] = _DEFAULT_FUSION,
+    bm25_weight: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="BM25 weight in convex fusion.")
+    ] = config.DEFAULT_BM25_WEIGHT,
+    llm: LlmOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    timeout: TimeoutOpt = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write DIR/report.md and a recall@k plot.", file_okay=False),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Compare with this baseline file; exit 1 if a metric regressed.",
+            dir_okay=False,
+        ),
+    ] = None,
+    update_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--update-baseline", help="Rewrite the --baseline file from this run (no gate)."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score retrieval, answers, citations and refusals against gold questions."""
+    from . import report as reports
+    from .evaluate import EvalResult, evaluate, gold_digest, load_gold
+
+    if update_baseline and baseline is None:
+        raise typer.BadParameter("needs --baseline FILE", param_hint="--update-baseline")
+    items = load_gold(gold)
+    previous = None
+    if baseline is not None and (baseline.exists() or not update_baseline):
+        previous = reports.read_baseline(baseline)
+        if not update_baseline:  # fail before the long run, not after
+            reports.check_gold(previous, gold_digest(items), baseline)
+    idx = _open(index)
+    options = {"model": model, "base_url": base_url, "timeout": timeout}
+    result = cast(
+        EvalResult,
+        _with_progress(
+            lambda progress: evaluate(
+                idx,
+                items,
+                k=k,
+                answerer=llm,
+                fusion=fusion.value,
+                bm25_weight=bm25_weight,
+                progress=progress,
+                **options,
+            )
+        ),
+    )
+    result.gold = str(gold)
+    comparison = None
+    if previous is not None and not update_baseline:
+        comparison = reports.compare(result, previous)
+    if report is not None:
+        reports.write_report(result, report, comparison)
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+    else:
+        out = _console()
+        for line in reports.summary_lines(result):
+            out.print(_escape(line))
+        if comparison is not None:
+            out.print(f"\nCompared with {baseline}:")
+            for line in [*reports.comparison_table(comparison), *comparison.changes()]:
+                out.print(_escape(line))
+        if report is not None:
+            out.print(f"\nReport: {report / 'report.md'}")
+    if update_baseline and baseline is not None:
+        reports.write_baseline(reports.make_baseline(result, previous), baseline)
+        typer.echo(f"Wrote baseline {baseline}", err=True)
+    if comparison is not None and comparison.regressions:
+        for check in comparison.regressions:
+            typer.echo(check.line(), err=True)
+        raise typer.Exit(1)
+
+
 def _stream_answer(stream: Any) -> Any:
     """Print an answer as it arrives, then its sources and what the checks found."""
     from .errors import LLMError
@@ -323,7 +417,10 @@ def _print_json(data: Any) -> None:
 
 
 def _with_progress(run: Any) -> IndexReport:
-    """Run an add with a progress bar on stderr when it is a terminal."""
+    """Run an add with a progress bar on stderr; where stderr is not a terminal (CI logs,
+    pipes) a plain line every 10 seconds and at the end of each stage instead."""
+    import time
+
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -343,11 +440,16 @@ def _with_progress(run: Any) -> IndexReport:
         disable=not console.is_terminal,
     ) as bar:
         tasks: dict[str, Any] = {}
+        last_line = [0.0]
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
+            now = time.monotonic()
+            if not console.is_terminal and total and (done == total or now - last_line[0] > 10):
+                last_line[0] = now
+                sys.stderr.write(f"{stage} {done}/{total}\n")
 
         return run(progress)
 

@@ -23,8 +23,10 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     def invoke(*args: str) -> tuple[int, str]:
         result = runner.invoke(app, list(args))
-        # Durations are the only nondeterministic part of the output.
-        return result.exit_code, re.sub(r"in \d+\.\d s", "in T s", result.output)
+        # Durations are the only nondeterministic part of the output; progress lines (on
+        # stderr, which the runner mixes in) are checked on their own.
+        out = re.sub(r"in \d+\.\d s", "in T s", result.output)
+        return result.exit_code, re.sub(r"(?m)^(read|chunk|embed) \d+/\d+\n", "", out)
 
     return invoke
 
@@ -73,6 +75,16 @@ def test_index_search_info_remove_transcript(run, tmp_path: Path) -> None:
     )
     assert run("remove", KAKAO) == (0, f"Removed 1 document(s): {KAKAO}\n")
     assert run("search", "카카오", "--since", "2024-01-01") == (0, "No matching passages.\n")
+
+
+def test_progress_lines_when_not_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(SEEDS, tmp_path / "articles")
+    result = CliRunner().invoke(app, ["index", "articles", "--embedder", "fake"])
+    assert result.exit_code == 0
+    assert "read 2/2\nchunk 2/2\nembed 6/6\n" in result.stderr
 
 
 def test_json_outputs(run) -> None:
