@@ -62,8 +62,14 @@ class ExtractiveGenerator(Generator):
         scores[[len(s.text) < 15 for s in evidence.sentences]] = -np.inf
         order = np.argsort(-scores, kind="stable")
         best = scores[order[0]]
-        picked = [int(i) for i in order[: self.max_sentences] if scores[i] >= best - MARGIN]
         sentences = evidence.sentences
+        # Overlapping chunks repeat sentences: the best distinct ones are picked.
+        picked: list[int] = []
+        for i in map(int, order):
+            if len(picked) == self.max_sentences or scores[i] < best - MARGIN:
+                break
+            if all(sentences[j].text != sentences[i].text for j in picked):
+                picked.append(i)
         rows: set[int] = set()
         for i in picked:
             if not np.isfinite(scores[i]):
@@ -72,7 +78,7 @@ class ExtractiveGenerator(Generator):
                 rows.update(_with_context(sentences, i))
             else:
                 rows.add(i)
-        # Overlapping chunks repeat sentences; each is quoted once, from its first passage.
+        # Each sentence is quoted once, from the first passage that holds it.
         seen: set[str] = set()
         chosen = []
         for i in sorted(rows, key=lambda i: (sentences[i].n, sentences[i].start)):
