@@ -23,12 +23,15 @@ def stream_answer(stream: Any) -> Any:
     from .errors import LLMError
 
     out = console()
+    shown = False
     try:
         for piece in stream:
             out.print(escape(piece), end="")
+            shown = shown or bool(piece)
     except LLMError:
-        out.print()
-        out.print("[answer incomplete]", style="bold red")
+        if shown:  # text is on the screen: say it is not the whole answer
+            out.print()
+            out.print(escape("[answer incomplete]"), style="bold red")
         raise
     out.print()
     answer = stream.answer
@@ -37,7 +40,7 @@ def stream_answer(stream: Any) -> Any:
     if not answer.refused:
         print_sources(answer, cited_only=True)
     for n in answer.invalid_markers:
-        out.print(f"note: removed citation [{n}]: no such passage", style="yellow")
+        out.print(escape(f"note: removed citation [{n}]: no such passage"), style="yellow")
     for claim in answer.unsupported:
         why = "cites nothing" if not claim.cited else "not supported by its citations"
         out.print(f"note: {why}: {escape(snippet(claim.sentence, 80))}", style="yellow")
