@@ -7,7 +7,6 @@ passages it cites, and sentences that cite nothing or are not supported are repo
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,20 +45,10 @@ _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
-class Citation(BaseModel):
-    """A passage the answer cites, and whether every sentence citing it is supported."""
+class Citation(Hit):
+    """A passage the answer cites as [n], and whether every sentence citing it is supported."""
 
     n: int
-    doc_id: str
-    chunk_id: str
-    title: str | None
-    date: dt.date | None
-    source: str | None
-    path: str | None
-    url: str | None = None
-    text: str
-    start: int
-    end: int
     verified: bool
 
 
@@ -120,18 +109,16 @@ class AnswerStream:
             raise
         self.answer = self._finish("".join(received), True)
 
-
-def ask(index: Index, question: str, generator: Generator, **search: Any) -> Answer:
-    """Answer ``question`` from the index; see `Index.ask`."""
-    stream = ask_stream(index, question, generator, **search)
-    for _ in stream:
-        pass
-    assert stream.answer is not None
-    return stream.answer
+    def result(self) -> Answer:
+        """Read the rest of the stream and return the checked answer."""
+        for _ in self:
+            pass
+        assert self.answer is not None
+        return self.answer
 
 
 def ask_stream(index: Index, question: str, generator: Generator, **search: Any) -> AnswerStream:
-    """Like `ask`, streaming the answer's text; ``search`` goes to `Index.search`."""
+    """Retrieve for ``question`` (``search`` goes to `Index.search`) and stream the answer."""
     started = time.perf_counter()
     hits = index.search(question, **search)
     return answer_stream(question, hits, generator, index.embedder, time.perf_counter() - started)
@@ -264,17 +251,4 @@ def _is_refusal(text: str) -> bool:
 
 
 def _citation(n: int, hit: Hit, verified: bool) -> Citation:
-    return Citation(
-        n=n,
-        doc_id=hit.doc_id,
-        chunk_id=hit.chunk_id,
-        title=hit.title,
-        date=hit.date,
-        source=hit.source,
-        path=hit.path,
-        url=hit.url,
-        text=hit.text,
-        start=hit.start,
-        end=hit.end,
-        verified=verified,
-    )
+    return Citation(n=n, verified=verified, **hit.model_dump())

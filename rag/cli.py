@@ -235,10 +235,7 @@ def ask_cmd(
         timeout=timeout,
     )
     if as_json:
-        for _ in stream:
-            pass
-        assert stream.answer is not None
-        output.print_json(stream.answer.model_dump(mode="json"))
+        output.print_json(stream.result().model_dump(mode="json"))
         return
     output.stream_answer(stream)
 

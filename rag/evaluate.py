@@ -383,11 +383,9 @@ def evaluate(
             item.question, k=max(RANKING_DEPTH, k), fusion=fusion, bm25_weight=bm25_weight
         )
         retrieve = time.perf_counter() - t0
-        stream = answer_stream(item.question, hits[:k], generator, index.embedder, retrieve)
-        for _ in stream:
-            pass
-        answer = stream.answer
-        assert answer is not None
+        answer = answer_stream(
+            item.question, hits[:k], generator, index.embedder, retrieve
+        ).result()
         results.append(
             score(
                 item,

@@ -295,11 +295,9 @@ class Index:
         Raises:
             LLMError: The language model failed (unreachable, timeout, bad key, ...).
         """
-        from .answer import ask
-
-        search = {"k": k, "since": since, "until": until, "source": source}
-        generator = self.answerer(answerer, llm_options)
-        return ask(self, question, generator, fusion=fusion, bm25_weight=bm25_weight, **search)
+        return self.ask_stream(
+            question, k, since, until, source, answerer, fusion, bm25_weight, **llm_options
+        ).result()
 
     def ask_stream(
         self,

@@ -75,7 +75,7 @@ def print_json(data: Any) -> None:
 
 def with_progress(run: Any) -> IndexReport:
     """Run an add with a progress bar on stderr; where stderr is not a terminal (CI logs,
-    pipes) a plain line every 10 seconds and at the end of each stage instead."""
+    pipes) a plain line at the start and end of each stage and every 10 seconds instead."""
     import time
 
     from rich.progress import (
@@ -100,11 +100,13 @@ def with_progress(run: Any) -> IndexReport:
         last_line = [0.0]
 
         def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
+            new = stage not in tasks
+            if new:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
             now = time.monotonic()
-            if not err.is_terminal and total and (done == total or now - last_line[0] > 10):
+            due = new or done == total or now - last_line[0] > 10
+            if not err.is_terminal and total and due:
                 last_line[0] = now
                 sys.stderr.write(f"{stage} {done}/{total}\n")
 

@@ -84,7 +84,7 @@ def test_progress_lines_when_not_a_terminal(
     shutil.copytree(SEEDS, tmp_path / "articles")
     result = CliRunner().invoke(app, ["index", "articles", "--embedder", "fake"])
     assert result.exit_code == 0
-    assert "read 2/2\nchunk 2/2\nembed 6/6\n" in result.stderr
+    assert result.stderr == "read 1/2\nread 2/2\nchunk 1/2\nchunk 2/2\nembed 0/6\nembed 6/6\n"
 
 
 def test_json_outputs(run) -> None:

@@ -126,8 +126,14 @@ def test_killed_rag_index_leaves_the_previous_index(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     cmd = [sys.executable, "-c", "from rag.cli import main; main()", "index", str(feed)]
-    proc = subprocess.Popen(cmd, env={**os.environ, "RAG_INDEX": str(index_dir)})
-    time.sleep(6)
+    env = {**os.environ, "RAG_INDEX": str(index_dir)}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    # Progress lines go to stderr when it is not a terminal: kill once embedding has begun.
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if line.startswith("embed ") or time.monotonic() > deadline:
+            break
     assert proc.poll() is None, "rag index finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
