@@ -19,7 +19,7 @@ from .errors import LLMError
 from .generate import Generator, Message
 from .korean import sentence_spans
 from .records import Hit
-from .support import Evidence, key_terms, language
+from .support import Evidence, evidence_for, key_terms, language
 from .templates import render
 
 if TYPE_CHECKING:
@@ -134,9 +134,9 @@ def answer_stream(
     """Answer ``question`` from passages already retrieved (numbered in order)."""
     started = time.perf_counter()
     lang = language(question)
-    evidence = Evidence(embedder, [h.text for h in hits])
 
     def finish(text: str, complete: bool) -> Answer:
+        evidence = evidence_for(embedder, tuple(h.text for h in hits))
         answer = verify(question, text, hits, evidence, lang)
         answer.complete = complete
         answer.answerer = generator.name

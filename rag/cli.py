@@ -76,6 +76,12 @@ IndexOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
+KOpt = Annotated[int, typer.Option("-k", min=1, help="Passages to retrieve.")]
+SinceOpt = Annotated[str | None, typer.Option(help="Only articles from this date on (YYYY-MM-DD).")]
+UntilOpt = Annotated[str | None, typer.Option(help="Only articles up to this date (YYYY-MM-DD).")]
+SourceOpt = Annotated[str | None, typer.Option(help="Only articles from this outlet.")]
+
+
 @app.command("index")
 def index_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
@@ -126,13 +132,9 @@ def search_cmd(
     query: Annotated[str, typer.Argument(help="What to look for, in Korean or English.")],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
     k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 5,
-    since: Annotated[
-        str | None, typer.Option(help="Only articles from this date on (YYYY-MM-DD).")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Only articles up to this date (YYYY-MM-DD).")
-    ] = None,
-    source: Annotated[str | None, typer.Option(help="Only articles from this outlet.")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    source: SourceOpt = None,
     fusion: Annotated[
         FusionChoice, typer.Option(help="How dense and BM25 results are combined.")
     ] = _DEFAULT_FUSION,
@@ -202,10 +204,6 @@ BaseUrlOpt = Annotated[
 TimeoutOpt = Annotated[
     float | None, typer.Option("--timeout", min=0.1, help="LLM timeout in seconds.")
 ]
-KOpt = Annotated[int, typer.Option("-k", min=1, help="Passages to retrieve.")]
-SinceOpt = Annotated[str | None, typer.Option(help="Only articles from this date on (YYYY-MM-DD).")]
-UntilOpt = Annotated[str | None, typer.Option(help="Only articles up to this date (YYYY-MM-DD).")]
-SourceOpt = Annotated[str | None, typer.Option(help="Only articles from this outlet.")]
 
 
 @app.command("ask")

@@ -164,21 +164,11 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         """The embedder, loaded on first use and checked against the index's model."""
-        recorded = self._snap.manifest.embedder
         if self._embedder is None:
-            self._embedder = _recorded_embedder(recorded)
-            if self._embedder.spec != recorded["spec"]:
-                try:
-                    self._embedder.check_compatible(recorded)
-                except EmbedderMismatch:
-                    log.warning(
-                        "%s disagrees with the index; using %s",
-                        self._embedder.spec,
-                        recorded["spec"],
-                    )
-                    self._embedder = get_embedder(recorded["spec"], **_prefix_options(recorded))
-        if not self._checked:
-            self._embedder.check_compatible(recorded)
+            self._embedder = _recorded_embedder(self._snap.manifest.embedder)
+            self._checked = True
+        if not self._checked:  # an embedder the caller chose
+            self._embedder.check_compatible(self._snap.manifest.embedder)
             self._checked = True
         return self._embedder
 
@@ -459,16 +449,21 @@ class Index:
 
 
 def _recorded_embedder(recorded: dict[str, Any]) -> Embedder:
-    """The embedder for an index: its recorded one, or for the bundled e5 model the fastest
-    runtime installed (the probe check still decides whether it may be used)."""
+    """The embedder for an index, checked against its probe vectors: for the bundled e5
+    model the fastest runtime installed if it agrees with the index, else the recorded one."""
     spec = recorded["spec"]
     if spec.split(":")[0] in config.E5_RUNTIMES and recorded["model_id"] == E5_MODEL_ID:
         fastest = config.embedder_spec()
-        try:
-            return get_embedder(fastest)
-        except BackendUnavailable:
-            log.info("%s unavailable, using %s", fastest, spec)
-    return get_embedder(spec, **_prefix_options(recorded))
+        if fastest != spec:
+            try:
+                candidate = get_embedder(fastest)
+                candidate.check_compatible(recorded)
+                return candidate
+            except (BackendUnavailable, EmbedderMismatch) as e:
+                log.warning("not using %s (%s); using %s", fastest, e, spec)
+    embedder = get_embedder(spec, **_prefix_options(recorded))
+    embedder.check_compatible(recorded)
+    return embedder
 
 
 def _prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:

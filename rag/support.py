@@ -7,6 +7,7 @@ decision (which asks whether any passage is about the question at all).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -119,6 +120,13 @@ class Evidence:
         rows = [i for i, s in enumerate(self.sentences) if s.n in cited]
         semantic = float(self.similarity(sentence)[rows].max()) if rows else 0.0
         return semantic >= MIN_SEMANTIC, max(lexical, semantic)
+
+
+@functools.lru_cache(maxsize=8)
+def evidence_for(embedder: Embedder, passages: tuple[str, ...]) -> Evidence:
+    """The `Evidence` for these passages; the answerer and the citation check share it, so
+    the passages are split and analyzed once per question."""
+    return Evidence(embedder, passages)
 
 
 # Consecutive questions (a chat, an eval run) keep retrieving the same passages; their

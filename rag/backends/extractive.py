@@ -14,7 +14,7 @@ import numpy as np
 from ..embed import Embedder
 from ..generate import Generator, Message
 from ..records import Hit
-from ..support import Evidence, Sentence, key_terms
+from ..support import Evidence, Sentence, evidence_for, key_terms
 
 # Sentence score = cosine(question, sentence) + LEXICAL_WEIGHT * share of the question's
 # content words in the sentence. Sentences within MARGIN of the best one join the answer.
@@ -45,7 +45,8 @@ class ExtractiveGenerator(Generator):
     def stream(
         self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
     ) -> Iterator[str]:
-        chosen = self.select(question, Evidence(self.embedder, [p.text for p in passages]))
+        passages_text = tuple(p.text for p in passages)
+        chosen = self.select(question, evidence_for(self.embedder, passages_text))
         yield " ".join(f"{s.text} [{s.n}]" for s in chosen)
 
     def select(self, question: str, evidence: Evidence) -> list[Sentence]:
