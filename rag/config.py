@@ -32,12 +32,24 @@ RRF_K = 60
 # How many candidates each retriever contributes to fusion.
 FUSION_CANDIDATES = 100
 
+# Dense search is exact below this many chunks and approximate (HNSW over 8-bit vectors,
+# re-scored exactly) from it on; chosen with benchmarks/bench_search.py (see the README).
+DEFAULT_ANN_THRESHOLD = 100_000
+ANN_FACTORY = "HNSW32,SQ8"
+ANN_EF_CONSTRUCTION = 80
+ANN_EF_SEARCH = 128
+
 
 def index_dir(explicit: str | Path | None = None) -> Path:
     """The index directory: ``explicit``, else ``$RAG_INDEX``, else ``index/``."""
     if explicit is not None:
         return Path(explicit)
     return Path(os.environ.get("RAG_INDEX") or DEFAULT_INDEX_DIR)
+
+
+def ann_threshold() -> int:
+    """Chunks from which dense search is approximate: ``$RAG_ANN_THRESHOLD`` or the default."""
+    return int(os.environ.get("RAG_ANN_THRESHOLD") or DEFAULT_ANN_THRESHOLD)
 
 
 def embedder_spec(explicit: str | None = None) -> str:

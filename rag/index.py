@@ -23,7 +23,7 @@ from .errors import (
 )
 from .korean import CONTENT_TAGS, morphemes
 from .records import Article, Hit, IndexReport
-from .retrieve import Tables, bm25_scores, dense_scores, fuse
+from .retrieve import bm25_scores, dense_scores, fuse, mask
 from .store import ChunkRecord, DocRecord, Manifest, Snapshot
 from .update import Progress, Source
 
@@ -67,7 +67,6 @@ class Index:
         self._snap = snapshot
         self._embedder = embedder
         self._checked = False
-        self._tables: Tables | None = None
 
     @classmethod
     def open(
@@ -156,7 +155,7 @@ class Index:
             },
         )
         with store.lock(directory):
-            manifest = store.write(directory, manifest, [], [], _empty(model.dim))
+            store.write(directory, manifest, None, set(), [], [], _empty(model.dim))
         return cls(directory, store.read(directory), model)
 
     # -- reading -------------------------------------------------------------------------
@@ -173,20 +172,16 @@ class Index:
         return self._embedder
 
     def __len__(self) -> int:
-        return len(self._snap.docs)
+        return self._snap.manifest.documents
 
     def documents(self) -> list[DocRecord]:
         """Indexed articles, in the order they were added."""
-        return list(self._snap.docs.values())
+        return list(self._snap.docs().values())
 
     def info(self) -> IndexInfo:
         """Counts, model, size on disk, date range and outlets of the index."""
         m = self._snap.manifest
-        dates = [d.date for d in self._snap.docs.values() if d.date]
-        sources: dict[str, int] = {}
-        for d in self._snap.docs.values():
-            if d.source:
-                sources[d.source] = sources.get(d.source, 0) + 1
+        first, last, sources = self._snap.stats()
         return IndexInfo(
             path=str(self.path),
             documents=m.documents,
@@ -197,9 +192,9 @@ class Index:
             size_bytes=store.disk_size(self.path, m),
             created=m.created,
             updated=m.updated,
-            first_date=min(dates, default=None),
-            last_date=max(dates, default=None),
-            sources=dict(sorted(sources.items())),
+            first_date=first,
+            last_date=last,
+            sources=sources,
             rag_version=m.rag_version,
             format_version=m.format_version,
         )
@@ -235,23 +230,26 @@ class Index:
         if k < 1:
             raise InvalidOption("k", k, ["a positive integer"])
         snap = self._snap
-        if not snap.chunks or not query.strip():
+        if not len(snap) or not query.strip():
             return []
-        if self._tables is None:
-            self._tables = Tables.build(snap)
-        mask = self._tables.mask(_as_date(since, "since"), _as_date(until, "until"), source)
-        if mask is not None and not mask.any():
+        keep = mask(snap, _as_date(since, "since"), _as_date(until, "until"), source)
+        if keep is not None and not keep.any():
             return []
         n = max(config.FUSION_CANDIDATES, k)
         dense: dict[int, float] = {}
         lexical: dict[int, float] = {}
         coverage = 0.0
         if fusion != "bm25":
-            dense = dense_scores(snap.faiss_index, self.embedder.embed_query(query), n, mask)
+            dense = dense_scores(snap, self.embedder.embed_query(query), n, keep)
         if fusion != "dense":
-            lexical, coverage = bm25_scores(snap.bm25, morphemes(query), n, mask)
+            lexical, coverage = bm25_scores(snap.bm25, morphemes(query), n, keep)
         ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
-        return [self._hit(row, score, dense.get(row), lexical.get(row)) for row, score in ranked]
+        chunks = snap.chunks([row for row, _ in ranked])
+        docs = snap.docs({c.doc_id for c in chunks}, text=False)
+        return [
+            _hit(chunk, docs[chunk.doc_id], score, dense.get(row), lexical.get(row))
+            for chunk, (row, score) in zip(chunks, ranked, strict=True)
+        ]
 
     def ask(
         self,
@@ -323,25 +321,6 @@ class Index:
             return get_generator("extractive", embedder=self.embedder)
         return get_generator(name, **(options or {}))
 
-    def _hit(self, row: int, score: float, dense: float | None, bm25: float | None) -> Hit:
-        chunk = self._snap.chunks[row]
-        doc = self._snap.docs[chunk.doc_id]
-        return Hit(
-            doc_id=doc.doc_id,
-            chunk_id=chunk.chunk_id,
-            title=doc.title,
-            date=doc.date,
-            source=doc.source,
-            path=doc.path,
-            url=doc.url,
-            text=chunk.text,
-            start=chunk.start,
-            end=chunk.end,
-            score=score,
-            dense_score=dense,
-            bm25_score=bm25,
-        )
-
     # -- writing -------------------------------------------------------------------------
 
     def add(
@@ -368,9 +347,8 @@ class Index:
             _ = self.embedder  # a mismatched embedder is refused even when nothing is new
         with store.lock(self.path):
             self._snap = store.read(self.path)  # another process may have written since open
-            self._tables = None
             articles = update.collect(inputs, report, progress)
-            plan = update.plan(self._snap.docs, articles, report)
+            plan = update.plan(self._snap.docs(text=False), articles, report)
             if plan:
                 self._apply(plan, report, progress)
         report.seconds = time.perf_counter() - started
@@ -388,25 +366,19 @@ class Index:
         targets = [targets] if isinstance(targets, str) else list(targets)
         with store.lock(self.path):
             self._snap = store.read(self.path)
-            self._tables = None
             gone: list[str] = []
             for target in targets:
                 ids = self._resolve(target)
                 if not ids:
                     raise RagError(f"no indexed document matches {target!r}")
                 gone.extend(i for i in ids if i not in gone)
-            self._rewrite(drop=set(gone), docs=[], chunks=[], vectors=_empty(self._dim))
+            self._write(drop=set(gone), docs=[], chunks=[], vectors=_empty(self._dim))
         return gone
 
     def _resolve(self, target: str) -> list[str]:
-        if target in self._snap.docs:
+        if self._snap.docs([target], text=False):
             return [target]
-        resolved = str(Path(target).expanduser().resolve())
-        return [
-            d.doc_id
-            for d in self._snap.docs.values()
-            if d.path and (d.path == resolved or d.path.startswith(resolved.rstrip("/") + "/"))
-        ]
+        return self._snap.doc_ids_under(str(Path(target).expanduser().resolve()))
 
     @property
     def _dim(self) -> int:
@@ -418,34 +390,44 @@ class Index:
         docs, chunks, texts = update.prepare(
             plan, self.embedder, self._snap.manifest.chunker, progress
         )
-        old_vectors = store.vectors_of(self._snap)
-        vectors = update.embed(
-            chunks, texts, self._snap.chunks, old_vectors, self.embedder, report, progress
-        )
-        self._rewrite({d.doc_id for d in docs}, docs, chunks, vectors, old_vectors)
+        vectors = update.embed(chunks, texts, self._snap, self.embedder, report, progress)
+        self._write({d.doc_id for d in docs}, docs, chunks, vectors, progress)
 
-    def _rewrite(
+    def _write(
         self,
         drop: set[str],
         docs: list[DocRecord],
         chunks: list[ChunkRecord],
         vectors: Any,
-        old_vectors: Any = None,
+        progress: Progress | None = None,
     ) -> None:
         """Write a generation = current minus ``drop`` plus the new docs, chunks, vectors."""
-        import numpy as np
-
-        snap = self._snap
-        if old_vectors is None:
-            old_vectors = store.vectors_of(snap)
-        keep_rows = [i for i, c in enumerate(snap.chunks) if c.doc_id not in drop]
-        old_vectors = old_vectors[keep_rows]
-        all_docs = [d for d in snap.docs.values() if d.doc_id not in drop] + docs
-        all_chunks = [snap.chunks[i] for i in keep_rows] + chunks
-        all_vectors = np.concatenate([old_vectors, vectors]) if len(vectors) else old_vectors
-        store.write(self.path, snap.manifest, all_docs, all_chunks, all_vectors)
+        if progress:
+            progress("write", 0, 1)
+        store.write(self.path, self._snap.manifest, self._snap, drop, docs, chunks, vectors)
         self._snap = store.read(self.path)
-        self._tables = None
+        if progress:
+            progress("write", 1, 1)
+
+
+def _hit(
+    chunk: ChunkRecord, doc: DocRecord, score: float, dense: float | None, bm25: float | None
+) -> Hit:
+    return Hit(
+        doc_id=doc.doc_id,
+        chunk_id=chunk.chunk_id,
+        title=doc.title,
+        date=doc.date,
+        source=doc.source,
+        path=doc.path,
+        url=doc.url,
+        text=chunk.text,
+        start=chunk.start,
+        end=chunk.end,
+        score=score,
+        dense_score=dense,
+        bm25_score=bm25,
+    )
 
 
 def _recorded_embedder(recorded: dict[str, Any]) -> Embedder:

@@ -3,69 +3,44 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import config
+from . import config, dense
 from .errors import InvalidOption
 from .store import Snapshot
 
 
-@dataclass
-class Tables:
-    """Per-chunk metadata as arrays, so filters are vector operations, not Python loops."""
+def mask(
+    snapshot: Snapshot, since: dt.date | None, until: dt.date | None, source: str | None
+) -> np.ndarray | None:
+    """Chunks passing the filters (``None``: no filter). Undated articles fail date filters.
 
-    date: np.ndarray  # proleptic ordinal of the article date, -1 when unknown
-    source: np.ndarray  # code of the article's outlet (casefolded), -1 when unknown
-    source_codes: dict[str, int]
-
-    @classmethod
-    def build(cls, snapshot: Snapshot) -> Tables:
-        codes: dict[str, int] = {}
-        date_of, source_of = {}, {}
-        for doc in snapshot.docs.values():
-            date_of[doc.doc_id] = doc.date.toordinal() if doc.date else -1
-            name = doc.source.casefold() if doc.source else None
-            source_of[doc.doc_id] = codes.setdefault(name, len(codes)) if name else -1
-        return cls(
-            date=np.array([date_of[c.doc_id] for c in snapshot.chunks], dtype=np.int64),
-            source=np.array([source_of[c.doc_id] for c in snapshot.chunks], dtype=np.int64),
-            source_codes=codes,
-        )
-
-    def mask(
-        self, since: dt.date | None, until: dt.date | None, source: str | None
-    ) -> np.ndarray | None:
-        """Chunks passing the filters (``None``: no filter). Undated articles fail date filters."""
-        if since is None and until is None and source is None:
-            return None
-        keep = np.ones(len(self.date), dtype=bool)
-        if since is not None:
-            keep &= self.date >= since.toordinal()
-        if until is not None:
-            keep &= (self.date >= 0) & (self.date <= until.toordinal())
-        if source is not None:
-            keep &= self.source == self.source_codes.get(source.casefold(), -2)
-        return keep
+    Vector operations over the generation's per-chunk date and outlet arrays, so a filter
+    costs no Python loop over chunks.
+    """
+    if since is None and until is None and source is None:
+        return None
+    date, outlet = snapshot.filters[:, 0], snapshot.filters[:, 1]
+    keep = np.ones(len(snapshot.filters), dtype=bool)
+    if since is not None:
+        keep &= date >= since.toordinal()
+    if until is not None:
+        keep &= (date >= 0) & (date <= until.toordinal())
+    if source is not None:
+        keep &= outlet == snapshot.outlet_code(source)
+    return keep
 
 
 def dense_scores(
-    faiss_index: Any, query: np.ndarray, n: int, mask: np.ndarray | None
+    snapshot: Snapshot, query: np.ndarray, n: int, keep: np.ndarray | None
 ) -> dict[int, float]:
-    """Top-``n`` rows by inner product, searching only rows in ``mask``."""
-    import faiss
-
-    params = None
-    if mask is not None:
-        selector = faiss.IDSelectorBatch(np.flatnonzero(mask))
-        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
-    n = min(n, faiss_index.ntotal)
-    if n == 0:
-        return {}
-    scores, rows = faiss_index.search(query.reshape(1, -1), n, params=params)
-    return {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
+    """Top-``n`` rows by inner product, searching only rows in ``keep``."""
+    ef_search = snapshot.manifest.ann["ef_search"] if snapshot.manifest.ann else 0
+    return dense.search(
+        snapshot.vectors, snapshot.exact_index, snapshot.ann, ef_search, query, n, keep
+    )
 
 
 def bm25_scores(

@@ -1,16 +1,23 @@
-"""The index directory on disk: a manifest, documents, chunks, FAISS vectors and BM25.
+"""The index directory on disk: a manifest, SQLite records, vectors, BM25.
 
 Layout (``N`` is the generation, bumped by every write)::
 
     manifest.json            model, settings, counts, version, and the files of generation N
-    documents-N.jsonl        one article a line: metadata and cleaned text
-    chunks-N.jsonl           one chunk a line, in vector order: span, text, BM25 terms
-    vectors-N.faiss          dense vectors (inner product on unit vectors)
-    bm25-N/                  bm25s index (JSON + .npy, no pickle)
+    records-N.sqlite         tables documents (metadata, cleaned text), chunks (row = vector
+                             row: span, text, BM25 terms, hash) and outlets
+    vectors-N.npy            fp32 vectors, one row per chunk (memory-mapped when read)
+    filters-N.npy            per chunk: article date (ordinal, -1 unknown) and outlet code
+    ann-N.faiss              approximate FAISS index, only above a size threshold (rag.dense)
+    bm25-N/                  bm25s index (JSON + .npy, memory-mapped; no pickle)
+
+Nothing of a large index has to fit in memory to search it: records are read by row from
+SQLite, vectors and BM25 are memory-mapped, and only the approximate index is loaded.
 
 A write puts every file of the new generation beside the old ones, fsyncs them, then
 atomically replaces ``manifest.json``. An interrupted write therefore leaves the old
 manifest pointing at the old, complete generation; leftovers are removed by the next write.
+A reader keeps the generation it opened even if a writer removes it meanwhile (the files
+stay readable while open).
 """
 
 from __future__ import annotations
@@ -21,23 +28,45 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from . import dense
 from .errors import IndexCorrupt, IndexLocked, IndexNotFound
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+GENERATED = ("records", "vectors", "filters", "ann", "bm25")
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, key TEXT NOT NULL, path TEXT, title TEXT, date TEXT,
+    published TEXT, source TEXT, reporter TEXT, url TEXT, content_hash TEXT NOT NULL,
+    chunks INTEGER NOT NULL, indexed_at TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    hash TEXT NOT NULL, terms TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE outlets (code INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+"""
+DOC_COLUMNS = tuple(
+    "doc_id key path title date published source reporter url content_hash chunks "
+    "indexed_at text".split()
+)
+CHUNK_COLUMNS = ("chunk_id", "doc_id", "start", "end", "tokens", "hash", "terms", "text")
 
 
 class DocRecord(BaseModel):
-    """An indexed article as stored in ``documents-N.jsonl``."""
+    """An indexed article as stored in the ``documents`` table."""
 
     doc_id: str
     key: str
@@ -55,7 +84,7 @@ class DocRecord(BaseModel):
 
 
 class ChunkRecord(BaseModel):
-    """A chunk as stored in ``chunks-N.jsonl``; its line number is its vector row."""
+    """A chunk as stored in the ``chunks`` table; its row is its vector row."""
 
     chunk_id: str
     doc_id: str
@@ -78,6 +107,7 @@ class Manifest(BaseModel):
     embedder: dict[str, Any]
     chunker: dict[str, Any]
     bm25: dict[str, Any]
+    ann: dict[str, Any] | None = None
     documents: int = 0
     chunks: int = 0
     files: dict[str, str] = {}
@@ -86,17 +116,94 @@ class Manifest(BaseModel):
 
 @dataclass
 class Snapshot:
-    """One generation of an index, loaded in memory."""
+    """One generation of an index, opened for reading."""
 
+    path: Path
     manifest: Manifest
-    docs: dict[str, DocRecord]
-    chunks: list[ChunkRecord]
-    faiss_index: Any
+    db: sqlite3.Connection
+    vectors: np.ndarray  # memory-mapped fp32, row i = chunk row i
+    filters: np.ndarray  # int32 (rows, 2): date ordinal, outlet code
+    ann: Any | None
     bm25: Any | None
+    _flat: Any = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return self.manifest.chunks
+
+    def exact_index(self) -> Any:
+        """The exact FAISS index over all vectors, built in memory on first use."""
+        if self._flat is None:
+            self._flat = dense.flat(self.vectors)
+        return self._flat
+
+    def chunks(self, rows: Sequence[int]) -> list[ChunkRecord]:
+        """The chunks at ``rows``, in that order."""
+        found = {}
+        for start in range(0, len(rows), 500):
+            part = [int(r) for r in rows[start : start + 500]]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT row, {_columns(CHUNK_COLUMNS)} FROM chunks WHERE row IN ({marks})"
+            for row, *values in self._query(sql, part):
+                found[row] = ChunkRecord(**dict(zip(CHUNK_COLUMNS, values, strict=True)))
+        return [found[int(r)] for r in rows]
+
+    def all_chunks(self) -> Iterator[ChunkRecord]:
+        """Every chunk, in row order."""
+        sql = f"SELECT {_columns(CHUNK_COLUMNS)} FROM chunks ORDER BY row"
+        for values in self._query(sql):
+            yield ChunkRecord(**dict(zip(CHUNK_COLUMNS, values, strict=True)))
+
+    def chunk_hashes(self) -> dict[str, int]:
+        """Row of every chunk by the hash of its retrieval text (the embedding cache)."""
+        return dict(self._query("SELECT hash, row FROM chunks"))
+
+    def docs(self, ids: Iterable[str] | None = None, text: bool = True) -> dict[str, DocRecord]:
+        """Documents by id, in the order they were added (all of them when ``ids`` is None)."""
+        columns = _columns(DOC_COLUMNS) if text else _columns(DOC_COLUMNS[:-1]) + ", ''"
+        if ids is None:
+            rows = list(self._query(f"SELECT {columns} FROM documents ORDER BY rowid"))
+        else:
+            wanted = list(dict.fromkeys(ids))
+            rows = []
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows += self._query(
+                    f"SELECT {columns} FROM documents WHERE doc_id IN ({marks})", part
+                )
+        docs = [DocRecord(**dict(zip(DOC_COLUMNS, r, strict=True))) for r in rows]
+        return {d.doc_id: d for d in docs}
+
+    def doc_ids_under(self, path: str) -> list[str]:
+        """Ids of the documents read from file ``path`` or from files under folder ``path``."""
+        prefix = path.rstrip("/") + "/"
+        sql = "SELECT doc_id FROM documents WHERE path = ? OR substr(path, 1, ?) = ? ORDER BY rowid"
+        return [r[0] for r in self._query(sql, [path, len(prefix), prefix])]
+
+    def outlet_code(self, name: str) -> int:
+        """The code of outlet ``name`` (casefolded) in ``filters``, -2 if no chunk has it."""
+        found = list(self._query("SELECT code FROM outlets WHERE name = ?", [name.casefold()]))
+        return int(found[0][0]) if found else -2
+
+    def stats(self) -> tuple[dt.date | None, dt.date | None, dict[str, int]]:
+        """First and last article date, and the number of articles per outlet."""
+        (first, last), *_ = self._query("SELECT min(date), max(date) FROM documents")
+        counts = self._query(
+            "SELECT source, count(*) FROM documents WHERE source IS NOT NULL "
+            "GROUP BY source ORDER BY source"
+        )
+        as_date = dt.date.fromisoformat
+        return (as_date(first) if first else None, as_date(last) if last else None, dict(counts))
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise IndexCorrupt(self.path, f"{self.manifest.files['records']}: {e}") from e
 
 
 def read(path: Path) -> Snapshot:
-    """Load the current generation, checking it against the manifest.
+    """Open the current generation, checking it against the manifest.
 
     Raises:
         IndexNotFound: No manifest in ``path``.
@@ -111,18 +218,22 @@ def read(path: Path) -> Snapshot:
         actual = _size(path / name)
         if actual != size:
             raise IndexCorrupt(path, f"{name} is {actual} bytes, manifest says {size}")
-    try:
-        docs = {d.doc_id: d for d in _read_jsonl(path / files["documents"], DocRecord)}
-        chunks = list(_read_jsonl(path / files["chunks"], ChunkRecord))
-    except (ValueError, ValidationError) as e:
-        raise IndexCorrupt(path, f"unreadable records: {_first_line(e)}") from e
-    faiss_index = _read_faiss(path / files["vectors"], path)
+    db = _connect(path / files["records"], path)
+    vectors = _read_npy(path / files["vectors"], path)
+    filters = _read_npy(path / files["filters"], path)
+    ann = _read_faiss(path / files["ann"], path) if "ann" in files else None
     bm25 = _read_bm25(path / files["bm25"], path) if "bm25" in files else None
-    if len(docs) != manifest.documents or len(chunks) != manifest.chunks:
+    snapshot = Snapshot(path, manifest, db, vectors, filters, ann, bm25)
+    (docs, chunks), *_ = snapshot._query(
+        "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)"
+    )
+    if docs != manifest.documents or chunks != manifest.chunks:
         raise IndexCorrupt(path, "document or chunk count differs from the manifest")
-    if faiss_index.ntotal != len(chunks):
-        raise IndexCorrupt(path, f"{faiss_index.ntotal} vectors for {len(chunks)} chunks")
-    return Snapshot(manifest=manifest, docs=docs, chunks=chunks, faiss_index=faiss_index, bm25=bm25)
+    if vectors.shape != (chunks, manifest.embedder["dim"]) or len(filters) != chunks:
+        raise IndexCorrupt(path, f"{len(vectors)} vectors for {chunks} chunks")
+    if ann is not None and ann.ntotal != chunks:
+        raise IndexCorrupt(path, f"{files['ann']} has {ann.ntotal} vectors for {chunks} chunks")
+    return snapshot
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -134,11 +245,16 @@ def read_manifest(path: Path) -> Manifest:
         raw = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise IndexCorrupt(path, f"{MANIFEST} is not valid JSON ({_first_line(e)})") from e
-    if isinstance(raw, dict) and raw.get("format_version", 0) > FORMAT_VERSION:
+    version = raw.get("format_version", 0) if isinstance(raw, dict) else 0
+    if version > FORMAT_VERSION:
         raise IndexCorrupt(
             path,
-            f"format {raw['format_version']} is newer than this version of rag reads "
-            f"({FORMAT_VERSION}); upgrade rag",
+            f"format {version} is newer than this version of rag reads ({FORMAT_VERSION}); "
+            "upgrade rag",
+        )
+    if version < FORMAT_VERSION:
+        raise IndexCorrupt(
+            path, f"format {version} was written by an older rag; index the articles again"
         )
     try:
         return Manifest.model_validate(raw)
@@ -149,49 +265,63 @@ def read_manifest(path: Path) -> Manifest:
 def write(
     path: Path,
     manifest: Manifest,
+    base: Snapshot | None,
+    drop: set[str],
     docs: list[DocRecord],
     chunks: list[ChunkRecord],
     vectors: np.ndarray,
 ) -> Manifest:
-    """Write a new generation and switch the manifest to it atomically.
+    """Write a new generation = ``base`` minus documents ``drop`` plus ``docs``, and switch
+    the manifest to it atomically. ``chunks`` and ``vectors`` are the new documents' chunks,
+    row for row.
 
     The caller holds `lock(path)`. Returns the manifest as written.
     """
-    import bm25s
-    import faiss
-
     path.mkdir(parents=True, exist_ok=True)
     gen = manifest.generation + 1
     files = {
-        "documents": f"documents-{gen}.jsonl",
-        "chunks": f"chunks-{gen}.jsonl",
-        "vectors": f"vectors-{gen}.faiss",
+        "records": f"records-{gen}.sqlite",
+        "vectors": f"vectors-{gen}.npy",
+        "filters": f"filters-{gen}.npy",
     }
-    _write_jsonl(path / files["documents"], docs)
-    _write_jsonl(path / files["chunks"], chunks)
-    index = faiss.IndexFlatIP(int(manifest.embedder["dim"]))
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(index, str(path / files["vectors"]))
-    _fsync(path / files["vectors"])
-    if chunks:
-        files["bm25"] = f"bm25-{gen}"
-        bm25_dir = path / files["bm25"]
-        shutil.rmtree(bm25_dir, ignore_errors=True)
-        params = manifest.bm25
-        retriever = bm25s.BM25(k1=params["k1"], b=params["b"], method=params["method"])
-        retriever.index([c.terms.split() for c in chunks], show_progress=False)
-        retriever.save(str(bm25_dir))
-        for f in bm25_dir.iterdir():
-            _fsync(f)
-        _fsync(bm25_dir)
+    current = set(base.manifest.files.values()) if base is not None else set()
+    _remove_other_generations(path, keep=current)
+    keep = _write_records(path / files["records"], base, drop, docs, chunks)
+    rows = len(keep) + len(chunks)
+    dim = int(manifest.embedder["dim"])
+    all_vectors = np.lib.format.open_memmap(
+        path / files["vectors"], mode="w+", dtype=np.float32, shape=(rows, dim)
+    )
+    for start in range(0, len(keep), dense.BLOCK):
+        part = keep[start : start + dense.BLOCK]
+        all_vectors[start : start + len(part)] = base.vectors[part]  # type: ignore[union-attr]
+    all_vectors[len(keep) :] = vectors
+    all_vectors.flush()
+    db = sqlite3.connect(path / files["records"])
+    try:
+        np.save(path / files["filters"], _filters(db), allow_pickle=False)
+        ann = dense.ann_spec(rows)
+        if ann is not None:
+            files["ann"] = f"ann-{gen}.faiss"
+            _write_faiss(dense.build(all_vectors, ann), path / files["ann"])
+        del all_vectors
+        if rows:
+            files["bm25"] = f"bm25-{gen}"
+            terms = (r[0].split() for r in db.execute("SELECT terms FROM chunks ORDER BY row"))
+            _write_bm25(path / files["bm25"], manifest.bm25, list(terms))
+    finally:
+        db.close()
+    for name in files.values():
+        _fsync(path / name)
 
     new = manifest.model_copy(
         update={
+            "format_version": FORMAT_VERSION,
             "generation": gen,
             "updated": dt.datetime.now(dt.timezone.utc),
-            "documents": len(docs),
-            "chunks": len(chunks),
+            "ann": ann,
+            "documents": _count(path / files["records"], "documents"),
+            "chunks": rows,
             "files": files,
             "sizes": _sizes(path, files.values()),
         }
@@ -220,44 +350,122 @@ def lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def vectors_of(snapshot: Snapshot) -> np.ndarray:
-    """All stored vectors, row i for chunk i."""
-    n = snapshot.faiss_index.ntotal
-    if n == 0:
-        return np.zeros((0, snapshot.faiss_index.d), dtype=np.float32)
-    return snapshot.faiss_index.reconstruct_n(0, n)
-
-
 def disk_size(path: Path, manifest: Manifest) -> int:
     """Bytes used by the current generation's files."""
     return _size(path / MANIFEST) + sum(manifest.sizes.values())
 
 
-def _sizes(path: Path, names: Iterable[str]) -> dict[str, int]:
-    """Size of every file of a generation; a directory's files are listed one by one."""
-    sizes = {}
-    for name in names:
-        p = path / name
-        for f in sorted(p.iterdir()) if p.is_dir() else [p]:
-            sizes[f.relative_to(path).as_posix()] = _size(f)
-    return sizes
+def _write_records(
+    file: Path,
+    base: Snapshot | None,
+    drop: set[str],
+    docs: list[DocRecord],
+    chunks: list[ChunkRecord],
+) -> np.ndarray:
+    """Write the new generation's SQLite file; returns the base rows it keeps, in order.
+
+    The kept records are copied from the base generation inside SQLite (no Python loop over
+    them); their chunk rows are renumbered from 0 and the new chunks follow.
+    """
+    file.unlink(missing_ok=True)
+    db = sqlite3.connect(file)
+    try:
+        db.executescript(SCHEMA)
+        keep = np.zeros(0, dtype=np.int64)
+        if base is not None:
+            _copy_kept(db, base.path / base.manifest.files["records"], drop)
+            rows = db.execute("SELECT base_row FROM kept ORDER BY row").fetchall()
+            keep = np.array(rows, dtype=np.int64).reshape(-1)
+        docs_sql = f"INSERT INTO documents ({_columns(DOC_COLUMNS)}) VALUES ({_marks(DOC_COLUMNS)})"
+        db.executemany(docs_sql, (_values(d, DOC_COLUMNS) for d in docs))
+        chunks_sql = (
+            f"INSERT INTO chunks (row, {_columns(CHUNK_COLUMNS)}) "
+            f"VALUES (?, {_marks(CHUNK_COLUMNS)})"
+        )
+        db.executemany(
+            chunks_sql,
+            ((len(keep) + i, *_values(c, CHUNK_COLUMNS)) for i, c in enumerate(chunks)),
+        )
+        sql = "SELECT DISTINCT source FROM documents WHERE source IS NOT NULL"
+        outlets = sorted({s.casefold() for (s,) in db.execute(sql)})
+        db.executemany("INSERT INTO outlets VALUES (?, ?)", enumerate(outlets))
+        db.commit()
+    finally:
+        db.close()
+    return keep
 
 
-def _read_jsonl(file: Path, model: type[BaseModel]) -> Iterator[Any]:
-    with open(file, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield model.model_validate_json(line)
+def _copy_kept(db: sqlite3.Connection, base: Path, drop: set[str]) -> None:
+    """Copy the documents and chunks of ``base`` not in ``drop``; leaves a temp table
+    ``kept(row, base_row)`` mapping each copied chunk to its row in ``base``."""
+    db.execute("ATTACH DATABASE ? AS base", (str(base),))
+    db.execute("CREATE TEMP TABLE dropped (doc_id TEXT PRIMARY KEY)")
+    db.executemany("INSERT INTO dropped VALUES (?)", [(d,) for d in drop])
+    where = "WHERE doc_id NOT IN (SELECT doc_id FROM dropped)"
+    docs, chunks = _columns(DOC_COLUMNS), _columns(CHUNK_COLUMNS)
+    db.execute(
+        f"INSERT INTO documents ({docs}) SELECT {docs} FROM base.documents {where} ORDER BY rowid"
+    )
+    db.execute(
+        "CREATE TEMP TABLE kept AS SELECT row_number() OVER (ORDER BY row) - 1 AS row, "
+        f"row AS base_row FROM base.chunks {where}"
+    )
+    db.execute(
+        f"INSERT INTO chunks (row, {chunks}) SELECT kept.row, {_columns(CHUNK_COLUMNS, 'c.')} "
+        "FROM kept JOIN base.chunks AS c ON c.row = kept.base_row ORDER BY kept.row"
+    )
+    db.commit()
+    db.execute("DETACH DATABASE base")
 
 
-def _write_jsonl(file: Path, records: list[Any]) -> None:
-    with open(file, "w", encoding="utf-8") as handle:
-        for r in records:
-            # model_dump_json keeps Hangul as is (no \\u escapes), so the file stays readable.
-            handle.write(r.model_dump_json())
-            handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+def _filters(db: sqlite3.Connection) -> np.ndarray:
+    """Date ordinal and outlet code of every chunk's article, in row order."""
+    codes = dict(db.execute("SELECT name, code FROM outlets"))
+    per_doc = {
+        doc_id: (
+            dt.date.fromisoformat(date).toordinal() if date else -1,
+            codes[source.casefold()] if source else -1,
+        )
+        for doc_id, date, source in db.execute("SELECT doc_id, date, source FROM documents")
+    }
+    rows = [per_doc[d] for (d,) in db.execute("SELECT doc_id FROM chunks ORDER BY row")]
+    return np.array(rows, dtype=np.int32).reshape(-1, 2)
+
+
+def _write_bm25(directory: Path, params: dict[str, Any], corpus: list[list[str]]) -> None:
+    import bm25s
+
+    shutil.rmtree(directory, ignore_errors=True)
+    retriever = bm25s.BM25(k1=params["k1"], b=params["b"], method=params["method"])
+    retriever.index(corpus, show_progress=False)
+    retriever.save(str(directory))
+
+
+def _write_faiss(index: Any, file: Path) -> None:
+    import faiss
+
+    faiss.write_index(index, str(file))
+
+
+def _connect(file: Path, index_path: Path) -> sqlite3.Connection:
+    # A generation's files never change once written: immutable skips SQLite's locking.
+    uri = f"{file.resolve().as_uri()}?mode=ro&immutable=1"
+    try:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+    except sqlite3.Error as e:
+        raise IndexCorrupt(index_path, f"{file.name} is not a readable SQLite file") from e
+
+
+def _count(file: Path, table: str) -> int:
+    with contextlib.closing(sqlite3.connect(file)) as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _read_npy(file: Path, index_path: Path) -> np.ndarray:
+    try:
+        return np.load(file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise IndexCorrupt(index_path, f"{file.name} is not a readable array") from e
 
 
 def _read_faiss(file: Path, index_path: Path) -> Any:
@@ -273,15 +481,37 @@ def _read_bm25(directory: Path, index_path: Path) -> Any:
     import bm25s
 
     try:
-        return bm25s.BM25.load(str(directory), load_corpus=False)
+        return bm25s.BM25.load(str(directory), load_corpus=False, mmap=True)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise IndexCorrupt(index_path, f"{directory.name} is not a readable BM25 index") from e
 
 
+def _columns(names: tuple[str, ...], prefix: str = "") -> str:
+    return ", ".join(f'{prefix}"{n}"' for n in names)
+
+
+def _marks(names: tuple[str, ...]) -> str:
+    return ", ".join("?" * len(names))
+
+
+def _values(record: BaseModel, names: tuple[str, ...]) -> tuple[Any, ...]:
+    data = record.model_dump(mode="json", include=set(names))
+    return tuple(data[n] for n in names)
+
+
+def _sizes(path: Path, names: Iterable[str]) -> dict[str, int]:
+    """Size of every file of a generation; a directory's files are listed one by one."""
+    sizes = {}
+    for name in names:
+        p = path / name
+        for f in sorted(p.iterdir()) if p.is_dir() else [p]:
+            sizes[f.relative_to(path).as_posix()] = _size(f)
+    return sizes
+
+
 def _remove_other_generations(path: Path, keep: set[str]) -> None:
     for p in path.iterdir():
-        generated = p.name.split("-")[0] in ("documents", "chunks", "vectors", "bm25")
-        if generated and p.name not in keep:
+        if p.name.split("-")[0] in GENERATED and p.name not in keep:
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
             else:
@@ -289,6 +519,8 @@ def _remove_other_generations(path: Path, keep: set[str]) -> None:
 
 
 def _fsync(p: Path) -> None:
+    for f in sorted(p.iterdir()) if p.is_dir() else []:
+        _fsync(f)
     fd = os.open(p, os.O_RDONLY)
     try:
         os.fsync(fd)

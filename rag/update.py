@@ -18,10 +18,10 @@ from .chunk import chunk_text, header, retrieval_text
 from .embed import Embedder
 from .korean import morphemes_batch
 from .records import Article, IndexReport, Skipped
-from .store import ChunkRecord, DocRecord
+from .store import ChunkRecord, DocRecord, Snapshot
 
 Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; stages are "read", "chunk" and "embed"."""
+"""``progress(stage, done, total)``; stages are "read", "chunk", "embed" and "write"."""
 
 Source = str | Path | dict[str, Any] | Article
 
@@ -131,8 +131,7 @@ def prepare(
 def embed(
     chunks: list[ChunkRecord],
     texts: list[str],
-    indexed: list[ChunkRecord],
-    indexed_vectors: np.ndarray,
+    indexed: Snapshot,
     embedder: Embedder,
     report: IndexReport,
     progress: Progress | None,
@@ -142,12 +141,12 @@ def embed(
     The cache key is the hash of the retrieval text, so the unchanged chunks of an edited
     article keep their vectors.
     """
-    cached = {c.hash: row for row, c in enumerate(indexed)}
+    cached = indexed.chunk_hashes()
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     todo = []
     for i, c in enumerate(chunks):
         if c.hash in cached:
-            vectors[i] = indexed_vectors[cached[c.hash]]
+            vectors[i] = indexed.vectors[cached[c.hash]]
         else:
             todo.append(i)
     done = 0

@@ -26,7 +26,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         # Durations are the only nondeterministic part of the output; progress lines (on
         # stderr, which the runner mixes in) are checked on their own.
         out = re.sub(r"in \d+\.\d s", "in T s", result.output)
-        return result.exit_code, re.sub(r"(?m)^(read|chunk|embed) \d+/\d+\n", "", out)
+        return result.exit_code, re.sub(r"(?m)^(read|chunk|embed|write) \d+/\d+\n", "", out)
 
     return invoke
 
@@ -70,7 +70,7 @@ def test_index_search_info_remove_transcript(run, tmp_path: Path) -> None:
         r"outlets    디지털데일리 \(1\)\n"
         r"created    \S+\n"
         r"updated    \S+\n"
-        r"version    rag \S+, format 1\n",
+        r"version    rag \S+, format 2\n",
         out,
     )
     assert run("remove", KAKAO) == (0, f"Removed 1 document(s): {KAKAO}\n")
@@ -84,7 +84,9 @@ def test_progress_lines_when_not_a_terminal(
     shutil.copytree(SEEDS, tmp_path / "articles")
     result = CliRunner().invoke(app, ["index", "articles", "--embedder", "fake"])
     assert result.exit_code == 0
-    assert result.stderr == "read 1/2\nread 2/2\nchunk 1/2\nchunk 2/2\nembed 0/6\nembed 6/6\n"
+    assert result.stderr == (
+        "read 1/2\nread 2/2\nchunk 1/2\nchunk 2/2\nembed 0/6\nembed 6/6\nwrite 0/1\nwrite 1/1\n"
+    )
 
 
 def test_json_outputs(run) -> None:

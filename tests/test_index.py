@@ -130,7 +130,7 @@ def test_remove_by_id_and_by_path(seeds: Path) -> None:
 def test_interrupted_write_leaves_previous_index(
     seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import faiss
+    import bm25s
 
     index = Index.create(embedder="fake")
     index.add([seeds / f"{KAKAO}.txt"])
@@ -140,7 +140,7 @@ def test_interrupted_write_leaves_previous_index(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(faiss, "write_index", interrupted)  # after the JSONL files are written
+        patch.setattr(bm25s.BM25, "save", interrupted)  # after records and vectors are written
         index.add([seeds])
 
     reopened = Index.open()
@@ -149,7 +149,8 @@ def test_interrupted_write_leaves_previous_index(
     # The next write succeeds and sweeps the half-written generation away.
     Index.open().add([seeds])
     names = sorted(p.name for p in index.path.iterdir())
-    assert len([n for n in names if n.startswith("chunks-")]) == 1
+    assert len([n for n in names if n.startswith("records-")]) == 1
+    assert len([n for n in names if n.startswith("vectors-")]) == 1
 
 
 def _hold_lock(path: str, ready: Any) -> None:
@@ -174,6 +175,11 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
         proc.join()
 
 
+def _garble(file: Path) -> None:
+    """Overwrite a file with junk of the same size (a size check cannot catch it)."""
+    file.write_bytes(b"x" * file.stat().st_size)
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -181,16 +187,24 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
             lambda p: (p / "manifest.json").write_text("{not json"),
             "manifest.json is not valid JSON",
         ),
-        (lambda p: next(p.glob("vectors-*.faiss")).unlink(), r"vectors-\d+\.faiss is missing"),
+        (lambda p: next(p.glob("vectors-*.npy")).unlink(), r"vectors-\d+\.npy is missing"),
         (
-            lambda p: next(p.glob("chunks-*.jsonl")).write_text("truncated"),
-            r"chunks-\d+\.jsonl is 9 bytes, manifest says",
+            lambda p: next(p.glob("records-*.sqlite")).write_text("truncated"),
+            r"records-\d+\.sqlite is 9 bytes, manifest says",
         ),
+        (lambda p: _garble(next(p.glob("records-*.sqlite"))), r"records-\d+\.sqlite: file is not"),
+        (lambda p: _garble(next(p.glob("filters-*.npy"))), r"filters-\d+\.npy is not a readable"),
         (
             lambda p: (p / "manifest.json").write_text(
                 json.dumps({**json.loads((p / "manifest.json").read_text()), "format_version": 99})
             ),
             "format 99 is newer",
+        ),
+        (
+            lambda p: (p / "manifest.json").write_text(
+                json.dumps({**json.loads((p / "manifest.json").read_text()), "format_version": 1})
+            ),
+            "format 1 was written by an older rag; index the articles again",
         ),
     ],
 )

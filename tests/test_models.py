@@ -58,7 +58,7 @@ def test_seed_metadata_reaches_hits(seed_index: Index) -> None:
 def test_chunks_stay_under_the_model_limit(seed_index: Index) -> None:
     from rag.store import read
 
-    chunks = read(seed_index.path).chunks
+    chunks = list(read(seed_index.path).all_chunks())
     assert len(chunks) >= 6
     assert max(c.tokens for c in chunks) <= 320
 
@@ -144,4 +144,5 @@ def test_killed_rag_index_leaves_the_previous_index(tmp_path: Path) -> None:
     # A new run completes, and only one generation of files remains.
     report = after.add([feed])
     assert len(report.added) == len(paragraphs) * 3
-    assert len(list(index_dir.glob("vectors-*.faiss"))) == 1
+    assert len(list(index_dir.glob("vectors-*.npy"))) == 1
+    assert len(list(index_dir.glob("records-*.sqlite"))) == 1
