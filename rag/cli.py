@@ -107,12 +107,15 @@ def index_cmd(
 ) -> None:
     """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
     from .embed import get_embedder
-    from .errors import IndexNotFound
+    from .errors import IndexNotFound, RagError
     from .index import Index
 
     try:
         idx = Index.open(index, embedder=embedder)
     except IndexNotFound:
+        missing = [p for p in paths if not p.exists()]
+        if len(missing) == len(paths):  # don't leave an empty index behind a typo
+            raise RagError(f"no such file or directory: {missing[0]}") from None
         prefixes = {"query_prefix": query_prefix, "passage_prefix": passage_prefix}
         model = get_embedder(
             config.embedder_spec(embedder), **{k: v for k, v in prefixes.items() if v is not None}

@@ -37,9 +37,9 @@ def dense_scores(
     snapshot: Snapshot, query: np.ndarray, n: int, keep: np.ndarray | None
 ) -> dict[int, float]:
     """Top-``n`` rows by inner product, searching only rows in ``keep``."""
-    ef_search = snapshot.manifest.ann["ef_search"] if snapshot.manifest.ann else 0
+    nprobe = snapshot.manifest.ann["nprobe"] if snapshot.manifest.ann else 0
     return dense.search(
-        snapshot.vectors, snapshot.exact_index, snapshot.ann, ef_search, query, n, keep
+        snapshot.vectors, snapshot.exact_index, snapshot.ann, nprobe, query, n, keep
     )
 
 

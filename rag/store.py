@@ -303,7 +303,12 @@ def write(
         ann = dense.ann_spec(rows)
         if ann is not None:
             files["ann"] = f"ann-{gen}.faiss"
-            _write_faiss(dense.build(all_vectors, ann), path / files["ann"])
+            # Reuse the last generation's training; if rows were only appended, its lists too.
+            same = base is not None and base.manifest.ann == ann
+            old = base.ann if same and base is not None else None
+            start = len(keep) if old is not None and len(keep) == old.ntotal else 0
+            graph = dense.build(all_vectors, ann, old, start)
+            _write_faiss(graph, path / files["ann"])
         del all_vectors
         if rows:
             files["bm25"] = f"bm25-{gen}"

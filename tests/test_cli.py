@@ -157,6 +157,14 @@ def test_every_input_rejected_exits_1(run, tmp_path: Path) -> None:
     )
 
 
+def test_missing_path_creates_no_index(run, tmp_path: Path) -> None:
+    assert run("index", "typo", "--embedder", "fake") == (
+        1,
+        "error: no such file or directory: typo\n",
+    )
+    assert not (tmp_path / "idx").exists()
+
+
 def test_unknown_doc_and_mismatched_embedder(run) -> None:
     run("index", "articles", "--embedder", "fake")
     assert run("remove", "nope") == (1, "error: no indexed document matches 'nope'\n")
