@@ -132,7 +132,8 @@ def memory() -> dict[str, float]:
 
 def measure(path: Path, queries: int) -> dict[str, Any]:
     """Open the index at ``path`` and time searches; runs in its own process."""
-    from rag import dense
+    from rag import config, dense
+    from rag.retrieve import dense_scores
 
     started = time.perf_counter()
     index = Index.open(path)
@@ -165,9 +166,8 @@ def measure(path: Path, queries: int) -> dict[str, Any]:
     for start in range(0, len(snap.vectors), dense.BLOCK):
         exact[:, start : start + dense.BLOCK] = qv @ snap.vectors[start : start + dense.BLOCK].T
     recall = []
-    ef = snap.manifest.ann["ef_search"] if snap.manifest.ann else 0
     for i, q in enumerate(qv):
-        found = dense.search(snap.vectors, snap.exact_index, snap.ann, ef, q, 100, None)
+        found = dense_scores(snap, q, config.FUSION_CANDIDATES, None)  # as Index.search does
         top = sorted(found, key=found.__getitem__, reverse=True)[:10]
         truth = np.argpartition(-exact[i], 10)[:10]
         recall.append(len(set(top) & set(truth.tolist())) / 10)
@@ -212,10 +212,11 @@ def main() -> None:
         print(f"measuring {size:,} chunks ...", file=sys.stderr)
         out = subprocess.run(
             [sys.executable, __file__, "--measure", str(path), "--queries", str(args.queries)],
-            check=True,
             capture_output=True,
             text=True,
         )
+        if out.returncode:
+            sys.exit(f"measuring {path} failed:\n{out.stderr}")
         writes = {"write_s": None, "append_s": None}
         if built:
             writes = {"write_s": round(built[0], 1), "append_s": round(built[1], 1)}

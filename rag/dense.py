@@ -20,9 +20,10 @@ import numpy as np
 
 from . import config
 
-# Filters that keep at most this many chunks are searched exactly over the kept rows: it is
-# about as fast, and it cannot miss.
-EXACT_SUBSET = 50_000
+# Filters that keep at most this many chunks are searched exactly over the kept rows (reading
+# 10k rows from the memory-mapped vectors takes about 3 ms); wider ones through the
+# approximate index with an ID selector.
+EXACT_SUBSET = 10_000
 # Rows read from the memory-mapped vectors at a time, to bound memory while copying.
 BLOCK = 65_536
 # k-means wants at least this many training points per list (FAISS warns below 39).
@@ -131,7 +132,11 @@ def _exact_rows(vectors: np.ndarray, rows: np.ndarray, q: np.ndarray, n: int) ->
     """The best ``n`` of ``rows`` by exact inner product (rows read from the fp32 vectors)."""
     if len(rows) == 0:
         return {}
-    scores = np.concatenate([vectors[rows[i : i + BLOCK]] @ q for i in range(0, len(rows), BLOCK)])
+    # einsum, not `@`: a BLAS call leaves OpenBLAS threads spinning, which halved the ONNX
+    # embedder's speed on 2 cores (search p50 at 100k chunks: 16 ms with `@`, 8 ms without).
+    scores = np.concatenate(
+        [np.einsum("ij,j->i", vectors[rows[i : i + BLOCK]], q) for i in range(0, len(rows), BLOCK)]
+    )
     n = min(n, len(rows))
     top = np.argpartition(-scores, n - 1)[:n]
     return {int(rows[i]): float(scores[i]) for i in top}
