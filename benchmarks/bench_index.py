@@ -52,6 +52,7 @@ from typing import Any
 
 from rag import Index, store
 from rag.config import embedder_spec
+from rag.db import ChunkRecord
 from rag.embed import get_embedder
 from rag.model import default_model_dir
 
@@ -117,9 +118,9 @@ def rates(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def stored_chunks(path: Path) -> list[store.ChunkRecord]:
+def stored_chunks(path: Path) -> list[ChunkRecord]:
     """Every chunk of the index at ``path``, in row order."""
-    return list(store.read(path).all_chunks())
+    return list(store.read(path).records.all_chunks())
 
 
 def run_rag(corpus: Path, warmup: list[dict[str, Any]], spec: str, work: Path) -> dict[str, Any]:

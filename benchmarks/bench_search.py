@@ -42,8 +42,8 @@ import numpy as np
 from synth import CACHE, query_texts, real_texts, real_vectors, synthetic_vectors
 
 from rag import Index, store
+from rag.db import ChunkRecord, DocRecord
 from rag.korean import morphemes_batch
-from rag.store import ChunkRecord, DocRecord
 
 CHUNKS_PER_DOC = 4
 APPEND = 1000  # chunks added by a second write, to time an update of a large index

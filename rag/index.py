@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from . import config, store, update
+from .db import ChunkRecord, DocRecord
 from .embed import Embedder, get_embedder
 from .errors import (
     BackendUnavailable,
@@ -24,7 +25,7 @@ from .errors import (
 from .korean import CONTENT_TAGS, morphemes
 from .records import Article, Hit, IndexReport
 from .retrieve import bm25_scores, dense_scores, fuse, mask
-from .store import ChunkRecord, DocRecord, Manifest, Snapshot
+from .store import Manifest, Snapshot
 from .update import Progress, Source
 
 if TYPE_CHECKING:
@@ -176,12 +177,12 @@ class Index:
 
     def documents(self) -> list[DocRecord]:
         """Indexed articles, in the order they were added."""
-        return list(self._snap.docs().values())
+        return list(self._snap.records.docs().values())
 
     def info(self) -> IndexInfo:
         """Counts, model, size on disk, date range and outlets of the index."""
         m = self._snap.manifest
-        first, last, sources = self._snap.stats()
+        first, last, sources = self._snap.records.stats()
         return IndexInfo(
             path=str(self.path),
             documents=m.documents,
@@ -244,8 +245,8 @@ class Index:
         if fusion != "dense":
             lexical, coverage = bm25_scores(snap.bm25, morphemes(query), n, keep)
         ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
-        chunks = snap.chunks([row for row, _ in ranked])
-        docs = snap.docs({c.doc_id for c in chunks}, text=False)
+        chunks = snap.records.chunks([row for row, _ in ranked])
+        docs = snap.records.docs({c.doc_id for c in chunks}, text=False)
         return [
             _hit(chunk, docs[chunk.doc_id], score, dense.get(row), lexical.get(row))
             for chunk, (row, score) in zip(chunks, ranked, strict=True)
@@ -348,7 +349,7 @@ class Index:
         with store.lock(self.path):
             self._snap = store.read(self.path)  # another process may have written since open
             articles = update.collect(inputs, report, progress)
-            plan = update.plan(self._snap.docs(text=False), articles, report)
+            plan = update.plan(self._snap.records.docs(text=False), articles, report)
             if plan:
                 self._apply(plan, report, progress)
         report.seconds = time.perf_counter() - started
@@ -376,9 +377,9 @@ class Index:
         return gone
 
     def _resolve(self, target: str) -> list[str]:
-        if self._snap.docs([target], text=False):
+        if self._snap.records.docs([target], text=False):
             return [target]
-        return self._snap.doc_ids_under(str(Path(target).expanduser().resolve()))
+        return self._snap.records.doc_ids_under(str(Path(target).expanduser().resolve()))
 
     @property
     def _dim(self) -> int:

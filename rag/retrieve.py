@@ -29,7 +29,7 @@ def mask(
     if until is not None:
         keep &= (date >= 0) & (date <= until.toordinal())
     if source is not None:
-        keep &= outlet == snapshot.outlet_code(source)
+        keep &= outlet == snapshot.records.outlet_code(source)
     return keep
 
 

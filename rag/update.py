@@ -15,10 +15,11 @@ import numpy as np
 
 from . import ingest
 from .chunk import chunk_text, header, retrieval_text
+from .db import ChunkRecord, DocRecord
 from .embed import Embedder
 from .korean import morphemes_batch
 from .records import Article, IndexReport, Skipped
-from .store import ChunkRecord, DocRecord, Snapshot
+from .store import Snapshot
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages are "read", "chunk", "embed" and "write"."""
@@ -141,7 +142,7 @@ def embed(
     The cache key is the hash of the retrieval text, so the unchanged chunks of an edited
     article keep their vectors.
     """
-    cached = indexed.chunk_hashes()
+    cached = indexed.records.chunk_hashes()
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     todo = []
     for i, c in enumerate(chunks):

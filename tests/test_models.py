@@ -58,7 +58,7 @@ def test_seed_metadata_reaches_hits(seed_index: Index) -> None:
 def test_chunks_stay_under_the_model_limit(seed_index: Index) -> None:
     from rag.store import read
 
-    chunks = list(read(seed_index.path).all_chunks())
+    chunks = list(read(seed_index.path).records.all_chunks())
     assert len(chunks) >= 6
     assert max(c.tokens for c in chunks) <= 320
 

@@ -1,0 +1,252 @@
+"""The SQLite file of an index generation: documents, chunks (row = vector row) and outlets.
+
+`Records` reads it (by row for search hits, in bulk for writes); `write` makes the next
+generation's file, copying the records it keeps inside SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from .errors import IndexCorrupt
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, key TEXT NOT NULL, path TEXT, title TEXT, date TEXT,
+    published TEXT, source TEXT, reporter TEXT, url TEXT, content_hash TEXT NOT NULL,
+    chunks INTEGER NOT NULL, indexed_at TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    hash TEXT NOT NULL, terms TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE outlets (code INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+"""
+DOC_COLUMNS = tuple(
+    "doc_id key path title date published source reporter url content_hash chunks "
+    "indexed_at text".split()
+)
+CHUNK_COLUMNS = ("chunk_id", "doc_id", "start", "end", "tokens", "hash", "terms", "text")
+
+
+class DocRecord(BaseModel):
+    """An indexed article as stored in the ``documents`` table."""
+
+    doc_id: str
+    key: str
+    path: str | None = None
+    title: str | None = None
+    date: dt.date | None = None
+    published: dt.datetime | None = None
+    source: str | None = None
+    reporter: str | None = None
+    url: str | None = None
+    content_hash: str
+    chunks: int
+    indexed_at: dt.datetime
+    text: str
+
+
+class ChunkRecord(BaseModel):
+    """A chunk as stored in the ``chunks`` table; its row is its vector row."""
+
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    tokens: int
+    hash: str  # SHA-256 of the retrieval text (header + text): the embedding cache key
+    terms: str  # BM25 morphemes, space-separated
+    text: str
+
+
+class Records:
+    """Read access to one generation's SQLite file (opened read-only and immutable)."""
+
+    def __init__(self, file: Path, index_path: Path) -> None:
+        self.file = file
+        self.index_path = index_path
+        # A generation's files never change once written: immutable skips SQLite's locking.
+        uri = f"{file.resolve().as_uri()}?mode=ro&immutable=1"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise IndexCorrupt(index_path, f"{file.name} is not a readable SQLite file") from e
+
+    def counts(self) -> tuple[int, int]:
+        """Numbers of documents and chunks."""
+        sql = "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)"
+        (docs, chunks), *_ = self._query(sql)
+        return docs, chunks
+
+    def chunks(self, rows: Sequence[int]) -> list[ChunkRecord]:
+        """The chunks at ``rows``, in that order."""
+        found = {}
+        for start in range(0, len(rows), 500):
+            part = [int(r) for r in rows[start : start + 500]]
+            sql = f"SELECT row, {_columns(CHUNK_COLUMNS)} FROM chunks WHERE row IN ({_marks(part)})"
+            for row, *values in self._query(sql, part):
+                found[row] = ChunkRecord(**dict(zip(CHUNK_COLUMNS, values, strict=True)))
+        return [found[int(r)] for r in rows]
+
+    def all_chunks(self) -> Iterator[ChunkRecord]:
+        """Every chunk, in row order."""
+        sql = f"SELECT {_columns(CHUNK_COLUMNS)} FROM chunks ORDER BY row"
+        for values in self._query(sql):
+            yield ChunkRecord(**dict(zip(CHUNK_COLUMNS, values, strict=True)))
+
+    def chunk_hashes(self) -> dict[str, int]:
+        """Row of every chunk by the hash of its retrieval text (the embedding cache)."""
+        return dict(self._query("SELECT hash, row FROM chunks"))
+
+    def docs(self, ids: Iterable[str] | None = None, text: bool = True) -> dict[str, DocRecord]:
+        """Documents by id, in the order they were added (all of them when ``ids`` is None)."""
+        columns = _columns(DOC_COLUMNS) if text else _columns(DOC_COLUMNS[:-1]) + ", ''"
+        if ids is None:
+            rows = list(self._query(f"SELECT {columns} FROM documents ORDER BY rowid"))
+        else:
+            wanted = list(dict.fromkeys(ids))
+            rows = []
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                sql = f"SELECT {columns} FROM documents WHERE doc_id IN ({_marks(part)})"
+                rows += self._query(sql, part)
+        docs = [DocRecord(**dict(zip(DOC_COLUMNS, r, strict=True))) for r in rows]
+        return {d.doc_id: d for d in docs}
+
+    def doc_ids_under(self, path: str) -> list[str]:
+        """Ids of the documents read from file ``path`` or from files under folder ``path``."""
+        prefix = path.rstrip("/") + "/"
+        sql = "SELECT doc_id FROM documents WHERE path = ? OR substr(path, 1, ?) = ? ORDER BY rowid"
+        return [r[0] for r in self._query(sql, [path, len(prefix), prefix])]
+
+    def outlet_code(self, name: str) -> int:
+        """The code of outlet ``name`` (casefolded) in ``filters``, -2 if no chunk has it."""
+        found = list(self._query("SELECT code FROM outlets WHERE name = ?", [name.casefold()]))
+        return int(found[0][0]) if found else -2
+
+    def stats(self) -> tuple[dt.date | None, dt.date | None, dict[str, int]]:
+        """First and last article date, and the number of articles per outlet."""
+        (first, last), *_ = self._query("SELECT min(date), max(date) FROM documents")
+        counts = self._query(
+            "SELECT source, count(*) FROM documents WHERE source IS NOT NULL "
+            "GROUP BY source ORDER BY source"
+        )
+        as_date = dt.date.fromisoformat
+        return (as_date(first) if first else None, as_date(last) if last else None, dict(counts))
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise IndexCorrupt(self.index_path, f"{self.file.name}: {e}") from e
+
+
+def write(
+    file: Path,
+    base: Path | None,
+    drop: set[str],
+    docs: list[DocRecord],
+    chunks: list[ChunkRecord],
+) -> np.ndarray:
+    """Write a generation's SQLite file: the records of ``base`` (the previous generation's
+    file) except documents ``drop``, then ``docs`` and ``chunks``.
+
+    The kept records are copied inside SQLite (no Python loop over them); their chunk rows
+    are renumbered from 0 and the new chunks follow. Returns the base rows kept, in order.
+    """
+    file.unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(file)) as db:
+        db.executescript(SCHEMA)
+        keep = np.zeros(0, dtype=np.int64)
+        if base is not None:
+            _copy_kept(db, base, drop)
+            rows = db.execute("SELECT base_row FROM kept ORDER BY row").fetchall()
+            keep = np.array(rows, dtype=np.int64).reshape(-1)
+        docs_sql = f"INSERT INTO documents ({_columns(DOC_COLUMNS)}) VALUES ({_marks(DOC_COLUMNS)})"
+        db.executemany(docs_sql, (_values(d, DOC_COLUMNS) for d in docs))
+        chunks_sql = (
+            f"INSERT INTO chunks (row, {_columns(CHUNK_COLUMNS)}) "
+            f"VALUES (?, {_marks(CHUNK_COLUMNS)})"
+        )
+        db.executemany(
+            chunks_sql,
+            ((len(keep) + i, *_values(c, CHUNK_COLUMNS)) for i, c in enumerate(chunks)),
+        )
+        sql = "SELECT DISTINCT source FROM documents WHERE source IS NOT NULL"
+        outlets = sorted({s.casefold() for (s,) in db.execute(sql)})
+        db.executemany("INSERT INTO outlets VALUES (?, ?)", enumerate(outlets))
+        db.commit()
+    return keep
+
+
+def _copy_kept(db: sqlite3.Connection, base: Path, drop: set[str]) -> None:
+    """Copy the documents and chunks of ``base`` not in ``drop``; leaves a temp table
+    ``kept(row, base_row)`` mapping each copied chunk to its row in ``base``."""
+    db.execute("ATTACH DATABASE ? AS base", (str(base),))
+    db.execute("CREATE TEMP TABLE dropped (doc_id TEXT PRIMARY KEY)")
+    db.executemany("INSERT INTO dropped VALUES (?)", [(d,) for d in drop])
+    where = "WHERE doc_id NOT IN (SELECT doc_id FROM dropped)"
+    docs, chunks = _columns(DOC_COLUMNS), _columns(CHUNK_COLUMNS)
+    db.execute(
+        f"INSERT INTO documents ({docs}) SELECT {docs} FROM base.documents {where} ORDER BY rowid"
+    )
+    db.execute(
+        "CREATE TEMP TABLE kept AS SELECT row_number() OVER (ORDER BY row) - 1 AS row, "
+        f"row AS base_row FROM base.chunks {where}"
+    )
+    db.execute(
+        f"INSERT INTO chunks (row, {chunks}) SELECT kept.row, {_columns(CHUNK_COLUMNS, 'c.')} "
+        "FROM kept JOIN base.chunks AS c ON c.row = kept.base_row ORDER BY kept.row"
+    )
+    db.commit()
+    db.execute("DETACH DATABASE base")
+
+
+def filters(file: Path) -> np.ndarray:
+    """Date ordinal and outlet code of every chunk's article, in row order."""
+    with contextlib.closing(sqlite3.connect(file)) as db:
+        codes = dict(db.execute("SELECT name, code FROM outlets"))
+        per_doc = {
+            doc_id: (
+                dt.date.fromisoformat(date).toordinal() if date else -1,
+                codes[source.casefold()] if source else -1,
+            )
+            for doc_id, date, source in db.execute("SELECT doc_id, date, source FROM documents")
+        }
+        rows = [per_doc[d] for (d,) in db.execute("SELECT doc_id FROM chunks ORDER BY row")]
+    return np.array(rows, dtype=np.int32).reshape(-1, 2)
+
+
+def terms(file: Path) -> list[list[str]]:
+    """The BM25 terms of every chunk, in row order."""
+    with contextlib.closing(sqlite3.connect(file)) as db:
+        return [t.split() for (t,) in db.execute("SELECT terms FROM chunks ORDER BY row")]
+
+
+def count(file: Path, table: str) -> int:
+    """Rows in ``table`` of the SQLite file ``file``."""
+    with contextlib.closing(sqlite3.connect(file)) as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _columns(names: tuple[str, ...], prefix: str = "") -> str:
+    return ", ".join(f'{prefix}"{n}"' for n in names)
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _values(record: BaseModel, names: tuple[str, ...]) -> tuple[Any, ...]:
+    data = record.model_dump(mode="json", include=set(names))
+    return tuple(data[n] for n in names)
