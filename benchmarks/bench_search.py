@@ -1,7 +1,8 @@
 """Query latency, memory and approximate-search recall at 10k, 100k and 1M chunks.
 
 For each size an index is written through the real write path (`rag.store.write`: SQLite
-records, fp32 vectors, the approximate FAISS index above `RAG_ANN_THRESHOLD`, bm25s), then a
+records, fp32 vectors, the approximate FAISS index above `RAG_ANN_THRESHOLD`, bm25s) in two
+writes, the second adding the last 1,000 chunks as `rag index` adds new articles; then a
 fresh process opens it with `Index.open` and times `Index.search` (k=10, default hybrid
 fusion, query embedding included) for real KorQuAD dev questions, without and with filters.
 
@@ -13,7 +14,10 @@ fusion, query embedding included) for real KorQuAD dev questions, without and wi
 - Articles: four chunks each, dated over 2009-2024, from 20 outlets.
 - Memory: the measuring process's peak resident set (VmHWM) after opening the index and
   running every query (model, Kiwi, records, approximate index and the memory-mapped pages
-  that searches touched), and its resident anonymous and file-backed parts.
+  that searches touched), and its resident anonymous and file-backed parts. The process
+  runs in a cgroup-v1 memory group limited to --memory-limit MB (default 2048) where the
+  machine allows one, with the index evicted from the page cache first: the kernel must
+  keep it, page cache of its mapped files included, within the limit or kill it.
 - Recall: the dense top 10 of the shipped search path against exact inner-product search over
   all fp32 vectors, for the same query vectors (1.0 by construction below the threshold).
 
@@ -28,6 +32,7 @@ by the next run unless --rebuild. The machine has 2 cores: the load average is p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -35,6 +40,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +136,54 @@ def memory() -> dict[str, float]:
     return fields
 
 
+def evict(path: Path) -> None:
+    """Drop the index's files from the page cache."""
+    for file in path.rglob("*"):
+        if file.is_file():
+            fd = os.open(file, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+class Cgroup:
+    """A cgroup-v1 memory group, or a stand-in that does nothing where none can be made."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def join(self) -> None:
+        """Move the calling process into the group (used as a subprocess preexec_fn)."""
+        if self.directory:
+            (self.directory / "tasks").write_text(str(os.getpid()))
+
+    def peak_mb(self) -> int | None:
+        """Peak memory charged to the group (resident pages and page cache), in MB."""
+        if not self.directory:
+            return None
+        return int((self.directory / "memory.max_usage_in_bytes").read_text()) // 2**20
+
+
+@contextlib.contextmanager
+def memory_cgroup(limit_mb: int) -> Iterator[Cgroup]:
+    """A memory cgroup limited to ``limit_mb``: the kernel must keep the measured process,
+    page cache of its memory-mapped files included, within it or kill it."""
+    root = Path("/sys/fs/cgroup/memory")
+    directory = root / f"rag-bench-{os.getpid()}"
+    try:
+        directory.mkdir()
+        (directory / "memory.limit_in_bytes").write_text(str(limit_mb * 2**20))
+    except OSError:
+        print(f"no memory cgroup here ({root}): measuring without a limit", file=sys.stderr)
+        yield Cgroup(None)
+        return
+    try:
+        yield Cgroup(directory)
+    finally:
+        directory.rmdir()
+
+
 def measure(path: Path, queries: int) -> dict[str, Any]:
     """Open the index at ``path`` and time searches; runs in its own process."""
     from rag import config, dense
@@ -193,6 +247,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--rebuild", action="store_true", help="rewrite cached indexes")
+    parser.add_argument(
+        "--memory-limit", type=int, default=2048, help="MB allowed to the measuring process"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,33 +267,35 @@ def main() -> None:
             print(f"writing {size:,} chunks to {path} ...", file=sys.stderr)
             built = build(path, size)
         print(f"measuring {size:,} chunks ...", file=sys.stderr)
-        out = subprocess.run(
-            [sys.executable, __file__, "--measure", str(path), "--queries", str(args.queries)],
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode:
-            sys.exit(f"measuring {path} failed:\n{out.stderr}")
+        cmd = [sys.executable, __file__, "--measure", str(path), "--queries", str(args.queries)]
+        evict(path)  # so the measured process loads the index itself, charged to its cgroup
+        with memory_cgroup(args.memory_limit) as group:
+            out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=group.join)
+            if out.returncode:
+                sys.exit(f"measuring {path} failed:\n{out.stderr}")
+            limit = {"cgroup_limit_mb": args.memory_limit, "cgroup_peak_mb": group.peak_mb()}
         writes = {"write_s": None, "append_s": None}
         if built:
             writes = {"write_s": round(built[0], 1), "append_s": round(built[1], 1)}
-        rows.append({"size": size, **writes, **json.loads(out.stdout)})
+        rows.append({"size": size, **writes, **json.loads(out.stdout), **limit})
         print(json.dumps(rows[-1]), file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     print(
         "| chunks | dense | search p50 / p95 | + since filter | + outlet filter | "
-        f"query embed p50 | recall@10 | peak RSS | disk | write | + {APPEND:,} chunks |"
+        "query embed p50 | recall@10 | peak RSS (anon + file) | peak in cgroup | disk | write | "
+        f"+ {APPEND:,} chunks |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         write = f"{r['write_s']} s | {r['append_s']} s" if r["write_s"] else "cached | cached"
         print(
             f"| {r['chunks']:,} | {r['dense']} | {r['search_p50_ms']} / {r['search_p95_ms']} ms"
             f" | {r['since 2017_p50_ms']} / {r['since 2017_p95_ms']} ms"
             f" | {r['outlet_p50_ms']} / {r['outlet_p95_ms']} ms | {r['embed_p50_ms']} ms"
-            f" | {r['recall@10']} | {r['peak_rss_mb']} MB | {r['disk_mb']} MB | {write} |"
+            f" | {r['recall@10']} | {r['peak_rss_mb']} MB ({r['rss_anon_mb']} + {r['rss_file_mb']})"
+            f" | {r['cgroup_peak_mb']} of {r['cgroup_limit_mb']} MB | {r['disk_mb']} MB | {write} |"
         )
     print(f"load average during the runs: {', '.join(str(r['load']) for r in rows)}")
 

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from .errors import IndexCorrupt
+from .records import Article
 
 SCHEMA = """
 CREATE TABLE documents (
@@ -38,22 +39,13 @@ DOC_COLUMNS = tuple(
 CHUNK_COLUMNS = ("chunk_id", "doc_id", "start", "end", "tokens", "hash", "terms", "text")
 
 
-class DocRecord(BaseModel):
-    """An indexed article as stored in the ``documents`` table."""
+class DocRecord(Article):
+    """An indexed article as stored in the ``documents`` table: an `Article` with the id the
+    index gave it, its number of chunks and when it was indexed."""
 
     doc_id: str
-    key: str
-    path: str | None = None
-    title: str | None = None
-    date: dt.date | None = None
-    published: dt.datetime | None = None
-    source: str | None = None
-    reporter: str | None = None
-    url: str | None = None
-    content_hash: str
     chunks: int
     indexed_at: dt.datetime
-    text: str
 
 
 class ChunkRecord(BaseModel):

@@ -6,7 +6,7 @@ approximate candidates exactly. From `config.ann_threshold` chunks on the genera
 ``ann-N.faiss``, an inverted-file index over 8-bit scalar-quantized vectors (0.4 GB per
 million chunks instead of 1.5 GB). ``benchmarks/ann_sweep.py`` chose it over HNSW on e5
 embeddings: at 1M chunks it reaches recall@10 0.993 of exact search (after re-scoring) in 2 ms,
-with 40% less memory than HNSW32 and half its build time.
+with 40% less memory than HNSW32,SQ8 and half its build time.
 """
 
 from __future__ import annotations

@@ -189,18 +189,5 @@ def _new_id(a: Article, taken: set[str]) -> str:
 
 
 def _doc_record(a: Article, doc_id: str, n_chunks: int, now: dt.datetime) -> DocRecord:
-    return DocRecord(
-        doc_id=doc_id,
-        key=a.key,
-        path=a.path,
-        title=a.title,
-        date=a.date,
-        published=a.published,
-        source=a.source,
-        reporter=a.reporter,
-        url=a.url,
-        content_hash=a.content_hash,
-        chunks=n_chunks,
-        indexed_at=now,
-        text=a.text,
-    )
+    fields = a.model_dump(exclude={"doc_id"})
+    return DocRecord(**fields, doc_id=doc_id, chunks=n_chunks, indexed_at=now)
