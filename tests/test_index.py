@@ -127,6 +127,18 @@ def test_remove_by_id_and_by_path(seeds: Path) -> None:
         index.remove("nope")
 
 
+def test_remove_folder_spares_sibling_folders(tmp_path: Path) -> None:
+    """Removing folder a/b takes a/b/x.txt and a/b/c/y.txt, not a/bc/z.txt or a/b-old/w.txt."""
+    names = ["b/x.txt", "b/c/y.txt", "bc/z.txt", "b-old/w.txt"]
+    for i, name in enumerate(names):
+        (tmp_path / "a" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "a" / name).write_text(f"{i}번 기사. 반도체 수출이 {i}년 만에 늘었다.")
+    index = Index.create(embedder="fake")
+    index.add([tmp_path / "a"])
+    assert sorted(index.remove(str(tmp_path / "a" / "b"))) == ["x", "y"]
+    assert sorted(d.doc_id for d in index.documents()) == ["w", "z"]
+
+
 def test_interrupted_write_leaves_previous_index(
     seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
