@@ -66,19 +66,14 @@ def build(vectors: np.ndarray, spec: dict[str, Any], previous: Any = None, start
         sample = vectors[_sample_rows(len(vectors), POINTS_PER_LIST * nlist)]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         start = 0
-    for first in range(start, len(vectors), BLOCK):
-        index.add(np.ascontiguousarray(vectors[first : first + BLOCK], dtype=np.float32))
-    return index
+    return _add(index, vectors, start)
 
 
 def flat(vectors: np.ndarray) -> Any:
     """An exact inner-product index over ``vectors``."""
     import faiss
 
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    for start in range(0, len(vectors), BLOCK):
-        index.add(np.ascontiguousarray(vectors[start : start + BLOCK], dtype=np.float32))
-    return index
+    return _add(faiss.IndexFlatIP(vectors.shape[1]), vectors, 0)
 
 
 def search(
@@ -114,8 +109,9 @@ def search(
     if mask is not None and (ann is None or mask.sum() <= EXACT_SUBSET):
         return _exact_rows(vectors, np.flatnonzero(mask), q[0], n)
     if ann is None:
+        flat_index = exact()  # built on first use, with all threads
         with _one_thread():
-            scores, rows = exact().search(q, n)
+            scores, rows = flat_index.search(q, n)
         return {int(r): float(s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0}
     params = faiss.SearchParametersIVF()
     params.nprobe = nprobe
@@ -126,6 +122,13 @@ def search(
         _, rows = ann.search(q, n, params=params)
     found = rows[0][rows[0] >= 0]
     return _exact_rows(vectors, np.sort(found), q[0], n)
+
+
+def _add(index: Any, vectors: np.ndarray, start: int) -> Any:
+    """Add ``vectors[start:]`` to ``index`` a block at a time (they may be memory-mapped)."""
+    for first in range(start, len(vectors), BLOCK):
+        index.add(np.ascontiguousarray(vectors[first : first + BLOCK], dtype=np.float32))
+    return index
 
 
 def _exact_rows(vectors: np.ndarray, rows: np.ndarray, q: np.ndarray, n: int) -> dict[int, float]:
