@@ -11,7 +11,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel
@@ -93,12 +93,11 @@ class Records:
 
     def chunks(self, rows: Sequence[int]) -> list[ChunkRecord]:
         """The chunks at ``rows``, in that order."""
-        found = {}
-        for start in range(0, len(rows), 500):
-            part = [int(r) for r in rows[start : start + 500]]
-            sql = f"SELECT row, {_columns(CHUNK_COLUMNS)} FROM chunks WHERE row IN ({_marks(part)})"
-            for row, *values in self._query(sql, part):
-                found[row] = ChunkRecord(**dict(zip(CHUNK_COLUMNS, values, strict=True)))
+        sql = f"SELECT row, {_columns(CHUNK_COLUMNS)} FROM chunks WHERE row IN ({{}})"
+        found = {
+            row: ChunkRecord(**dict(zip(CHUNK_COLUMNS, values, strict=True)))
+            for row, *values in self._query_in(sql, [int(r) for r in rows])
+        }
         return [found[int(r)] for r in rows]
 
     def all_chunks(self) -> Iterator[ChunkRecord]:
@@ -115,14 +114,10 @@ class Records:
         """Documents by id, in the order they were added (all of them when ``ids`` is None)."""
         columns = _columns(DOC_COLUMNS) if text else _columns(DOC_COLUMNS[:-1]) + ", ''"
         if ids is None:
-            rows = list(self._query(f"SELECT {columns} FROM documents ORDER BY rowid"))
+            rows = self._query(f"SELECT {columns} FROM documents ORDER BY rowid")
         else:
-            wanted = list(dict.fromkeys(ids))
-            rows = []
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                sql = f"SELECT {columns} FROM documents WHERE doc_id IN ({_marks(part)})"
-                rows += self._query(sql, part)
+            sql = f"SELECT {columns} FROM documents WHERE doc_id IN ({{}})"
+            rows = self._query_in(sql, list(dict.fromkeys(ids)))
         docs = [DocRecord(**dict(zip(DOC_COLUMNS, r, strict=True))) for r in rows]
         return {d.doc_id: d for d in docs}
 
@@ -151,11 +146,28 @@ class Records:
         as_date = dt.date.fromisoformat
         return (as_date(first) if first else None, as_date(last) if last else None, dict(counts))
 
+    def _query_in(self, sql: str, values: list[Any]) -> list[Any]:
+        """Run ``sql`` with its ``IN ({})`` filled for ``values``, 500 at a time (SQLite
+        limits the number of parameters)."""
+        rows = []
+        for start in range(0, len(values), 500):
+            part = values[start : start + 500]
+            rows += self._query(sql.format(_marks(part)), part)
+        return rows
+
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:
             return self._db.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as e:
             raise IndexCorrupt(self.index_path, f"{self.file.name}: {e}") from e
+
+
+class Written(NamedTuple):
+    """What `write` wrote, for the rest of the generation."""
+
+    keep: np.ndarray  # the base rows kept, in order
+    documents: int
+    filters: np.ndarray  # per chunk: date ordinal, outlet code
 
 
 def write(
@@ -164,12 +176,12 @@ def write(
     drop: set[str],
     docs: list[DocRecord],
     chunks: list[ChunkRecord],
-) -> np.ndarray:
+) -> Written:
     """Write a generation's SQLite file: the records of ``base`` (the previous generation's
     file) except documents ``drop``, then ``docs`` and ``chunks``.
 
     The kept records are copied inside SQLite (no Python loop over them); their chunk rows
-    are renumbered from 0 and the new chunks follow. Returns the base rows kept, in order.
+    are renumbered from 0 and the new chunks follow.
     """
     file.unlink(missing_ok=True)
     with contextlib.closing(sqlite3.connect(file)) as db:
@@ -193,7 +205,8 @@ def write(
         outlets = sorted({s.casefold() for (s,) in db.execute(sql)})
         db.executemany("INSERT INTO outlets VALUES (?, ?)", enumerate(outlets))
         db.commit()
-    return keep
+        (documents,) = db.execute("SELECT count(*) FROM documents").fetchone()
+        return Written(keep, int(documents), _filters(db))
 
 
 def _copy_kept(db: sqlite3.Connection, base: Path, drop: set[str]) -> None:
@@ -219,18 +232,17 @@ def _copy_kept(db: sqlite3.Connection, base: Path, drop: set[str]) -> None:
     db.execute("DETACH DATABASE base")
 
 
-def filters(file: Path) -> np.ndarray:
+def _filters(db: sqlite3.Connection) -> np.ndarray:
     """Date ordinal and outlet code of every chunk's article, in row order."""
-    with contextlib.closing(sqlite3.connect(file)) as db:
-        codes = dict(db.execute("SELECT name, code FROM outlets"))
-        per_doc = {
-            doc_id: (
-                dt.date.fromisoformat(date).toordinal() if date else -1,
-                codes[source.casefold()] if source else -1,
-            )
-            for doc_id, date, source in db.execute("SELECT doc_id, date, source FROM documents")
-        }
-        rows = [per_doc[d] for (d,) in db.execute("SELECT doc_id FROM chunks ORDER BY row")]
+    codes = dict(db.execute("SELECT name, code FROM outlets"))
+    per_doc = {
+        doc_id: (
+            dt.date.fromisoformat(date).toordinal() if date else -1,
+            codes[source.casefold()] if source else -1,
+        )
+        for doc_id, date, source in db.execute("SELECT doc_id, date, source FROM documents")
+    }
+    rows = [per_doc[d] for (d,) in db.execute("SELECT doc_id FROM chunks ORDER BY row")]
     return np.array(rows, dtype=np.int32).reshape(-1, 2)
 
 
@@ -238,12 +250,6 @@ def terms(file: Path) -> list[list[str]]:
     """The BM25 terms of every chunk, in row order."""
     with contextlib.closing(sqlite3.connect(file)) as db:
         return [t.split() for (t,) in db.execute("SELECT terms FROM chunks ORDER BY row")]
-
-
-def count(file: Path, table: str) -> int:
-    """Rows in ``table`` of the SQLite file ``file``."""
-    with contextlib.closing(sqlite3.connect(file)) as db:
-        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def _columns(names: tuple[str, ...], prefix: str = "") -> str:

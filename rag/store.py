@@ -168,7 +168,8 @@ def write(
     current = set(base.manifest.files.values()) if base is not None else set()
     _remove_other_generations(path, keep=current)
     records = path / files["records"]
-    keep = db.write(records, base.records.file if base is not None else None, drop, docs, chunks)
+    written = db.write(records, base.records.file if base is not None else None, drop, docs, chunks)
+    keep = written.keep
     rows = len(keep) + len(chunks)
     dim = int(manifest.embedder["dim"])
     all_vectors = np.lib.format.open_memmap(
@@ -179,7 +180,7 @@ def write(
         all_vectors[start : start + len(part)] = base.vectors[part]  # type: ignore[union-attr]
     all_vectors[len(keep) :] = vectors
     all_vectors.flush()
-    np.save(path / files["filters"], db.filters(records), allow_pickle=False)
+    np.save(path / files["filters"], written.filters, allow_pickle=False)
     ann = dense.ann_spec(rows)
     if ann is not None:
         files["ann"] = f"ann-{gen}.faiss"
@@ -201,7 +202,7 @@ def write(
             "generation": gen,
             "updated": dt.datetime.now(dt.timezone.utc),
             "ann": ann,
-            "documents": db.count(records, "documents"),
+            "documents": written.documents,
             "chunks": rows,
             "files": files,
             "sizes": _sizes(path, files.values()),
