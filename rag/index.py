@@ -22,7 +22,7 @@ from .errors import (
     InvalidOption,
     RagError,
 )
-from .korean import CONTENT_TAGS, morphemes
+from .korean import CONTENT_TAGS, KIWI_DICTIONARIES, morphemes
 from .records import Article, Hit, IndexReport
 from .retrieve import bm25_scores, dense_scores, fuse, mask
 from .store import Manifest, Snapshot
@@ -147,7 +147,7 @@ class Index:
             },
             bm25={
                 "library": f"bm25s {version('bm25s')}",
-                "tokenizer": "kiwipiepy morphemes",
+                "tokenizer": f"kiwipiepy {version('kiwipiepy')} morphemes, {KIWI_DICTIONARIES}",
                 "tags": sorted(CONTENT_TAGS),
                 "stopwords": "English (bm25s STOPWORDS_EN_PLUS), for SL tokens",
                 "k1": 1.5,

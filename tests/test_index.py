@@ -262,3 +262,27 @@ def test_bad_search_options(seeds: Path, kwargs: dict, message: str) -> None:
     index.add([seeds])
     with pytest.raises(RagError, match=message):
         index.search("카카오", **kwargs)
+
+
+def _vm_flags(file: Path) -> set[str]:
+    """The kernel's flags for this process's mapping of ``file`` (/proc/self/smaps)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith(str(file)):
+            flags = next(x for x in lines[i + 1 :] if x.startswith("VmFlags:"))
+            return set(flags.split()[1:])
+    raise AssertionError(f"{file} is not mapped")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux /proc")
+def test_vectors_are_read_without_readahead_except_when_copied(seeds: Path) -> None:
+    # Searches read scattered rows; readahead around each filled the page cache with the
+    # whole vectors file at 1M chunks. "rr" and "sr" are the kernel's flags for
+    # MADV_RANDOM and MADV_SEQUENTIAL.
+    Index.create(embedder="fake").add([seeds])
+    snap = store.read(Index.open().path)
+    file = (snap.path / snap.manifest.files["vectors"]).resolve()
+    assert "rr" in _vm_flags(file)
+    with store.sequential(snap.vectors):
+        assert {"sr"} <= _vm_flags(file) and "rr" not in _vm_flags(file)
+    assert "rr" in _vm_flags(file)

