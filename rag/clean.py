@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .sanitize import terminal_text
+
 KST = dt.timezone(dt.timedelta(hours=9), "KST")
 
 
@@ -205,7 +207,9 @@ def _stamp_tokens(line: str) -> list[re.Match[str]] | None:
 
 
 def _normalize(line: str) -> str:
-    return line.translate(_INVISIBLE).translate(_SPACES).strip()
+    # Escape sequences and control characters in an article are never text to keep: the
+    # index stores, prints and prompts with what is left.
+    return terminal_text(line).translate(_INVISIBLE).translate(_SPACES).strip()
 
 
 def _same(a: str, b: str) -> bool:

@@ -59,7 +59,7 @@ def print_sources(answer: Any, cited_only: bool = False) -> None:
         meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
         title = h.title or (Path(h.path).name if h.path else h.doc_id)
         mark = "" if n in cited or cited_only else "  (not cited)"
-        out.print(f"  [{n}] {escape(title)}" + (f" ({meta})" if meta else "") + mark)
+        out.print(f"  [{n}] {escape(title)}" + (f" ({escape(meta)})" if meta else "") + mark)
         out.print(f"      {escape(snippet(h.text, 100))}", style="dim")
 
 
@@ -116,7 +116,7 @@ def with_progress(run: Any) -> IndexReport:
 def print_report(report: IndexReport, paths: list[Path], index: Path) -> None:
     out = console()
     where = ", ".join(str(p) for p in paths)
-    out.print(f"Indexed {where} into {index}/ in {report.seconds:.1f} s")
+    out.print(f"Indexed {escape(where)} into {escape(str(index))}/ in {report.seconds:.1f} s")
     out.print(
         f"  added {len(report.added)}, updated {len(report.updated)}, "
         f"unchanged {len(report.unchanged)}, duplicates {len(report.duplicates)}, "
@@ -146,8 +146,9 @@ def print_hits(hits: list[Hit]) -> None:
     for i, h in enumerate(hits, 1):
         meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
         title = h.title or (Path(h.path).name if h.path else h.doc_id)
-        out.print(f"[bold]{i}. {escape(title)}[/bold]" + (f" ({meta})" if meta else ""))
-        out.print(f"   {h.chunk_id}  score {h.score:.3f}  chars {h.start}-{h.end}", style="dim")
+        out.print(f"[bold]{i}. {escape(title)}[/bold]" + (f" ({escape(meta)})" if meta else ""))
+        where = f"   {escape(h.chunk_id)}  score {h.score:.3f}  chars {h.start}-{h.end}"
+        out.print(where, style="dim")
         out.print(f"   {escape(snippet(h.text))}")
 
 
@@ -171,6 +172,10 @@ def print_info(info: IndexInfo) -> None:
 
 
 def escape(text: str) -> str:
+    """``text`` to print with rich: escape sequences and control characters removed (an
+    article must not clear the screen or retitle the window), rich markup escaped."""
     from rich.markup import escape
 
-    return escape(text)
+    from .sanitize import terminal_text
+
+    return escape(terminal_text(text))
