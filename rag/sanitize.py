@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from .errors import QueryTooLong
 
 # A question or search query is at most this many characters. Real questions are far shorter
-# (the longest of the 5,774 KorQuAD dev questions has 103); a pasted article is not a question,
+# (the longest of the 5,774 KorQuAD dev questions has 111); a pasted article is not a question,
 # and a 100,000-character query took 85 s in morpheme analysis.
 MAX_QUERY_CHARS = 2000
 
