@@ -7,6 +7,7 @@ share one way of printing.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,14 @@ def console(stderr: bool = False) -> Console:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """``data`` as JSON; json escapes C0 controls, and C1 controls, DEL and bidi overrides
+    (which it leaves raw) are written as ``\\uXXXX`` too, so no article acts on a terminal."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
+# Outside strings JSON is ASCII, so these can only be inside strings, where \uXXXX is exact.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def with_progress(run: Any) -> IndexReport:

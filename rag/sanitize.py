@@ -110,13 +110,14 @@ _PASSAGES_TAG = _tag_pattern(["passages"])
 
 def _skeleton(text: str) -> tuple[str, list[int]]:
     """``text`` folded for matching (NFKC, look-alikes, case; invisible format characters
-    dropped), and for each folded character the index of the original one it came from."""
+    and combining marks dropped), and for each folded character the index of the original
+    one it came from."""
     if text.isascii():
         return text.lower(), list(range(len(text)))
     chars: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
-        if unicodedata.category(ch) == "Cf":  # zero-width joiners, bidi marks
+        if unicodedata.category(ch) in ("Cf", "Mn", "Me"):  # zero-width, bidi, combining marks
             continue
         folded = unicodedata.normalize("NFKC", ch.translate(_CONFUSABLES))
         for c in folded.translate(_CONFUSABLES).casefold():
