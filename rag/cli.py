@@ -73,7 +73,7 @@ def _date(value: str | None) -> dt.date | None:
 def _query(value: str) -> str:
     """An empty or overlong query is bad usage (exit 2), not a question to refuse."""
     if not value.strip():
-        raise typer.BadParameter("is empty")
+        raise typer.BadParameter("must not be empty")
     if len(value) > MAX_QUERY_CHARS:
         raise typer.BadParameter(
             f"is {len(value):,} characters long; the limit is {MAX_QUERY_CHARS:,}"

@@ -39,11 +39,12 @@ def kiwi() -> Kiwi:
 
 # Kiwi's time grows faster than linearly with the length of one input (issue 10's probe: one
 # 80,000-character line took 4.9 s to split into sentences, 160,000 took 19.4 s), inside one
-# C call that Ctrl-C cannot interrupt. Text longer than this is analyzed in windows of at most this many
-# characters, each cut after a sentence end or at a space near its end, so sentences are
-# only cut where a line has no break for hundreds of characters. Scraped article lines (the
-# seeds' longest: 634) and KorQuAD dev paragraphs (longest: 2,946) go to Kiwi whole, as
-# before; a window of the slowest text measured ("가" repeated) takes about a second.
+# C call that Ctrl-C cannot interrupt. Text longer than this is analyzed in windows of at
+# most this many characters, each cut after a sentence end or at a space near its end, so
+# sentences are only cut where a line has no break for hundreds of characters. Scraped
+# article lines (the seeds' longest: 634) and KorQuAD dev paragraphs (longest: 2,946) go to
+# Kiwi whole, as before; a window of the slowest text measured ("가" repeated) takes about a
+# second.
 WINDOW_CHARS = 3000
 _LOOK_BACK = 500  # how far before a window's end to look for a place to cut
 _SENTENCE_BREAK = re.compile(r"[.!?。？！…][\"'”’)\]]*\s+")

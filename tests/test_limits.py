@@ -111,8 +111,8 @@ def index_dir(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("", "is empty"),
-        ("  \t ", "is empty"),
+        ("", "must not be empty"),
+        ("  \t ", "must not be empty"),
         ("카" * (MAX_QUERY_CHARS + 1), "is 2,001 characters long; the limit is 2,000"),
     ],
 )
