@@ -19,6 +19,7 @@ from .errors import LLMError
 from .generate import Generator, Message
 from .korean import sentence_spans
 from .records import Hit
+from .sanitize import escape_block
 from .support import Evidence, evidence_for, key_terms, language
 from .templates import render
 
@@ -176,9 +177,8 @@ def answer_messages(question: str, hits: Sequence[Hit], lang: str) -> list[Messa
     for n, h in enumerate(hits, 1):
         meta = ", ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
         head = f"[{n}] {h.title or h.doc_id}" + (f" ({meta})" if meta else "")
-        # A passage must not be able to close the data block and speak as the user.
-        body = h.text.replace("</passages>", "</ passages>")
-        blocks.append(f"{head}\n{body}")
+        # No passage, title or outlet may close the data block and speak as the user.
+        blocks.append(f"{escape_block(head)}\n{escape_block(h.text)}")
     system = render(
         "answer_system",
         language_name=LANGUAGE_NAMES[lang],

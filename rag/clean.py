@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .sanitize import terminal_text
+
 KST = dt.timezone(dt.timedelta(hours=9), "KST")
 
 
@@ -205,7 +207,9 @@ def _stamp_tokens(line: str) -> list[re.Match[str]] | None:
 
 
 def _normalize(line: str) -> str:
-    return line.translate(_INVISIBLE).translate(_SPACES).strip()
+    # Escape sequences and control characters in an article are never text to keep: the
+    # index stores, prints and prompts with what is left.
+    return terminal_text(line).translate(_INVISIBLE).translate(_SPACES).strip()
 
 
 def _same(a: str, b: str) -> bool:
@@ -223,7 +227,7 @@ def clean_scraped(text: str, title: str | None = None) -> tuple[str, ScrapedMeta
     Args:
         text: The scraped text.
         title: A title known from elsewhere (a JSON record, HTML metadata); a first body line
-            repeating it is dropped.
+            repeating it is dropped when more text follows.
 
     Returns:
         The cleaned text (empty when nothing but boilerplate was left) and the metadata found.
@@ -256,9 +260,11 @@ def clean_scraped(text: str, title: str | None = None) -> tuple[str, ScrapedMeta
     if first_stamp is not None:
         _take_header_title(lines, drop, first_stamp, meta)
     known_title = title or meta.title
-    first_body = next((i for i, line in enumerate(lines) if line and not drop[i]), None)
-    if known_title and first_body is not None and _same(lines[first_body], known_title):
-        drop[first_body] = True
+    body = [i for i, line in enumerate(lines) if line and not drop[i]]
+    # A first line repeating the title is dropped, unless it is all there is: then the title
+    # is the article (a one-line brief), not page chrome.
+    if known_title and len(body) > 1 and _same(lines[body[0]], known_title):
+        drop[body[0]] = True
 
     kept: list[str] = []
     for line, dropped in zip(lines, drop, strict=True):

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from . import config, output
 from .cli_model import model_app
 from .errors import RagError
+from .sanitize import MAX_QUERY_CHARS, configured_secrets, safe_message
 
 if TYPE_CHECKING:
     from .index import Index
@@ -29,7 +30,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except RagError as e:
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(f"error: {safe_message(str(e), configured_secrets())}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("error: interrupted; the index on disk was not changed", err=True)
@@ -67,6 +68,17 @@ def _date(value: str | None) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError as e:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from e
+
+
+def _query(value: str) -> str:
+    """An empty or overlong query is bad usage (exit 2), not a question to refuse."""
+    if not value.strip():
+        raise typer.BadParameter("must not be empty")
+    if len(value) > MAX_QUERY_CHARS:
+        raise typer.BadParameter(
+            f"is {len(value):,} characters long; the limit is {MAX_QUERY_CHARS:,}"
+        )
+    return value
 
 
 IndexOpt = Annotated[
@@ -132,7 +144,9 @@ def index_cmd(
 
 @app.command("search")
 def search_cmd(
-    query: Annotated[str, typer.Argument(help="What to look for, in Korean or English.")],
+    query: Annotated[
+        str, typer.Argument(help="What to look for, in Korean or English.", callback=_query)
+    ],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
     k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 5,
     since: SinceOpt = None,
@@ -211,7 +225,9 @@ TimeoutOpt = Annotated[
 
 @app.command("ask")
 def ask_cmd(
-    question: Annotated[str, typer.Argument(help="A question, in Korean or English.")],
+    question: Annotated[
+        str, typer.Argument(help="A question, in Korean or English.", callback=_query)
+    ],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
     k: KOpt = 5,
     since: SinceOpt = None,

@@ -72,6 +72,15 @@ class IngestError(RagError):
         super().__init__(f"{where}: {reason}")
 
 
+class QueryTooLong(RagError):
+    """A query or question is longer than the limit (`rag.sanitize.MAX_QUERY_CHARS`)."""
+
+    def __init__(self, what: str, length: int, limit: int) -> None:
+        self.length = length
+        self.limit = limit
+        super().__init__(f"the {what} is {length:,} characters long; the limit is {limit:,}")
+
+
 class MissingPromptVariable(RagError):
     """A prompt template uses a variable the caller did not supply."""
 

@@ -25,6 +25,7 @@ from .errors import (
 from .korean import CONTENT_TAGS, KIWI_DICTIONARIES, morphemes
 from .records import Article, Hit, IndexReport
 from .retrieve import bm25_scores, dense_scores, fuse, mask
+from .sanitize import check_query
 from .store import Manifest, Snapshot
 from .update import Progress, Source
 
@@ -230,6 +231,7 @@ class Index:
             raise InvalidOption("bm25_weight", bm25_weight, ["a number from 0 to 1"])
         if k < 1:
             raise InvalidOption("k", k, ["a positive integer"])
+        check_query(query)
         snap = self._snap
         if not len(snap) or not query.strip():
             return []

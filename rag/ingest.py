@@ -16,6 +16,7 @@ from typing import Any
 from rag.clean import ScrapedMeta, clean_html, clean_scraped, parse_byline, parse_datetime
 from rag.errors import IngestError
 from rag.records import Article, Skipped
+from rag.sanitize import clean_field
 
 logger = logging.getLogger(__name__)
 
@@ -357,16 +358,18 @@ def _article(
     meta: ScrapedMeta,
     doc_id: str | None = None,
 ) -> Article:
+    # Metadata is printed and put in prompts: stored without control characters, one line,
+    # bounded (a 5 MB "title" would be repeated in every chunk's header).
     return Article(
         key=key,
         doc_id=doc_id,
         path=path,
-        title=meta.title,
+        title=clean_field(meta.title),
         date=meta.date,
         published=meta.published,
-        source=meta.source,
-        reporter=meta.reporter,
-        url=meta.url,
+        source=clean_field(meta.source, limit=100),
+        reporter=clean_field(meta.reporter, limit=100),
+        url=clean_field(meta.url, limit=2000),
         text=text,
         content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -36,19 +37,60 @@ def kiwi() -> Kiwi:
     return Kiwi(**KIWI_OPTIONS)
 
 
+# Kiwi's time grows faster than linearly with the length of one input (issue 10's probe: one
+# 80,000-character line took 4.9 s to split into sentences, 160,000 took 19.4 s), inside one
+# C call that Ctrl-C cannot interrupt. Text longer than this is analyzed in windows of at
+# most this many characters, each cut after a sentence end or at a space near its end, so
+# sentences are only cut where a line has no break for hundreds of characters. Scraped
+# article lines (the seeds' longest: 634) and KorQuAD dev paragraphs (longest: 2,946) go to
+# Kiwi whole, as before; a window of the slowest text measured ("가" repeated) takes about a
+# second.
+WINDOW_CHARS = 3000
+_LOOK_BACK = 500  # how far before a window's end to look for a place to cut
+_SENTENCE_BREAK = re.compile(r"[.!?。？！…][\"'”’)\]]*\s+")
+_SPACE = re.compile(r"\s+")
+
+
+def windows(text: str, size: int = WINDOW_CHARS) -> list[tuple[int, int]]:
+    """Spans of ``text``, in order and covering it, none longer than ``size`` characters.
+
+    Each cut is after the last sentence end followed by whitespace in the last ``_LOOK_BACK``
+    characters of a window, else after its last whitespace, else at the limit.
+    """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while len(text) - start > size:
+        limit = start + size
+        low = max(start + 1, limit - _LOOK_BACK)
+        cut = limit
+        for pattern in (_SENTENCE_BREAK, _SPACE):
+            ends = [m.end() for m in pattern.finditer(text, low, limit)]
+            if ends:
+                cut = ends[-1]
+                break
+        spans.append((start, cut))
+        start = cut
+    spans.append((start, len(text)))
+    return spans
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of ``text``, never crossing a line break.
 
     Kiwi finds Korean sentence ends ("...했다" without a period, quotes, "다." inside
     numbers) that a period splitter gets wrong; lines are split first because scraped
-    articles put headings and captions on their own lines without punctuation.
+    articles put headings and captions on their own lines without punctuation, and a line
+    longer than `WINDOW_CHARS` is split in `windows`.
     """
     spans: list[tuple[int, int]] = []
     offset = 0
     for line in text.splitlines(keepends=True):
-        stripped = line.strip()
-        if stripped:
-            base = offset + (len(line) - len(line.lstrip()))
+        for a, b in windows(line):
+            part = line[a:b]
+            stripped = part.strip()
+            if not stripped:
+                continue
+            base = offset + a + (len(part) - len(part.lstrip()))
             with _lock:
                 sents = kiwi().split_into_sents(stripped)
             for s in sents:
@@ -67,10 +109,23 @@ def morphemes(text: str) -> list[str]:
 
 
 def morphemes_batch(texts: Sequence[str]) -> list[list[str]]:
-    """`morphemes` for many texts at once (Kiwi analyzes a batch faster)."""
+    """`morphemes` for many texts at once (Kiwi analyzes a batch faster).
+
+    A text longer than `WINDOW_CHARS` is analyzed in `windows`, so no single Kiwi call runs
+    long and Ctrl-C is seen between them.
+    """
+    pieces: list[str] = []
+    owners: list[int] = []
+    for i, text in enumerate(texts):
+        for a, b in windows(text):
+            pieces.append(text[a:b])
+            owners.append(i)
+    out: list[list[str]] = [[] for _ in texts]
     with _lock:
-        analyzed: Iterable = kiwi().tokenize(list(texts))
-        return [_content(tokens) for tokens in analyzed]
+        analyzed: Iterable = kiwi().tokenize(pieces)
+        for owner, tokens in zip(owners, analyzed, strict=True):
+            out[owner].extend(_content(tokens))
+    return out
 
 
 @functools.cache

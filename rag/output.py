@@ -7,6 +7,7 @@ share one way of printing.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,7 @@ def print_sources(answer: Any, cited_only: bool = False) -> None:
         meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
         title = h.title or (Path(h.path).name if h.path else h.doc_id)
         mark = "" if n in cited or cited_only else "  (not cited)"
-        out.print(f"  [{n}] {escape(title)}" + (f" ({meta})" if meta else "") + mark)
+        out.print(f"  [{n}] {escape(title)}" + (f" ({escape(meta)})" if meta else "") + mark)
         out.print(f"      {escape(snippet(h.text, 100))}", style="dim")
 
 
@@ -70,7 +71,14 @@ def console(stderr: bool = False) -> Console:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """``data`` as JSON; json escapes C0 controls, and C1 controls, DEL and bidi overrides
+    (which it leaves raw) are written as ``\\uXXXX`` too, so no article acts on a terminal."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
+# Outside strings JSON is ASCII, so these can only be inside strings, where \uXXXX is exact.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def with_progress(run: Any) -> IndexReport:
@@ -116,7 +124,7 @@ def with_progress(run: Any) -> IndexReport:
 def print_report(report: IndexReport, paths: list[Path], index: Path) -> None:
     out = console()
     where = ", ".join(str(p) for p in paths)
-    out.print(f"Indexed {where} into {index}/ in {report.seconds:.1f} s")
+    out.print(f"Indexed {escape(where)} into {escape(str(index))}/ in {report.seconds:.1f} s")
     out.print(
         f"  added {len(report.added)}, updated {len(report.updated)}, "
         f"unchanged {len(report.unchanged)}, duplicates {len(report.duplicates)}, "
@@ -146,8 +154,9 @@ def print_hits(hits: list[Hit]) -> None:
     for i, h in enumerate(hits, 1):
         meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
         title = h.title or (Path(h.path).name if h.path else h.doc_id)
-        out.print(f"[bold]{i}. {escape(title)}[/bold]" + (f" ({meta})" if meta else ""))
-        out.print(f"   {h.chunk_id}  score {h.score:.3f}  chars {h.start}-{h.end}", style="dim")
+        out.print(f"[bold]{i}. {escape(title)}[/bold]" + (f" ({escape(meta)})" if meta else ""))
+        where = f"   {escape(h.chunk_id)}  score {h.score:.3f}  chars {h.start}-{h.end}"
+        out.print(where, style="dim")
         out.print(f"   {escape(snippet(h.text))}")
 
 
@@ -171,6 +180,10 @@ def print_info(info: IndexInfo) -> None:
 
 
 def escape(text: str) -> str:
+    """``text`` to print with rich: escape sequences and control characters removed (an
+    article must not clear the screen or retitle the window), rich markup escaped."""
     from rich.markup import escape
 
-    return escape(text)
+    from .sanitize import terminal_text
+
+    return escape(terminal_text(text))

@@ -11,6 +11,7 @@ from typing import Any
 
 from .chat import ChatSession
 from .errors import RagError
+from .sanitize import check_query, configured_secrets, safe_message, terminal_text
 
 HELP = """Ask a question about the indexed articles; follow-up questions keep the context.
   /sources   the passages behind the last answer
@@ -105,15 +106,16 @@ def _command(line: str, session: ChatSession, show_sources: Callable[[Any], None
 
 def _turn(question: str, session: ChatSession, show_answer: Callable[[Any], Any]) -> None:
     try:
+        check_query(question, "question")
         standalone, stream = session.ask_stream(question)
         if standalone != question:
-            print(f"(searching for: {standalone})")
+            print(f"(searching for: {terminal_text(standalone)})")
         answer = show_answer(stream)
     except KeyboardInterrupt:
         print("\n[answer cancelled]")
         return
     except RagError as e:
-        print(f"error: {e}")
+        print(f"error: {safe_message(str(e), configured_secrets())}")
         return
     if answer is not None:
         session.record(question, standalone, answer)

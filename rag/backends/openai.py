@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BackendUnavailable, InvalidOption, LLMError
 from ..generate import Generator, Message
 from ..records import Hit
+from ..sanitize import redact
 
 if TYPE_CHECKING:
     import openai
@@ -154,6 +155,12 @@ class OpenAIGenerator(Generator):
         return request
 
     def _llm_error(self, e: openai.OpenAIError, retried: bool = True) -> LLMError:
+        """`_describe` with the key, bearer tokens and URL credentials redacted: a server's
+        401 body may echo the key, and ``--base-url`` may hold ``user:key@``."""
+        error = self._describe(e, retried)
+        return LLMError(error.kind, redact(str(error), [self._client.api_key]))
+
+    def _describe(self, e: openai.OpenAIError, retried: bool = True) -> LLMError:
         """The one-line error for a failed request (the SDK's retries, if any, are spent)."""
         import openai
 
