@@ -192,9 +192,14 @@ def verify(path: Path, manifest: Manifest, full: bool) -> list[str]:
     if problems:
         return list(dict.fromkeys(problems))
     for name, expected in manifest.checksums.items():
-        if (full or manifest.sizes[name] <= CHECK_ON_OPEN_BYTES) and checksum(
-            path / name
-        ) != expected:
+        if not full and manifest.sizes[name] > CHECK_ON_OPEN_BYTES:
+            continue
+        try:
+            digest = checksum(path / name)
+        except OSError as e:  # removed by a writer meanwhile, or unreadable
+            problems.append(f"{name} cannot be read ({e.strerror})")
+            continue
+        if digest != expected:
             problems.append(f"{name} has changed since it was written (checksum differs)")
     return problems
 

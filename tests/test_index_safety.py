@@ -257,7 +257,7 @@ def test_cli_says_no_space_in_one_line(run, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr("rag.diskio.write_npy", _full(_enospc()))
     assert run("index", "articles") == (
         1,
-        f"error: no space left on device while writing idx/vectors-3.npy; "
+        "error: no space left on device while writing idx/vectors-3.npy; "
         "the index was not changed\n",
     )
 
