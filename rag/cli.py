@@ -113,7 +113,7 @@ def index_cmd(
     from .errors import IndexNotFound, RagError
     from .index import Index
 
-    created = False
+    created, existed = False, index.exists()
     try:
         idx = Index.open(index, embedder=embedder)
     except IndexNotFound:
@@ -127,10 +127,15 @@ def index_cmd(
         )
         idx = Index.create(index, embedder=model)
         created = True
-    report = output.with_progress(lambda progress: idx.add(paths, progress=progress))
+    try:
+        report = output.with_progress(lambda progress: idx.add(paths, progress=progress))
+    except WriteInterrupted as e:
+        if created and not e.saved:
+            store.delete(idx.path, directory=not existed)  # no empty index left behind
+        raise
     indexed = report.added or report.updated or report.unchanged or report.duplicates
     if not indexed and created:
-        store.delete(idx.path)  # no empty index left behind
+        store.delete(idx.path, directory=not existed)
     if as_json:
         output.print_json(report.model_dump(mode="json"))
     else:

@@ -149,9 +149,12 @@ def read_manifest(path: Path) -> Manifest:
             path, f"format {version} was written by an older rag; index the articles again"
         )
     try:
-        return Manifest.model_validate(raw)
+        manifest = Manifest.model_validate(raw)
     except ValidationError as e:
         raise IndexCorrupt(path, f"{MANIFEST} is invalid: {_validation_line(e)}") from e
+    if not manifest.files:  # only a manifest still being built has none
+        raise IndexCorrupt(path, f"{MANIFEST} is invalid: files is empty")
+    return manifest
 
 
 def read_pending(path: Path) -> list[str]:

@@ -287,15 +287,17 @@ def check_new(path: Path) -> None:
         )
 
 
-def delete(path: Path) -> None:
-    """Remove the index at ``path``: exactly the files its manifest names, then the directory
-    if nothing else is left in it (used to undo an index that received nothing)."""
+def delete(path: Path, directory: bool) -> None:
+    """Remove the index at ``path``: exactly the files its manifest names, and the directory
+    too if ``directory`` and nothing else is left in it (used to undo an index that received
+    nothing)."""
     manifest = read_manifest(path)
     diskio.remove(path, [*manifest.files.values(), *manifest.previous, *read_pending(path)])
     for name in (MANIFEST, PENDING, LOCK):
         (path / name).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        path.rmdir()
+    if directory:
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 @contextlib.contextmanager

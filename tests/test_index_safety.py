@@ -324,6 +324,15 @@ def test_ctrl_c_before_the_switch_says_not_changed(run, monkeypatch: pytest.Monk
     assert len(Index.open()) == 1
 
 
+def test_ctrl_c_while_making_a_new_index_leaves_none(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bm25s.BM25.save", _full(KeyboardInterrupt()))
+    code, out = run("index", "articles", "--embedder", "fake")
+    assert (code, out) == (130, "error: interrupted; the index at idx was not changed\n")
+    assert not (tmp_path / "idx").exists()
+
+
 def test_ctrl_c_after_the_switch_says_saved(run, monkeypatch: pytest.MonkeyPatch) -> None:
     run("index", f"articles/{KAKAO}.txt", "--embedder", "fake")
     real = store.read
@@ -403,6 +412,10 @@ def _garble_vectors(path: Path) -> None:
     ("damage", "message"),
     [
         (lambda p: _edit_manifest(p, lambda d: d.update(files={})), "files has no 'records'"),
+        (
+            lambda p: _edit_manifest(p, lambda d: d.update(files={}, sizes={}, checksums={})),
+            "manifest.json is invalid: files is empty",
+        ),
         (
             lambda p: _edit_manifest(p, lambda d: d["embedder"].pop("spec")),
             "embedder: .*'spec' is missing",
@@ -520,6 +533,10 @@ def test_every_input_rejected_leaves_no_index(run, tmp_path: Path) -> None:
     assert code == 1 and not out.startswith("Indexed")
     assert out.endswith("error: nothing indexed from bad: 2 inputs rejected (listed above)\n")
     assert not (tmp_path / "idx").exists()
+    # A directory that existed (empty) before is kept, empty.
+    (tmp_path / "given").mkdir()
+    assert run("index", "bad", "--index", "given", "--embedder", "fake")[0] == 1
+    assert list((tmp_path / "given").iterdir()) == []
     # An existing index is kept as it was.
     run("index", "articles")
     before = _listing(tmp_path / "idx")
