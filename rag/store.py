@@ -181,9 +181,10 @@ def write(
     pending = [f"{kind}-{gen}{suffix}" for kind, suffix in SUFFIXES.items()]
     dim = int(manifest.embedder["dim"])
     diskio.check_space(path, gen, diskio.estimate(base, docs, chunks, dim))
-    diskio.write_json(path / PENDING, {"generation": gen, "files": pending})
     switched = False
     try:
+        with diskio.writing(path, path / PENDING):
+            diskio.write_json(path / PENDING, {"generation": gen, "files": pending})
         new = _write_generation(path, gen, manifest, base, drop, docs, chunks, vectors)
         tmp = path / f"{MANIFEST}.tmp"
         with diskio.writing(path, tmp):
