@@ -122,6 +122,26 @@ def test_interrupted_write_leftovers_are_removed_by_name(seeds: Path) -> None:
     assert m.files["records"] == "records-3.sqlite" and len(Index.open()) == 2
 
 
+def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, seeds: Path) -> None:
+    """kill -9 during the very first write leaves the lock, pending.json and partial files:
+    the directory still counts as empty, and the next run cleans them up."""
+    path = tmp_path / "index"
+    path.mkdir()
+    (path / ".lock").write_text("")
+    (path / "pending.json").write_text(json.dumps({"files": ["records-1.sqlite", "bm25-1"]}))
+    (path / "records-1.sqlite").write_bytes(b"partial")
+    (path / "bm25-1").mkdir()
+    Index.create(path, embedder="fake").add([seeds])
+    m = store.read_manifest(path)
+    assert {p.name for p in path.iterdir()} == {
+        ".lock",
+        "manifest.json",
+        *m.files.values(),
+        *m.previous,
+    }
+    assert len(Index.open(path)) == 2
+
+
 # -- 2. undecodable file names ----------------------------------------------------------
 
 
