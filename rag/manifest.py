@@ -55,7 +55,9 @@ class Manifest(BaseModel):
     sizes: dict[str, StrictInt] = {}
     # Added without a format change: an index written before them has none (checked as absent).
     checksums: dict[str, str] = {}
-    previous: list[str] = []  # the last generation's files, removed by the next write
+    # The last generation's files: removed right after the switch, or by the next write if
+    # the writer died first.
+    previous: list[str] = []
 
     @field_validator("embedder")
     @classmethod

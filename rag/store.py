@@ -3,7 +3,7 @@
 Layout (``N`` is the generation, bumped by every write)::
 
     manifest.json            model, settings, counts, version, the files of generation N with
-                             their sizes and checksums, and the files of generation N-1
+                             their sizes and checksums, and the names of generation N-1's
     records-N.sqlite         tables documents (metadata, cleaned text), chunks (row = vector
                              row: span, text, BM25 terms, hash) and outlets
     vectors-N.npy            fp32 vectors, one row per chunk (memory-mapped when read)
@@ -19,9 +19,10 @@ A write lists the new generation's files in ``pending.json``, puts them beside t
 fsyncs them, then atomically replaces ``manifest.json``. An interrupted write therefore leaves
 the old manifest pointing at the old, complete generation; the next write removes the files
 ``pending.json`` lists. Only files a manifest or ``pending.json`` names are ever removed, so
-nothing else in the directory is touched. Generation N-1 is kept until the write of N+1
-starts, so a reader that read the manifest just before a switch still finds the files it
-names; a reader that loses that race anyway (two writes in between) re-reads the manifest.
+nothing else in the directory is touched. The old generation's files are removed right after
+the switch (the manifest lists them as ``previous`` until the next write, in case the writer
+dies first); a reader that read the old manifest but had not opened its files yet finds them
+gone and re-reads the manifest.
 """
 
 from __future__ import annotations
@@ -169,8 +170,8 @@ def write(
     """
     if base is None:
         check_new(path)
-    # Generation N-1 (kept for readers that opened it before N was switched to) and what an
-    # interrupted write left go now, before the free space is measured.
+    # What an interrupted write left, and generation N-1 if the write of N was killed before
+    # removing it, go now, before the free space is measured.
     current = list(manifest.files.values()) if base is not None else []
     old = [*manifest.previous, *read_pending(path)] if base is not None else read_pending(path)
     diskio.remove(path, [n for n in old if n not in current])
@@ -198,6 +199,9 @@ def write(
             (path / f"{MANIFEST}.tmp").unlink(missing_ok=True)
             (path / PENDING).unlink(missing_ok=True)
         raise
+    # Readers that opened generation N keep reading it (open files and maps outlive the
+    # names); one that read the old manifest but had not opened its files yet retries.
+    diskio.remove(path, [n for n in new.previous if n not in new.files.values()])
     (path / PENDING).unlink(missing_ok=True)
     return new
 

@@ -100,7 +100,7 @@ def test_writes_remove_only_files_the_index_wrote(seeds: Path) -> None:
     m = store.read_manifest(index.path)
     assert m.generation == 5 and m.files["records"] == "records-5.sqlite"  # 2 was taken
     theirs = {p.name for p in index.path.iterdir()} - {n.split("/")[0] for n in before}
-    assert theirs == {".lock", "manifest.json", *m.files.values(), *m.previous}
+    assert theirs == {".lock", "manifest.json", *m.files.values()}
     assert len(Index.open()) == 1
 
 
@@ -133,12 +133,7 @@ def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, see
     (path / "bm25-1").mkdir()
     Index.create(path, embedder="fake").add([seeds])
     m = store.read_manifest(path)
-    assert {p.name for p in path.iterdir()} == {
-        ".lock",
-        "manifest.json",
-        *m.files.values(),
-        *m.previous,
-    }
+    assert {p.name for p in path.iterdir()} == {".lock", "manifest.json", *m.files.values()}
     assert len(Index.open(path)) == 2
 
 
@@ -179,11 +174,8 @@ def _indexed(seeds: Path) -> tuple[Index, dict[str, int]]:
 
 
 def _assert_unchanged(index: Index, listing: dict[str, int]) -> None:
-    # The files of the current generation as they were, and nothing else: no partial file, no
-    # manifest.json.tmp, no pending.json (generation N-1 goes at the start of any write).
-    previous = store.read_manifest(index.path).previous
-    kept = {k: v for k, v in listing.items() if k.split("/")[0] not in previous}
-    assert _listing(index.path) == kept
+    # As it was: no partial file, no manifest.json.tmp, no pending.json.
+    assert _listing(index.path) == listing
     assert [d.doc_id for d in Index.open().documents()] == [KAKAO]
 
 
@@ -288,14 +280,14 @@ def test_cli_says_no_space_in_one_line(run, monkeypatch: pytest.MonkeyPatch) -> 
 def test_reader_holding_an_old_manifest_gets_a_complete_generation(
     seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The reader read the manifest, then writers switched generations twice (removing the
-    files it named) before it opened them: it opens the generation that is current now."""
+    """The reader read the manifest, then a writer switched generations (removing the files
+    it named) before it opened them: it opens the generation that is current now."""
     index = Index.create(embedder="fake")
     index.add([seeds / f"{KAKAO}.txt"])
     stale = store.read_manifest(index.path)
     index.add([seeds])
-    assert store._open(index.path, stale).manifest.documents == 1  # N-1 is still there
-    index.add(_records(2))
+    with pytest.raises(IndexCorrupt, match=r"records-2\.sqlite is missing"):
+        store._open(index.path, stale)  # what the probe's reader hit
     calls = []
     real = store.read_manifest
 
@@ -304,10 +296,8 @@ def test_reader_holding_an_old_manifest_gets_a_complete_generation(
         return stale if len(calls) == 1 else real(path)
 
     monkeypatch.setattr(store, "read_manifest", racing)
-    assert (
-        len(store.read(index.path).manifest.files)
-        and store.read(index.path).manifest.documents == 4
-    )
+    snapshot = store.read(index.path)
+    assert (snapshot.manifest.generation, snapshot.manifest.documents, len(calls)) == (3, 2, 3)
 
 
 def test_reader_gives_up_when_the_index_keeps_changing(
