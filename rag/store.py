@@ -169,6 +169,8 @@ def write(
             directory cannot be written; the new generation's files are removed again.
     """
     if base is None:
+        if (path / MANIFEST).exists():  # another process made it since the caller looked
+            raise RagError(f"an index already exists at {path}")
         check_new(path)
     # What an interrupted write left, and generation N-1 if the write of N was killed before
     # removing it, go now, before the free space is measured.

@@ -137,6 +137,16 @@ def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, see
     assert len(Index.open(path)) == 2
 
 
+def test_two_processes_creating_the_same_index(tmp_path: Path, seeds: Path) -> None:
+    """The second creator (it checked before the first one wrote) must not write over it."""
+    index = Index.create(tmp_path / "idx", embedder="fake")
+    index.add([seeds])
+    fresh = index._snap.manifest.model_copy(update={"generation": 0, "files": {}, "sizes": {}})
+    with store.lock(index.path), pytest.raises(RagError, match="an index already exists"):
+        store.write(index.path, fresh, None, set(), [], [], np.zeros((0, 64), np.float32))
+    assert len(Index.open(index.path)) == 2
+
+
 # -- 2. undecodable file names ----------------------------------------------------------
 
 
