@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from . import config, output
 from .cli_model import model_app
-from .errors import RagError
+from .errors import RagError, WriteInterrupted
 from .sanitize import MAX_QUERY_CHARS, configured_secrets, safe_message
 
 if TYPE_CHECKING:
@@ -32,8 +32,10 @@ class _Group(TyperGroup):
         except RagError as e:
             typer.echo(f"error: {safe_message(str(e), configured_secrets())}", err=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.echo("error: interrupted; the index on disk was not changed", err=True)
+        except KeyboardInterrupt as e:
+            # A write says whether its change was saved; nothing else writes the index.
+            message = "interrupted; the index on disk was not changed"
+            typer.echo(f"error: {e if isinstance(e, WriteInterrupted) else message}", err=True)
             raise typer.Exit(130) from None
 
 
@@ -118,28 +120,40 @@ def index_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
+    from . import store, update
     from .embed import get_embedder
     from .errors import IndexNotFound, RagError
     from .index import Index
 
+    created, existed = False, index.exists()
     try:
         idx = Index.open(index, embedder=embedder)
     except IndexNotFound:
         missing = [p for p in paths if not p.exists()]
         if len(missing) == len(paths):  # don't leave an empty index behind a typo
             raise RagError(f"no such file or directory: {missing[0]}") from None
+        store.check_new(index)  # before loading a model
         prefixes = {"query_prefix": query_prefix, "passage_prefix": passage_prefix}
         model = get_embedder(
             config.embedder_spec(embedder), **{k: v for k, v in prefixes.items() if v is not None}
         )
         idx = Index.create(index, embedder=model)
-    report = output.with_progress(lambda progress: idx.add(paths, progress=progress))
+        created = True
+    try:
+        report = output.with_progress(lambda progress: idx.add(paths, progress=progress))
+    except WriteInterrupted as e:
+        if created and not e.saved:
+            store.delete(idx.path, directory=not existed)  # no empty index left behind
+        raise
+    indexed = report.added or report.updated or report.unchanged or report.duplicates
+    if not indexed and created:
+        store.delete(idx.path, directory=not existed)
     if as_json:
         output.print_json(report.model_dump(mode="json"))
     else:
         output.print_report(report, paths, index)
-    if report.skipped and not (report.added or report.updated or report.unchanged):
-        raise typer.Exit(1)
+    if not indexed:
+        raise RagError(update.nothing_indexed(paths, report))
 
 
 @app.command("search")
@@ -182,13 +196,32 @@ def search_cmd(
 
 
 @app.command("info")
-def info_cmd(index: IndexOpt = Path(config.DEFAULT_INDEX_DIR), as_json: JsonOpt = False) -> None:
+def info_cmd(
+    index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Verify every file against its checksum (reads it all)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Show what is indexed: documents, chunks, model, size, dates, outlets."""
-    info = _open(index).info()
+    from .errors import IndexCorrupt
+
+    idx = _open(index)
+    info = idx.info()
+    files, problems = idx.check() if check else (0, [])
     if as_json:
-        output.print_json(info.model_dump(mode="json"))
+        output.print_json(info.model_dump(mode="json") | ({"problems": problems} if check else {}))
     else:
         output.print_info(info)
+        if check and not problems:
+            verdict = f"all {files} files match their checksums"
+            if not files:
+                verdict = "sizes match; no checksums recorded (written by an older rag)"
+            output.console().print(f"{'check':<10} {verdict}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise IndexCorrupt(idx.path, problems[0] + more)
 
 
 @app.command("remove")

@@ -185,6 +185,9 @@ def write(
     """
     file.unlink(missing_ok=True)
     with contextlib.closing(sqlite3.connect(file)) as db:
+        # No rollback journal: a failed write discards the whole file anyway, and a killed one
+        # would leave a records-N.sqlite-journal beside it that no manifest names.
+        db.execute("PRAGMA journal_mode=OFF")
         db.executescript(SCHEMA)
         keep = np.zeros(0, dtype=np.int64)
         if base is not None:

@@ -100,3 +100,26 @@ class LLMError(RagError):
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
         super().__init__(message)
+
+
+class IndexWriteError(RagError):
+    """The index could not be written (no space left, a read-only file system, no
+    permission); the index on disk is left as it was."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class WriteInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an index write; ``saved`` tells whether the new generation had already
+    replaced the old one (the change is on disk) or not (the index is as it was)."""
+
+    def __init__(self, path: Path, saved: bool) -> None:
+        self.path = path
+        self.saved = saved
+        if saved:
+            message = f"interrupted after the index at {path} was updated; the changes are saved"
+        else:
+            message = f"interrupted; the index at {path} was not changed"
+        super().__init__(message)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from .errors import (
     IndexNotFound,
     InvalidOption,
     RagError,
+    WriteInterrupted,
 )
 from .korean import CONTENT_TAGS, KIWI_DICTIONARIES, morphemes
 from .records import Article, Hit, IndexReport
@@ -126,6 +128,7 @@ class Index:
         directory = config.index_dir(path)
         if (directory / store.MANIFEST).exists():
             raise RagError(f"an index already exists at {directory}")
+        store.check_new(directory)  # never in a directory holding someone's files
         if isinstance(embedder, Embedder):
             model = embedder
         else:
@@ -348,7 +351,7 @@ class Index:
         report = IndexReport()
         if self._embedder is not None:
             _ = self.embedder  # a mismatched embedder is refused even when nothing is new
-        with store.lock(self.path):
+        with store.lock(self.path), self._interruptible():
             self._snap = store.read(self.path)  # another process may have written since open
             articles = update.collect(inputs, report, progress)
             plan = update.plan(self._snap.records.docs(text=False), articles, report)
@@ -367,7 +370,7 @@ class Index:
             RagError: A target matches no indexed document (nothing is removed then).
         """
         targets = [targets] if isinstance(targets, str) else list(targets)
-        with store.lock(self.path):
+        with store.lock(self.path), self._interruptible():
             self._snap = store.read(self.path)
             gone: list[str] = []
             for target in targets:
@@ -378,10 +381,39 @@ class Index:
             self._write(drop=set(gone), docs=[], chunks=[], vectors=_empty(self._dim))
         return gone
 
+    def check(self) -> tuple[int, list[str]]:
+        """Verify every file of the index against the size and checksum recorded when it was
+        written (reads all of it; opening checks only sizes and small files).
+
+        Returns:
+            The number of files with a recorded checksum (0 for an index written before
+            checksums were), and the problems found: empty when the index is intact.
+        """
+        manifest, problems = store.check(self.path)
+        return len(manifest.checksums), problems
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """Turn Ctrl-C into `WriteInterrupted`, saying whether the new generation was already
+        switched to (then the change is saved) or not."""
+        before = store.read_manifest(self.path).generation  # the lock is held: it is current
+        try:
+            yield
+        except KeyboardInterrupt as e:
+            if isinstance(e, WriteInterrupted):
+                raise
+            try:
+                saved = store.read_manifest(self.path).generation != before
+            except RagError:
+                saved = False
+            raise WriteInterrupted(self.path, saved) from None
+
     def _resolve(self, target: str) -> list[str]:
+        target = update.printable(target)  # stored paths have undecodable bytes escaped
         if self._snap.records.docs([target], text=False):
             return [target]
-        return self._snap.records.doc_ids_under(str(Path(target).expanduser().resolve()))
+        path = update.printable(str(Path(target).expanduser().resolve()))
+        return self._snap.records.doc_ids_under(path)
 
     @property
     def _dim(self) -> int:

@@ -124,7 +124,9 @@ def with_progress(run: Any) -> IndexReport:
 def print_report(report: IndexReport, paths: list[Path], index: Path) -> None:
     out = console()
     where = ", ".join(str(p) for p in paths)
-    out.print(f"Indexed {escape(where)} into {escape(str(index))}/ in {report.seconds:.1f} s")
+    indexed = report.added or report.updated or report.unchanged or report.duplicates
+    head = f"Indexed {where} into {index}/" if indexed else f"Nothing indexed from {where}"
+    out.print(f"{escape(head)} in {report.seconds:.1f} s")
     out.print(
         f"  added {len(report.added)}, updated {len(report.updated)}, "
         f"unchanged {len(report.unchanged)}, duplicates {len(report.duplicates)}, "

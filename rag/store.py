@@ -2,22 +2,27 @@
 
 Layout (``N`` is the generation, bumped by every write)::
 
-    manifest.json            model, settings, counts, version, and the files of generation N
+    manifest.json            model, settings, counts, version, the files of generation N with
+                             their sizes and checksums, and the names of generation N-1's
     records-N.sqlite         tables documents (metadata, cleaned text), chunks (row = vector
                              row: span, text, BM25 terms, hash) and outlets
     vectors-N.npy            fp32 vectors, one row per chunk (memory-mapped when read)
     filters-N.npy            per chunk: article date (ordinal, -1 unknown) and outlet code
     ann-N.faiss              approximate FAISS index, only above a size threshold (rag.dense)
     bm25-N/                  bm25s index (JSON + .npy, memory-mapped; no pickle)
+    pending.json             only during a write: the files of the generation being written
 
 Nothing of a large index has to fit in memory to search it: records are read by row from
 SQLite, vectors and BM25 are memory-mapped, and only the approximate index is loaded.
 
-A write puts every file of the new generation beside the old ones, fsyncs them, then
-atomically replaces ``manifest.json``. An interrupted write therefore leaves the old
-manifest pointing at the old, complete generation; leftovers are removed by the next write.
-A reader keeps the generation it opened even if a writer removes it meanwhile (the files
-stay readable while open).
+A write lists the new generation's files in ``pending.json``, puts them beside the old ones,
+fsyncs them, then atomically replaces ``manifest.json``. An interrupted write therefore leaves
+the old manifest pointing at the old, complete generation; the next write removes the files
+``pending.json`` lists. Only files a manifest or ``pending.json`` names are ever removed, so
+nothing else in the directory is touched. The old generation's files are removed right after
+the switch (the manifest lists them as ``previous`` until the next write, in case the writer
+dies first); a reader that read the old manifest but had not opened its files yet finds them
+gone and re-reads the manifest.
 """
 
 from __future__ import annotations
@@ -25,43 +30,36 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import json
 import mmap
-import os
-import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
 
-from . import db, dense
-from .errors import IndexCorrupt, IndexLocked, IndexNotFound
+from . import db, dense, diskio
+from .errors import IndexCorrupt, IndexLocked, IndexWriteError, RagError
+from .manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    PENDING,
+    SUFFIXES,
+    Manifest,
+    read_manifest,
+    read_pending,
+    sizes_and_checksums,
+    verify,
+)
 
-FORMAT_VERSION = 2
-MANIFEST = "manifest.json"
 LOCK = ".lock"
-GENERATED = ("records", "vectors", "filters", "ann", "bm25")
-
-
-class Manifest(BaseModel):
-    """``manifest.json``: what a person (or `rag info`) needs to know about the index."""
-
-    format_version: int = FORMAT_VERSION
-    rag_version: str
-    created: dt.datetime
-    updated: dt.datetime
-    generation: int = 0
-    embedder: dict[str, Any]
-    chunker: dict[str, Any]
-    bm25: dict[str, Any]
-    ann: dict[str, Any] | None = None
-    documents: int = 0
-    chunks: int = 0
-    files: dict[str, str] = {}
-    sizes: dict[str, int] = {}
+# Files of a directory that holds no index yet and may still be made one: the lock and what an
+# interrupted first write left.
+_SCAFFOLD = {LOCK, PENDING, f"{MANIFEST}.tmp"}
+# Opening retries this often when a writer switched generations meanwhile.
+_OPEN_ATTEMPTS = 3
+# Rows of the vectors checked on open for values no embedder produces (garbage of the right size).
+_SAMPLE_ROWS = 32
 
 
 @dataclass
@@ -94,16 +92,24 @@ def read(path: Path) -> Snapshot:
     Raises:
         IndexNotFound: No manifest in ``path``.
         IndexCorrupt: The manifest or a file it names is unreadable or inconsistent.
+        RagError: Writers switched generations on every attempt to open (retry).
     """
-    manifest = read_manifest(path)
+    for _ in range(_OPEN_ATTEMPTS):
+        manifest = read_manifest(path)
+        try:
+            return _open(path, manifest)
+        except IndexCorrupt:
+            if _generation(path) == manifest.generation:
+                raise
+            # A writer replaced the generation while it was being opened: open the new one.
+    raise RagError(f"the index at {path} changed on every attempt to open it; retry")
+
+
+def _open(path: Path, manifest: Manifest) -> Snapshot:
+    problems = verify(path, manifest, full=False)
+    if problems:
+        raise IndexCorrupt(path, problems[0])
     files = manifest.files
-    for name in files.values():
-        if not (path / name).exists():
-            raise IndexCorrupt(path, f"{name} is missing")
-    for name, size in manifest.sizes.items():
-        actual = _size(path / name)
-        if actual != size:
-            raise IndexCorrupt(path, f"{name} is {actual} bytes, manifest says {size}")
     records = db.Records(path / files["records"], path)
     vectors = _read_npy(path / files["vectors"], path)
     _advise(vectors, mmap.MADV_RANDOM)
@@ -115,35 +121,32 @@ def read(path: Path) -> Snapshot:
         raise IndexCorrupt(path, "document or chunk count differs from the manifest")
     if vectors.shape != (chunks, manifest.embedder["dim"]) or len(filters) != chunks:
         raise IndexCorrupt(path, f"{len(vectors)} vectors for {chunks} chunks")
+    if vectors.dtype != np.float32 or filters.dtype != np.int32 or filters.ndim != 2:
+        raise IndexCorrupt(path, f"{files['vectors']} or {files['filters']} has the wrong type")
     if ann is not None and ann.ntotal != chunks:
         raise IndexCorrupt(path, f"{files['ann']} has {ann.ntotal} vectors for {chunks} chunks")
+    sample = vectors[np.linspace(0, len(vectors) - 1, min(len(vectors), _SAMPLE_ROWS)).astype(int)]
+    # Embedders give unit or small count vectors; random bytes read as float32 are mostly huge.
+    if not np.isfinite(sample).all() or np.abs(sample).max(initial=0.0) > 1e6:
+        raise IndexCorrupt(path, f"{files['vectors']} holds values no embedder produces")
     return Snapshot(path, manifest, records, vectors, filters, ann, bm25)
 
 
-def read_manifest(path: Path) -> Manifest:
-    """Read and validate ``manifest.json`` only (cheap: no vectors are loaded)."""
-    file = path / MANIFEST
-    if not file.is_file():
-        raise IndexNotFound(path)
+def check(path: Path) -> tuple[Manifest, list[str]]:
+    """Verify every file of the current generation against its recorded size and checksum.
+
+    Returns:
+        The manifest and the problems found (empty when the index is intact).
+    """
+    manifest = read_manifest(path)
+    return manifest, verify(path, manifest, full=True)
+
+
+def _generation(path: Path) -> int | None:
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IndexCorrupt(path, f"{MANIFEST} is not valid JSON ({_first_line(e)})") from e
-    version = raw.get("format_version", 0) if isinstance(raw, dict) else 0
-    if version > FORMAT_VERSION:
-        raise IndexCorrupt(
-            path,
-            f"format {version} is newer than this version of rag reads ({FORMAT_VERSION}); "
-            "upgrade rag",
-        )
-    if version < FORMAT_VERSION:
-        raise IndexCorrupt(
-            path, f"format {version} was written by an older rag; index the articles again"
-        )
-    try:
-        return Manifest.model_validate(raw)
-    except ValidationError as e:
-        raise IndexCorrupt(path, f"{MANIFEST} is invalid: {_first_line(e)}") from e
+        return read_manifest(path).generation
+    except RagError:
+        return None
 
 
 def write(
@@ -160,31 +163,83 @@ def write(
     row for row.
 
     The caller holds `lock(path)`. Returns the manifest as written.
+
+    Raises:
+        IndexWriteError: No space left (checked before writing, and on every write), or the
+            directory cannot be written; the new generation's files are removed again.
     """
-    path.mkdir(parents=True, exist_ok=True)
+    if base is None:
+        if (path / MANIFEST).exists():  # another process made it since the caller looked
+            raise RagError(f"an index already exists at {path}")
+        check_new(path)
+    # What an interrupted write left, and generation N-1 if the write of N was killed before
+    # removing it, go now, before the free space is measured.
+    current = list(manifest.files.values()) if base is not None else []
+    old = [*manifest.previous, *read_pending(path)] if base is not None else read_pending(path)
+    diskio.remove(path, [n for n in old if n not in current])
+    (path / f"{MANIFEST}.tmp").unlink(missing_ok=True)
     gen = manifest.generation + 1
-    files = {
-        "records": f"records-{gen}.sqlite",
-        "vectors": f"vectors-{gen}.npy",
-        "filters": f"filters-{gen}.npy",
-    }
-    current = set(base.manifest.files.values()) if base is not None else set()
-    _remove_other_generations(path, keep=current)
+    while any((path / f"{kind}-{gen}{suffix}").exists() for kind, suffix in SUFFIXES.items()):
+        gen += 1  # a name taken by a file this index did not write: leave it alone
+    pending = [f"{kind}-{gen}{suffix}" for kind, suffix in SUFFIXES.items()]
+    dim = int(manifest.embedder["dim"])
+    diskio.check_space(path, gen, diskio.estimate(base, docs, chunks, dim))
+    switched = False
+    try:
+        with diskio.writing(path, path / PENDING):
+            diskio.write_json(path / PENDING, {"generation": gen, "files": pending})
+        new = _write_generation(path, gen, manifest, base, drop, docs, chunks, vectors)
+        tmp = path / f"{MANIFEST}.tmp"
+        with diskio.writing(path, tmp):
+            diskio.write_json(tmp, new.model_dump(mode="json"))
+        tmp.replace(path / MANIFEST)
+        switched = True
+        diskio.fsync(path)
+    except BaseException:
+        if not switched:
+            diskio.remove(path, pending)
+            (path / f"{MANIFEST}.tmp").unlink(missing_ok=True)
+            (path / PENDING).unlink(missing_ok=True)
+        raise
+    # Readers that opened generation N keep reading it (open files and maps outlive the
+    # names); one that read the old manifest but had not opened its files yet retries.
+    diskio.remove(path, [n for n in new.previous if n not in new.files.values()])
+    (path / PENDING).unlink(missing_ok=True)
+    return new
+
+
+def _write_generation(
+    path: Path,
+    gen: int,
+    manifest: Manifest,
+    base: Snapshot | None,
+    drop: set[str],
+    docs: list[db.DocRecord],
+    chunks: list[db.ChunkRecord],
+    vectors: np.ndarray,
+) -> Manifest:
+    """Write the files of generation ``gen`` and return its manifest (not yet switched to)."""
+    files = {kind: f"{kind}-{gen}{SUFFIXES[kind]}" for kind in ("records", "vectors", "filters")}
     records = path / files["records"]
-    written = db.write(records, base.records.file if base is not None else None, drop, docs, chunks)
+    with diskio.writing(path, records):
+        written = db.write(
+            records, base.records.file if base is not None else None, drop, docs, chunks
+        )
     keep = written.keep
     rows = len(keep) + len(chunks)
     dim = int(manifest.embedder["dim"])
-    all_vectors = np.lib.format.open_memmap(
-        path / files["vectors"], mode="w+", dtype=np.float32, shape=(rows, dim)
-    )
-    with sequential(base.vectors if base is not None else None):
-        for start in range(0, len(keep), dense.BLOCK):
-            part = keep[start : start + dense.BLOCK]
-            all_vectors[start : start + len(part)] = base.vectors[part]  # type: ignore[union-attr]
-    all_vectors[len(keep) :] = vectors
-    all_vectors.flush()
-    np.save(path / files["filters"], written.filters, allow_pickle=False)
+    with diskio.writing(path, path / files["vectors"]), sequential(base.vectors if base else None):
+        diskio.write_npy(
+            path / files["vectors"],
+            (rows, dim),
+            (base.vectors[keep[i : i + dense.BLOCK]] for i in range(0, len(keep), dense.BLOCK))
+            if base is not None
+            else iter(()),
+            np.asarray(vectors, dtype=np.float32).reshape(-1, dim),
+        )
+    with diskio.writing(path, path / files["filters"]):
+        np.save(path / files["filters"], written.filters, allow_pickle=False)
+    all_vectors = np.load(path / files["vectors"], mmap_mode="r")
     ann = dense.ann_spec(rows)
     if ann is not None:
         files["ann"] = f"ann-{gen}.faiss"
@@ -192,15 +247,18 @@ def write(
         same = base is not None and base.manifest.ann == ann
         old = base.ann if same and base is not None else None
         start = len(keep) if old is not None and len(keep) == old.ntotal else 0
-        _write_faiss(dense.build(all_vectors, ann, old, start), path / files["ann"])
+        with diskio.writing(path, path / files["ann"]):
+            _write_faiss(dense.build(all_vectors, ann, old, start), path / files["ann"])
     del all_vectors
     if rows:
         files["bm25"] = f"bm25-{gen}"
-        _write_bm25(path / files["bm25"], manifest.bm25, db.terms(records))
+        with diskio.writing(path, path / files["bm25"]):
+            _write_bm25(path / files["bm25"], manifest.bm25, db.terms(records))
     for name in files.values():
-        _fsync(path / name)
-
-    new = manifest.model_copy(
+        with diskio.writing(path, path / name):
+            diskio.fsync(path / name)
+    sizes, checksums = sizes_and_checksums(path, files.values())
+    return manifest.model_copy(
         update={
             "format_version": FORMAT_VERSION,
             "generation": gen,
@@ -209,23 +267,62 @@ def write(
             "documents": written.documents,
             "chunks": rows,
             "files": files,
-            "sizes": _sizes(path, files.values()),
+            "sizes": sizes,
+            "checksums": checksums,
+            "previous": list(manifest.files.values()) if base is not None else [],
         }
     )
-    tmp = path / f"{MANIFEST}.tmp"
-    tmp.write_text(new.model_dump_json(indent=2), encoding="utf-8")
-    _fsync(tmp)
-    os.replace(tmp, path / MANIFEST)
-    _fsync(path)
-    _remove_other_generations(path, set(files.values()))
-    return new
+
+
+def check_new(path: Path) -> None:
+    """Refuse to make an index in a directory that holds other things.
+
+    Raises:
+        RagError: ``path`` is a file, or a directory with entries that are not an index's.
+    """
+    if path.exists() and not path.is_dir():
+        raise RagError(f"{path} is a file, not an index directory")
+    if not path.is_dir() or (path / MANIFEST).exists():
+        return
+    ours = _SCAFFOLD | set(read_pending(path))
+    others = sorted(p.name for p in path.iterdir() if p.name not in ours)
+    if others:
+        raise RagError(
+            f"{path} is not empty and holds no index (it has {others[0]}"
+            + (f" and {len(others) - 1} more" if len(others) > 1 else "")
+            + "); give --index a new or empty directory"
+        )
+
+
+def delete(path: Path, directory: bool) -> None:
+    """Remove the index at ``path``: exactly the files its manifest names, and the directory
+    too if ``directory`` and nothing else is left in it (used to undo an index that received
+    nothing)."""
+    manifest = read_manifest(path)
+    diskio.remove(path, [*manifest.files.values(), *manifest.previous, *read_pending(path)])
+    for name in (MANIFEST, PENDING, LOCK):
+        (path / name).unlink(missing_ok=True)
+    if directory:
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 @contextlib.contextmanager
 def lock(path: Path) -> Iterator[None]:
-    """Hold the index's write lock; a second writer gets `IndexLocked` at once."""
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / LOCK, "w") as handle:
+    """Hold the index's write lock; a second writer gets `IndexLocked` at once.
+
+    Raises:
+        IndexLocked: Another process holds the lock.
+        IndexWriteError: The directory cannot be written (read-only, no permission).
+    """
+    if path.exists() and not path.is_dir():
+        raise RagError(f"{path} is a file, not an index directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / LOCK, "a")  # noqa: SIM115 - held for the whole block
+    except OSError as e:
+        raise IndexWriteError(path, f"cannot write the index at {path}: {e.strerror}") from e
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
@@ -238,7 +335,7 @@ def lock(path: Path) -> Iterator[None]:
 
 def disk_size(path: Path, manifest: Manifest) -> int:
     """Bytes used by the current generation's files."""
-    return _size(path / MANIFEST) + sum(manifest.sizes.values())
+    return diskio.size(path / MANIFEST) + sum(manifest.sizes.values())
 
 
 @contextlib.contextmanager
@@ -267,7 +364,6 @@ def _advise(vectors: np.ndarray | None, advice: int) -> None:
 def _write_bm25(directory: Path, params: dict[str, Any], corpus: list[list[str]]) -> None:
     import bm25s
 
-    shutil.rmtree(directory, ignore_errors=True)
     retriever = bm25s.BM25(k1=params["k1"], b=params["b"], method=params["method"])
     retriever.index(corpus, show_progress=False)
     retriever.save(str(directory))
@@ -300,45 +396,6 @@ def _read_bm25(directory: Path, index_path: Path) -> Any:
 
     try:
         return bm25s.BM25.load(str(directory), load_corpus=False, mmap=True)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+    # TypeError: an unknown key in params.index.json (bm25s passes them to its constructor).
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise IndexCorrupt(index_path, f"{directory.name} is not a readable BM25 index") from e
-
-
-def _sizes(path: Path, names: Iterable[str]) -> dict[str, int]:
-    """Size of every file of a generation; a directory's files are listed one by one."""
-    sizes = {}
-    for name in names:
-        p = path / name
-        for f in sorted(p.iterdir()) if p.is_dir() else [p]:
-            sizes[f.relative_to(path).as_posix()] = _size(f)
-    return sizes
-
-
-def _remove_other_generations(path: Path, keep: set[str]) -> None:
-    for p in path.iterdir():
-        if p.name.split("-")[0] in GENERATED and p.name not in keep:
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-
-
-def _fsync(p: Path) -> None:
-    for f in sorted(p.iterdir()) if p.is_dir() else []:
-        _fsync(f)
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _size(p: Path) -> int:
-    try:
-        return p.stat().st_size
-    except OSError:
-        return -1
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

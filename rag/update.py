@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,12 +43,75 @@ def collect(
     results = [*ingest.load(paths), *ingest.articles_from_records(records)]
     for i, result in enumerate(results, 1):
         if isinstance(result, Skipped):
-            report.skipped.append(result)
+            report.skipped.append(_printable_fields(result))
         else:
-            articles.append(result)
+            articles.append(_printable_fields(result))
         if progress:
             progress("read", i, len(results))
     return articles
+
+
+def nothing_indexed(paths: list[Path], report: IndexReport) -> str:
+    """Why a run indexed nothing, in one line: inputs rejected, file types ignored."""
+    parts = []
+    if report.skipped:
+        parts.append(f"{_count(len(report.skipped), 'input')} rejected (listed above)")
+    ignored = ignored_types(paths)
+    if ignored:
+        kinds = ", ".join(f"{suffix} {n}" for suffix, n in sorted(ignored.items()))
+        supported = " ".join(ingest.SUPPORTED_SUFFIXES)
+        parts.append(
+            f"{_count(sum(ignored.values()), 'file')} of unsupported types ignored ({kinds}; "
+            f"supported: {supported})"
+        )
+    where = ", ".join(printable(str(p)) for p in paths)
+    return f"nothing indexed from {where}: " + ("; ".join(parts) or "no article files found")
+
+
+def ignored_types(paths: list[Path]) -> Counter[str]:
+    """Files under the folders in ``paths`` that indexing passes over for their type, by
+    extension (hidden ones aside, as indexing skips them too)."""
+    found: Counter[str] = Counter()
+    for folder in (p for p in paths if p.is_dir()):
+        for _root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                suffix = Path(name).suffix.lower()
+                if not name.startswith(".") and suffix not in ingest.SUPPORTED_SUFFIXES:
+                    found[printable(suffix) or "(no extension)"] += 1
+    return found
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode written as ``\\xNN`` (or ``\\udNNN``).
+
+    A file name with bytes that are not UTF-8 arrives as a str with surrogate escapes; SQLite,
+    JSON output and the terminal all refuse those. The escaped form is stable, so `rag remove`
+    given the same raw name finds the document again.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # the file name's original bytes
+    except UnicodeEncodeError:  # a lone surrogate that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+RecordT = TypeVar("RecordT", Article, Skipped)
+
+
+def _printable_fields(record: RecordT) -> RecordT:
+    """``record`` with every text field `printable`."""
+    fields = {k: v for k, v in dict(record).items() if isinstance(v, str) and printable(v) != v}
+    return record.model_copy(update={k: printable(v) for k, v in fields.items()})
 
 
 def plan(

@@ -150,10 +150,11 @@ def test_every_input_rejected_exits_1(run, tmp_path: Path) -> None:
     run("index", "articles", "--embedder", "fake")
     assert run("index", "missing.txt") == (
         1,
-        "Indexed missing.txt into idx/ in T s\n"
+        "Nothing indexed from missing.txt in T s\n"
         "  added 0, updated 0, unchanged 0, duplicates 0, skipped 1\n"
         "  chunks embedded 0, reused 0\n"
-        "  skipped missing.txt: no such file or directory\n",
+        "  skipped missing.txt: no such file or directory\n"
+        "error: nothing indexed from missing.txt: 1 input rejected (listed above)\n",
     )
 
 

@@ -158,11 +158,14 @@ def test_interrupted_write_leaves_previous_index(
     reopened = Index.open()
     assert [d.doc_id for d in reopened.documents()] == before
     assert reopened.search("카카오엔터프라이즈")[0].doc_id == KAKAO
-    # The next write succeeds and sweeps the half-written generation away.
+    # The half-written generation is gone; the next write succeeds and keeps only its own
+    # generation (the manifest still names the one before, removed right after the switch).
+    assert not (index.path / "pending.json").exists()
     Index.open().add([seeds])
-    names = sorted(p.name for p in index.path.iterdir())
-    assert len([n for n in names if n.startswith("records-")]) == 1
-    assert len([n for n in names if n.startswith("vectors-")]) == 1
+    manifest = store.read_manifest(index.path)
+    names = {p.name for p in index.path.iterdir()}
+    assert names == {".lock", "manifest.json", *manifest.files.values()}
+    assert manifest.previous == ["records-2.sqlite", "vectors-2.npy", "filters-2.npy", "bm25-2"]
 
 
 def _hold_lock(path: str, ready: Any) -> None:
@@ -187,6 +190,11 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
         proc.join()
 
 
+def _current(path: Path, kind: str) -> Path:
+    """The current generation's file of ``kind`` (the previous generation's are kept too)."""
+    return path / json.loads((path / "manifest.json").read_text())["files"][kind]
+
+
 def _garble(file: Path) -> None:
     """Overwrite a file with junk of the same size (a size check cannot catch it)."""
     file.write_bytes(b"x" * file.stat().st_size)
@@ -199,13 +207,19 @@ def _garble(file: Path) -> None:
             lambda p: (p / "manifest.json").write_text("{not json"),
             "manifest.json is not valid JSON",
         ),
-        (lambda p: next(p.glob("vectors-*.npy")).unlink(), r"vectors-\d+\.npy is missing"),
+        (lambda p: _current(p, "vectors").unlink(), r"vectors-\d+\.npy is missing"),
         (
-            lambda p: next(p.glob("records-*.sqlite")).write_text("truncated"),
+            lambda p: _current(p, "records").write_text("truncated"),
             r"records-\d+\.sqlite is 9 bytes, manifest says",
         ),
-        (lambda p: _garble(next(p.glob("records-*.sqlite"))), r"records-\d+\.sqlite: file is not"),
-        (lambda p: _garble(next(p.glob("filters-*.npy"))), r"filters-\d+\.npy is not a readable"),
+        (
+            lambda p: _garble(_current(p, "records")),
+            r"records-\d+\.sqlite has changed since it was written",
+        ),
+        (
+            lambda p: _garble(_current(p, "filters")),
+            r"filters-\d+\.npy has changed since it was written",
+        ),
         (
             lambda p: (p / "manifest.json").write_text(
                 json.dumps({**json.loads((p / "manifest.json").read_text()), "format_version": 99})

@@ -1,0 +1,564 @@
+"""Issue 10, index safety: each fault of the reliability probe, reproduced and fixed.
+
+User files never removed, undecodable file names, a full disk, readers during a write, the
+message after Ctrl-C, read-only file systems, tampered index files, ``--index`` at a file and
+runs that index nothing. Kills, a real full tmpfs and concurrent readers are in test_faults.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rag import Index, IndexCorrupt, RagError, diskio, manifest, store
+from rag.cli import app
+from rag.errors import IndexWriteError
+from tests.conftest import KAKAO, SEEDS
+
+# The files the probe lost: named like generation files, none written by an index.
+USER_FILES = [
+    "records/notes.txt",
+    "vectors-2019.csv",
+    "ann-report.pdf",
+    "bm25-notes.txt",
+    "filters",
+]
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_INDEX", "idx")
+    shutil.copytree(SEEDS, tmp_path / "articles")
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, list(args))
+        out = re.sub(r"in \d+\.\d s", "in T s", result.output)
+        return result.exit_code, re.sub(r"(?m)^(read|chunk|embed|write) \d+/\d+\n", "", out)
+
+    return invoke
+
+
+def _make_user_files(folder: Path) -> dict[str, bytes]:
+    for name in USER_FILES:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(f"user data {name}".encode())
+    return {name: (folder / name).read_bytes() for name in USER_FILES}
+
+
+def _records(n: int, topic: str = "반도체") -> list[dict]:
+    return [
+        {
+            "id": f"{topic}-{i}",
+            "title": f"{topic} {i}",
+            "text": f"{topic} 기사 {i}번이다. 값은 {i}이다.",
+        }
+        for i in range(n)
+    ]
+
+
+def _listing(path: Path) -> dict[str, int]:
+    return {p.relative_to(path).as_posix(): p.stat().st_size for p in sorted(path.rglob("*"))}
+
+
+# -- 1. user files ------------------------------------------------------------------------
+
+
+def test_index_in_a_non_empty_directory_is_refused(run, tmp_path: Path) -> None:
+    """`cd proj && rag index --index . articles` deleted the user's files."""
+    before = _make_user_files(tmp_path)
+    code, out = run("index", "--index", ".", "articles", "--embedder", "fake")
+    assert (code, out) == (
+        1,
+        "error: . is not empty and holds no index (it has ann-report.pdf and 5 more); "
+        "give --index a new or empty directory\n",
+    )
+    assert {name: (tmp_path / name).read_bytes() for name in USER_FILES} == before
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_writes_remove_only_files_the_index_wrote(seeds: Path) -> None:
+    """Files put into an index directory survive every write, even ones named like the
+    generation files the next write would use."""
+    index = Index.create(embedder="fake")
+    before = _make_user_files(index.path)
+    (index.path / "records-2.sqlite").write_bytes(b"not ours")  # the next generation's name
+    before["records-2.sqlite"] = b"not ours"
+    index.add([seeds / f"{KAKAO}.txt"])
+    index.add([seeds])
+    index.remove(KAKAO)
+    assert {name: (index.path / name).read_bytes() for name in before} == before
+    m = store.read_manifest(index.path)
+    assert m.generation == 5 and m.files["records"] == "records-5.sqlite"  # 2 was taken
+    theirs = {p.name for p in index.path.iterdir()} - {n.split("/")[0] for n in before}
+    assert theirs == {".lock", "manifest.json", *m.files.values()}
+    assert len(Index.open()) == 1
+
+
+def test_interrupted_write_leftovers_are_removed_by_name(seeds: Path) -> None:
+    """What a killed write left (listed in pending.json) goes; nothing else does."""
+    index = Index.create(embedder="fake")
+    index.add([seeds / f"{KAKAO}.txt"])
+    (index.path / "pending.json").write_text(
+        json.dumps({"generation": 3, "files": ["records-3.sqlite", "bm25-3", "../escape.txt"]})
+    )
+    (index.path / "records-3.sqlite").write_bytes(b"half written")
+    (index.path / "bm25-3").mkdir()
+    (index.path / "bm25-3" / "data.npy").write_bytes(b"half")
+    (index.path.parent / "escape.txt").write_text("outside")
+    index.add([seeds])
+    assert not (index.path / "pending.json").exists()
+    assert (index.path.parent / "escape.txt").read_text() == "outside"
+    m = store.read_manifest(index.path)
+    assert m.files["records"] == "records-3.sqlite" and len(Index.open()) == 2
+
+
+def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, seeds: Path) -> None:
+    """kill -9 during the very first write leaves the lock, pending.json and partial files:
+    the directory still counts as empty, and the next run cleans them up."""
+    path = tmp_path / "index"
+    path.mkdir()
+    (path / ".lock").write_text("")
+    (path / "pending.json").write_text(json.dumps({"files": ["records-1.sqlite", "bm25-1"]}))
+    (path / "records-1.sqlite").write_bytes(b"partial")
+    (path / "bm25-1").mkdir()
+    Index.create(path, embedder="fake").add([seeds])
+    m = store.read_manifest(path)
+    assert {p.name for p in path.iterdir()} == {".lock", "manifest.json", *m.files.values()}
+    assert len(Index.open(path)) == 2
+
+
+def test_two_processes_creating_the_same_index(tmp_path: Path, seeds: Path) -> None:
+    """The second creator (it checked before the first one wrote) must not write over it."""
+    index = Index.create(tmp_path / "idx", embedder="fake")
+    index.add([seeds])
+    fresh = index._snap.manifest.model_copy(update={"generation": 0, "files": {}, "sizes": {}})
+    with store.lock(index.path), pytest.raises(RagError, match="an index already exists"):
+        store.write(index.path, fresh, None, set(), [], [], np.zeros((0, 64), np.float32))
+    assert len(Index.open(index.path)) == 2
+
+
+# -- 2. undecodable file names ----------------------------------------------------------
+
+
+def test_file_name_with_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    folder = tmp_path / "arts"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/caf\xff\xfe.txt"
+    Path(os.fsdecode(raw)).write_text("카카오가 구조조정을 발표했다. 클라우드 사업을 줄인다.\n")
+    (folder / "ok.txt").write_text("삼성전자가 반도체 투자를 늘린다고 밝혔다.\n")
+    index = Index.create(embedder="fake")
+    report = index.add([folder])
+    assert sorted(report.added) == ["caf\\xff\\xfe", "ok"] and report.skipped == []
+    paths = {d.doc_id: d.path for d in index.documents()}
+    assert paths["caf\\xff\\xfe"] == f"{folder}/caf\\xff\\xfe.txt"
+    assert index.add([folder]).unchanged == ["caf\\xff\\xfe", "ok"]
+    assert index.remove(os.fsdecode(raw)) == ["caf\\xff\\xfe"]
+    assert [d.doc_id for d in Index.open().documents()] == ["ok"]
+
+
+def test_cli_reports_an_undecodable_name_as_json(run, tmp_path: Path) -> None:
+    Path(os.fsdecode(os.fsencode(tmp_path / "articles") + b"/\xc0.txt")).write_text(
+        "현대차가 전기차 공장을 짓는다.\n"
+    )
+    code, out = run("index", "articles", "--embedder", "fake", "--json")
+    assert code == 0 and "\\xc0" in json.loads(out)["added"]
+
+
+# -- 4. full disk -------------------------------------------------------------------------
+
+
+def _indexed(seeds: Path) -> tuple[Index, dict[str, int]]:
+    index = Index.create(embedder="fake")
+    index.add([seeds / f"{KAKAO}.txt"])
+    return index, _listing(index.path)
+
+
+def _assert_unchanged(index: Index, listing: dict[str, int]) -> None:
+    # As it was: no partial file, no manifest.json.tmp, no pending.json.
+    assert _listing(index.path) == listing
+    assert [d.doc_id for d in Index.open().documents()] == [KAKAO]
+
+
+def test_not_enough_free_space_is_refused_before_writing(
+    seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index, listing = _indexed(seeds)
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 5000)
+    )  # type: ignore[attr-defined]
+    with pytest.raises(IndexWriteError) as e:
+        index.add([seeds])
+    assert re.fullmatch(
+        rf"no space left on device while writing generation 3 of the index at {index.path} "
+        r"\(needs about \d+\.\d MB, 0\.0 MB free\); the index was not changed",
+        str(e.value),
+    )
+    _assert_unchanged(index, listing)
+
+
+def test_estimate_covers_what_a_write_takes(seeds: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    needed: list[int] = []
+    real = diskio.check_space
+    monkeypatch.setattr(diskio, "check_space", lambda p, g, n: (needed.append(n), real(p, g, n)))
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    index.add(_records(40))
+    sizes = [sum(store.read_manifest(index.path).sizes.values())]
+    assert len(needed) == 3 and needed[-1] >= sizes[-1]
+
+
+def _full(error: BaseException):
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    return fail
+
+
+def _enospc(*args: object) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "file"),
+    [
+        ("rag.db.write", sqlite3.OperationalError("database or disk is full"), "records-3.sqlite"),
+        ("rag.diskio.write_npy", _enospc(), "vectors-3.npy"),
+        ("bm25s.BM25.save", OSError("123 requested and 45 written"), "bm25-3"),
+        (
+            "faiss.write_index",
+            RuntimeError("write error in x: 1 != 2 (No space left on device)"),
+            "ann-3.faiss",
+        ),
+    ],
+)
+def test_no_space_while_writing_is_one_line_and_cleans_up(
+    seeds: Path, monkeypatch: pytest.MonkeyPatch, target: str, error: BaseException, file: str
+) -> None:
+    index, listing = _indexed(seeds)
+    monkeypatch.setenv("RAG_ANN_THRESHOLD", "1")  # so that the ANN file is written too
+    monkeypatch.setattr(target, _full(error))
+    with pytest.raises(IndexWriteError) as e:
+        index.add([seeds])
+    assert str(e.value) == (
+        f"no space left on device while writing {index.path / file}; the index was not changed"
+    )
+    monkeypatch.delenv("RAG_ANN_THRESHOLD")
+    _assert_unchanged(index, listing)
+
+
+def test_no_space_for_the_manifest_removes_the_temp_file(
+    seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index, listing = _indexed(seeds)
+    real = diskio.write_json
+
+    def half_written(file: Path, data: object) -> None:
+        if file.name != "manifest.json.tmp":
+            return real(file, data)
+        file.write_text('{"format_version": 2, "gen')
+        raise _enospc()
+
+    monkeypatch.setattr(diskio, "write_json", half_written)
+    with pytest.raises(IndexWriteError, match=r"writing \S+/manifest\.json\.tmp; the index was"):
+        index.add([seeds])
+    _assert_unchanged(index, listing)
+
+
+def test_cli_says_no_space_in_one_line(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("index", "articles/" + f"{KAKAO}.txt", "--embedder", "fake")
+    monkeypatch.setattr("rag.diskio.write_npy", _full(_enospc()))
+    assert run("index", "articles") == (
+        1,
+        "error: no space left on device while writing idx/vectors-3.npy; "
+        "the index was not changed\n",
+    )
+
+
+# -- 7. readers during a write -------------------------------------------------------------
+
+
+def test_reader_holding_an_old_manifest_gets_a_complete_generation(
+    seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader read the manifest, then a writer switched generations (removing the files
+    it named) before it opened them: it opens the generation that is current now."""
+    index = Index.create(embedder="fake")
+    index.add([seeds / f"{KAKAO}.txt"])
+    stale = store.read_manifest(index.path)
+    index.add([seeds])
+    with pytest.raises(IndexCorrupt, match=r"records-2\.sqlite is missing"):
+        store._open(index.path, stale)  # what the probe's reader hit
+    calls = []
+    real = store.read_manifest
+
+    def racing(path: Path) -> manifest.Manifest:
+        calls.append(path)
+        return stale if len(calls) == 1 else real(path)
+
+    monkeypatch.setattr(store, "read_manifest", racing)
+    snapshot = store.read(index.path)
+    assert (snapshot.manifest.generation, snapshot.manifest.documents, len(calls)) == (3, 2, 3)
+
+
+def test_reader_gives_up_when_the_index_keeps_changing(
+    seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    real = store.read_manifest
+    generations = iter(range(100, 200))
+
+    def always_newer(path: Path) -> manifest.Manifest:
+        m = real(path)
+        gen = next(generations)
+        files = manifest.generation_files(gen, False, "bm25" in m.files)
+        return m.model_copy(
+            update={"generation": gen, "files": files, "sizes": {}, "checksums": {}}
+        )
+
+    monkeypatch.setattr(store, "read_manifest", always_newer)
+    with pytest.raises(RagError, match="changed on every attempt to open it; retry"):
+        store.read(index.path)
+
+
+# -- 8. Ctrl-C -----------------------------------------------------------------------------
+
+
+def test_ctrl_c_before_the_switch_says_not_changed(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("index", f"articles/{KAKAO}.txt", "--embedder", "fake")
+    monkeypatch.setattr("bm25s.BM25.save", _full(KeyboardInterrupt()))
+    assert run("index", "articles") == (
+        130,
+        "error: interrupted; the index at idx was not changed\n",
+    )
+    assert len(Index.open()) == 1
+
+
+def test_ctrl_c_while_making_a_new_index_leaves_none(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bm25s.BM25.save", _full(KeyboardInterrupt()))
+    code, out = run("index", "articles", "--embedder", "fake")
+    assert (code, out) == (130, "error: interrupted; the index at idx was not changed\n")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_ctrl_c_after_the_switch_says_saved(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("index", f"articles/{KAKAO}.txt", "--embedder", "fake")
+    real = store.read
+    calls = []
+
+    def interrupted_after_write(path: Path) -> store.Snapshot:
+        calls.append(path)
+        if len(calls) == 3:  # open, under the lock, after the write
+            raise KeyboardInterrupt
+        return real(path)
+
+    monkeypatch.setattr(store, "read", interrupted_after_write)
+    assert run("index", "articles") == (
+        130,
+        "error: interrupted after the index at idx was updated; the changes are saved\n",
+    )
+    monkeypatch.setattr(store, "read", real)
+    assert len(Index.open("idx")) == 2
+
+
+# -- 9. read-only file systems -------------------------------------------------------------
+
+
+def test_read_only_index_searches_and_refuses_writes_in_one_line(
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(A real read-only mount is in test_faults.py; here the lock file's open fails.)"""
+    run("index", "articles", "--embedder", "fake")
+    real_open = open
+
+    def read_only(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        if any(m in mode for m in "wax+"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", read_only)
+    message = "error: cannot write the index at idx: Read-only file system\n"
+    assert run("index", "articles") == (1, message)
+    assert run("remove", KAKAO) == (1, message)
+    code, out = run("search", "카카오엔터프라이즈", "-k", "1")
+    assert code == 0 and out.startswith("1. 사업 재조정")
+
+
+# -- 10. tampered index files ------------------------------------------------------------
+
+
+def _edit_manifest(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads((path / "manifest.json").read_text())
+    change(data)
+    (path / "manifest.json").write_text(json.dumps(data))
+
+
+def _params_with_unknown_key(path: Path) -> None:
+    """Rewrite the BM25 params consistently (size and checksum fixed up in the manifest)."""
+    m = store.read_manifest(path)
+    name = f"{m.files['bm25']}/params.index.json"
+    params = json.loads((path / name).read_text()) | {"surprise": 1}
+    (path / name).write_text(json.dumps(params))
+    _edit_manifest(
+        path,
+        lambda d: (
+            d["sizes"].update({name: (path / name).stat().st_size}),
+            d["checksums"].update({name: manifest.checksum(path / name)}),
+        ),
+    )
+
+
+def _garble_vectors(path: Path) -> None:
+    """Random bytes over the vectors after the header: same size, readable header."""
+    file = path / store.read_manifest(path).files["vectors"]
+    header = len(file.read_bytes()) - np.load(file).nbytes
+    data = np.random.default_rng(0).bytes(file.stat().st_size - header)
+    file.write_bytes(file.read_bytes()[:header] + data)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: _edit_manifest(p, lambda d: d.update(files={})), "files has no 'records'"),
+        (
+            lambda p: _edit_manifest(p, lambda d: d.update(files={}, sizes={}, checksums={})),
+            "manifest.json is invalid: files is empty",
+        ),
+        (
+            lambda p: _edit_manifest(p, lambda d: d["embedder"].pop("spec")),
+            "embedder: .*'spec' is missing",
+        ),
+        (
+            lambda p: _edit_manifest(p, lambda d: d.update(format_version="2")),
+            "format_version '2' is not a number",
+        ),
+        (_params_with_unknown_key, r"bm25-\d+ is not a readable BM25 index"),
+        (
+            lambda p: _edit_manifest(
+                p, lambda d: d["files"].update(records="../other/records-2.sqlite")
+            ),
+            r"'\.\./other/records-2\.sqlite' is not the records file of generation 2",
+        ),
+        (
+            lambda p: _edit_manifest(p, lambda d: d["sizes"].update({"../../etc/passwd": 1})),
+            r"'\.\./\.\./etc/passwd' is not a file of generation 2",
+        ),
+        (
+            lambda p: _edit_manifest(p, lambda d: d.update(previous=["../keep.txt"])),
+            r"'\.\./keep\.txt' is not a generation file name",
+        ),
+        (_garble_vectors, r"vectors-2\.npy has changed since it was written \(checksum differs\)"),
+    ],
+)
+def test_tampered_index_is_refused_in_one_line(seeds: Path, damage, message: str) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    damage(index.path)
+    with pytest.raises(IndexCorrupt, match=message):
+        Index.open()
+
+
+def test_garbage_in_large_vectors_is_caught_on_open_and_by_check(
+    run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Files above the on-open checksum limit: a sample of rows is checked on open, every
+    byte by `rag info --check`."""
+    run("index", "articles", "--embedder", "fake")
+    monkeypatch.setattr(manifest, "CHECK_ON_OPEN_BYTES", 0)
+    _garble_vectors(tmp_path / "idx")
+    code, out = run("search", "카카오")
+    assert (code, out) == (
+        1,
+        "error: index at idx is corrupt: vectors-2.npy holds values no embedder produces\n",
+    )
+
+
+def test_info_check(run, tmp_path: Path) -> None:
+    run("index", "articles", "--embedder", "fake")
+    code, out = run("info", "--check")
+    assert code == 0 and out.splitlines()[-1] == "check      all 8 files match their checksums"
+    # An index written before checksums were recorded still opens; --check says what it did.
+    _edit_manifest(tmp_path / "idx", lambda d: d.pop("checksums"))
+    code, out = run("info", "--check")
+    assert code == 0
+    assert (
+        out.splitlines()[-1]
+        == "check      sizes match; no checksums recorded (written by an older rag)"
+    )
+
+
+def test_info_check_finds_a_changed_large_file(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("index", "articles", "--embedder", "fake")
+    monkeypatch.setattr(manifest, "CHECK_ON_OPEN_BYTES", 0)
+    records = tmp_path / "idx" / "records-2.sqlite"
+    data = bytearray(records.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte in a page SQLite may never read
+    records.write_bytes(bytes(data))
+    assert run("info", "--check")[1].endswith(
+        "error: index at idx is corrupt: records-2.sqlite has changed since it was written "
+        "(checksum differs)\n"
+    )
+
+
+# -- 11. --index at a file ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("index", "articles"), ("search", "카카오"), ("info",)])
+def test_index_option_at_a_regular_file(run, tmp_path: Path, command: tuple[str, ...]) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert run(*command, "--index", "notes.txt") == (
+        1,
+        "error: notes.txt is a file, not an index directory\n",
+    )
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# -- 13. runs that index nothing -----------------------------------------------------------
+
+
+def test_folder_of_unsupported_files(run, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    for name in ("a.pdf", "b.pdf", "table.csv", ".hidden.pdf"):
+        (tmp_path / "docs" / name).write_text("x")
+    assert run("index", "docs", "--embedder", "fake") == (
+        1,
+        "Nothing indexed from docs in T s\n"
+        "  added 0, updated 0, unchanged 0, duplicates 0, skipped 0\n"
+        "  chunks embedded 0, reused 0\n"
+        "error: nothing indexed from docs: 3 files of unsupported types ignored "
+        "(.csv 1, .pdf 2; supported: .txt .md .html .htm .jsonl .json)\n",
+    )
+    assert not (tmp_path / "idx").exists()
+
+
+def test_every_input_rejected_leaves_no_index(run, tmp_path: Path) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "empty.txt").write_text("")
+    (tmp_path / "bad" / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    code, out = run("index", "bad", "--embedder", "fake")
+    assert code == 1 and not out.startswith("Indexed")
+    assert out.endswith("error: nothing indexed from bad: 2 inputs rejected (listed above)\n")
+    assert not (tmp_path / "idx").exists()
+    # A directory that existed (empty) before is kept, empty.
+    (tmp_path / "given").mkdir()
+    assert run("index", "bad", "--index", "given", "--embedder", "fake")[0] == 1
+    assert list((tmp_path / "given").iterdir()) == []
+    # An existing index is kept as it was.
+    run("index", "articles")
+    before = _listing(tmp_path / "idx")
+    assert run("index", "bad")[0] == 1
+    assert _listing(tmp_path / "idx") == before
