@@ -38,8 +38,9 @@ _ESCAPE_SEQUENCE = re.compile(
     r"|\x1b[ -/]*[0-~]"
 )
 # C0 controls but tab and newline, DEL, C1 controls, and the bidi embeddings, overrides and
-# isolates that make text display in another order than it is stored (CVE-2021-42574).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# isolates that make text display in another order than it is stored (CVE-2021-42574), and
+# lone surrogates (JSON may escape half a pair, "\ud800"), which no encoding can write.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def terminal_text(text: str) -> str:
