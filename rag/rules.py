@@ -1,0 +1,265 @@
+"""The support rules: a claim against the sentence windows of the passages it cites.
+
+A claim is supported by a *window* (a sentence of one cited passage with its neighbours),
+never by words scattered over a whole passage. In the window:
+
+1. every quantity of the claim occurs, by value (`rag.quantities`);
+2. every name of the claim occurs, as written or transliterated ("Kakao Brain" = 카카오브레인);
+3. most of its content words occur, or it means nearly the same as the window's sentence
+   and shares at least a word, a name or a number with it (a cosine alone verifies nothing);
+4. "from A to B" keeps its order, and a rise is not told as a fall;
+5. it is negated exactly when the source clauses it restates are;
+6. its subject is the one the source sentence says it of.
+
+Rules 1, 2 and 4-6 reject outright. A claim supported only by meaning is what the rules
+cannot settle: an `Evidence.judge`, when set, decides it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .claims import KO_DOWN, KO_UP, Analysis, analyze, find_name, is_anaphor
+from .quantities import Quantity, match_all, quantities
+from .support import MIN_LEXICAL, MIN_SEMANTIC, Verdict
+
+if TYPE_CHECKING:
+    from .support import Evidence
+
+# A window is the sentence and WINDOW sentences either side, within one passage.
+WINDOW = 1
+# A source clause counts as restated by the claim when this share of its words is in it.
+MIN_CLAUSE = 0.5
+# Windows tried per claim, best first (by word overlap, then by meaning).
+MAX_WINDOWS = 6
+
+
+def check(evidence: Evidence, sentence: str, cited: Sequence[int]) -> Verdict:
+    """Whether the passages numbered ``cited`` support ``sentence``, and why (`Verdict`).
+
+    Windows are tried best first: most of the claim's numbers and names, then most of its
+    words (and meaning). The first window holding all its numbers and names decides; a
+    weaker window cannot rescue a claim the best one contradicts.
+    """
+    sentences = evidence.sentences
+    rows = [i for i, s in enumerate(sentences) if s.n in cited]
+    if not rows:
+        return Verdict(False, 0.0, "no-passage")
+    [claim] = analyze([sentence])
+    analyses = evidence.analyses
+    hits = {j: _hits(claim, analyses[j]) for i in rows for j in _window(evidence, i)}
+    windows = {i: _window(evidence, i) for i in rows}
+    found = {i: len(set().union(*(hits[j] for j in w))) for i, w in windows.items()}
+    lexical = {
+        i: _share(claim.terms, set().union(*(analyses[j].terms for j in w)))
+        for i, w in windows.items()
+    }
+    semantic = dict.fromkeys(rows, 0.0)
+    if max(lexical.values()) < MIN_LEXICAL:
+        similarity = evidence.similarity(sentence)
+        semantic = {i: float(max(similarity[j] for j in windows[i])) for i in rows}
+    order = sorted(rows, key=lambda i: (-found[i], -(lexical[i] + semantic[i])))
+    first: Verdict | None = None
+    for i in order[:MAX_WINDOWS]:
+        v = _in_window(evidence, claim, windows[i], lexical[i], semantic[i])
+        v.passage = sentences[i].n
+        first = first or v
+        if v.reason not in {"number", "entity"}:
+            return _settle(evidence, sentence, v)
+    assert first is not None
+    return first
+
+
+def _hits(claim: Analysis, source: Analysis) -> set[str]:
+    """The claim's numbers and names that ``source`` holds."""
+    found = {q.text for q in claim.quantities if any(q.matches(s) for s in source.quantities)}
+    return found | {e for e in claim.entities if find_name(e, source.text) is not None}
+
+
+def _settle(evidence: Evidence, sentence: str, v: Verdict) -> Verdict:
+    """Ask the judge about a claim supported by meaning only; without one, such a claim
+    stands when it shares a word, name or number with the window (``semantic``)."""
+    if v.reason not in {"semantic", "unsettled"}:
+        return v
+    if evidence.judge is not None:
+        entailed = evidence.judge(sentence, v.window)
+        if entailed is not None:
+            return Verdict(entailed, v.score, "judge", v.passage, v.window)
+    if v.reason == "unsettled":
+        return Verdict(False, v.score, "overlap", v.passage, v.window)
+    return v
+
+
+def _window(evidence: Evidence, i: int) -> list[int]:
+    n = evidence.sentences[i].n
+    return [
+        j
+        for j in range(i - WINDOW, i + WINDOW + 1)
+        if 0 <= j < len(evidence.sentences) and evidence.sentences[j].n == n
+    ]
+
+
+def _share(terms: set[str], found: set[str]) -> float:
+    return len(terms & found) / len(terms) if terms else 0.0
+
+
+def _in_window(
+    evidence: Evidence, claim: Analysis, rows: list[int], lexical: float, semantic: float
+) -> Verdict:
+    sources = [evidence.analyses[j] for j in rows]
+    text = " ".join(a.text for a in sources)
+    score = max(lexical, semantic)
+
+    def fail(reason: str) -> Verdict:
+        return Verdict(False, score, reason, window=text)
+
+    window_quantities = quantities(text)
+    if match_all(claim.quantities, window_quantities):
+        return fail("number")
+    names = {e: _find_in(e, sources) for e in claim.entities}
+    if any(found is None for found in names.values()):
+        return fail("entity")
+    anchors = len(claim.quantities) + len(names) + len(claim.terms & _terms(sources))
+    anchor = _anchor(claim, sources, names)
+    if (reason := _direction(claim, anchor, text, window_quantities)) is not None:
+        return fail(reason)
+    if _negation_differs(claim, anchor):
+        return fail("negation")
+    if _subject_differs(claim, anchor, names):
+        return fail("subject")
+    if lexical >= MIN_LEXICAL:
+        return Verdict(True, score, "lexical", window=text)
+    if semantic >= MIN_SEMANTIC:
+        # Supported by meaning alone: the rules found nothing wrong but cannot confirm it.
+        # Sharing nothing with the window ("HACKED"), it needs the judge to stand.
+        return Verdict(bool(anchors), score, "semantic" if anchors else "unsettled", window=text)
+    return fail("overlap")
+
+
+def _find_in(name: str, sources: list[Analysis]) -> str | None:
+    return next((f for a in sources if (f := find_name(name, a.text)) is not None), None)
+
+
+def _terms(sources: list[Analysis]) -> set[str]:
+    return set().union(*(a.terms for a in sources))
+
+
+def _anchor(claim: Analysis, sources: list[Analysis], names: dict[str, str | None]) -> Analysis:
+    """The window sentence the claim restates: most shared words, names and numbers."""
+
+    def weight(a: Analysis) -> float:
+        shared = len(claim.terms & a.terms)
+        named = sum(1 for found in names.values() if found and found.replace(" ", "") in a.text.replace(" ", ""))
+        numbered = len(claim.quantities) - len(match_all(claim.quantities, a.quantities))
+        return shared + named + numbered
+
+    return max(sources, key=weight)
+
+
+# ----------------------------------------------------------------------------- direction
+
+_KO_PAIR_END = re.compile(r"^\s*(?:으로|로|까지)")
+
+
+def _pairs(text: str, qs: list[Quantity]) -> list[tuple[Quantity, Quantity]]:
+    """Ordered (from, to) pairs: "A에서 B로", "from A to B", "A to B", "A → B", "to B from A"."""
+    pairs = []
+    for a, b in zip(qs, qs[1:], strict=False):
+        between, after = text[a.end : b.start], text[b.end : b.end + 4]
+        before = text[max(0, a.start - 6) : a.start].lower()
+        if re.match(r"^\s*(?:에서|부터)", between) and _KO_PAIR_END.match(after):
+            pairs.append((a, b))
+        elif re.fullmatch(r"\s*(?:→|->|~|to)\s*", between, re.IGNORECASE):
+            pairs.append((a, b))
+        elif re.search(r"\bfrom\s*$", before) and re.search(r"\bto\b", between, re.IGNORECASE):
+            pairs.append((a, b))
+        elif re.search(r"\bto\s*$", before) and re.fullmatch(r"\s*from\s*", between, re.IGNORECASE):
+            pairs.append((b, a))
+    return pairs
+
+
+def _direction(
+    claim: Analysis, anchor: Analysis, window: str, window_quantities: list[Quantity]
+) -> str | None:
+    """``direction`` when the claim reverses a change the source states, else ``None``."""
+    for a, b in _pairs(claim.text, claim.quantities):
+        # The claim contradicts itself: "1406억원에서 368억원으로 늘었다".
+        if claim.change == {1} and a.value > b.value or claim.change == {-1} and a.value < b.value:
+            return "direction"
+        forward = reverse = False
+        for x, y in _pairs(window, window_quantities):
+            forward |= a.matches(x) and b.matches(y)
+            reverse |= a.matches(y) and b.matches(x)
+        if reverse and not forward:
+            return "direction"
+        if not forward and not reverse:
+            # No explicit pair in the source: its order of mention is the direction.
+            first_a = [q.start for q in window_quantities if a.matches(q)]
+            first_b = [q.start for q in window_quantities if b.matches(q)]
+            if len(first_a) == 1 and len(first_b) == 1 and first_a[0] > first_b[0]:
+                return "direction"
+    # A rise told as a fall (or back) in the clauses the claim restates.
+    said = _restated_change(claim, anchor)
+    if len(claim.change) == 1 and said and not claim.change & said:
+        return "direction"
+    return None
+
+
+def _restated_change(claim: Analysis, anchor: Analysis) -> set[int]:
+    if claim.latin != anchor.latin:
+        return set(anchor.change) if len(anchor.change) == 1 else set()
+    clauses = [c for c in anchor.clauses if _share(c[0], claim.terms) >= MIN_CLAUSE]
+    words = set().union(*(c[0] for c in clauses)) if clauses else set()
+    return {d for d, stems in ((1, KO_UP), (-1, KO_DOWN)) if words & stems}
+
+
+# ------------------------------------------------------------------------------ negation
+
+
+def _negation_differs(claim: Analysis, anchor: Analysis) -> bool:
+    """Negated where the source is not, or the reverse, in the clauses the claim restates."""
+    if claim.latin != anchor.latin:
+        # Across languages the clauses can't be lined up: only a negated claim against a
+        # sentence without any negation is clear.
+        return claim.negations > 0 and anchor.negations == 0
+    restated = [c for c in anchor.clauses if _share(c[0], claim.terms) >= MIN_CLAUSE]
+    if not restated:
+        return False
+    return claim.negations != sum(c[1] for c in restated)
+
+
+# ------------------------------------------------------------------------------- subject
+
+
+def _subject_differs(claim: Analysis, anchor: Analysis, names: dict[str, str | None]) -> bool:
+    """The claim's subject names an entity the source sentence doesn't say it of.
+
+    Rejected: the entity occurs in the source sentence but outside every subject phrase
+    while another (not anaphoric) subject is there ("카카오엔터프라이즈는 ... 전문가로" for
+    "이 신임 대표이사 내정자는 ... 카카오엔터프라이즈 내 ... 총괄해왔다"), or it is not in the
+    sentence at all and the sentence's subject names a different entity.
+    """
+    if not claim.subjects or not anchor.subjects:
+        return False
+    subject = claim.subjects[0]
+    entity = next((e for e in claim.entities if e in subject), None)
+    if entity is None:
+        return False
+    found = names.get(entity) or entity
+    if any(_contains(s, found) for s in anchor.subjects):
+        return False
+    if _contains(anchor.text, found):
+        return True  # named in the sentence, but not as the one it is said of
+    return any(_names_other(s, found) for s in anchor.subjects if not is_anaphor(s))
+
+
+def _contains(text: str, name: str) -> bool:
+    return name.replace(" ", "").lower() in text.replace(" ", "").lower()
+
+
+def _names_other(subject: str, name: str) -> bool:
+    """Whether a source subject phrase names an entity (a proper noun) other than ``name``."""
+    [a] = analyze([subject])
+    return any(not _contains(e, name) and not _contains(name, e) for e in a.entities)
