@@ -43,6 +43,16 @@ _ANAPHORA = re.compile(r"^(?:이|그|해당|동|同|저)\s|^(?:그|그녀|이들
 
 
 @dataclass
+class Clause:
+    """A clause of a sentence: its content words, its predicate and its negations."""
+
+    terms: set[str]
+    predicate: str | None
+    negations: int
+    change: set[int]
+
+
+@dataclass
 class Analysis:
     """The features of one sentence (a claim or a source sentence)."""
 
@@ -51,9 +61,10 @@ class Analysis:
     entities: list[str]
     quantities: list[Quantity]
     negations: int
-    # Per clause: its content terms and its negation count (a clause ends at a connective
-    # ending or a comma; "하지 않" stays one clause).
-    clauses: list[tuple[set[str], int]] = field(default_factory=list)
+    # Per clause: its content terms, its predicate (last verb, adjective or predicative
+    # noun) and its negation count. A clause ends at a connective ending or a comma;
+    # "하지 않" stays one clause.
+    clauses: list[Clause] = field(default_factory=list)
     change: set[int] = field(default_factory=set)  # +1 increase, -1 decrease
     subjects: list[str] = field(default_factory=list)  # subject/topic noun phrases
     latin: bool = False  # an English sentence (Hangul is under 30 % of its letters)
@@ -92,7 +103,7 @@ def _negations(text: str, tokens: Sequence, latin: bool) -> int:
     return sum((t.form, t.tag.split("-")[0]) in _KO_NEGATION for t in tokens)
 
 
-def _clauses(tokens: Sequence) -> list[tuple[set[str], int]]:
+def _clauses(tokens: Sequence) -> list[Clause]:
     from .korean import _content
 
     clauses: list[list] = [[]]
@@ -102,11 +113,22 @@ def _clauses(tokens: Sequence) -> list[tuple[set[str], int]]:
         ends = t.tag in {"EC", "SP"} or (t.tag == "SL" and t.form.lower() in {"but", "while"})
         if ends and not (nxt is not None and nxt.tag.startswith("VX")):
             clauses.append([])
-    return [
-        (set(_content(c)), sum((t.form, t.tag.split("-")[0]) in _KO_NEGATION for t in c))
-        for c in clauses
-        if c
-    ]
+    out = []
+    for c in clauses:
+        if not c:
+            continue
+        predicate = None
+        for j, t in enumerate(c):
+            tag = t.tag.split("-")[0]
+            if tag in {"VV", "VA", "XR"} or (
+                tag == "NNG" and j + 1 < len(c) and c[j + 1].tag.startswith(("XSV", "XSA"))
+            ):
+                predicate = t.form
+        negations = sum((t.form, t.tag.split("-")[0]) in _KO_NEGATION for t in c)
+        forms = {t.form for t in c}
+        change = {d for d, stems in ((1, KO_UP), (-1, KO_DOWN)) if forms & stems}
+        out.append(Clause(set(_content(c)), predicate, negations, change))
+    return out
 
 
 def _change(text: str, tokens: Sequence, latin: bool) -> set[int]:

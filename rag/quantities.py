@@ -55,6 +55,8 @@ _UNITS = {
     **dict.fromkeys(["월"], "월"),
     **dict.fromkeys(["일", "days", "day"], "일"),
     **dict.fromkeys(["시간", "hours", "hour"], "시간"),
+    **dict.fromkeys(["분", "minutes", "minute"], "분"),
+    **dict.fromkeys(["초", "seconds", "second"], "초"),
     **dict.fromkeys(["세", "살"], "세"),
 }
 _CURRENCY_SIGNS = {"₩": "KRW", "krw": "KRW", "$": "USD", "us$": "USD", "usd": "USD", "€": "EUR"}
@@ -107,12 +109,13 @@ class Quantity:
         return abs(self.value - other.value) <= max(self.tolerance, abs(self.value) * 1e-9)
 
 
-def compatible(a: str | None, b: str | None) -> bool:
-    """Units agree when equal, or when either is unknown (a bare "1406억" is any 1406억).
+def compatible(claim: str | None, source: str | None) -> bool:
+    """Whether a claim's unit fits a source's: equal, or the claim names none (a bare
+    "1406억" may be any 1406억, but "17일" is not the "17" of a clock time).
 
     A year and a count of years share ``년``; "20년간" and "2019년" differ by value anyway.
     """
-    return a is None or b is None or a == b
+    return claim is None or claim == source or {claim, source} <= {"개", "곳"}
 
 
 def quantities(text: str) -> list[Quantity]:
@@ -132,7 +135,7 @@ def quantities(text: str) -> list[Quantity]:
             # ("$3b", "₩140.6b won"); otherwise it is too often a label ("3D", "5G").
             mult = ""
         scale = _EN_MULT.get(mult, 1.0)
-        unit = _UNITS.get(unit_word) if unit_word else None
+        unit = _UNITS.get(unit_word) if unit_word else _counter(text, m.end())
         sign = (m.group("sign") or "").strip().lower()
         if sign:
             unit = _CURRENCY_SIGNS.get(sign, unit)
@@ -147,6 +150,21 @@ def quantities(text: str) -> list[Quantity]:
             unit = _UNITS.get(m.group("unit"), m.group("unit"))
             found.append(Quantity(value, unit, m.start(), m.end(), m.group(0), 0.5))
     return sorted(found, key=lambda q: q.start)
+
+
+_PARTICLES = set("이가은는을를의에와과도만로")
+
+
+def _counter(text: str, end: int) -> str | None:
+    """A Korean counter glued to the number that the unit list lacks ("8경기", "31승"):
+    its first two syllables, less a particle ("4.71을" has none)."""
+    m = re.match(r"[가-힣]{1,2}", text[end:])
+    if not m:
+        return None
+    word = m.group(0)
+    if word[-1] in _PARTICLES:
+        word = word[:-1]
+    return f"~{word}" if word else None
 
 
 def _dates(text: str) -> list[Quantity]:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .claims import KO_DOWN, KO_UP, Analysis, analyze, find_name, is_anaphor
+from .claims import Analysis, Clause, analyze, find_name, is_anaphor
 from .quantities import Quantity, match_all, quantities
 from .support import MIN_LEXICAL, MIN_SEMANTIC, Verdict
 
@@ -210,9 +210,18 @@ def _direction(
 def _restated_change(claim: Analysis, anchor: Analysis) -> set[int]:
     if claim.latin != anchor.latin:
         return set(anchor.change) if len(anchor.change) == 1 else set()
-    clauses = [c for c in anchor.clauses if _share(c[0], claim.terms) >= MIN_CLAUSE]
-    words = set().union(*(c[0] for c in clauses)) if clauses else set()
-    return {d for d, stems in ((1, KO_UP), (-1, KO_DOWN)) if words & stems}
+    # The predicate itself is what a flipped claim changes, so it is not required here.
+    return set().union(*(c.change for c in _restated(claim, anchor, predicate=False)))
+
+
+def _restated(claim: Analysis, anchor: Analysis, predicate: bool = True) -> list[Clause]:
+    """The source clauses the claim restates: most of their words, and their predicate."""
+    return [
+        c
+        for c in anchor.clauses
+        if _share(c.terms, claim.terms) >= MIN_CLAUSE
+        and (not predicate or c.predicate is None or c.predicate in claim.terms)
+    ]
 
 
 # ------------------------------------------------------------------------------ negation
@@ -224,10 +233,10 @@ def _negation_differs(claim: Analysis, anchor: Analysis) -> bool:
         # Across languages the clauses can't be lined up: only a negated claim against a
         # sentence without any negation is clear.
         return claim.negations > 0 and anchor.negations == 0
-    restated = [c for c in anchor.clauses if _share(c[0], claim.terms) >= MIN_CLAUSE]
+    restated = _restated(claim, anchor)
     if not restated:
         return False
-    return claim.negations != sum(c[1] for c in restated)
+    return claim.negations != sum(c.negations for c in restated)
 
 
 # ------------------------------------------------------------------------------- subject
@@ -252,14 +261,10 @@ def _subject_differs(claim: Analysis, anchor: Analysis, names: dict[str, str | N
         return False
     if _contains(anchor.text, found):
         return True  # named in the sentence, but not as the one it is said of
-    return any(_names_other(s, found) for s in anchor.subjects if not is_anaphor(s))
+    # Not in the sentence: fine if the sentence's subject only points back ("그는", "이
+    # 회사는"), else the sentence says it of someone else.
+    return any(not is_anaphor(s) for s in anchor.subjects)
 
 
 def _contains(text: str, name: str) -> bool:
     return name.replace(" ", "").lower() in text.replace(" ", "").lower()
-
-
-def _names_other(subject: str, name: str) -> bool:
-    """Whether a source subject phrase names an entity (a proper noun) other than ``name``."""
-    [a] = analyze([subject])
-    return any(not _contains(e, name) and not _contains(name, e) for e in a.entities)
