@@ -142,6 +142,8 @@ def reorder(sentence: str, rng: random.Random) -> str | None:
         i
         for i, w in enumerate(words[1:-1], 1)
         if re.fullmatch(r"(?:\d+(?:년|월|일)|[가-힣]{2,}(?:에서|에는))", w)
+        # only a whole phrase: the word before it ends one ("샤오산 공항에서" stays)
+        and re.search(r"(?:[은는이가을를에서고며로],?|,)$", words[i - 1])
     ]
     if not movable:
         return None
@@ -204,7 +206,23 @@ def swap_subject(claim: str, article_entities: list[str], corpus: list[str], rng
     pool = [e for e in article_entities if e not in claim and target not in e and e not in target]
     if not pool or rng.random() < 0.5:
         pool = [e for e in corpus if e not in claim and target not in e and e not in target]
-    return claim.replace(target, rng.choice(pool), 1) if pool else None
+    if not pool:
+        return None
+    new = rng.choice(pool)
+    at = claim.index(target) + len(target)
+    return claim[: claim.index(target)] + new + _particle(new, claim[at : at + 1]) + claim[at + 1 :]
+
+
+_PAIRS = {"이": "가", "가": "이", "은": "는", "는": "은", "을": "를", "를": "을", "과": "와", "와": "과"}
+
+
+def _particle(word: str, particle: str) -> str:
+    """``particle`` (the character after the replaced name) in the form that fits ``word``."""
+    if particle not in _PAIRS:
+        return particle
+    coda = (ord(word[-1]) - 0xAC00) % 28 != 0 if "가" <= word[-1] <= "힣" else False
+    consonant_form = particle if particle in "이은을과" else _PAIRS[particle]
+    return consonant_form if coda else _PAIRS[consonant_form]
 
 
 def negate(claim: str) -> str | None:
@@ -258,6 +276,10 @@ def generate(rng: random.Random) -> list[dict]:
         passages = passages_of(art["text"])
         sentences = [(k, s) for k, p in enumerate(passages) for s in p if usable(s)]
         picked = rng.sample(sentences, min(len(sentences), 8 if art["split"] == "seed" else PER_ARTICLE))
+        # Changes ("증가", "A에서 B로") are rarer than other facts: take one when there is one.
+        changing = [x for x in sentences if x not in picked and reverse_direction(x[1])]
+        if changing:
+            picked.append(rng.choice(changing))
         entities = [e for a in analyze([s for _, s in sentences]) for e in a.entities] if sentences else []
         entities = [e for e in dict.fromkeys(entities) if not re.search(r"[A-Za-z]", e)]
         corpus_entities += entities

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from .korean import _english_stopwords, kiwi
-from .quantities import Quantity, quantities
+from .quantities import _MONTHS, Quantity, quantities
 
 # Negation: 않다/못하다 (auxiliaries), 못/안 (adverbs), 없다, 아니다.
 _KO_NEGATION = {("않", "VX"), ("못하", "VX"), ("못", "MAG"), ("안", "MAG"), ("없", "VA")}
@@ -23,8 +23,11 @@ _EN_NEGATION = re.compile(
     r"\b(?:not|no|never|none|neither|nor|cannot|without)\b|n't\b", re.IGNORECASE
 )
 # Direction of a change. Korean by verb/noun lemma, English by word.
-KO_UP = {"증가", "늘", "늘어나", "늘리", "상승", "오르", "커지", "확대", "급증", "성장", "증대"}
-KO_DOWN = {"감소", "줄", "줄어들", "줄이", "하락", "내리", "떨어지", "축소", "급감", "작아지"}
+# Not 오르다/내리다: rain falls (비가 내리다) and conclusions are drawn (결론을 내리다).
+KO_UP = {"증가", "늘", "늘어나", "늘리", "상승", "커지", "확대", "급증", "성장", "증대", "높아지"}
+KO_UP |= {"급상승", "급등", "폭등", "상승세", "증가세", "오름세"}
+KO_DOWN = {"감소", "줄", "줄어들", "줄이", "하락", "떨어지", "축소", "급감", "작아지", "낮아지"}
+KO_DOWN |= {"급하락", "급락", "폭락", "하락세", "감소세", "내림세"}
 _EN_UP = re.compile(
     r"\b(?:increas\w*|gr[eo]w\w*|rose|rise[sn]?|rising|climb\w*|jump\w*|expand\w*|up)\b",
     re.IGNORECASE,
@@ -113,10 +116,16 @@ def _clauses(tokens: Sequence) -> list[Clause]:
         ends = t.tag in {"EC", "SP"} or (t.tag == "SL" and t.form.lower() in {"but", "while"})
         if ends and not (nxt is not None and nxt.tag.startswith("VX")):
             clauses.append([])
-    out = []
+    merged: list[list] = []
     for c in clauses:
-        if not c:
-            continue
+        # "조사하진 않았으나" splits after "조사하지": a piece without content words (the
+        # negation, an ending) belongs to the clause before it.
+        if merged and not _content(c):
+            merged[-1].extend(c)
+        elif c:
+            merged.append(c)
+    out = []
+    for c in merged:
         predicate = None
         for j, t in enumerate(c):
             tag = t.tag.split("-")[0]
@@ -182,11 +191,15 @@ def _is_proper(word: str) -> bool:
         return any(t.tag == "NNP" for t in kiwi().tokenize(word))
 
 
-_LATIN_NAME = re.compile(r"\b[A-Z][\w&.-]*(?:['’]s)?(?:\s+(?:[A-Z][\w&.-]*|of|de|von))*")
+# A name ends at a possessive: "Kakao's AI Lab" is Kakao and AI Lab.
+_LATIN_NAME = re.compile(r"\b[A-Z][\w&.-]*(?:\s+(?:[A-Z][\w&.-]*|of|de|von))*")
 
 
 # Acronyms for titles, not names: Korean writes 대표이사, not CEO.
+# Months and weekdays are dates, compared as quantities.
 _GENERIC = {"CEO", "CFO", "CTO", "COO", "VP", "Mr", "Ms", "Mrs", "Dr"}
+_GENERIC |= {m.capitalize() for m in _MONTHS.split()}
+_GENERIC |= {d + "day" for d in "Mon Tues Wednes Thurs Fri Satur Sun".split()}
 
 
 def _latin_names(text: str, first_word_counts: bool) -> list[str]:
@@ -224,6 +237,9 @@ def _subjects(text: str, tokens: Sequence, latin: bool) -> list[str]:
         j = i
         while j > 0 and tokens[j - 1].tag.split("-")[0] in _NOUN_PHRASE:
             j -= 1
+            if tokens[j].tag == "SSC":  # "바레토(여, 65세)가": the aside belongs to the name
+                while j > 0 and tokens[j].tag != "SSO":
+                    j -= 1
         if j < i and any(tok.tag in _NOUNS for tok in tokens[j:i]):
             subjects.append(text[tokens[j].start : tokens[i - 1].start + tokens[i - 1].len])
     return subjects
@@ -282,7 +298,7 @@ def skeleton(word: str, hangul: bool) -> str:
 
 
 def _similar(a: str, b: str) -> bool:
-    if len(a) < 3 or len(b) < 3:
+    if len(a) <= 4 or len(b) <= 4:  # short names: "Kakao" is 카카오, not 광고
         return a == b and len(a) >= 2
     return SequenceMatcher(None, a, b).ratio() >= MIN_NAME_SIMILARITY
 
@@ -304,9 +320,8 @@ def latin_matches_hangul(name: str, hangul: str) -> bool:
     given = skeleton(compact[1:], True)
     for surname, rest in ((words[0], words[1:]), (words[-1], words[:-1])):
         if surname.lower() in _SURNAMES[compact[0]].split():
-            spelled = skeleton("".join(rest), True)
-            # Given names are short: the same first sound and a closer match are needed.
-            if spelled[:1] == given[:1] and SequenceMatcher(None, spelled, given).ratio() >= 0.85:
+            # Given names are short: their consonants must agree ("Kyung-jin" = 경진).
+            if skeleton("".join(rest), True).replace("V", "") == given.replace("V", ""):
                 return True
     return False
 
@@ -316,7 +331,7 @@ def hangul_candidates(text: str) -> tuple[str, ...]:
     """Hangul spans a Latin name may transliterate: each word without its particles, and
     runs of two or three words ("버락 오바마")."""
     words = [re.sub(r"[^가-힣]+.*$", "", w) for w in re.findall(r"[가-힣][가-힣\w]*", text)]
-    words = [_strip_particle(w) for w in words if w]
+    words = [strip_particle(w) for w in words if w]
     spans = list(words)
     for n in (2, 3):
         spans += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
@@ -326,9 +341,13 @@ def hangul_candidates(text: str) -> tuple[str, ...]:
 _PARTICLE = re.compile(r"(?:은|는|이|가|을|를|의|에|에서|으로|로|와|과|도|만|께서|이다|였다|다)$")
 
 
-def _strip_particle(word: str) -> str:
+def strip_particle(word: str) -> str:
+    """``word`` without a particle or copula ending ("카카오는" -> "카카오")."""
     stripped = _PARTICLE.sub("", word)
     return stripped if len(stripped) >= 2 else word
+
+
+_NAME_PARTICLES = set("이가은는을를의와과도")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -336,8 +355,11 @@ def find_name(name: str, text: str) -> str | None:
     """Where ``name`` occurs in ``text``: as written (case and spaces ignored) or, for a
     Latin name, as a Hangul transliteration. Returns the matching span or ``None``."""
     squeezed = re.sub(r"\s+", "", text).lower()
-    if re.sub(r"\s+", "", name).lower() in squeezed:
-        return name
+    compact = re.sub(r"\s+", "", name).lower()
+    if compact in squeezed or compact in re.sub(r"\([^()]*\)", "", squeezed):
+        return name  # as written, or across an aside ("한빛 (구 영광)원자력발전소")
+    if len(compact) > 2 and compact[-1] in _NAME_PARTICLES and compact[:-1] in squeezed:
+        return name[:-1]  # "덩신밍이" where the source has "덩신밍(33)이"
     if not re.search(r"[A-Za-z]", name) or re.search(r"[가-힣]", name) or name.isupper():
         return None  # an acronym is written as it is, not transliterated
     for c in hangul_candidates(text):

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .claims import Analysis, Clause, analyze, find_name, is_anaphor
+from .claims import KO_DOWN, KO_UP, Analysis, Clause, analyze, find_name, is_anaphor, strip_particle
 from .quantities import Quantity, match_all, quantities
 from .support import MIN_LEXICAL, MIN_SEMANTIC, Verdict
 
@@ -127,7 +127,7 @@ def _in_window(
         return fail(reason)
     if _negation_differs(claim, anchor):
         return fail("negation")
-    if _subject_differs(claim, anchor, names):
+    if _subject_differs(claim, anchor, names, text):
         return fail("subject")
     if lexical >= MIN_LEXICAL:
         return Verdict(True, score, "lexical", window=text)
@@ -200,31 +200,32 @@ def _direction(
             first_b = [q.start for q in window_quantities if b.matches(q)]
             if len(first_a) == 1 and len(first_b) == 1 and first_a[0] > first_b[0]:
                 return "direction"
-    # A rise told as a fall (or back) in the clauses the claim restates.
-    said = _restated_change(claim, anchor)
-    if len(claim.change) == 1 and said and not claim.change & said:
-        return "direction"
+    # A rise told as a fall (or back): each clause of the claim that names one change
+    # against the source clause it restates (matched on its other words).
+    if claim.latin != anchor.latin:
+        said = anchor.change if len(anchor.change) == 1 else set()
+        return "direction" if len(claim.change) == 1 and said and not claim.change & said else None
+    for c in claim.clauses:
+        if len(c.change) != 1:
+            continue
+        words = c.terms - KO_UP - KO_DOWN
+        best = max(anchor.clauses, key=lambda s: _share(words, s.terms), default=None)
+        if best and _share(words, best.terms) >= MIN_CLAUSE and best.change and not c.change & best.change:
+            return "direction"
     return None
 
 
-def _restated_change(claim: Analysis, anchor: Analysis) -> set[int]:
-    if claim.latin != anchor.latin:
-        return set(anchor.change) if len(anchor.change) == 1 else set()
-    # The predicate itself is what a flipped claim changes, so it is not required here.
-    return set().union(*(c.change for c in _restated(claim, anchor, predicate=False)))
+# ------------------------------------------------------------------------------ negation
 
 
-def _restated(claim: Analysis, anchor: Analysis, predicate: bool = True) -> list[Clause]:
+def _restated(claim: Analysis, anchor: Analysis) -> list[Clause]:
     """The source clauses the claim restates: most of their words, and their predicate."""
     return [
         c
         for c in anchor.clauses
         if _share(c.terms, claim.terms) >= MIN_CLAUSE
-        and (not predicate or c.predicate is None or c.predicate in claim.terms)
+        and (c.predicate is None or c.predicate in claim.terms)
     ]
-
-
-# ------------------------------------------------------------------------------ negation
 
 
 def _negation_differs(claim: Analysis, anchor: Analysis) -> bool:
@@ -242,17 +243,28 @@ def _negation_differs(claim: Analysis, anchor: Analysis) -> bool:
 # ------------------------------------------------------------------------------- subject
 
 
-def _subject_differs(claim: Analysis, anchor: Analysis, names: dict[str, str | None]) -> bool:
-    """The claim's subject names an entity the source sentence doesn't say it of.
+def _words(phrase: str) -> list[str]:
+    """The words of a noun phrase as they would be found in a source: without particles,
+    quotes and brackets."""
+    words = (w.strip(".") for w in re.split(r"[^\w.]+", phrase))
+    return [strip_particle(w) for w in words if w]
 
-    Rejected: the entity occurs in the source sentence but outside every subject phrase
+
+def _subject_differs(claim: Analysis, anchor: Analysis, names: dict[str, str | None], window: str) -> bool:
+    """The claim's subject is not what the source says it of.
+
+    Rejected: a subject whose words are not in the window at all; or the entity occurs in the source sentence but outside every subject phrase
     while another (not anaphoric) subject is there ("카카오엔터프라이즈는 ... 전문가로" for
     "이 신임 대표이사 내정자는 ... 카카오엔터프라이즈 내 ... 총괄해왔다"), or it is not in the
     sentence at all and the sentence's subject names a different entity.
     """
-    if not claim.subjects or not anchor.subjects:
+    if not claim.subjects:
         return False
     subject = claim.subjects[0]
+    if not claim.latin and not all(_contains(window, w) for w in _words(subject)):
+        return True  # "버티컬이 ... 들어갔다": the window doesn't speak of this subject at all
+    if not anchor.subjects:
+        return False
     entity = next((e for e in claim.entities if e in subject), None)
     if entity is None:
         return False
