@@ -20,6 +20,7 @@ the hand-written English claims are reported on their own.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -41,42 +42,9 @@ ARTICLES = 200  # Wikinews articles sampled
 PER_ARTICLE = 2  # source sentences per article
 PASSAGE_CHARS = 600
 
-# Hand-written English renderings of seed-article sentences, true and altered. The passage
-# is found by the Korean sentence given as "source".
-ENGLISH = [
-    ("영업손실 폭이 368억원에서 1406억원으로", "Kakao Enterprise's operating loss grew from 36.8 billion won to 140.6 billion won.", [
-        ("number", "Kakao Enterprise's operating loss grew from 36.8 billion won to 240.6 billion won."),
-        ("direction", "Kakao Enterprise's operating loss fell from 140.6 billion won to 36.8 billion won."),
-        ("subject", "Kakao Brain's operating loss grew from 36.8 billion won to 140.6 billion won."),
-    ]),
-    ("외형(매출)은 2020년 682억원에서", "Kakao Enterprise's revenue rose from 68.2 billion won in 2020 to 163.3 billion won last year.", [
-        ("number", "Kakao Enterprise's revenue rose from 68.2 billion won in 2020 to 16.33 billion won last year."),
-        ("direction", "Kakao Enterprise's revenue fell from 163.3 billion won in 2020 to 68.2 billion won last year."),
-    ]),
-    ("이 신임 대표이사 내정자는 클라우드 분야에서", "Lee Kyung-jin is a cloud expert with about 20 years of experience in the field.", [
-        ("number", "Lee Kyung-jin is a cloud expert with about 30 years of experience in the field."),
-        ("subject", "Kakao Enterprise is a cloud expert with about 20 years of experience in the field."),
-    ]),
-    ("'AI Lab'이 2019년 12월 분사해", "Kakao Enterprise was spun off from Kakao's AI Lab in December 2019.", [
-        ("number", "Kakao Enterprise was spun off from Kakao's AI Lab in December 2017."),
-        ("subject", "Kakao Mobility was spun off from Kakao's AI Lab in December 2019."),
-    ]),
-    ("3분기 연결기준 매출은 68억8800만원으로", "Flitto's third-quarter revenue was 6.888 billion won, up 19.65% from a year earlier.", [
-        ("number", "Flitto's third-quarter revenue was 6.888 billion won, up 29.65% from a year earlier."),
-        ("direction", "Flitto's third-quarter revenue was 6.888 billion won, down 19.65% from a year earlier."),
-    ]),
-    ("이날 수출의탑 수상기업은 1545개사였다", "1,545 companies received the Export Tower award that day.", [
-        ("number", "1,454 companies received the Export Tower award that day."),
-    ]),
-    ("전체 매출 중 64.4%는 해외 수출에서", "64.4 per cent of Flitto's third-quarter revenue came from exports.", [
-        ("number", "46.4 per cent of Flitto's third-quarter revenue came from exports."),
-        ("negation", "64.4 per cent of Flitto's third-quarter revenue did not come from exports."),
-    ]),
-    ("이경진 카카오엔터프라이즈 신임 대표이사 내정자는 16일", "Lee Kyung-jin, the new CEO nominee of Kakao Enterprise, appeared at a media briefing on the 16th.", [
-        ("subject", "Lee Kyung-jin, the new CEO nominee of Kakao Brain, appeared at a media briefing on the 16th."),
-        ("number", "Lee Kyung-jin, the new CEO nominee of Kakao Enterprise, appeared at a media briefing on the 18th."),
-    ]),
-]  # fmt: skip
+# Hand-written English renderings of seed-article sentences, true and altered; "source"
+# is a Korean snippet that finds the passage.
+ENGLISH = ROOT / "evals" / "claims_en.json"
 
 
 # ------------------------------------------------------------------------------ articles
@@ -122,7 +90,9 @@ def usable(sentence: str) -> bool:
 # ---------------------------------------------------------------------------- true forms
 
 
-_LEADS = re.compile(r"^(?:한편|또한|또|이날|이에 따라|그러나|하지만|특히|다만|이어|이후|현재)[,\s]+")
+_LEADS = re.compile(
+    r"^(?:한편|또한|또|이날|이에 따라|그러나|하지만|특히|다만|이어|이후|현재)[,\s]+"
+)
 
 
 def shorten(sentence: str) -> str | None:
@@ -178,13 +148,16 @@ def swap_number(claim: str, article: str, rng: random.Random) -> str | None:
     others = [
         m.group(0)
         for m in re.finditer(r"\d[\d,.]*\d|\d", article)
-        if float(m.group(0).replace(",", "").rstrip(".") or 0) != float(digits.group(0).replace(",", "").rstrip(".") or 0)
+        if float(m.group(0).replace(",", "").rstrip(".") or 0)
+        != float(digits.group(0).replace(",", "").rstrip(".") or 0)
     ]
     if others and rng.random() < 0.5:
         new = rng.choice(others)
     else:
         value = float(digits.group(0).replace(",", "").rstrip("."))
-        new = _fmt(value * rng.choice([10, 3, 0.5]) if value > 31 else value + rng.choice([1, 2, 3]))
+        new = _fmt(
+            value * rng.choice([10, 3, 0.5]) if value > 31 else value + rng.choice([1, 2, 3])
+        )
     replaced = q.text.replace(digits.group(0), new, 1)
     return claim[: q.start] + replaced + claim[q.end :]
 
@@ -193,7 +166,9 @@ def _fmt(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:.1f}"
 
 
-def swap_subject(claim: str, article_entities: list[str], corpus: list[str], rng: random.Random) -> str | None:
+def swap_subject(
+    claim: str, article_entities: list[str], corpus: list[str], rng: random.Random
+) -> str | None:
     """Replace the subject's entity (or the first entity) by another one."""
     from rag.claims import analyze
 
@@ -213,7 +188,16 @@ def swap_subject(claim: str, article_entities: list[str], corpus: list[str], rng
     return claim[: claim.index(target)] + new + _particle(new, claim[at : at + 1]) + claim[at + 1 :]
 
 
-_PAIRS = {"이": "가", "가": "이", "은": "는", "는": "은", "을": "를", "를": "을", "과": "와", "와": "과"}
+_PAIRS = {
+    "이": "가",
+    "가": "이",
+    "은": "는",
+    "는": "은",
+    "을": "를",
+    "를": "을",
+    "과": "와",
+    "와": "과",
+}
 
 
 def _particle(word: str, particle: str) -> str:
@@ -239,7 +223,13 @@ def negate(claim: str) -> str | None:
     return kiwi().join([*tokens[: stems[-1] + 1], *negation])
 
 
-_FLIPS = [("증가", "감소"), ("늘었", "줄었"), ("늘어났", "줄어들었"), ("상승", "하락"), ("확대", "축소")]
+_FLIPS = [
+    ("증가", "감소"),
+    ("늘었", "줄었"),
+    ("늘어났", "줄어들었"),
+    ("상승", "하락"),
+    ("확대", "축소"),
+]
 
 
 def reverse_direction(claim: str) -> str | None:
@@ -247,9 +237,11 @@ def reverse_direction(claim: str) -> str | None:
     from rag.quantities import quantities
 
     qs = quantities(claim)
-    for a, b in zip(qs, qs[1:], strict=False):
+    for a, b in itertools.pairwise(qs):
         between = claim[a.end : b.start]
-        if re.match(r"^\s*(?:에서|부터)", between) and re.match(r"\s*(?:으로|로|까지)", claim[b.end :]):
+        if re.match(r"^\s*(?:에서|부터)", between) and re.match(
+            r"\s*(?:으로|로|까지)", claim[b.end :]
+        ):
             return claim[: a.start] + b.text + between + a.text + claim[b.end :]
     for up, down in _FLIPS:
         if up in claim:
@@ -275,12 +267,16 @@ def generate(rng: random.Random) -> list[dict]:
     for art in chosen:
         passages = passages_of(art["text"])
         sentences = [(k, s) for k, p in enumerate(passages) for s in p if usable(s)]
-        picked = rng.sample(sentences, min(len(sentences), 8 if art["split"] == "seed" else PER_ARTICLE))
+        picked = rng.sample(
+            sentences, min(len(sentences), 8 if art["split"] == "seed" else PER_ARTICLE)
+        )
         # Changes ("증가", "A에서 B로") are rarer than other facts: take one when there is one.
         changing = [x for x in sentences if x not in picked and reverse_direction(x[1])]
         if changing:
             picked.append(rng.choice(changing))
-        entities = [e for a in analyze([s for _, s in sentences]) for e in a.entities] if sentences else []
+        entities = (
+            [e for a in analyze([s for _, s in sentences]) for e in a.entities] if sentences else []
+        )
         entities = [e for e in dict.fromkeys(entities) if not re.search(r"[A-Za-z]", e)]
         corpus_entities += entities
         prepared.append((art, passages, picked, entities))
@@ -289,9 +285,22 @@ def generate(rng: random.Random) -> list[dict]:
     for art, passages, picked, entities in prepared:
         for k, sentence in picked:
             forms = [("verbatim", sentence)]
-            forms += [(n, f) for n, f in (("clause", shorten(sentence)), ("reordered", reorder(sentence, rng)), ("reworded", reword(sentence))) if f]
+            forms += [
+                (n, f)
+                for n, f in (
+                    ("clause", shorten(sentence)),
+                    ("reordered", reorder(sentence, rng)),
+                    ("reworded", reword(sentence)),
+                )
+                if f
+            ]
             kind, claim = rng.choice(forms[1:] or forms)
-            base = {"split": art["split"], "article": art["id"], "title": art["title"], "passage": " ".join(passages[k])}
+            base = {
+                "split": art["split"],
+                "article": art["id"],
+                "title": art["title"],
+                "passage": " ".join(passages[k]),
+            }
             records.append({**base, "claim": claim, "true": True, "kind": kind})
             altered = {
                 "number": swap_number(claim, art["text"], rng),
@@ -303,12 +312,15 @@ def generate(rng: random.Random) -> list[dict]:
                 if text and text != claim:
                     records.append({**base, "claim": text, "true": False, "kind": name})
     seed_text = {a["id"]: a for a in seeds}
-    for source, claim, alterations in ENGLISH:
+    for item in json.loads(ENGLISH.read_text(encoding="utf-8"))["claims"]:
+        source = item["source"]
         art = next(a for a in seed_text.values() if source in a["text"])
         passage = next(" ".join(p) for p in passages_of(art["text"]) if source in " ".join(p))
         base = {"split": "english", "article": art["id"], "title": art["id"], "passage": passage}
-        records.append({**base, "claim": claim, "true": True, "kind": "english"})
-        records += [{**base, "claim": t, "true": False, "kind": k} for k, t in alterations]
+        records.append({**base, "claim": item["claim"], "true": True, "kind": "english"})
+        records += [
+            {**base, "claim": a["claim"], "true": False, "kind": a["kind"]} for a in item["altered"]
+        ]
     return records
 
 
@@ -338,12 +350,18 @@ def score(records: list[dict], embedder_spec: str, errors: int) -> dict:
     summary = {}
     for split, c in sorted(results.items()):
         kinds = sorted({k for k, _ in c})
-        summary[split] = {k: {"n": c[(k, "n")], "correct": round(c[(k, "ok")] / c[(k, "n")], 3)} for k in kinds}
-        tp, n_true = c[("true", "ok")], c[("true", "n")]
+        summary[split] = {
+            k: {"n": c[(k, "n")], "correct": round(c[(k, "ok")] / c[(k, "n")], 3)} for k in kinds
+        }
+        tp = c[("true", "ok")]
         fp = c[("altered", "n")] - c[("altered", "ok")]
         summary[split]["precision"] = round(tp / (tp + fp), 3) if tp + fp else None
     for r, v in wrong[:errors]:
-        print(f"[{r['split']}/{r['kind']}/{'T' if r['true'] else 'F'}] {v.reason} {v.score:.2f}: {r['claim']}", file=sys.stderr)
+        print(
+            f"[{r['split']}/{r['kind']}/{'T' if r['true'] else 'F'}] "
+            f"{v.reason} {v.score:.2f}: {r['claim']}",
+            file=sys.stderr,
+        )
     summary["seconds_per_claim"] = round(seconds / max(1, len(records)), 4)
     return summary
 

@@ -42,7 +42,9 @@ _NOUN_PHRASE = {"NNP", "NNG", "NNB", "NR", "NP", "SL", "SN", "SH", "XPN", "XSN",
 _NOUN_PHRASE |= {"SSO", "SSC", "SW"}
 _NOUNS = {"NNP", "NNG", "SL", "SN", "SH", "XSN"}
 # A subject that points back ("이 신임 대표", "그는", "this company") names nobody itself.
-_ANAPHORA = re.compile(r"^(?:이|그|해당|동|同|저)\s|^(?:그|그녀|이들|그들)$|^(?:he|she|it|they|this|the)\b")
+_ANAPHORA = re.compile(
+    r"^(?:이|그|해당|동|同|저)\s|^(?:그|그녀|이들|그들)$|^(?:he|she|it|they|this|the)\b"
+)
 
 
 @dataclass
@@ -160,9 +162,8 @@ def _entities(text: str, tokens: Sequence, latin: bool) -> list[str]:
             run.clear()
             return
         word = text[run[0].start : run[-1].start + run[-1].len]
-        if any(t.tag == "NNP" for t in run) or _is_proper(word):
-            if len(word) >= 2:
-                names.append(word)
+        if len(word) >= 2 and (any(t.tag == "NNP" for t in run) or _is_proper(word)):
+            names.append(word)
         run.clear()
 
     for t in tokens:
@@ -319,10 +320,10 @@ def latin_matches_hangul(name: str, hangul: str) -> bool:
         return False
     given = skeleton(compact[1:], True)
     for surname, rest in ((words[0], words[1:]), (words[-1], words[:-1])):
-        if surname.lower() in _SURNAMES[compact[0]].split():
-            # Given names are short: their consonants must agree ("Kyung-jin" = 경진).
-            if skeleton("".join(rest), True).replace("V", "") == given.replace("V", ""):
-                return True
+        # Given names are short: their consonants must agree ("Kyung-jin" = 경진).
+        spelled = skeleton("".join(rest), True).replace("V", "")
+        if surname.lower() in _SURNAMES[compact[0]].split() and spelled == given.replace("V", ""):
+            return True
     return False
 
 

@@ -125,7 +125,7 @@ def quantities(text: str) -> list[Quantity]:
     for m in _QUANTITY.finditer(text):
         number = m.group("number")
         before = text[m.start("number") - 1] if m.start("number") > 0 else " "
-        if before.isascii() and before.isalpha() or any(a <= m.start() < b for a, b in dates):
+        if (before.isascii() and before.isalpha()) or any(a <= m.start() < b for a, b in dates):
             continue  # "코GPT2.0", "B2B": a digit inside a name is part of the name
         value, tolerance = _korean_value(number)
         mult = (m.group("mult") or "").lower()

@@ -17,6 +17,7 @@ cannot settle: an `Evidence.judge`, when set, decides it.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -34,6 +35,12 @@ WINDOW = 1
 MIN_CLAUSE = 0.5
 # Windows tried per claim, best first (by word overlap, then by meaning).
 MAX_WINDOWS = 6
+# Words too common to tie a claim to a window on their own ("말하라" shares 말 with any
+# article that quotes someone).
+LIGHT_WORDS = frozenset(
+    "하 되 있 없 않 말 말하 것 등 수 밝히 전하 따르 대하 위하 통하 이 그 저 들 때 중 후 전 더 또 "
+    "년 월 일 명 개 곳 건 및 위 내 외 간 측 관련 경우 가운데 이후 이날 지난 오늘 최근".split()
+)
 
 
 def check(evidence: Evidence, sentence: str, cited: Sequence[int]) -> Verdict:
@@ -121,7 +128,8 @@ def _in_window(
     names = {e: _find_in(e, sources) for e in claim.entities}
     if any(found is None for found in names.values()):
         return fail("entity")
-    anchors = len(claim.quantities) + len(names) + len(claim.terms & _terms(sources))
+    shared = claim.terms & _terms(sources) - LIGHT_WORDS
+    anchors = len(claim.quantities) + len(names) + len(shared)
     anchor = _anchor(claim, sources, names)
     if (reason := _direction(claim, anchor, text, window_quantities)) is not None:
         return fail(reason)
@@ -151,7 +159,11 @@ def _anchor(claim: Analysis, sources: list[Analysis], names: dict[str, str | Non
 
     def weight(a: Analysis) -> float:
         shared = len(claim.terms & a.terms)
-        named = sum(1 for found in names.values() if found and found.replace(" ", "") in a.text.replace(" ", ""))
+        named = sum(
+            1
+            for found in names.values()
+            if found and found.replace(" ", "") in a.text.replace(" ", "")
+        )
         numbered = len(claim.quantities) - len(match_all(claim.quantities, a.quantities))
         return shared + named + numbered
 
@@ -166,14 +178,14 @@ _KO_PAIR_END = re.compile(r"^\s*(?:으로|로|까지)")
 def _pairs(text: str, qs: list[Quantity]) -> list[tuple[Quantity, Quantity]]:
     """Ordered (from, to) pairs: "A에서 B로", "from A to B", "A to B", "A → B", "to B from A"."""
     pairs = []
-    for a, b in zip(qs, qs[1:], strict=False):
+    for a, b in itertools.pairwise(qs):
         between, after = text[a.end : b.start], text[b.end : b.end + 4]
         before = text[max(0, a.start - 6) : a.start].lower()
-        if re.match(r"^\s*(?:에서|부터)", between) and _KO_PAIR_END.match(after):
-            pairs.append((a, b))
-        elif re.fullmatch(r"\s*(?:→|->|~|to)\s*", between, re.IGNORECASE):
-            pairs.append((a, b))
-        elif re.search(r"\bfrom\s*$", before) and re.search(r"\bto\b", between, re.IGNORECASE):
+        if (
+            (re.match(r"^\s*(?:에서|부터)", between) and _KO_PAIR_END.match(after))
+            or re.fullmatch(r"\s*(?:→|->|~|to)\s*", between, re.IGNORECASE)
+            or (re.search(r"\bfrom\s*$", before) and re.search(r"\bto\b", between, re.IGNORECASE))
+        ):
             pairs.append((a, b))
         elif re.search(r"\bto\s*$", before) and re.fullmatch(r"\s*from\s*", between, re.IGNORECASE):
             pairs.append((b, a))
@@ -186,7 +198,9 @@ def _direction(
     """``direction`` when the claim reverses a change the source states, else ``None``."""
     for a, b in _pairs(claim.text, claim.quantities):
         # The claim contradicts itself: "1406억원에서 368억원으로 늘었다".
-        if claim.change == {1} and a.value > b.value or claim.change == {-1} and a.value < b.value:
+        if (claim.change == {1} and a.value > b.value) or (
+            claim.change == {-1} and a.value < b.value
+        ):
             return "direction"
         forward = reverse = False
         for x, y in _pairs(window, window_quantities):
@@ -208,9 +222,15 @@ def _direction(
     for c in claim.clauses:
         if len(c.change) != 1:
             continue
+        # The source clauses this one restates, judged without the change words themselves.
         words = c.terms - KO_UP - KO_DOWN
-        best = max(anchor.clauses, key=lambda s: _share(words, s.terms), default=None)
-        if best and _share(words, best.terms) >= MIN_CLAUSE and best.change and not c.change & best.change:
+        said = [
+            s.change
+            for s in anchor.clauses
+            if _share(s.terms - KO_UP - KO_DOWN, words) >= MIN_CLAUSE
+        ]
+        changes = set().union(*said) if said else set()
+        if changes and not c.change & changes:
             return "direction"
     return None
 
@@ -235,9 +255,12 @@ def _negation_differs(claim: Analysis, anchor: Analysis) -> bool:
         # sentence without any negation is clear.
         return claim.negations > 0 and anchor.negations == 0
     restated = _restated(claim, anchor)
-    if not restated:
-        return False
-    return claim.negations != sum(c.negations for c in restated)
+    if restated:
+        return claim.negations != sum(c.negations for c in restated)
+    # The claim words the predicate its own way: a negation there needs one in the clauses
+    # it otherwise restates.
+    similar = [c for c in anchor.clauses if _share(claim.terms, c.terms) >= MIN_CLAUSE]
+    return claim.negations > 0 and bool(similar) and not any(c.negations for c in similar)
 
 
 # ------------------------------------------------------------------------------- subject
@@ -250,13 +273,15 @@ def _words(phrase: str) -> list[str]:
     return [strip_particle(w) for w in words if w]
 
 
-def _subject_differs(claim: Analysis, anchor: Analysis, names: dict[str, str | None], window: str) -> bool:
+def _subject_differs(
+    claim: Analysis, anchor: Analysis, names: dict[str, str | None], window: str
+) -> bool:
     """The claim's subject is not what the source says it of.
 
-    Rejected: a subject whose words are not in the window at all; or the entity occurs in the source sentence but outside every subject phrase
-    while another (not anaphoric) subject is there ("카카오엔터프라이즈는 ... 전문가로" for
-    "이 신임 대표이사 내정자는 ... 카카오엔터프라이즈 내 ... 총괄해왔다"), or it is not in the
-    sentence at all and the sentence's subject names a different entity.
+    Rejected: a subject whose words are not in the window at all; an entity that the source
+    sentence names but outside every subject phrase ("카카오엔터프라이즈는 ... 전문가로" for
+    "이 신임 대표이사 내정자는 ... 카카오엔터프라이즈 내 ... 총괄해왔다"); or one the sentence
+    doesn't name while its subject is someone else (not a pronoun-like "그는").
     """
     if not claim.subjects:
         return False

@@ -7,6 +7,7 @@ decision (which asks whether any passage is about the question at all).
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections import OrderedDict
@@ -144,6 +145,12 @@ class Evidence:
         if not terms or not self._passage_terms:
             return 0.0
         return max(len(terms & t) / len(terms) for t in self._passage_terms)
+
+    def with_judge(self, judge: JudgeFn | None) -> Evidence:
+        """This evidence (sentences, vectors and analyses shared) with ``judge`` set."""
+        twin = copy.copy(self)
+        twin.judge = judge
+        return twin
 
     def support(self, sentence: str, cited: Sequence[int]) -> tuple[bool, float]:
         """Whether the passages numbered ``cited`` support ``sentence``, and the score."""
