@@ -331,10 +331,12 @@ def score(records: list[dict], embedder_spec: str, errors: int) -> dict:
     from rag.config import embedder_spec as resolve
     from rag.embed import get_embedder
     from rag.support import Evidence
+    from rag.templates import render
 
     embedder = get_embedder(resolve(embedder_spec))
     results: dict[str, Counter] = defaultdict(Counter)
     wrong = []
+    judged: list[str] = []  # prompts a judge would be sent (claims supported by meaning only)
     started = time.perf_counter()
     for r in records:
         verdict = Evidence(embedder, [r["passage"]]).check(r["claim"], [1])
@@ -346,6 +348,8 @@ def score(records: list[dict], embedder_spec: str, errors: int) -> dict:
         group[(r["kind"], "ok")] += ok
         if not ok:
             wrong.append((r, verdict))
+        if verdict.reason == "semantic":
+            judged.append(render("judge", claim=r["claim"], window=verdict.window))
     seconds = time.perf_counter() - started
     summary = {}
     for split, c in sorted(results.items()):
@@ -363,6 +367,13 @@ def score(records: list[dict], embedder_spec: str, errors: int) -> dict:
             file=sys.stderr,
         )
     summary["seconds_per_claim"] = round(seconds / max(1, len(records)), 4)
+    summary["judge"] = {
+        "share_of_claims_asked": round(len(judged) / max(1, len(records)), 3),
+        "prompt_chars_mean": round(sum(map(len, judged)) / max(1, len(judged))),
+        "prompt_tokens_mean_e5": round(
+            sum(map(embedder.count_tokens, judged)) / max(1, len(judged))
+        ),
+    }
     return summary
 
 

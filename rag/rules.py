@@ -224,12 +224,10 @@ def _direction(
             continue
         # The source clauses this one restates, judged without the change words themselves.
         words = c.terms - KO_UP - KO_DOWN
-        said = [
-            s.change
-            for s in anchor.clauses
-            if _share(s.terms - KO_UP - KO_DOWN, words) >= MIN_CLAUSE
-        ]
-        changes = set().union(*said) if said else set()
+        changes: set[int] = set()
+        for s in anchor.clauses:
+            if _share(s.terms - KO_UP - KO_DOWN, words) >= MIN_CLAUSE:
+                changes |= s.change
         if changes and not c.change & changes:
             return "direction"
     return None

@@ -173,7 +173,8 @@ def check(claim: str, passage: str, embedder: FakeEmbedder | None = None):  # ty
             {"negation"},
         ),
         (
-            "이 신임 대표이사 내정자는 구조조정 계획과 시기에 관해 확정되지 않은 사안이라고 말을 아꼈다",
+            "이 신임 대표이사 내정자는 구조조정 계획과 시기에 관해 "
+            "확정되지 않은 사안이라고 말을 아꼈다",
             PLANS,
             True,
             {"lexical"},
