@@ -339,3 +339,29 @@ def test_judge_without_a_verdict_leaves_the_rules_verdict(
     verdict = evidence.check(SEMANTIC, [1])
     assert verdict.supported and verdict.reason == "semantic"
     assert not list((tmp_path / "judge").rglob("*.json"))  # nothing cached
+
+
+def test_index_ask_wires_the_judge(llm_server: LLMServer, seeds: Path) -> None:
+    """``Index.ask(judge=True)`` with an LLM answerer asks the same model about the claims
+    supported by meaning only, and its "no" makes the answer unverified."""
+    from rag import Index
+    from rag.embed import register_backend
+
+    register_backend("constant", lambda *_, **__: ConstantEmbedder())
+    index = Index.create(embedder="constant")
+    index.add([seeds])
+    question = "카카오엔터프라이즈 영업손실"
+    n = next(n for n, h in enumerate(index.search(question), 1) if "영업손실 폭이" in h.text)
+    llm_server.queue(reply(f"{SEMANTIC} [{n}]."), reply("no"))
+    generator = OpenAIGenerator(base_url=llm_server.base_url, model="m", max_retries=0)
+    answer = index.ask(question, answerer=generator, judge=True)
+    assert not answer.refused and not answer.verified
+    assert [c.supported for c in answer.claims] == [False]
+    asked, judged = llm_server.requests
+    assert (
+        SEMANTIC in judged.messages[0]["content"] and "yes or no" in judged.messages[0]["content"]
+    )
+    # Without the judge the same reply stands on its meaning, and nothing more is asked.
+    llm_server.queue(reply(f"{SEMANTIC} [{n}]."))
+    assert index.ask(question, answerer=generator).verified
+    assert len(llm_server.requests) == 3
