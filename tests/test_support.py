@@ -357,7 +357,7 @@ def test_index_ask_wires_the_judge(llm_server: LLMServer, seeds: Path) -> None:
     answer = index.ask(question, answerer=generator, judge=True)
     assert not answer.refused and not answer.verified
     assert [c.supported for c in answer.claims] == [False]
-    asked, judged = llm_server.requests
+    _answered, judged = llm_server.requests
     assert (
         SEMANTIC in judged.messages[0]["content"] and "yes or no" in judged.messages[0]["content"]
     )
