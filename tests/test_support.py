@@ -341,10 +341,14 @@ def test_judge_without_a_verdict_leaves_the_rules_verdict(
     assert not list((tmp_path / "judge").rglob("*.json"))  # nothing cached
 
 
-def test_index_ask_wires_the_judge(llm_server: LLMServer, seeds: Path) -> None:
+def test_index_ask_wires_the_judge(
+    llm_server: LLMServer, seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``Index.ask(judge=True)`` with an LLM answerer asks the same model about the claims
     supported by meaning only, and its "no" makes the answer unverified."""
     from rag import Index
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     from rag.embed import register_backend
 
     register_backend("constant", lambda *_, **__: ConstantEmbedder())
@@ -365,3 +369,4 @@ def test_index_ask_wires_the_judge(llm_server: LLMServer, seeds: Path) -> None:
     llm_server.queue(reply(f"{SEMANTIC} [{n}]."))
     assert index.ask(question, answerer=generator).verified
     assert len(llm_server.requests) == 3
+    assert len(list((tmp_path / "cache" / "judge").rglob("*.json"))) == 1
