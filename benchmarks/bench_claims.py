@@ -63,16 +63,17 @@ def load_articles() -> list[dict]:
     return articles + rows
 
 
-def passages_of(text: str) -> list[list[str]]:
-    """Sentences grouped into passages of about PASSAGE_CHARS characters."""
+def passages_of(text: str) -> list[tuple[str, list[str]]]:
+    """Runs of sentences of about PASSAGE_CHARS characters: each as the article's own text
+    (line breaks kept, as a chunk keeps them) and as its sentences."""
     from rag.korean import sentence_spans
 
-    passages: list[list[str]] = [[]]
+    groups: list[list[tuple[int, int]]] = [[]]
     for a, b in sentence_spans(text):
-        if sum(len(s) for s in passages[-1]) > PASSAGE_CHARS:
-            passages.append([])
-        passages[-1].append(text[a:b])
-    return [p for p in passages if p]
+        if sum(y - x for x, y in groups[-1]) > PASSAGE_CHARS:
+            groups.append([])
+        groups[-1].append((a, b))
+    return [(text[g[0][0] : g[-1][1]], [text[a:b] for a, b in g]) for g in groups if g]
 
 
 _GOOD = re.compile(r"(?:다|다\.|요\.)$")
@@ -266,7 +267,7 @@ def generate(rng: random.Random) -> list[dict]:
     prepared = []
     for art in chosen:
         passages = passages_of(art["text"])
-        sentences = [(k, s) for k, p in enumerate(passages) for s in p if usable(s)]
+        sentences = [(k, s) for k, (_, p) in enumerate(passages) for s in p if usable(s)]
         picked = rng.sample(
             sentences, min(len(sentences), 8 if art["split"] == "seed" else PER_ARTICLE)
         )
@@ -299,7 +300,7 @@ def generate(rng: random.Random) -> list[dict]:
                 "split": art["split"],
                 "article": art["id"],
                 "title": art["title"],
-                "passage": " ".join(passages[k]),
+                "passage": passages[k][0],
             }
             records.append({**base, "claim": claim, "true": True, "kind": kind})
             altered = {
@@ -315,7 +316,7 @@ def generate(rng: random.Random) -> list[dict]:
     for item in json.loads(ENGLISH.read_text(encoding="utf-8"))["claims"]:
         source = item["source"]
         art = next(a for a in seed_text.values() if source in a["text"])
-        passage = next(" ".join(p) for p in passages_of(art["text"]) if source in " ".join(p))
+        passage = next(p for p, _ in passages_of(art["text"]) if source in p)
         base = {"split": "english", "article": art["id"], "title": art["id"], "passage": passage}
         records.append({**base, "claim": item["claim"], "true": True, "kind": "english"})
         records += [

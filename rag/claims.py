@@ -193,7 +193,9 @@ def _is_proper(word: str) -> bool:
 
 
 # A name ends at a possessive: "Kakao's AI Lab" is Kakao and AI Lab.
-_LATIN_NAME = re.compile(r"\b[A-Z][\w&.-]*(?:\s+(?:[A-Z][\w&.-]*|of|de|von))*")
+_LATIN_NAME = re.compile(
+    r"(?<![A-Za-z])[A-Z][A-Za-z0-9&.-]*(?:\s+(?:[A-Z][A-Za-z0-9&.-]*|of|de|von))*"
+)
 
 
 # Acronyms for titles, not names: Korean writes 대표이사, not CEO.
@@ -229,7 +231,7 @@ def _subjects(text: str, tokens: Sequence, latin: bool) -> list[str]:
     """Noun phrases marked as subject or topic (은/는/이/가), or an English sentence's
     leading noun phrase."""
     if latin:
-        m = re.match(r"\s*((?:[A-Z][\w&.-]*(?:['’]s)?\s*)+)", text)
+        m = re.match(r"\s*((?:[A-Z][A-Za-z0-9&.-]*(?:['’]s)?\s*)+)", text)
         return [re.sub(r"['’]s\b", "", m.group(1)).strip()] if m else []
     subjects = []
     for i, t in enumerate(tokens):

@@ -76,6 +76,12 @@ _QUANTITY = re.compile(
     re.IGNORECASE,
 )
 _GROUP = re.compile(rf"(?P<n>{_NUM})\s?(?P<small>[천백])?\s?(?P<big>[만억조])?")
+# English number words count only before a unit ("three years"; "one of" is not one).
+_WORDS = "one two three four five six seven eight nine ten eleven twelve".split()
+_WORD_QUANTITY = re.compile(
+    rf"\b(?P<word>{'|'.join(_WORDS)})\s+(?P<unit>years?|months?|days?|times|people|companies)\b",
+    re.IGNORECASE,
+)
 # Native Korean numerals are only numbers before a counter ("세 명"; "세계" is not one).
 _NATIVE = {"한": 1, "두": 2, "세": 3, "네": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8}
 _NATIVE |= {"아홉": 9, "열": 10, "스무": 20}
@@ -144,6 +150,10 @@ def quantities(text: str) -> list[Quantity]:
         # Half a unit of the last digit, but never more than 0.5 %: "1천억" is not 1406억.
         slack = min(tolerance * scale, abs(value * scale) * 0.005)
         found.append(Quantity(value * scale, unit, start, end, text[start:end], slack))
+    for m in _WORD_QUANTITY.finditer(text):
+        value = float(_WORDS.index(m.group("word").lower()) + 1)
+        unit = _UNITS.get(m.group("unit").lower())
+        found.append(Quantity(value, unit, m.start(), m.end(), m.group(0), 0.5))
     for m in _NATIVE_QUANTITY.finditer(text):
         if not any(q.start <= m.start() < q.end for q in found):
             value = float(_NATIVE[m.group("word")])

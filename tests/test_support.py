@@ -33,6 +33,7 @@ CEO = paragraphs(ARTICLE, "이 점에 대해 이경진", "AI 사업군은 카카
 PLANS = paragraphs(ARTICLE, "확정되지 않은 사안", "카카오브레인은 현재")
 SPINOFF = paragraphs(ARTICLE, "'AI Lab'이 2019년 12월")
 SALES = paragraphs(FLITTO_ARTICLE, "68억8800만원")
+BRIEFING = paragraphs(ARTICLE, "이 점에 대해 이경진", "확정되지 않은 사안")
 
 
 # ----------------------------------------------------------------------------- quantities
@@ -183,7 +184,23 @@ def check(claim: str, passage: str, embedder: FakeEmbedder | None = None):  # ty
         # subject
         ("카카오브레인은 코GPT2.0 개발 막바지 작업을 하고 있다", PLANS, True, {"lexical"}),
         ("카카오엔터프라이즈는 코GPT2.0 개발 막바지 작업을 하고 있다", PLANS, False, {"subject"}),
-        ("카카오모빌리티는 코GPT2.0 개발 막바지 작업을 하고 있다", PLANS, False, {"entity"}),
+        (
+            "카카오모빌리티는 코GPT2.0 개발 막바지 작업을 하고 있다",
+            PLANS,
+            False,
+            {"entity", "subject"},
+        ),
+        # Answers as an LLM words them
+        ("카카오엔터프라이즈의 새 대표는 이경진 내정자입니다.", CEO, True, {"lexical"}),
+        ("카카오브레인은 코GPT 2.0을 개발하고 있습니다.", PLANS, True, {"lexical"}),
+        (
+            "카카오엔터프라이즈는 2019년 12월 카카오의 사내독립기업인 AI Lab에서 분사했습니다.",
+            SPINOFF,
+            True,
+            {"lexical"},
+        ),
+        # a name from one sentence, a statement the best-matching sentence denies
+        ("이경진 내정자는 구조조정 계획이 확정되었다고 말했습니다.", BRIEFING, False, {"negation"}),
         # English over Korean: names by transliteration, numbers by value
         (
             "Kakao Brain's operating loss grew from 36.8 billion won to 140.6 billion won.",
