@@ -300,6 +300,7 @@ def generate(rng: random.Random) -> list[dict]:
                 "split": art["split"],
                 "article": art["id"],
                 "title": art["title"],
+                "url": art.get("url", ""),
                 "passage": passages[k][0],
             }
             records.append({**base, "claim": claim, "true": True, "kind": kind})
@@ -317,7 +318,8 @@ def generate(rng: random.Random) -> list[dict]:
         source = item["source"]
         art = next(a for a in seed_text.values() if source in a["text"])
         passage = next(p for p, _ in passages_of(art["text"]) if source in p)
-        base = {"split": "english", "article": art["id"], "title": art["id"], "passage": passage}
+        base = {"split": "english", "article": art["id"], "title": art["id"], "url": ""}
+        base["passage"] = passage
         records.append({**base, "claim": item["claim"], "true": True, "kind": "english"})
         records += [
             {**base, "claim": a["claim"], "true": False, "kind": a["kind"]} for a in item["altered"]
@@ -378,6 +380,30 @@ def score(records: list[dict], embedder_spec: str, errors: int) -> dict:
     return summary
 
 
+def write(path: Path, records: list[dict]) -> None:
+    """A header, each cited passage once (with its article), then the claims."""
+    ids: dict[str, str] = {}
+    with path.open("w", encoding="utf-8") as f:
+        f.write(json.dumps({"licence": LICENCE, "seed": SEED}, ensure_ascii=False) + "\n")
+        for r in records:
+            if r["passage"] not in ids:
+                ids[r["passage"]] = pid = f"p{len(ids)}"
+                keep = {k: r[k] for k in ("article", "title", "url")}
+                row = {"passage_id": pid, **keep, "text": r["passage"]}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for r in records:
+            claim = {k: r[k] for k in ("split", "kind", "true", "claim")}
+            row = {"passage_id": ids[r["passage"]], **claim}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read(path: Path) -> list[dict]:
+    """The records `write` wrote, each with its passage's text again."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+    passages = {r["passage_id"]: r for r in rows if "text" in r}
+    return [{**r, "passage": passages[r["passage_id"]]["text"]} for r in rows if "claim" in r]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generate", action="store_true", help=f"rebuild {OUT.name}")
@@ -387,14 +413,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.generate:
         records = generate(random.Random(SEED))
-        with args.data.open("w", encoding="utf-8") as f:
-            f.write(json.dumps({"licence": LICENCE, "seed": SEED}, ensure_ascii=False) + "\n")
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        write(args.data, records)
         counts = Counter((r["split"], r["true"]) for r in records)
         print(f"wrote {len(records)} claims to {args.data}: {dict(counts)}", file=sys.stderr)
-    lines = args.data.read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines[1:]]
+    records = read(args.data)
     print(json.dumps(score(records, args.embedder, args.errors), ensure_ascii=False, indent=1))
 
 
