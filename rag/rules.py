@@ -157,6 +157,8 @@ def _in_window(
     window_quantities = quantities(text)
     if any(not _in_name(q, text) for q in match_all(claim.quantities, window_quantities)):
         return fail("number")
+    if not claim.latin and _relabelled(claim, text, window_quantities):
+        return fail("number")
     names = {e: _find_in(e, [evidence.analyses[j] for j in named_in]) for e in claim.entities}
     if any(found is None for found in names.values()):
         return fail("entity")
@@ -199,6 +201,35 @@ def _contradicts(
     if _subject_differs(claim, anchor, names, text):
         return "subject"
     return None
+
+
+_LABEL = re.compile(r"([가-힣]{2,})\s*$")
+_ENDS_IN_PARTICLE = re.compile(r"(?:은|는|이|가|을|를|의|에|서|로|와|과|도|만|고|며|면|다)$")
+
+
+def _relabelled(claim: Analysis, window: str, window_quantities: list[Quantity]) -> bool:
+    """A number put on another's label: "규모 11의 지진" where the window says "규모 4.5".
+
+    A claim's number right after a word ("규모", "징역", "매출") must be one the window
+    also writes right after that word, when the window writes any there.
+    """
+    for q in claim.quantities:
+        m = _LABEL.search(claim.text[: q.start])
+        if not m:
+            continue
+        label = m.group(1)
+        if _ENDS_IN_PARTICLE.search(label):
+            continue  # "볼보트럭이 12일", "폭이 1406억": a subject, not the number's label
+        labelled = [
+            s
+            for s in window_quantities
+            if re.search(
+                rf"(?<![가-힣]){re.escape(label)}\s*$", window[max(0, s.start - 12) : s.start]
+            )
+        ]
+        if labelled and not any(q.matches(s) for s in labelled):
+            return True
+    return False
 
 
 def _in_name(q: Quantity, text: str) -> bool:

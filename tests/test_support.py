@@ -33,6 +33,9 @@ CEO = paragraphs(ARTICLE, "이 점에 대해 이경진", "AI 사업군은 카카
 PLANS = paragraphs(ARTICLE, "확정되지 않은 사안", "카카오브레인은 현재")
 SPINOFF = paragraphs(ARTICLE, "'AI Lab'이 2019년 12월")
 SALES = paragraphs(FLITTO_ARTICLE, "68억8800만원")
+QUAKE = (
+    "2016년 9월 19일 20시 33분 58초, 경주시 남남서쪽 11km 지역에서 규모 4.5의 지진이 발생하였다."
+)
 BRIEFING = paragraphs(ARTICLE, "이 점에 대해 이경진", "확정되지 않은 사안")
 
 
@@ -166,6 +169,9 @@ def check(claim: str, passage: str, embedder: FakeEmbedder | None = None):  # ty
             False,
             {"direction"},
         ),
+        # a number moved onto another's label
+        ("남남서쪽 11km 지역에서 규모 4.5의 지진이 발생하였다", QUAKE, True, {"lexical"}),
+        ("남남서쪽 11km 지역에서 규모 11의 지진이 발생하였다", QUAKE, False, {"number"}),
         # negation, both ways
         (
             "이 신임 대표이사 내정자는 구조조정 계획과 시기에 관해 확정된 사안이라고 말했다",
