@@ -148,6 +148,9 @@ class Evidence:
 
     def with_judge(self, judge: JudgeFn | None) -> Evidence:
         """This evidence (sentences, vectors and analyses shared) with ``judge`` set."""
+        if judge is self.judge:
+            return self
+        _ = self.analyses  # analyzed once, on the cached original, and shared with the twin
         twin = copy.copy(self)
         twin.judge = judge
         return twin
