@@ -1,4 +1,6 @@
-"""Does a passage support a sentence? Lexical (Kiwi morphemes, numbers) and semantic checks.
+"""Does a passage support a sentence? The evidence (passage sentences, their Kiwi terms and
+e5 vectors) and the verdict; the rules that decide live in `rag.rules`, on the features that
+`rag.claims` and `rag.quantities` read.
 
 Shared by the extractive answerer (which picks the sentences that answer a question), the
 citation verifier (which checks every cited sentence against its passages) and the refusal
@@ -36,10 +38,11 @@ _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LETTER = re.compile(r"[^\W\d_]")
 
-# A sentence is supported by a passage when most of its content words occur there, or when
-# it means nearly the same as one of the passage's sentences; either way every number in it
-# must occur in the passage. Calibrated on the seed articles: faithful English renderings of
-# Korean sentences score 0.82-0.84 (e5 query vs passage), unrelated claims 0.73-0.77.
+# A sentence is supported by a window of a cited passage when most of its content words occur
+# there, or when it means nearly the same as one of the window's sentences and shares a word,
+# name or number with it; the rules in `rag.rules` must find nothing wrong either way.
+# MIN_SEMANTIC was calibrated on the seed articles: faithful English renderings of Korean
+# sentences score 0.82-0.84 (e5 query vs passage), unrelated claims 0.73-0.77.
 MIN_LEXICAL = 0.5
 MIN_SEMANTIC = 0.80
 
