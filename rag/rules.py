@@ -3,7 +3,8 @@
 A claim is supported by a *window* (a sentence of one cited passage with its neighbours),
 never by words scattered over a whole passage. In the window:
 
-1. every quantity of the claim occurs, by value (`rag.quantities`);
+1. every quantity of the claim occurs, by value (`rag.quantities`), and one written after a
+   bare noun ("규모 11") is one the window writes after it;
 2. every name of the claim occurs, as written or transliterated ("Kakao Brain" = 카카오브레인);
 3. most of its content words occur, or it means nearly the same as the window's sentence
    and shares at least a word, a name or a number with it (a cosine alone verifies nothing);
@@ -11,8 +12,10 @@ never by words scattered over a whole passage. In the window:
 5. it is negated exactly when the source clauses it restates are;
 6. its subject is the one the source sentence says it of.
 
-Rules 1, 2 and 4-6 reject outright. A claim supported only by meaning is what the rules
-cannot settle: an `Evidence.judge`, when set, decides it.
+Rules 1, 2 and 4-6 reject outright; 4-6 are also applied to the window that best matches
+the claim's words, so a name borrowed from another sentence cannot carry a contradicted
+claim. A claim supported only by meaning is what the rules cannot settle: an
+`Evidence.judge`, when set, decides it.
 """
 
 from __future__ import annotations
