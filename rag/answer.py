@@ -20,7 +20,7 @@ from .generate import Generator, Message
 from .korean import sentence_spans
 from .records import Hit
 from .sanitize import escape_block
-from .support import Evidence, evidence_for, key_terms, language
+from .support import Evidence, JudgeFn, evidence_for, key_terms, language
 from .templates import render
 
 if TYPE_CHECKING:
@@ -118,11 +118,14 @@ class AnswerStream:
         return self.answer
 
 
-def ask_stream(index: Index, question: str, generator: Generator, **search: Any) -> AnswerStream:
+def ask_stream(
+    index: Index, question: str, generator: Generator, judge: JudgeFn | None = None, **search: Any
+) -> AnswerStream:
     """Retrieve for ``question`` (``search`` goes to `Index.search`) and stream the answer."""
     started = time.perf_counter()
     hits = index.search(question, **search)
-    return answer_stream(question, hits, generator, index.embedder, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return answer_stream(question, hits, generator, index.embedder, seconds, judge=judge)
 
 
 def answer_stream(
@@ -131,13 +134,15 @@ def answer_stream(
     generator: Generator,
     embedder: Embedder,
     retrieve_seconds: float = 0.0,
+    judge: JudgeFn | None = None,
 ) -> AnswerStream:
-    """Answer ``question`` from passages already retrieved (numbered in order)."""
+    """Answer ``question`` from passages already retrieved (numbered in order); ``judge``
+    (`rag.judge.Judge`) settles the claims the support rules cannot."""
     started = time.perf_counter()
     lang = language(question)
 
     def finish(text: str, complete: bool) -> Answer:
-        evidence = evidence_for(embedder, tuple(h.text for h in hits))
+        evidence = evidence_for(embedder, tuple(h.text for h in hits)).with_judge(judge)
         answer = verify(question, text, hits, evidence, lang)
         answer.complete = complete
         answer.answerer = generator.name

@@ -270,6 +270,12 @@ def ask_cmd(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     timeout: TimeoutOpt = None,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            "--judge", help="Let the LLM judge claims the citation rules cannot settle (cached)."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question from the indexed articles, citing passages as [n]."""
@@ -282,6 +288,7 @@ def ask_cmd(
         until=last,
         source=source,
         answerer=llm,
+        judge=judge,
         model=model,
         base_url=base_url,
         timeout=timeout,

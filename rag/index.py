@@ -34,6 +34,7 @@ from .update import Progress, Source
 if TYPE_CHECKING:
     from .answer import Answer, AnswerStream
     from .generate import Generator
+    from .support import JudgeFn
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ class Index:
         answerer: str | Generator | None = None,
         fusion: str = config.DEFAULT_FUSION,
         bm25_weight: float = config.DEFAULT_BM25_WEIGHT,
+        judge: bool | JudgeFn = False,
         **llm_options: Any,
     ) -> Answer:
         """Answer ``question`` from the indexed articles, citing passages as [n].
@@ -281,6 +283,9 @@ class Index:
                 the configured one (see `rag.generate.llm_name`).
             fusion: Retrieval fusion, as for `search`.
             bm25_weight: BM25's weight in the ``convex`` fusion.
+            judge: Let the answering LLM judge the claims the support rules cannot settle
+                (`rag.judge.Judge`, cached on disk); or a judge callable. Ignored for the
+                extractive answerer, which only quotes.
             **llm_options: For ``openai``: ``model``, ``base_url``, ``api_key``, ``timeout``.
 
         Returns:
@@ -290,7 +295,7 @@ class Index:
             LLMError: The language model failed (unreachable, timeout, bad key, ...).
         """
         return self.ask_stream(
-            question, k, since, until, source, answerer, fusion, bm25_weight, **llm_options
+            question, k, since, until, source, answerer, fusion, bm25_weight, judge, **llm_options
         ).result()
 
     def ask_stream(
@@ -303,6 +308,7 @@ class Index:
         answerer: str | Generator | None = None,
         fusion: str = config.DEFAULT_FUSION,
         bm25_weight: float = config.DEFAULT_BM25_WEIGHT,
+        judge: bool | JudgeFn = False,
         **llm_options: Any,
     ) -> AnswerStream:
         """Like `ask`, but iterate the result for the text as it is generated, then read
@@ -311,8 +317,15 @@ class Index:
 
         search = {"k": k, "since": since, "until": until, "source": source}
         generator = self.answerer(answerer, llm_options)
+        judge_fn = None
+        if callable(judge):
+            judge_fn = judge
+        elif judge and generator.name != "extractive":  # it quotes: nothing to judge
+            from .judge import Judge
+
+            judge_fn = Judge(generator)
         return ask_stream(
-            self, question, generator, fusion=fusion, bm25_weight=bm25_weight, **search
+            self, question, generator, judge_fn, fusion=fusion, bm25_weight=bm25_weight, **search
         )
 
     def answerer(

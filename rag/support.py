@@ -1,4 +1,6 @@
-"""Does a passage support a sentence? Lexical (Kiwi morphemes, numbers) and semantic checks.
+"""Does a passage support a sentence? The evidence (passage sentences, their Kiwi terms and
+e5 vectors) and the verdict; the rules that decide live in `rag.rules`, on the features that
+`rag.claims` and `rag.quantities` read.
 
 Shared by the extractive answerer (which picks the sentences that answer a question), the
 citation verifier (which checks every cited sentence against its passages) and the refusal
@@ -7,16 +9,21 @@ decision (which asks whether any passage is about the question at all).
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .embed import Embedder
 from .korean import morphemes_batch, sentence_spans
+
+if TYPE_CHECKING:
+    from .claims import Analysis
 
 # Words that say what kind of answer is wanted, not what it is about.
 QUESTION_WORDS = frozenset(
@@ -31,10 +38,11 @@ _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LETTER = re.compile(r"[^\W\d_]")
 
-# A sentence is supported by a passage when most of its content words occur there, or when
-# it means nearly the same as one of the passage's sentences; either way every number in it
-# must occur in the passage. Calibrated on the seed articles: faithful English renderings of
-# Korean sentences score 0.82-0.84 (e5 query vs passage), unrelated claims 0.73-0.77.
+# A sentence is supported by a window of a cited passage when most of its content words occur
+# there, or when it means nearly the same as one of the window's sentences and shares a word,
+# name or number with it; the rules in `rag.rules` must find nothing wrong either way.
+# MIN_SEMANTIC was calibrated on the seed articles: faithful English renderings of Korean
+# sentences score 0.82-0.84 (e5 query vs passage), unrelated claims 0.73-0.77.
 MIN_LEXICAL = 0.5
 MIN_SEMANTIC = 0.80
 
@@ -67,15 +75,40 @@ class Sentence:
 
 
 @dataclass
+class Verdict:
+    """The support check's answer for one claim, with why.
+
+    ``reason`` is ``lexical`` or ``semantic`` (supported by the words or the meaning of a
+    window), ``judge`` (settled by the LLM judge), or what failed: ``number`` (a quantity
+    the window doesn't have), ``entity`` (a name it doesn't have), ``direction`` ("from A to
+    B" reversed, or a rise told as a fall), ``negation``, ``subject`` (the window says it of
+    someone else), ``overlap`` (too few of the claim's words) or ``no-passage``.
+    """
+
+    supported: bool
+    score: float
+    reason: str
+    passage: int | None = None
+    window: str = ""
+
+
+# A judge settles what the rules cannot: (claim, window text) -> entailed, or None when it
+# cannot say (then the rules' verdict stands). See `rag.judge.Judge`.
+JudgeFn = Callable[[str, str], "bool | None"]
+
+
+@dataclass
 class Evidence:
     """The sentences of the passages shown to an answerer, embedded once and reused."""
 
     embedder: Embedder
     passages: Sequence[str]
     sentences: list[Sentence] = field(default_factory=list)
+    judge: JudgeFn | None = None
     _terms: list[set[str]] = field(default_factory=list)
     _passage_terms: list[set[str]] = field(default_factory=list)
     _vectors: np.ndarray | None = None
+    _analyses: list[Analysis] | None = None
 
     def __post_init__(self) -> None:
         for n, text in enumerate(self.passages, 1):
@@ -88,6 +121,15 @@ class Evidence:
         if self._vectors is None:
             self._vectors = _sentence_vectors(self.embedder, [s.text for s in self.sentences])
         return self._vectors
+
+    @property
+    def analyses(self) -> list[Analysis]:
+        """What each sentence asserts (`rag.claims.Analysis`), computed on first use."""
+        if self._analyses is None:
+            from .claims import analyze
+
+            self._analyses = analyze([s.text for s in self.sentences])
+        return self._analyses
 
     def similarity(self, text: str) -> np.ndarray:
         """Cosine of ``text`` (embedded as a query) with every sentence."""
@@ -107,19 +149,25 @@ class Evidence:
             return 0.0
         return max(len(terms & t) / len(terms) for t in self._passage_terms)
 
+    def with_judge(self, judge: JudgeFn | None) -> Evidence:
+        """This evidence (sentences, vectors and analyses shared) with ``judge`` set."""
+        if judge is self.judge:
+            return self
+        _ = self.analyses  # analyzed once, on the cached original, and shared with the twin
+        twin = copy.copy(self)
+        twin.judge = judge
+        return twin
+
     def support(self, sentence: str, cited: Sequence[int]) -> tuple[bool, float]:
         """Whether the passages numbered ``cited`` support ``sentence``, and the score."""
-        cited_text = " ".join(self.passages[n - 1] for n in cited)
-        if not numbers(sentence) <= numbers(cited_text):
-            return False, 0.0
-        [terms] = key_terms([sentence])
-        passage_terms = set().union(*(self._passage_terms[n - 1] for n in cited))
-        lexical = len(terms & passage_terms) / len(terms) if terms else 0.0
-        if lexical >= MIN_LEXICAL:
-            return True, lexical
-        rows = [i for i, s in enumerate(self.sentences) if s.n in cited]
-        semantic = float(self.similarity(sentence)[rows].max()) if rows else 0.0
-        return semantic >= MIN_SEMANTIC, max(lexical, semantic)
+        verdict = self.check(sentence, cited)
+        return verdict.supported, verdict.score
+
+    def check(self, sentence: str, cited: Sequence[int]) -> Verdict:
+        """`support` with the reason: see `Verdict` and `rag.rules.check`."""
+        from .rules import check
+
+        return check(self, sentence, cited)
 
 
 @functools.lru_cache(maxsize=8)
