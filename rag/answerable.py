@@ -1,0 +1,510 @@
+"""Is the answer in the retrieved passages? Decided on evidence inside a sentence window.
+
+A window is a sentence of a passage with its neighbours (one each side) and the article's
+title. A Korean question is answerable when one window
+- holds the question's informative words, weighted by IDF (from the index's BM25 term
+  statistics) and by part of speech: question words (누구, 무엇, 어떤), bound nouns and
+  pronouns are left out, and predicates (가지다, 변하다, 받다) count for little, because
+  questions paraphrase verbs far more freely than names and nouns;
+- names every entity of the question (proper nouns, Latin names): a window that names only a
+  similar entity (카카오엔터프라이즈 for 카카오브레인) does not count;
+- holds every number the question names (years included);
+- holds something of the kind the question asks for: a person or organisation name for
+  누구/who, an amount for 얼마/how much, a date for 언제/when, a number for 몇/how many, a
+  place for 어디/where.
+
+An English question over Korean articles has few shared words, so its signals are its
+names (romanised Hangul names compared with the Latin ones), years, Latin tokens (acronyms)
+and the dense cosine of the passage. Thresholds were tuned on the first half of KorQuAD 1.0
+dev's articles and measured on the second (benchmarks/bench_answerability.py, README).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from pydantic import BaseModel
+
+from .korean import Token, sentence_spans, tagged_batch
+from .records import Hit
+from .support import QUESTION_WORDS, key_terms, language, numbers
+
+# Tuned on KorQuAD 1.0 dev, first half of the articles (see the module docstring).
+MIN_COVERAGE = 0.6
+PREDICATE_WEIGHT = 0.3
+WINDOW = 1
+# English questions: the passage's dense cosine, a weak signal across languages, needed
+# when the question names nothing the window could confirm (0.78: the previous gate's value).
+MIN_DENSE = 0.78
+# Romanised-name similarity (difflib ratio of phonetic keys): a match, and a look-alike.
+MIN_NAME_SIMILARITY = 0.8
+NEAR_NAME_SIMILARITY = 0.55
+
+# Interrogative stems Kiwi tags as ordinary verbs or adjectives ("어떻게" -> 어떻/VA).
+_INTERROGATIVE = frozenset({"어떻", "어떠", "어찌", "웬", "얼마나"})
+_WEIGHTS = {"NNP": 1.0, "NNG": 1.0, "SL": 1.0, "SN": 1.0, "NR": 1.0, "SH": 1.0, "XR": 1.0}
+_PREDICATES = frozenset({"VV", "VA"})
+_NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
+# Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
+_TIME_WORDS = frozenset(
+    "지난해 올해 작년 내년 어제 오늘 내일 당시 현재 최근 이날 전날 다음날 오전 오후 새벽".split()
+)
+_TIME_UNITS = frozenset("년 월 일 시 분 년대 세기 시대 주 초 말 분기 반기".split())
+_KINDS = (
+    ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
+    ("amount", re.compile(r"얼마|\bhow much\b", re.I)),
+    ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
+    ("number", re.compile(r"몇|\bhow many\b", re.I)),
+    ("place", re.compile(r"어디|\bwhere\b", re.I)),
+)
+_LATIN_NAME = re.compile(r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
+_YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+
+#: ``stats(terms)`` -> (chunks holding each term, number of chunks): `Index.document_frequencies`.
+Stats = Callable[[Iterable[str]], tuple[dict[str, int], int]]
+
+
+class Window(BaseModel):
+    """The best evidence: passage ``n`` (1-based), the window's character span in the
+    passage's text, and its central sentence's span."""
+
+    n: int
+    start: int
+    end: int
+    sentence: tuple[int, int]
+
+
+class Decision(BaseModel):
+    """Whether to answer, why, the window's score and the answer kind asked for."""
+
+    answerable: bool
+    reason: str
+    score: float = 0.0
+    kind: str = "other"
+    window: Window | None = None
+
+
+@dataclass
+class _Sentence:
+    n: int
+    start: int
+    end: int
+    tokens: list[Token]
+    text: str
+
+
+@dataclass
+class _Question:
+    text: str
+    lang: str
+    kind: str
+    terms: dict[tuple[str, str], float]  # (form, tag) -> weight
+    entities: list[str]
+    numbers: set[str]
+
+
+def answer_kind(question: str) -> str:
+    """What the question asks for: person, amount, date, number, place or other."""
+    for kind, pattern in _KINDS:
+        if pattern.search(question):
+            return kind
+    return "other"
+
+
+def decide(question: str, hits: Sequence[Hit], stats: Stats | None = None) -> Decision:
+    """Whether ``hits`` hold the answer to ``question``, with the reason and best window.
+
+    Args:
+        question: The user's question, Korean or English.
+        hits: The retrieved passages, numbered from 1 in this order.
+        stats: Document frequencies for IDF weights (`Index.document_frequencies`); without
+            them every term of a part of speech weighs the same.
+    """
+    if not hits:
+        return Decision(answerable=False, reason="no passages retrieved")
+    sentences, titles = _sentences(hits)
+    q = _analyze(question, stats)
+    if q.lang == "en":
+        return _decide_english(q, hits, sentences, titles)
+    return _decide_korean(q, hits, sentences, titles)
+
+
+def _decide_korean(
+    q: _Question, hits: Sequence[Hit], sentences: list[_Sentence], titles: list[list[Token]]
+) -> Decision:
+    total = sum(q.terms.values())
+    if not total:
+        return Decision(answerable=False, reason="the question has no content words", kind=q.kind)
+    best: tuple[float, int] | None = None
+    failure = (-1.0, "no window holds the question's words")
+    for i, rows in _windows(sentences):
+        s = sentences[i]
+        tokens = [t for r in rows for t in sentences[r].tokens]
+        text = " ".join(sentences[r].text for r in rows)
+        plain = _nospace(f"{hits[s.n - 1].title or ''} {text}")
+        score = _coverage(q.terms, tokens + titles[s.n - 1], plain) / total
+        problem = _missing_entity(q.entities, plain, tokens)
+        problem = problem or _missing_number(q.numbers, text)
+        problem = problem or _missing_kind(q.kind, tokens, q.text)
+        if problem:
+            if score > failure[0]:
+                failure = (score, problem)
+        elif best is None or score > best[0]:
+            best = (score, i)
+    if best is None:
+        return Decision(answerable=False, reason=failure[1], kind=q.kind, score=0.0)
+    score, i = best
+    window = _window(sentences, i)
+    if score < MIN_COVERAGE:
+        why = f"the best window holds {score:.0%} of the question's weighted words"
+        return Decision(answerable=False, reason=why, score=score, kind=q.kind, window=window)
+    return Decision(
+        answerable=True,
+        reason=f"window covers {score:.0%}",
+        score=score,
+        kind=q.kind,
+        window=window,
+    )
+
+
+def _decide_english(
+    q: _Question, hits: Sequence[Hit], sentences: list[_Sentence], titles: list[list[Token]]
+) -> Decision:
+    names = _latin_names(q.text)
+    years = set(_YEAR.findall(q.text))
+    dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
+    acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
+    best: tuple[tuple[float, float, float], int, str] | None = None
+    # Why the window that got furthest failed: a later check says more than an earlier one.
+    failure = (0, "no window matches the question")
+    for i, rows in _windows(sentences):
+        s = sentences[i]
+        tokens = [t for r in rows for t in sentences[r].tokens]
+        text = " ".join(sentences[r].text for r in rows)
+        if not years <= set(_YEAR.findall(text)):
+            failure = max(
+                failure,
+                (1, f"year {sorted(years - set(_YEAR.findall(text)))[0]} not in any window"),
+            )
+            continue
+        matched, given, near = _match_names(names, tokens + titles[s.n - 1], text)
+        if near:
+            failure = max(
+                failure, (3, f"'{near[0]}' is not named; only a similar name ({near[1]})")
+            )
+            continue
+        if names and not matched:
+            failure = max(failure, (2, f"no window names {', '.join(names)}"))
+            continue
+        if len(matched) < len(names) and dense[s.n] < MIN_DENSE:
+            failure = max(
+                failure, (3, f"{', '.join(n for n in names if n not in matched)} not named")
+            )
+            continue
+        if not names and dense[s.n] < MIN_DENSE:
+            failure = max(failure, (3, f"dense similarity {max(dense.values()):.2f} < {MIN_DENSE}"))
+            continue
+        problem = _missing_kind(q.kind, tokens, " ".join(given))
+        if problem:
+            failure = max(failure, (4, problem))
+            continue
+        shared = len(acronyms & {t.form.lower() for t in tokens if t.tag == "SL"})
+        key = (float(len(matched)), float(shared), dense[s.n])
+        if best is None or key > best[0]:
+            best = (key, i, f"names {matched or 'none'}, dense {dense[s.n]:.2f}")
+    if best is None:
+        return Decision(answerable=False, reason=failure[1], kind=q.kind)
+    key, i, why = best
+    return Decision(
+        answerable=True, reason=why, score=key[2], kind=q.kind, window=_window(sentences, i)
+    )
+
+
+# -- the question ------------------------------------------------------------------------
+
+
+def _analyze(question: str, stats: Stats | None) -> _Question:
+    [tokens] = tagged_batch([question])
+    terms: dict[tuple[str, str], float] = {}
+    for t in tokens:
+        form = t.form.lower() if t.tag == "SL" else t.form
+        if form in QUESTION_WORDS or form in _INTERROGATIVE:
+            continue
+        if t.tag in _WEIGHTS:
+            terms[form, t.tag] = _WEIGHTS[t.tag]
+        elif t.tag in _PREDICATES:
+            terms[form, t.tag] = PREDICATE_WEIGHT
+    if stats is not None and terms:
+        df, n = stats({form for form, _ in terms})
+        if n:
+            # BM25's IDF: a term no chunk holds weighs most, one in every chunk almost nothing.
+            for key in terms:
+                d = df.get(key[0], 0)
+                terms[key] *= math.log(1 + (n - d + 0.5) / (d + 0.5))
+    return _Question(
+        text=question,
+        lang=language(question),
+        kind=answer_kind(question),
+        terms=terms,
+        entities=_entities(question, tokens),
+        numbers={t.form.replace(",", "") for t in tokens if t.tag == "SN"},
+    )
+
+
+def _entities(text: str, tokens: list[Token]) -> list[str]:
+    """Runs of adjacent nouns holding a proper noun or a capitalised Latin word, as written
+    ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
+    runs: list[list[Token]] = []
+    for t in tokens:
+        if t.tag not in _NOUNS:
+            continue
+        if runs and runs[-1][-1].end == t.start:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    names = [
+        text[r[0].start : r[-1].end]
+        for r in runs
+        if any(t.tag == "NNP" or (t.tag == "SL" and t.form[:1].isupper()) for t in r)
+    ]
+    return [n for n in names if n.lower() not in QUESTION_WORDS]
+
+
+# -- windows -----------------------------------------------------------------------------
+
+
+def quote_span(passage: str, claims: Sequence[str]) -> tuple[int, int] | None:
+    """Span in ``passage`` of the sentence the first of ``claims`` quotes or restates.
+
+    A quoted sentence is found as written (spacing aside); a restated one is the passage
+    sentence sharing most of its content words, if it shares at least half.
+    """
+    if not claims:
+        return None
+    spans = sentence_spans(passage)
+    claim = _nospace(re.sub(r"\[\d+\]", "", claims[0]))
+    for a, b in spans:
+        sentence = _nospace(passage[a:b])
+        if sentence and (sentence in claim or claim in sentence):
+            return a, b
+    [wanted, *found] = key_terms([claims[0], *(passage[a:b] for a, b in spans)])
+    shares = [len(wanted & f) / len(wanted) if wanted else 0.0 for f in found]
+    best = max(range(len(spans)), key=shares.__getitem__, default=None)
+    return spans[best] if best is not None and shares[best] >= 0.5 else None
+
+
+def _sentences(hits: Sequence[Hit]) -> tuple[list[_Sentence], list[list[Token]]]:
+    spans = [(n, a, b) for n, h in enumerate(hits, 1) for a, b in sentence_spans(h.text)]
+    texts = [hits[n - 1].text[a:b] for n, a, b in spans]
+    analyzed = tagged(texts + [h.title or "" for h in hits])
+    sentences = [
+        _Sentence(n, a, b, tokens, text)
+        for (n, a, b), tokens, text in zip(spans, analyzed[: len(texts)], texts, strict=True)
+    ]
+    return sentences, analyzed[len(texts) :]
+
+
+# Consecutive questions (a chat, a benchmark) retrieve the same passages again: their
+# sentences are analyzed once per process. Bounded, least recently used out first.
+_CACHE: OrderedDict[str, list[Token]] = OrderedDict()
+CACHE_SIZE = 50_000
+
+
+def tagged(texts: list[str]) -> list[list[Token]]:
+    """`rag.korean.tagged_batch`, cached per text."""
+    missing = list(dict.fromkeys(t for t in texts if t not in _CACHE))
+    if missing:
+        _CACHE.update(zip(missing, tagged_batch(missing), strict=True))
+    for t in texts:
+        _CACHE.move_to_end(t)
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return [_CACHE[t] for t in texts]
+
+
+def _windows(sentences: list[_Sentence]) -> Iterable[tuple[int, list[int]]]:
+    for i, s in enumerate(sentences):
+        rows = range(max(0, i - WINDOW), min(len(sentences), i + WINDOW + 1))
+        yield i, [r for r in rows if sentences[r].n == s.n]
+
+
+def _window(sentences: list[_Sentence], i: int) -> Window:
+    rows = next(r for j, r in _windows(sentences) if j == i)
+    s = sentences[i]
+    return Window(
+        n=s.n,
+        start=sentences[rows[0]].start,
+        end=sentences[rows[-1]].end,
+        sentence=(s.start, s.end),
+    )
+
+
+def _coverage(terms: dict[tuple[str, str], float], tokens: list[Token], plain: str) -> float:
+    forms = {t.form.lower() if t.tag == "SL" else t.form for t in tokens}
+    predicates = [t.form for t in tokens if t.tag in _PREDICATES]
+    found = 0.0
+    for (form, tag), weight in terms.items():
+        if tag in _PREDICATES:
+            # "연" (열다) and "열렸다" (열리다): a stem and its passive or causative.
+            hit = any(p.startswith(form) or form.startswith(p) for p in predicates)
+        else:
+            # Compounds split differently ("구조조정" / "구조 조정"): the spaceless text.
+            hit = form in forms or form in plain
+        found += weight if hit else 0.0
+    return found
+
+
+def _missing_entity(entities: list[str], plain: str, tokens: list[Token]) -> str:
+    for e in entities:
+        if _nospace(e) not in plain:
+            near = [t.form for t in tokens if t.tag == "NNP" and t.form[:2] == e[:2]]
+            also = f" (only {near[0]})" if near else ""
+            return f"'{e}' is not named in the window{also}"
+    return ""
+
+
+def _missing_number(wanted: set[str], text: str) -> str:
+    missing = wanted - numbers(text)
+    return f"number {sorted(missing)[0]} not in the window" if missing else ""
+
+
+def _missing_kind(kind: str, tokens: list[Token], question: str) -> str:
+    """Empty when ``tokens`` hold something of ``kind``, else why not."""
+    if kind == "other" or holds_kind(kind, tokens, _nospace(question)):
+        return ""
+    return f"no {kind} in the window"
+
+
+def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:
+    """Whether ``tokens`` (`rag.korean.tagged_batch`) hold an answer of ``kind`` (see
+    `answer_kind`); names already in ``question`` do not count as a person or place."""
+    after = [*tokens[1:], Token("", "", 0, 0)]
+    if kind in ("person", "place"):
+        # A name the question does not already give.
+        for t, nxt in zip(tokens, after, strict=True):
+            new = t.tag == "NNP" and t.form not in question
+            # Korean personal names are two or three syllables; so are many organisations'
+            # (삼성, 네이버), while loanword proper nouns (클라우드) are longer.
+            if new and (kind == "place" or _hangul_length(t.form) in (2, 3)):
+                return True
+            if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
+                return True
+        return False
+    if kind == "number":
+        return any(t.tag in ("SN", "NR") for t in tokens)
+    if kind == "amount":
+        return any(
+            t.tag in ("SN", "NR") and nxt.tag in ("NNB", "NNG", "NR", "SW", "SL")
+            for t, nxt in zip(tokens, after, strict=True)
+        )
+    if kind == "date":
+        return any(
+            (t.tag in ("SN", "NR") and nxt.form in _TIME_UNITS) or t.form in _TIME_WORDS
+            for t, nxt in zip(tokens, after, strict=True)
+        )
+    return True
+
+
+# -- English names against Hangul ones ---------------------------------------------------
+
+
+def _latin_names(question: str) -> list[str]:
+    """Capitalised word runs that are names: not question words, not all-caps acronyms."""
+    names = []
+    for run in _LATIN_NAME.findall(question):
+        words = [w for w in run.split() if w.lower().strip(".") not in QUESTION_WORDS]
+        words = [w for w in words if not (w.isupper() and len(w) <= 5)]
+        if words and not (len(words) == 1 and question.startswith(words[0])):
+            names.append(" ".join(words))
+    return names
+
+
+def _match_names(
+    names: list[str], tokens: list[Token], text: str
+) -> tuple[list[str], list[str], tuple[str, str] | None]:
+    """The names the window gives (literally or romanised), the Hangul names that gave them,
+    and a name it does not give while it gives a look-alike (``(name, look-alike)``)."""
+    candidates = _hangul_names(tokens)
+    matched: list[str] = []
+    given: list[str] = []
+    near: tuple[str, str] | None = None
+    for name in names:
+        if name.lower() in text.lower():
+            matched.append(name)
+            continue
+        scored = [(_name_similarity(name, c), c) for c in candidates]
+        best, which = max(scored, default=(0.0, ""))
+        if best >= MIN_NAME_SIMILARITY:
+            matched.append(name)
+            given.append(which)
+        elif best >= NEAR_NAME_SIMILARITY and near is None:
+            near = (name, which)
+    return matched, given, near
+
+
+def _hangul_names(tokens: list[Token]) -> list[str]:
+    """Proper nouns and the noun runs that hold one ("카카오" + "브레인"), as written."""
+    out: list[str] = []
+    run: list[Token] = []
+    for t in [*tokens, Token("", "", -1, -1)]:
+        if t.tag in _NOUNS and run and run[-1].end == t.start:
+            run.append(t)
+            continue
+        out.extend(
+            "".join(x.form for x in run[a:b])
+            for a in range(len(run))
+            for b in range(a + 1, len(run) + 1)
+            if any(x.tag == "NNP" for x in run[a:b])
+        )
+        run = [t] if t.tag in _NOUNS else []
+    return list(dict.fromkeys(out))
+
+
+def _name_similarity(latin: str, hangul: str) -> float:
+    a, b = _phonetic(latin), _phonetic(_romanize(hangul))
+    if min(len(a), len(b)) < 4:  # a ratio over two or three letters means little
+        return float(a == b)
+    return SequenceMatcher(None, a, b).ratio()
+
+
+def _romanize(text: str) -> str:
+    from anyascii import anyascii  # Revised Romanization per syllable, no sound changes
+
+    return anyascii(text)
+
+
+_SOUNDS = (
+    (r"eu", ""),  # the vowel Korean inserts in loanwords (브레인 = beu-re-in for "brain")
+    (r"c(?=[eiy])", "s"),  # English c: Cedar, but Coupang
+    (r"c(?!h)", "k"),
+    (r"ph|f|v", "p"),
+    (r"ch|sh|j|z|s|x", "J"),
+    (r"g|q|ck", "k"),
+    (r"b", "p"),
+    (r"d", "t"),
+    (r"r(?=[^aeiouyw]|$)", ""),  # English r after a vowel is silent: Park = 박
+    (r"r", "l"),
+    (r"[aeiouyw]+", "a"),
+)
+
+
+def _phonetic(text: str) -> str:
+    """A coarse key on which a romanised Hangul name and its English spelling agree:
+    Lee Kyung-jin / 이경진 -> lakankJan / akankJan, Kakao Brain / 카카오브레인 -> kakaplan."""
+    key = re.sub(r"[^a-z]", "", text.lower())  # the replacement symbols below are capitals
+    for pattern, replacement in _SOUNDS:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def _hangul_length(text: str) -> int:
+    return sum("\uac00" <= c <= "\ud7a3" for c in text)
+
+
+def _nospace(text: str) -> str:
+    return "".join(text.split())
