@@ -26,7 +26,6 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 
 from pydantic import BaseModel
 
@@ -140,7 +139,7 @@ def _decide_korean(
     total = sum(q.terms.values())
     if not total:
         return Decision(answerable=False, reason="the question has no content words", kind=q.kind)
-    best: tuple[float, int] | None = None
+    best: tuple[tuple[float, bool, float], int] | None = None
     failure = (-1.0, "no window holds the question's words")
     for i, rows in _windows(sentences):
         s = sentences[i]
@@ -154,11 +153,16 @@ def _decide_korean(
         if problem:
             if score > failure[0]:
                 failure = (score, problem)
-        elif best is None or score > best[0]:
-            best = (score, i)
+            continue
+        # Among equally good windows, the one whose own sentence holds the answer and
+        # the question's words: its sentence is the one to quote.
+        centre = not _missing_kind(q.kind, s.tokens, q.text)
+        key = (score, centre, _coverage(q.terms, s.tokens, _nospace(s.text)))
+        if best is None or key > best[0]:
+            best = (key, i)
     if best is None:
         return Decision(answerable=False, reason=failure[1], kind=q.kind, score=0.0)
-    score, i = best
+    (score, *_), i = best
     window = _window(sentences, i)
     if score < MIN_COVERAGE:
         why = f"the best window holds {score:.0%} of the question's weighted words"
@@ -466,10 +470,22 @@ def _hangul_names(tokens: list[Token]) -> list[str]:
 
 
 def _name_similarity(latin: str, hangul: str) -> float:
+    """1 - edit distance / length of the longer phonetic key (edit distance, not difflib's
+    ratio, because a ratio forgives a missing word: Kakao Bank vs 카카오페이 is 0.86)."""
     a, b = _phonetic(latin), _phonetic(_romanize(hangul))
-    if min(len(a), len(b)) < 4:  # a ratio over two or three letters means little
+    if min(len(a), len(b)) < 4:  # two or three letters are too few to be similar
         return float(a == b)
-    return SequenceMatcher(None, a, b).ratio()
+    return 1 - _edit_distance(a, b) / max(len(a), len(b))
+
+
+def _edit_distance(a: str, b: str) -> int:
+    # Hand-written: Levenshtein on two short keys, not worth a dependency.
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
 
 
 def _romanize(text: str) -> str:
@@ -490,6 +506,7 @@ _SOUNDS = (
     (r"r(?=[^aeiouyw]|$)", ""),  # English r after a vowel is silent: Park = 박
     (r"r", "l"),
     (r"[aeiouyw]+", "a"),
+    (r"(.)\1+", r"\1"),  # doubled letters: Flitto / 플리토 (peul-li-to)
 )
 
 
