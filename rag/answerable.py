@@ -57,6 +57,12 @@ _TIME_WORDS = frozenset(
     "지난해 올해 작년 내년 어제 오늘 내일 당시 현재 최근 이날 전날 다음날 오전 오후 새벽".split()
 )
 _TIME_UNITS = frozenset("년 월 일 시 분 년대 세기 시대 주 초 말 분기 반기".split())
+# The most common Korean surnames (Statistics Korea, 2015 census: these cover about 95% of
+# people); a closed class, like the time words.
+_SURNAMES = frozenset(
+    "김이박최정강조윤장임한오서신권황안송전홍류유고문양손배백허남심노하곽성차주우구민진나지엄채원"
+    "천방공현함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부"
+)
 _KINDS = (
     ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
     ("amount", re.compile(r"얼마|\bhow much\b", re.I)),
@@ -156,6 +162,9 @@ def _decide_korean(
         # A number may set the scene (the year of an event) a few sentences away.
         problem = problem or _missing_number(q.numbers, passage)
         problem = problem or _missing_kind(q.kind, tokens, q.text)
+        problem = problem or _answer_beside_lookalike(
+            q, [sentences[r] for r in rows], lambda x: _korean_lookalike(q.entities, x)
+        )
         if problem:
             if score > failure[0]:
                 failure = (score, problem)
@@ -220,6 +229,9 @@ def _decide_english(
             failure = max(failure, (3, f"dense similarity {max(dense.values()):.2f} < {MIN_DENSE}"))
             continue
         problem = _missing_kind(q.kind, tokens, " ".join(given))
+        problem = problem or _answer_beside_lookalike(
+            q, [sentences[r] for r in rows], lambda x: _english_lookalike(names, x), given
+        )
         if problem:
             failure = max(failure, (4, problem))
             continue
@@ -403,6 +415,46 @@ def _missing_entity(entities: list[str], plain: str, tokens: list[Token], passag
     return ""
 
 
+def _answer_beside_lookalike(
+    q: _Question,
+    window: list[_Sentence],
+    lookalike: Callable[[_Sentence], str],
+    given: Sequence[str] = (),
+) -> str:
+    """Why the answer in the window is not about the question's entity ("" when it may be).
+
+    The window may name the entity in one sentence and hold a name (or date, amount) in the
+    next, where that name goes with a look-alike entity instead ("카카오브레인 ..." then "이경진
+    카카오엔터프라이즈 대표이사 ..."): the answer must sit in a sentence naming no look-alike.
+    """
+    if q.kind == "other":
+        return ""
+    exclude = _nospace(" ".join([q.text, *given]))
+    holding = [s for s in window if holds_kind(q.kind, s.tokens, exclude)]
+    conflicts = [lookalike(s) for s in holding]
+    if holding and all(conflicts):
+        return f"the {q.kind} in the window goes with {conflicts[0]}"
+    return ""
+
+
+def _korean_lookalike(entities: list[str], sentence: _Sentence) -> str:
+    plain = _nospace(sentence.text)
+    runs = _name_runs(sentence.tokens)
+    for e in entities:
+        wanted = _nospace(e)
+        if wanted in plain:
+            continue
+        near = [n for n in runs if n[:2] == wanted[:2] and not wanted.startswith(n)]
+        if near:
+            return f"{near[0]}, not '{e}'"
+    return ""
+
+
+def _english_lookalike(names: list[str], sentence: _Sentence) -> str:
+    _, _, near = _match_names(names, sentence.tokens, sentence.text)
+    return f"{near[1]}, not '{near[0]}'" if near else ""
+
+
 def _name_runs(tokens: list[Token]) -> list[str]:
     """Maximal runs of adjacent nouns holding a proper noun, joined ("카카오브레인")."""
     runs: list[list[Token]] = []
@@ -434,9 +486,7 @@ def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:
         # A name the question does not already give.
         for t, nxt in zip(tokens, after, strict=True):
             new = t.tag == "NNP" and t.form not in question
-            # Korean personal names are two or three syllables; so are many organisations'
-            # (삼성, 네이버), while loanword proper nouns (클라우드) are longer.
-            if new and (kind == "place" or _hangul_length(t.form) in (2, 3)):
+            if new and (kind == "place" or _is_person(t, nxt)):
                 return True
             if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
                 return True
@@ -559,6 +609,16 @@ def _phonetic(text: str) -> str:
     for pattern, replacement in _SOUNDS:
         key = re.sub(pattern, replacement, key)
     return key
+
+
+def _is_person(t: Token, nxt: Token) -> bool:
+    """Whether proper noun ``t`` looks like a person's name: a Korean one (three syllables
+    opening with a common surname: 이경진) or a foreign one (a given and a family name: 빌
+    클린턴). Kiwi also tags loanwords (클라우드, 버티컬) as proper nouns, so a bare proper noun
+    is not enough for "who"."""
+    if len(t.form) == 3 and _hangul_length(t.form) == 3 and t.form[0] in _SURNAMES:
+        return True
+    return nxt.tag == "NNP" and nxt.start == t.end + 1
 
 
 def _hangul_length(text: str) -> int:
