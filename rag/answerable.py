@@ -65,9 +65,9 @@ _SURNAMES = frozenset(
 )
 _KINDS = (
     ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
-    ("amount", re.compile(r"얼마|\bhow much\b", re.I)),
+    ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
     ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
-    ("number", re.compile(r"몇|\bhow many\b", re.I)),
+    ("number", re.compile(r"몇|얼마나|\bhow many\b", re.I)),
     ("place", re.compile(r"어디|\bwhere\b", re.I)),
 )
 _LATIN_NAME = re.compile(r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
@@ -289,11 +289,13 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
 
 
 def _head_noun(tokens: list[Token]) -> Token | None:
-    """The common noun the question ends on, naming the kind of answer it wants ("받은 상은
-    무엇인가" -> 상, "연 장소는?" -> 장소, "어떤 경력을 가진 사람인가" -> 사람)."""
-    for t in reversed(tokens):
+    """The noun naming the kind of answer: the common noun the question ends on, modified by
+    a clause ("받은 *상*은 무엇인가", "연 *장소*는?", "새로 이끌 *사람*은 누구인가"). A noun
+    asked about directly ("카카오의 *주가*는 얼마인가") is content, not a kind."""
+    for i in range(len(tokens) - 1, 0, -1):
+        t = tokens[i]
         if t.tag == "NNG" and t.form not in QUESTION_WORDS:
-            return t
+            return t if tokens[i - 1].tag == "ETM" else None
         # After it only particles, endings, the copula, punctuation and question words.
         if not (t.tag[0] in "JES" or t.tag in ("VCP", "NP", "MM", "MAG", "NNB", "NNG")):
             return None
@@ -502,7 +504,10 @@ def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:
         return any(t.tag in ("SN", "NR") for t in tokens)
     if kind == "amount":
         return any(
-            t.tag in ("SN", "NR") and nxt.tag in ("NNB", "NNG", "NR", "SW", "SL")
+            # A number with a unit (억, 원, 달러, kg), not a share (%) or a time (년, 분기).
+            t.tag in ("SN", "NR")
+            and nxt.tag in ("NNB", "NR", "SW", "SL")
+            and nxt.form not in _TIME_UNITS | {"%"}
             for t, nxt in zip(tokens, after, strict=True)
         )
     if kind == "date":

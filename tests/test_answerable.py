@@ -31,7 +31,7 @@ HANBIT = (
 HANBIT_HQ = "부산에 본사를 둔 해운사 한빛마린은 컨테이너 운임 하락으로 고전했다."
 PAY = (
     "신원근 카카오페이 대표는 20일 간담회에서 해외 결제 사업을 넓히겠다고 밝혔다. "
-    "카카오페이는 2023년 거래액이 전년보다 20% 늘었다고 설명했다."
+    "카카오페이는 2023년 거래액이 136조원으로 전년보다 20% 늘었다고 설명했다."
 )
 UNRELATED = (
     "2023년 프로야구 정규시즌은 관중 800만명을 넘기며 흥행에 성공했다. 구단들은 입장 수입이 늘었다."
@@ -76,7 +76,7 @@ def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) ->
         # English questions over Korean articles.
         ("Who is the CEO of Kakao Pay?", [PAY], True),
         ("Who is the CEO of Kakao Bank?", [PAY], False),  # near-miss: 카카오페이
-        ("How much did Kakao Pay's transactions grow in 2023?", [PAY], True),
+        ("How much did Kakao Pay process in 2023?", [PAY], True),
         ("What did Coupang announce in 2023?", [UNRELATED, PAY], False),
         ("What did Coupang announce in 2023?", [UNRELATED], False),
     ],

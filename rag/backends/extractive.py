@@ -70,9 +70,9 @@ class ExtractiveGenerator(Generator):
         sentences = evidence.sentences
         if not np.isfinite(scores[order[0]]):
             return []
-        answer = self._answer_of_kind(question, sentences, scores, order)
-        if answer is not None:
-            return [sentences[answer]]
+        answers = self._answers_of_kind(question, sentences, scores, order)
+        if answers:
+            return [sentences[i] for i in answers]
         best = scores[order[0]]
         # Overlapping chunks repeat sentences: the best distinct ones are picked.
         picked: list[int] = []
@@ -90,22 +90,26 @@ class ExtractiveGenerator(Generator):
                     chosen.append(sentences[r])
         return chosen
 
-    @staticmethod
-    def _answer_of_kind(
-        question: str, sentences: list[Sentence], scores: np.ndarray, order: list[int]
-    ) -> int | None:
+    def _answers_of_kind(
+        self, question: str, sentences: list[Sentence], scores: np.ndarray, order: list[int]
+    ) -> list[int]:
         """The best sentence holding the kind of answer asked for, if one scores close to
-        the best; ``None`` when the question asks for no particular kind."""
+        the best, and any other holding one within MARGIN of it (two close candidates are
+        both shown, best first); empty when the question asks for no particular kind."""
         kind = answer_kind(question)
         if kind == "other":
-            return None
+            return []
         close = [i for i in order if scores[i] >= scores[order[0]] - KIND_MARGIN]
         plain = "".join(question.split())
         analyzed = tagged([sentences[i].text for i in close])
-        for i, tokens in zip(close, analyzed, strict=True):
-            if holds_kind(kind, tokens, plain):
-                return i
-        return None
+        holding = [i for i, t in zip(close, analyzed, strict=True) if holds_kind(kind, t, plain)]
+        picked: list[int] = []
+        for i in holding:
+            if len(picked) == self.max_sentences or scores[i] < scores[holding[0]] - MARGIN:
+                break
+            if all(sentences[j].text != sentences[i].text for j in picked):
+                picked.append(i)
+        return picked
 
 
 def _with_context(sentences: list[Sentence], i: int) -> list[int]:
