@@ -526,7 +526,7 @@ def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:
 def _latin_names(question: str) -> list[str]:
     """Capitalised word runs that are names: not question words, not all-caps acronyms."""
     names = []
-    for run in _LATIN_NAME.findall(question):
+    for run in _LATIN_NAME.findall(re.sub(r"['’]s\b", "", question)):  # Kakao Brain's
         words = [w for w in run.split() if w.lower().strip(".") not in QUESTION_WORDS]
         words = [w for w in words if not (w.isupper() and len(w) <= 5)]
         if words and not (len(words) == 1 and question.startswith(words[0])):
