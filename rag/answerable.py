@@ -29,7 +29,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from .kinds import answer_kind, holds_kind
 from .korean import Token, sentence_spans, tagged_batch
+from .names import latin_names, match_names
 from .records import Hit
 from .support import QUESTION_WORDS, key_terms, language, numbers
 
@@ -44,34 +46,12 @@ WINDOW = 1
 # English questions: the passage's dense cosine, a weak signal across languages, needed
 # when the question names nothing the window could confirm (0.78: the previous gate's value).
 MIN_DENSE = 0.78
-# Romanised-name similarity (difflib ratio of phonetic keys): a match, and a look-alike.
-MIN_NAME_SIMILARITY = 0.8
-NEAR_NAME_SIMILARITY = 0.55
 
 # Interrogative stems Kiwi tags as ordinary verbs or adjectives ("어떻게" -> 어떻/VA).
 _INTERROGATIVE = frozenset({"어떻", "어떠", "어찌", "웬", "얼마나"})
 _WEIGHTS = {"NNP": 1.0, "NNG": 1.0, "SL": 1.0, "SN": 1.0, "NR": 1.0, "SH": 1.0, "XR": 1.0}
 _PREDICATES = frozenset({"VV", "VA"})
 _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
-# Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
-_TIME_WORDS = frozenset(
-    "지난해 올해 작년 내년 어제 오늘 내일 당시 현재 최근 이날 전날 다음날 오전 오후 새벽".split()
-)
-_TIME_UNITS = frozenset("년 월 일 시 분 년대 세기 시대 주 초 말 분기 반기".split())
-# The most common Korean surnames (Statistics Korea, 2015 census: these cover about 95% of
-# people); a closed class, like the time words.
-_SURNAMES = frozenset(
-    "김이박최정강조윤장임한오서신권황안송전홍류유고문양손배백허남심노하곽성차주우구민진나지엄채원"
-    "천방공현함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부"
-)
-_KINDS = (
-    ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
-    ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
-    ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
-    ("number", re.compile(r"몇|얼마나|\bhow many\b", re.I)),
-    ("place", re.compile(r"어디|\bwhere\b", re.I)),
-)
-_LATIN_NAME = re.compile(r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
 
 #: ``stats(terms)`` -> (chunks holding each term, number of chunks): `Index.document_frequencies`.
@@ -116,14 +96,6 @@ class _Question:
     head: tuple[str, str] | None  # the noun naming the kind of answer ("사람", "장소")
     entities: list[str]
     numbers: set[str]
-
-
-def answer_kind(question: str) -> str:
-    """What the question asks for: person, amount, date, number, place or other."""
-    for kind, pattern in _KINDS:
-        if pattern.search(question):
-            return kind
-    return "other"
 
 
 def decide(question: str, hits: Sequence[Hit], stats: Stats | None = None) -> Decision:
@@ -201,7 +173,7 @@ def _decide_korean(
 def _decide_english(
     q: _Question, hits: Sequence[Hit], sentences: list[_Sentence], titles: list[list[Token]]
 ) -> Decision:
-    names = _latin_names(q.text)
+    names = latin_names(q.text)
     years = set(_YEAR.findall(q.text))
     dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
     acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
@@ -218,7 +190,7 @@ def _decide_english(
                 (1, f"year {sorted(years - set(_YEAR.findall(text)))[0]} not in any window"),
             )
             continue
-        matched, given, near = _match_names(names, tokens + titles[s.n - 1], text)
+        matched, given, near = match_names(names, tokens + titles[s.n - 1], text)
         if near:
             failure = max(
                 failure, (3, f"'{near[0]}' is not named; only a similar name ({near[1]})")
@@ -462,7 +434,7 @@ def _korean_lookalike(entities: list[str], sentence: _Sentence) -> str:
 
 
 def _english_lookalike(names: list[str], sentence: _Sentence) -> str:
-    _, _, near = _match_names(names, sentence.tokens, sentence.text)
+    _, _, near = match_names(names, sentence.tokens, sentence.text)
     return f"{near[1]}, not '{near[0]}'" if near else ""
 
 
@@ -487,161 +459,6 @@ def _missing_kind(kind: str, tokens: list[Token], question: str) -> str:
     if kind == "other" or holds_kind(kind, tokens, _nospace(question)):
         return ""
     return f"no {kind} in the window"
-
-
-def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:
-    """Whether ``tokens`` (`rag.korean.tagged_batch`) hold an answer of ``kind`` (see
-    `answer_kind`); names already in ``question`` do not count as a person or place."""
-    after = [*tokens[1:], Token("", "", 0, 0)]
-    if kind in ("person", "place"):
-        # A name the question does not already give.
-        for t, nxt in zip(tokens, after, strict=True):
-            new = t.tag == "NNP" and t.form not in question
-            if new and (kind == "place" or _is_person(t, nxt)):
-                return True
-            if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
-                return True
-        return False
-    if kind == "number":
-        return any(t.tag in ("SN", "NR") for t in tokens)
-    if kind == "amount":
-        return any(
-            # A number with a unit (억, 원, 달러, kg), not a share (%) or a time (년, 분기).
-            t.tag in ("SN", "NR")
-            and nxt.tag in ("NNB", "NR", "SW", "SL")
-            and nxt.form not in _TIME_UNITS | {"%"}
-            for t, nxt in zip(tokens, after, strict=True)
-        )
-    if kind == "date":
-        return any(
-            (t.tag in ("SN", "NR") and nxt.form in _TIME_UNITS) or t.form in _TIME_WORDS
-            for t, nxt in zip(tokens, after, strict=True)
-        )
-    return True
-
-
-# -- English names against Hangul ones ---------------------------------------------------
-
-
-def _latin_names(question: str) -> list[str]:
-    """Capitalised word runs that are names: not question words, not all-caps acronyms."""
-    names = []
-    for run in _LATIN_NAME.findall(re.sub(r"['’]s\b", "", question)):  # Kakao Brain's
-        words = [w for w in run.split() if w.lower().strip(".") not in QUESTION_WORDS]
-        words = [w for w in words if not (w.isupper() and len(w) <= 5)]
-        if words and not (len(words) == 1 and question.startswith(words[0])):
-            names.append(" ".join(words))
-    return names
-
-
-def _match_names(
-    names: list[str], tokens: list[Token], text: str
-) -> tuple[list[str], list[str], tuple[str, str] | None]:
-    """The names the window gives (literally or romanised), the Hangul names that gave them,
-    and a name it does not give while it gives a look-alike (``(name, look-alike)``)."""
-    candidates = _hangul_names(tokens)
-    matched: list[str] = []
-    given: list[str] = []
-    near: tuple[str, str] | None = None
-    for name in names:
-        if name.lower() in text.lower():
-            matched.append(name)
-            continue
-        scored = [(_name_similarity(name, c), c) for c in candidates]
-        best, which = max(scored, default=(0.0, ""))
-        if best >= MIN_NAME_SIMILARITY:
-            matched.append(name)
-            given.append(which)
-        elif best >= NEAR_NAME_SIMILARITY and near is None and _same_start(name, which):
-            near = (name, which)
-    return matched, given, near
-
-
-def _hangul_names(tokens: list[Token]) -> list[str]:
-    """Proper nouns and the noun runs that hold one ("카카오" + "브레인"), as written."""
-    out: list[str] = []
-    run: list[Token] = []
-    for t in [*tokens, Token("", "", -1, -1)]:
-        if t.tag in _NOUNS and run and run[-1].end == t.start:
-            run.append(t)
-            continue
-        out.extend(
-            "".join(x.form for x in run[a:b])
-            for a in range(len(run))
-            for b in range(a + 1, len(run) + 1)
-            if any(x.tag == "NNP" for x in run[a:b])
-        )
-        run = [t] if t.tag in _NOUNS else []
-    return list(dict.fromkeys(out))
-
-
-def _name_similarity(latin: str, hangul: str) -> float:
-    """1 - edit distance / length of the longer phonetic key (edit distance, not difflib's
-    ratio, because a ratio forgives a missing word: Kakao Bank vs 카카오페이 is 0.86)."""
-    a, b = _phonetic(latin), _phonetic(_romanize(hangul))
-    if min(len(a), len(b)) < 4:  # two or three letters are too few to be similar
-        return float(a == b)
-    return 1 - _edit_distance(a, b) / max(len(a), len(b))
-
-
-def _same_start(latin: str, hangul: str) -> bool:
-    """Whether the names open alike (a look-alike does: Kakao Brain / 카카오엔터프라이즈)."""
-    return _phonetic(latin)[:3] == _phonetic(_romanize(hangul))[:3]
-
-
-def _edit_distance(a: str, b: str) -> int:
-    # Hand-written: Levenshtein on two short keys, not worth a dependency.
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
-    return row[-1]
-
-
-def _romanize(text: str) -> str:
-    from anyascii import anyascii  # Revised Romanization per syllable, no sound changes
-
-    return anyascii(text)
-
-
-_SOUNDS = (
-    (r"eu", ""),  # the vowel Korean inserts in loanwords (브레인 = beu-re-in for "brain")
-    (r"c(?=[eiy])", "s"),  # English c: Cedar, but Coupang
-    (r"c(?!h)", "k"),
-    (r"ph|f|v", "p"),
-    (r"ch|sh|j|z|s|x", "J"),
-    (r"g|q|ck", "k"),
-    (r"b", "p"),
-    (r"d", "t"),
-    (r"r(?=[^aeiouyw]|$)", ""),  # English r after a vowel is silent: Park = 박
-    (r"r", "l"),
-    (r"[aeiouyw]+", "a"),
-    (r"(.)\1+", r"\1"),  # doubled letters: Flitto / 플리토 (peul-li-to)
-)
-
-
-def _phonetic(text: str) -> str:
-    """A coarse key on which a romanised Hangul name and its English spelling agree:
-    Lee Kyung-jin / 이경진 -> lakankJan / akankJan, Kakao Brain / 카카오브레인 -> kakaplan."""
-    key = re.sub(r"[^a-z]", "", text.lower())  # the replacement symbols below are capitals
-    for pattern, replacement in _SOUNDS:
-        key = re.sub(pattern, replacement, key)
-    return key
-
-
-def _is_person(t: Token, nxt: Token) -> bool:
-    """Whether proper noun ``t`` looks like a person's name: a Korean one (three syllables
-    opening with a common surname: 이경진) or a foreign one (a given and a family name: 빌
-    클린턴). Kiwi also tags loanwords (클라우드, 버티컬) as proper nouns, so a bare proper noun
-    is not enough for "who"."""
-    if len(t.form) == 3 and _hangul_length(t.form) == 3 and t.form[0] in _SURNAMES:
-        return True
-    return nxt.tag == "NNP" and nxt.start == t.end + 1
-
-
-def _hangul_length(text: str) -> int:
-    return sum("\uac00" <= c <= "\ud7a3" for c in text)
 
 
 def _nospace(text: str) -> str:

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from rag.answerable import answer_kind, decide, quote_span
+from rag.answerable import decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator
+from rag.kinds import answer_kind
 from rag.output import print_sources, quoted_snippet
 from rag.records import Hit
 from rag.support import Evidence

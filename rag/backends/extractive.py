@@ -11,9 +11,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..answerable import answer_kind, holds_kind, tagged
+from ..answerable import tagged
 from ..embed import Embedder
 from ..generate import Generator, Message
+from ..kinds import answer_kind, holds_kind
 from ..records import Hit
 from ..support import Evidence, Sentence, evidence_for, key_terms
 
