@@ -2,21 +2,22 @@
 
 A window is a sentence of a passage with its neighbours (one each side) and the article's
 title. A Korean question is answerable when one window
-- holds the question's informative words, weighted by IDF (from the index's BM25 term
-  statistics) and by part of speech: question words (누구, 무엇, 어떤), bound nouns and
+- holds enough of the question's informative words, weighted by IDF (from the index's BM25
+  term statistics) and by part of speech: question words (누구, 무엇, 어떤), bound nouns and
   pronouns are left out, and predicates (가지다, 변하다, 받다) count for little, because
   questions paraphrase verbs far more freely than names and nouns;
-- names every entity of the question (proper nouns, Latin names): a window that names only a
-  similar entity (카카오엔터프라이즈 for 카카오브레인) does not count;
-- holds every number the question names (years included);
-- holds something of the kind the question asks for: a person or organisation name for
+- names every entity of the question (proper nouns, Latin names), or the passage does and
+  the window names no look-alike (카카오엔터프라이즈 for 카카오브레인);
+- holds something of the kind the question asks for (`rag.kinds`: a person's name for
   누구/who, an amount for 얼마/how much, a date for 언제/when, a number for 몇/how many, a
-  place for 어디/where.
+  place for 어디/where), in a sentence that names no look-alike of the question's entity;
+and the passage holds every number the question names.
 
 An English question over Korean articles has few shared words, so its signals are its
-names (romanised Hangul names compared with the Latin ones), years, Latin tokens (acronyms)
-and the dense cosine of the passage. Thresholds were tuned on the first half of KorQuAD 1.0
-dev's articles and measured on the second (benchmarks/bench_answerability.py, README).
+names (`rag.names`: romanised Hangul names compared with the Latin ones), years, Latin
+tokens (acronyms) and the dense cosine of the passage. Thresholds were tuned on the first
+half of KorQuAD 1.0 dev's articles and measured on the second
+(benchmarks/bench_answerability.py, README).
 """
 
 from __future__ import annotations
