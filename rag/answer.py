@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from .answerable import Decision, Stats, decide, quote_span
 from .embed import Embedder
 from .errors import LLMError
 from .generate import Generator, Message
 from .korean import sentence_spans
 from .records import Hit
 from .sanitize import escape_block
-from .support import Evidence, JudgeFn, evidence_for, key_terms, language
+from .support import Evidence, JudgeFn, evidence_for, language
 from .templates import render
 
 if TYPE_CHECKING:
@@ -33,16 +34,6 @@ REFUSALS = {
 LANGUAGE_NAMES = {"ko": "Korean", "en": "English"}
 MAX_SENTENCES = 4
 
-# When to refuse before asking the answerer, set on questions about the seed articles (the
-# README's eval numbers show how well it works). A question is answerable only if every
-# year it names occurs in the passages. Then: a Korean question needs one
-# passage holding most of its content words; a question with no Korean content word
-# (English) is judged by the best dense cosine, a weak signal across languages, so its
-# threshold leans towards answering: the citations let a reader check.
-MIN_COVERAGE = 0.7
-MIN_DENSE = 0.78
-
-_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
@@ -51,6 +42,8 @@ class Citation(Hit):
 
     n: int
     verified: bool
+    #: Character span in ``text`` of the sentence the answer quotes from this passage.
+    quote: tuple[int, int] | None = None
 
 
 class Claim(BaseModel):
@@ -80,6 +73,8 @@ class Answer(BaseModel):
     claims: list[Claim] = Field(default_factory=list)
     answerer: str = ""
     timing: dict[str, float] = Field(default_factory=dict)
+    #: Why the question was answered or refused before any answerer ran (`rag.answerable`).
+    answerability: Decision | None = None
 
     @property
     def unsupported(self) -> list[Claim]:
@@ -125,7 +120,9 @@ def ask_stream(
     started = time.perf_counter()
     hits = index.search(question, **search)
     seconds = time.perf_counter() - started
-    return answer_stream(question, hits, generator, index.embedder, seconds, judge=judge)
+    return answer_stream(
+        question, hits, generator, index.embedder, seconds, index.document_frequencies, judge
+    )
 
 
 def answer_stream(
@@ -134,18 +131,24 @@ def answer_stream(
     generator: Generator,
     embedder: Embedder,
     retrieve_seconds: float = 0.0,
+    stats: Stats | None = None,
     judge: JudgeFn | None = None,
 ) -> AnswerStream:
-    """Answer ``question`` from passages already retrieved (numbered in order); ``judge``
-    (`rag.judge.Judge`) settles the claims the support rules cannot."""
+    """Answer ``question`` from passages already retrieved (numbered in order); ``stats``
+    weighs the question's words for the refusal decision (`Index.document_frequencies`), and
+    ``judge`` (`rag.judge.Judge`) settles the claims the support rules cannot."""
     started = time.perf_counter()
     lang = language(question)
+    decision = decide(question, hits, stats)
 
     def finish(text: str, complete: bool) -> Answer:
         evidence = evidence_for(embedder, tuple(h.text for h in hits)).with_judge(judge)
         answer = verify(question, text, hits, evidence, lang)
         answer.complete = complete
         answer.answerer = generator.name
+        answer.answerability = decision
+        for c in answer.citations:
+            c.quote = quote_span(c.text, [x.sentence for x in answer.claims if c.n in x.cited])
         spent = time.perf_counter() - started
         answer.timing = {
             "retrieve": round(retrieve_seconds, 4),
@@ -154,26 +157,11 @@ def answer_stream(
         }
         return answer
 
-    if not relevant(question, hits):
+    if not decision.answerable:
         return AnswerStream(iter([REFUSALS[lang]]), finish)
     messages = answer_messages(question, hits, lang)
     pieces = generator.stream(messages, question=question, passages=hits)
     return AnswerStream(pieces, finish)
-
-
-def relevant(question: str, hits: Sequence[Hit]) -> bool:
-    """Whether the retrieved passages are about the question at all."""
-    if not hits:
-        return False
-    shown = " ".join(f"{h.title or ''} {h.text}" for h in hits)
-    if not set(_YEAR.findall(question)) <= set(_YEAR.findall(shown)):
-        return False
-    [terms] = key_terms([question])
-    if any(language(t) == "ko" for t in terms):
-        passages = key_terms([f"{h.title or ''}\n{h.text}" for h in hits])
-        return max(len(terms & p) / len(terms) for p in passages) >= MIN_COVERAGE
-    best = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
-    return best >= MIN_DENSE
 
 
 def answer_messages(question: str, hits: Sequence[Hit], lang: str) -> list[Message]:

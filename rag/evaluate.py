@@ -80,6 +80,8 @@ class QuestionResult(BaseModel):
     missing_facts: list[str]
     passed: bool
     timing: dict[str, float]
+    #: Whether the answer's first sentence holds a gold fact (answered answerable questions).
+    answer_first: bool | None = None
 
 
 class EvalResult(BaseModel):
@@ -228,6 +230,15 @@ def normalize_fact(text: str) -> str:
     return _UNIT_SPACE.sub("", " ".join(text.split())).lower()
 
 
+def leads_with_fact(answer: str, facts: Sequence[Sequence[str]]) -> bool:
+    """Whether the first sentence of ``answer`` holds one of ``facts``."""
+    from .korean import sentence_spans
+
+    spans = sentence_spans(_MARKER.sub(" ", answer))
+    first = _MARKER.sub(" ", answer)[slice(*spans[0])] if spans else ""
+    return len(missing_facts(first, facts)) < len([f for f in facts if f])
+
+
 def missing_facts(answer: str, facts: Sequence[Sequence[str]]) -> list[str]:
     """The facts (each named by its first variant) none of whose variants is in ``answer``."""
     plain = normalize_fact(answer)
@@ -286,6 +297,9 @@ def score(
         missing_facts=missing,
         passed=passed,
         timing=timing or {},
+        answer_first=None
+        if refused or not item.answerable or not item.facts
+        else leads_with_fact(answer_text, item.facts),
     )
 
 
@@ -329,6 +343,7 @@ def aggregate(items: Sequence[QuestionResult]) -> tuple[dict[str, float | None],
     put("refusal_accuracy", [float(i.refused) for i in items if not i.answerable])
     put("false_refusal_rate", [float(i.refused) for i in items if i.answerable])
     put("pass_rate", [float(i.passed) for i in items])
+    put("answer_first", [float(i.answer_first) for i in items if i.answer_first is not None])
     for stage in LATENCY_STAGES:
         times = [i.timing[stage] for i in items if stage in i.timing]
         for name, q in (("p50", 0.5), ("p95", 0.95)):
@@ -384,7 +399,7 @@ def evaluate(
         )
         retrieve = time.perf_counter() - t0
         answer = answer_stream(
-            item.question, hits[:k], generator, index.embedder, retrieve
+            item.question, hits[:k], generator, index.embedder, retrieve, index.document_frequencies
         ).result()
         results.append(
             score(

@@ -205,6 +205,22 @@ class Index:
             format_version=m.format_version,
         )
 
+    def document_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:
+        """How many chunks hold each BM25 term (0 if none), and the number of chunks.
+
+        Read from the BM25 index's term columns, so it costs a lookup per term; used to
+        weigh question words by how informative they are (`rag.answerable`).
+        """
+        bm25 = self._snap.bm25
+        if bm25 is None:
+            return {t: 0 for t in terms}, 0
+        indptr, vocab = bm25.scores["indptr"], bm25.vocab_dict
+        found = {}
+        for t in terms:
+            i = vocab.get(t, len(indptr))
+            found[t] = int(indptr[i + 1] - indptr[i]) if i + 1 < len(indptr) else 0
+        return found, int(bm25.scores["num_docs"])
+
     def search(
         self,
         query: str,

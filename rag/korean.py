@@ -6,7 +6,7 @@ import functools
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from kiwipiepy import Kiwi
@@ -169,3 +169,22 @@ def entity_phrases(text: str) -> list[str]:
         else:
             spans.append([t.start, t.start + t.len])
     return [text[a:b] for a, b in spans]
+
+
+class Token(NamedTuple):
+    """A Kiwi morpheme: its form, tag (without the conjugation mark) and character span."""
+
+    form: str
+    tag: str
+    start: int
+    end: int
+
+
+def tagged_batch(texts: Sequence[str]) -> list[list[Token]]:
+    """Every morpheme of each text with its tag, for checks that need the tags (answerability)."""
+    with _lock:
+        analyzed: Iterable = kiwi().tokenize(list(texts))
+        return [
+            [Token(t.form, t.tag.split("-")[0], t.start, t.start + t.len) for t in tokens]
+            for tokens in analyzed
+        ]

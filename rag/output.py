@@ -55,13 +55,35 @@ def print_sources(answer: Any, cited_only: bool = False) -> None:
     if not rows:
         out.print("No sources.")
         return
+    quotes = {c.n: c.quote for c in answer.citations if getattr(c, "quote", None)}
     out.print("Sources:")
     for n, h in rows:
         meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
         title = h.title or (Path(h.path).name if h.path else h.doc_id)
         mark = "" if n in cited or cited_only else "  (not cited)"
         out.print(f"  [{n}] {escape(title)}" + (f" ({escape(meta)})" if meta else "") + mark)
-        out.print(f"      {escape(snippet(h.text, 100))}", style="dim")
+        if n in quotes:
+            out.print("      " + quoted_snippet(h.text, quotes[n]))
+        else:
+            out.print(f"      {escape(snippet(h.text, 100))}", style="dim")
+
+
+def quoted_snippet(text: str, quote: tuple[int, int], context: int = 30, width: int = 200) -> str:
+    """Rich markup: the quoted sentence of ``text`` highlighted, with a little of the text
+    around it dimmed (``context`` characters each side, cut at a space)."""
+    a, b = quote
+    before = " ".join(text[max(0, a - context) : a].split(" ")[1:] if a > context else [text[:a]])
+    after = text[b : b + context]
+    after = after.rsplit(" ", 1)[0] if b + context < len(text) else after
+    head = ("…" if a > len(before) else "") + " ".join(before.split())
+    tail = " ".join(after.split()) + ("…" if b + len(after) < len(text) else "")
+    body = snippet(text[a:b], width)
+    parts = [
+        f"[dim]{escape(head)}[/dim] " if head.strip("…") else "",
+        f"[bold yellow]{escape(body)}[/bold yellow]",
+        f" [dim]{escape(tail)}[/dim]" if tail.strip("…") else "",
+    ]
+    return "".join(parts)
 
 
 def console(stderr: bool = False) -> Console:

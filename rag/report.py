@@ -39,6 +39,7 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "refusal_accuracy": ("unanswerable questions", "share refused"),
     "false_refusal_rate": ("answerable questions", "share refused"),
     "pass_rate": ("questions", "share passing (see below)"),
+    "answer_first": ("answered answerable questions with facts", "first sentence holds a fact"),
     **{
         f"latency_{stage}_{p}": ("answers", f"{p} of the {stage} time, seconds")
         for stage in ("retrieve", "answer", "total")

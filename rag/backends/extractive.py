@@ -11,8 +11,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from ..answerable import tagged
 from ..embed import Embedder
 from ..generate import Generator, Message
+from ..kinds import answer_kind, holds_kind
 from ..records import Hit
 from ..support import Evidence, Sentence, evidence_for, key_terms
 
@@ -20,6 +22,10 @@ from ..support import Evidence, Sentence, evidence_for, key_terms
 # content words in the sentence. Sentences within MARGIN of the best one join the answer.
 LEXICAL_WEIGHT = 0.15
 MARGIN = 0.03
+# A question asking for a kind of answer (누구/who: a name, 언제/when: a date, ...) is
+# answered by the best sentence holding one, if it scores within KIND_MARGIN of the best
+# sentence overall; it opens the answer, and nothing else is added.
+KIND_MARGIN = 0.05
 # For a "why" question, sentences that state a cause get a bonus of CAUSE_BONUS.
 _WHY = re.compile(r"왜|이유|원인|까닭|\bwhy\b|\breasons?\b|\bcauses?\b", re.IGNORECASE)
 _CAUSE = re.compile(r"때문|이유|원인|탓|이어졌|이어진|이어지|으로 인해|로 인해|따라서")
@@ -50,7 +56,7 @@ class ExtractiveGenerator(Generator):
         yield " ".join(f"{s.text} [{s.n}]" for s in chosen)
 
     def select(self, question: str, evidence: Evidence) -> list[Sentence]:
-        """The best sentences, in passage order."""
+        """The best sentences, the one holding the answer first."""
         if not evidence.sentences or not question.strip():
             return []
         [terms] = key_terms([question])
@@ -61,32 +67,50 @@ class ExtractiveGenerator(Generator):
             )
         # A bare heading or byline ("사진설명", "고민서 기자") is never an answer.
         scores[[len(s.text) < 15 for s in evidence.sentences]] = -np.inf
-        order = np.argsort(-scores, kind="stable")
-        best = scores[order[0]]
+        order = [int(i) for i in np.argsort(-scores, kind="stable")]
         sentences = evidence.sentences
+        if not np.isfinite(scores[order[0]]):
+            return []
+        answers = self._answers_of_kind(question, sentences, scores, order)
+        if answers:
+            return [sentences[i] for i in answers]
+        best = scores[order[0]]
         # Overlapping chunks repeat sentences: the best distinct ones are picked.
         picked: list[int] = []
-        for i in map(int, order):
+        for i in order:
             if len(picked) == self.max_sentences or scores[i] < best - MARGIN:
                 break
             if all(sentences[j].text != sentences[i].text for j in picked):
                 picked.append(i)
-        rows: set[int] = set()
+        # Best first; a sentence leaning on the one before it keeps that one just before it.
+        chosen: list[Sentence] = []
         for i in picked:
-            if not np.isfinite(scores[i]):
-                continue
-            if _LEANS_BACK.match(sentences[i].text):
-                rows.update(_with_context(sentences, i))
-            else:
-                rows.add(i)
-        # Each sentence is quoted once, from the first passage that holds it.
-        seen: set[str] = set()
-        chosen = []
-        for i in sorted(rows, key=lambda i: (sentences[i].n, sentences[i].start)):
-            if sentences[i].text not in seen:
-                seen.add(sentences[i].text)
-                chosen.append(sentences[i])
+            rows = _with_context(sentences, i) if _LEANS_BACK.match(sentences[i].text) else [i]
+            for r in rows:
+                if all(c.text != sentences[r].text for c in chosen):
+                    chosen.append(sentences[r])
         return chosen
+
+    def _answers_of_kind(
+        self, question: str, sentences: list[Sentence], scores: np.ndarray, order: list[int]
+    ) -> list[int]:
+        """The best sentence holding the kind of answer asked for, if one scores close to
+        the best, and any other holding one within MARGIN of it (two close candidates are
+        both shown, best first); empty when the question asks for no particular kind."""
+        kind = answer_kind(question)
+        if kind == "other":
+            return []
+        close = [i for i in order if scores[i] >= scores[order[0]] - KIND_MARGIN]
+        plain = "".join(question.split())
+        analyzed = tagged([sentences[i].text for i in close])
+        holding = [i for i, t in zip(close, analyzed, strict=True) if holds_kind(kind, t, plain)]
+        picked: list[int] = []
+        for i in holding:
+            if len(picked) == self.max_sentences or scores[i] < scores[holding[0]] - MARGIN:
+                break
+            if all(sentences[j].text != sentences[i].text for j in picked):
+                picked.append(i)
+        return picked
 
 
 def _with_context(sentences: list[Sentence], i: int) -> list[int]:

@@ -1,0 +1,466 @@
+"""Is the answer in the retrieved passages? Decided on evidence inside a sentence window.
+
+A window is a sentence of a passage with its neighbours (one each side) and the article's
+title. A Korean question is answerable when one window
+- holds enough of the question's informative words, weighted by IDF (from the index's BM25
+  term statistics) and by part of speech: question words (누구, 무엇, 어떤), bound nouns and
+  pronouns are left out, and predicates (가지다, 변하다, 받다) count for little, because
+  questions paraphrase verbs far more freely than names and nouns;
+- names every entity of the question (proper nouns, Latin names), or the passage does and
+  the window names no look-alike (카카오엔터프라이즈 for 카카오브레인);
+- holds something of the kind the question asks for (`rag.kinds`: a person's name for
+  누구/who, an amount for 얼마/how much, a date for 언제/when, a number for 몇/how many, a
+  place for 어디/where), in a sentence that names no look-alike of the question's entity;
+and the passage holds every number the question names.
+
+An English question over Korean articles has few shared words, so its signals are its
+names (`rag.names`: romanised Hangul names compared with the Latin ones), years, Latin
+tokens (acronyms) and the dense cosine of the passage. Thresholds were tuned on the first
+half of KorQuAD 1.0 dev's articles and measured on the second
+(benchmarks/bench_answerability.py, README).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from .kinds import answer_kind, holds_kind
+from .korean import Token, sentence_spans, tagged_batch
+from .names import latin_names, match_names
+from .records import Hit
+from .support import QUESTION_WORDS, key_terms, language, numbers
+
+# Tuned on KorQuAD 1.0 dev, first half of the articles (see the module docstring): the
+# best refusal accuracy minus false refusals with false refusals at most 0.09. Predicates
+# weigh less than other words; the noun naming the kind of answer ("장소", "사람") could too
+# (HEAD_WEIGHT), but on KorQuAD weighing it less did not pay.
+MIN_COVERAGE = 0.56
+PREDICATE_WEIGHT = 0.3
+HEAD_WEIGHT = 1.0
+WINDOW = 1
+# English questions: the passage's dense cosine, a weak signal across languages, needed
+# when the question names nothing the window could confirm (0.78: the previous gate's value).
+MIN_DENSE = 0.78
+
+# Interrogative stems Kiwi tags as ordinary verbs or adjectives ("어떻게" -> 어떻/VA).
+_INTERROGATIVE = frozenset({"어떻", "어떠", "어찌", "웬", "얼마나"})
+_WEIGHTS = {"NNP": 1.0, "NNG": 1.0, "SL": 1.0, "SN": 1.0, "NR": 1.0, "SH": 1.0, "XR": 1.0}
+_PREDICATES = frozenset({"VV", "VA"})
+_NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
+_YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+
+#: ``stats(terms)`` -> (chunks holding each term, number of chunks): `Index.document_frequencies`.
+Stats = Callable[[Iterable[str]], tuple[dict[str, int], int]]
+
+
+class Window(BaseModel):
+    """The best evidence: passage ``n`` (1-based), the window's character span in the
+    passage's text, and its central sentence's span."""
+
+    n: int
+    start: int
+    end: int
+    sentence: tuple[int, int]
+
+
+class Decision(BaseModel):
+    """Whether to answer, why, the window's score and the answer kind asked for."""
+
+    answerable: bool
+    reason: str
+    score: float = 0.0
+    kind: str = "other"
+    window: Window | None = None
+
+
+@dataclass
+class _Sentence:
+    n: int
+    start: int
+    end: int
+    tokens: list[Token]
+    text: str
+
+
+@dataclass
+class _Question:
+    text: str
+    lang: str
+    kind: str
+    terms: dict[tuple[str, str], float]  # (form, tag) -> weight
+    head: tuple[str, str] | None  # the noun naming the kind of answer ("사람", "장소")
+    entities: list[str]
+    numbers: set[str]
+
+
+def decide(question: str, hits: Sequence[Hit], stats: Stats | None = None) -> Decision:
+    """Whether ``hits`` hold the answer to ``question``, with the reason and best window.
+
+    Args:
+        question: The user's question, Korean or English.
+        hits: The retrieved passages, numbered from 1 in this order.
+        stats: Document frequencies for IDF weights (`Index.document_frequencies`); without
+            them every term of a part of speech weighs the same.
+    """
+    if not hits:
+        return Decision(answerable=False, reason="no passages retrieved")
+    sentences, titles = _sentences(hits)
+    q = _analyze(question, stats)
+    if q.lang == "en":
+        return _decide_english(q, hits, sentences, titles)
+    return _decide_korean(q, hits, sentences, titles)
+
+
+def _decide_korean(
+    q: _Question, hits: Sequence[Hit], sentences: list[_Sentence], titles: list[list[Token]]
+) -> Decision:
+    total = sum(q.terms.values())
+    if not total:
+        return Decision(answerable=False, reason="the question has no content words", kind=q.kind)
+    best: tuple[tuple[float, bool, float], int] | None = None
+    failure = (-1.0, "no window holds the question's words")
+    # The outlet is part of what a passage says about itself ("매일경제 기사").
+    passages = [_nospace(f"{h.title or ''} {h.source or ''} {h.text}") for h in hits]
+    for i, rows in _windows(sentences):
+        s = sentences[i]
+        tokens = [t for r in rows for t in sentences[r].tokens]
+        text = " ".join(sentences[r].text for r in rows)
+        plain = _nospace(f"{hits[s.n - 1].title or ''} {text}")
+        found = _coverage(q.terms, tokens + titles[s.n - 1], plain)
+        if q.head and q.kind != "other" and not _missing_kind(q.kind, tokens, q.text):
+            # "새로 이끌 사람은 누구인가": the window names a person, which is what 사람 asks.
+            found += q.terms[q.head] * (q.head[0] not in plain)
+        score = found / total
+        passage = passages[s.n - 1]
+        problem = _missing_entity(q.entities, plain, tokens, passage)
+        # A number may set the scene (the year of an event) a few sentences away.
+        problem = problem or _missing_number(q.numbers, passage)
+        problem = problem or _missing_kind(q.kind, tokens, q.text)
+        problem = problem or _answer_beside_lookalike(
+            q, [sentences[r] for r in rows], lambda x: _korean_lookalike(q.entities, x)
+        )
+        if problem:
+            if score > failure[0]:
+                failure = (score, problem)
+            continue
+        # Among equally good windows, the one whose own sentence holds the answer and
+        # the question's words: its sentence is the one to quote.
+        centre = not _missing_kind(q.kind, s.tokens, q.text)
+        key = (score, centre, _coverage(q.terms, s.tokens, _nospace(s.text)))
+        if best is None or key > best[0]:
+            best = (key, i)
+    if best is None:
+        return Decision(answerable=False, reason=failure[1], kind=q.kind, score=0.0)
+    (score, *_), i = best
+    window = _window(sentences, i)
+    if score < MIN_COVERAGE:
+        why = f"the best window holds {score:.0%} of the question's weighted words"
+        return Decision(answerable=False, reason=why, score=score, kind=q.kind, window=window)
+    return Decision(
+        answerable=True,
+        reason=f"window covers {score:.0%}",
+        score=score,
+        kind=q.kind,
+        window=window,
+    )
+
+
+def _decide_english(
+    q: _Question, hits: Sequence[Hit], sentences: list[_Sentence], titles: list[list[Token]]
+) -> Decision:
+    names = latin_names(q.text)
+    years = set(_YEAR.findall(q.text))
+    dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
+    acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
+    best: tuple[tuple[float, float, float], int, str] | None = None
+    # Why the window that got furthest failed: a later check says more than an earlier one.
+    failure = (0, "no window matches the question")
+    for i, rows in _windows(sentences):
+        s = sentences[i]
+        tokens = [t for r in rows for t in sentences[r].tokens]
+        text = " ".join(sentences[r].text for r in rows)
+        if not years <= set(_YEAR.findall(text)):
+            failure = max(
+                failure,
+                (1, f"year {sorted(years - set(_YEAR.findall(text)))[0]} not in any window"),
+            )
+            continue
+        matched, given, near = match_names(names, tokens + titles[s.n - 1], text)
+        if near:
+            failure = max(
+                failure, (3, f"'{near[0]}' is not named; only a similar name ({near[1]})")
+            )
+            continue
+        if names and not matched:
+            failure = max(failure, (2, f"no window names {', '.join(names)}"))
+            continue
+        if len(matched) < len(names) and dense[s.n] < MIN_DENSE:
+            failure = max(
+                failure, (3, f"{', '.join(n for n in names if n not in matched)} not named")
+            )
+            continue
+        if not names and dense[s.n] < MIN_DENSE:
+            failure = max(failure, (3, f"dense similarity {max(dense.values()):.2f} < {MIN_DENSE}"))
+            continue
+        problem = _missing_kind(q.kind, tokens, " ".join(given))
+        problem = problem or _answer_beside_lookalike(
+            q, [sentences[r] for r in rows], lambda x: _english_lookalike(names, x), given
+        )
+        if problem:
+            failure = max(failure, (4, problem))
+            continue
+        shared = len(acronyms & {t.form.lower() for t in tokens if t.tag == "SL"})
+        key = (float(len(matched)), float(shared), dense[s.n])
+        if best is None or key > best[0]:
+            best = (key, i, f"names {matched or 'none'}, dense {dense[s.n]:.2f}")
+    if best is None:
+        return Decision(answerable=False, reason=failure[1], kind=q.kind)
+    key, i, why = best
+    return Decision(
+        answerable=True, reason=why, score=key[2], kind=q.kind, window=_window(sentences, i)
+    )
+
+
+# -- the question ------------------------------------------------------------------------
+
+
+def _analyze(question: str, stats: Stats | None) -> _Question:
+    [tokens] = tagged_batch([question])
+    terms: dict[tuple[str, str], float] = {}
+    for t in tokens:
+        form = t.form.lower() if t.tag == "SL" else t.form
+        if form in QUESTION_WORDS or form in _INTERROGATIVE:
+            continue
+        if t.tag in _WEIGHTS:
+            terms[form, t.tag] = _WEIGHTS[t.tag]
+        elif t.tag in _PREDICATES:
+            terms[form, t.tag] = PREDICATE_WEIGHT
+    head = _head_noun(tokens)
+    if head is not None and (head.form, head.tag) in terms:
+        terms[head.form, head.tag] *= HEAD_WEIGHT
+    if stats is not None and terms:
+        df, n = stats({form for form, _ in terms})
+        if n:
+            # Smoothed IDF: a term no chunk holds weighs most; one every chunk holds still
+            # counts 1, so that in a small index (two articles, ten chunks) the subject that
+            # every chunk names is not weighed to nothing.
+            for key in terms:
+                terms[key] *= math.log((n + 1) / (df.get(key[0], 0) + 1)) + 1
+    return _Question(
+        text=question,
+        lang=language(question),
+        kind=answer_kind(question),
+        terms=terms,
+        head=(head.form, head.tag) if head is not None else None,
+        entities=_entities(question, tokens),
+        numbers={t.form.replace(",", "") for t in tokens if t.tag == "SN"},
+    )
+
+
+def _head_noun(tokens: list[Token]) -> Token | None:
+    """The noun naming the kind of answer: the common noun the question ends on, modified by
+    a clause ("받은 *상*은 무엇인가", "연 *장소*는?", "새로 이끌 *사람*은 누구인가"). A noun
+    asked about directly ("카카오의 *주가*는 얼마인가") is content, not a kind."""
+    for i in range(len(tokens) - 1, 0, -1):
+        t = tokens[i]
+        if t.tag == "NNG" and t.form not in QUESTION_WORDS:
+            return t if tokens[i - 1].tag == "ETM" else None
+        # After it only particles, endings, the copula, punctuation and question words.
+        if not (t.tag[0] in "JES" or t.tag in ("VCP", "NP", "MM", "MAG", "NNB", "NNG")):
+            return None
+    return None
+
+
+def _entities(text: str, tokens: list[Token]) -> list[str]:
+    """Runs of adjacent nouns holding a proper noun or a capitalised Latin word, as written
+    ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
+    runs: list[list[Token]] = []
+    for t in tokens:
+        if t.tag not in _NOUNS:
+            continue
+        if runs and runs[-1][-1].end == t.start:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    names = [
+        text[r[0].start : r[-1].end]
+        for r in runs
+        if any(t.tag == "NNP" or (t.tag == "SL" and t.form[:1].isupper()) for t in r)
+    ]
+    return [n for n in names if n.lower() not in QUESTION_WORDS]
+
+
+# -- windows -----------------------------------------------------------------------------
+
+
+def quote_span(passage: str, claims: Sequence[str]) -> tuple[int, int] | None:
+    """Span in ``passage`` of the sentence the first of ``claims`` quotes or restates.
+
+    A quoted sentence is found as written (spacing aside); a restated one is the passage
+    sentence sharing most of its content words, if it shares at least half.
+    """
+    if not claims:
+        return None
+    spans = sentence_spans(passage)
+    claim = _nospace(re.sub(r"\[\d+\]", "", claims[0]))
+    for a, b in spans:
+        sentence = _nospace(passage[a:b])
+        if sentence and (sentence in claim or claim in sentence):
+            return a, b
+    [wanted, *found] = key_terms([claims[0], *(passage[a:b] for a, b in spans)])
+    shares = [len(wanted & f) / len(wanted) if wanted else 0.0 for f in found]
+    best = max(range(len(spans)), key=shares.__getitem__, default=None)
+    return spans[best] if best is not None and shares[best] >= 0.5 else None
+
+
+def _sentences(hits: Sequence[Hit]) -> tuple[list[_Sentence], list[list[Token]]]:
+    spans = [(n, a, b) for n, h in enumerate(hits, 1) for a, b in sentence_spans(h.text)]
+    texts = [hits[n - 1].text[a:b] for n, a, b in spans]
+    analyzed = tagged(texts + [h.title or "" for h in hits])
+    sentences = [
+        _Sentence(n, a, b, tokens, text)
+        for (n, a, b), tokens, text in zip(spans, analyzed[: len(texts)], texts, strict=True)
+    ]
+    return sentences, analyzed[len(texts) :]
+
+
+# Consecutive questions (a chat, a benchmark) retrieve the same passages again: their
+# sentences are analyzed once per process. Bounded, least recently used out first.
+_CACHE: OrderedDict[str, list[Token]] = OrderedDict()
+CACHE_SIZE = 50_000
+
+
+def tagged(texts: list[str]) -> list[list[Token]]:
+    """`rag.korean.tagged_batch`, cached per text."""
+    missing = list(dict.fromkeys(t for t in texts if t not in _CACHE))
+    if missing:
+        _CACHE.update(zip(missing, tagged_batch(missing), strict=True))
+    for t in texts:
+        _CACHE.move_to_end(t)
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return [_CACHE[t] for t in texts]
+
+
+def _windows(sentences: list[_Sentence]) -> Iterable[tuple[int, list[int]]]:
+    for i, s in enumerate(sentences):
+        rows = range(max(0, i - WINDOW), min(len(sentences), i + WINDOW + 1))
+        yield i, [r for r in rows if sentences[r].n == s.n]
+
+
+def _window(sentences: list[_Sentence], i: int) -> Window:
+    rows = next(r for j, r in _windows(sentences) if j == i)
+    s = sentences[i]
+    return Window(
+        n=s.n,
+        start=sentences[rows[0]].start,
+        end=sentences[rows[-1]].end,
+        sentence=(s.start, s.end),
+    )
+
+
+def _coverage(terms: dict[tuple[str, str], float], tokens: list[Token], plain: str) -> float:
+    forms = {t.form.lower() if t.tag == "SL" else t.form for t in tokens}
+    predicates = [t.form for t in tokens if t.tag in _PREDICATES]
+    found = 0.0
+    for (form, tag), weight in terms.items():
+        if tag in _PREDICATES:
+            # "연" (열다) and "열렸다" (열리다): a stem and its passive or causative.
+            hit = any(p.startswith(form) or form.startswith(p) for p in predicates)
+        else:
+            # Compounds split differently ("구조조정" / "구조 조정"): the spaceless text.
+            hit = form in forms or form in plain
+        found += weight if hit else 0.0
+    return found
+
+
+def _missing_entity(entities: list[str], plain: str, tokens: list[Token], passage: str) -> str:
+    """Why the window does not name the question's entities ("" when it does).
+
+    An entity named elsewhere in the passage (the article's subject, referred to as "그"
+    near the answer) is enough, unless the window names a look-alike instead: a different
+    name opening with the same two syllables (카카오엔터프라이즈 for 카카오브레인).
+    """
+    for e in entities:
+        wanted = _nospace(e)
+        if wanted in plain:
+            continue
+        near = [n for n in _name_runs(tokens) if n[:2] == wanted[:2] and not wanted.startswith(n)]
+        if near:
+            return f"'{e}' is not named in the window, only {near[0]}"
+        if wanted not in passage:
+            return f"'{e}' is not named in the passage"
+    return ""
+
+
+def _answer_beside_lookalike(
+    q: _Question,
+    window: list[_Sentence],
+    lookalike: Callable[[_Sentence], str],
+    given: Sequence[str] = (),
+) -> str:
+    """Why the answer in the window is not about the question's entity ("" when it may be).
+
+    The window may name the entity in one sentence and hold a name (or date, amount) in the
+    next, where that name goes with a look-alike entity instead ("카카오브레인 ..." then "이경진
+    카카오엔터프라이즈 대표이사 ..."): the answer must sit in a sentence naming no look-alike.
+    """
+    if q.kind == "other":
+        return ""
+    exclude = _nospace(" ".join([q.text, *given]))
+    holding = [s for s in window if holds_kind(q.kind, s.tokens, exclude)]
+    conflicts = [lookalike(s) for s in holding]
+    if holding and all(conflicts):
+        return f"the {q.kind} in the window goes with {conflicts[0]}"
+    return ""
+
+
+def _korean_lookalike(entities: list[str], sentence: _Sentence) -> str:
+    plain = _nospace(sentence.text)
+    runs = _name_runs(sentence.tokens)
+    for e in entities:
+        wanted = _nospace(e)
+        if wanted in plain:
+            continue
+        near = [n for n in runs if n[:2] == wanted[:2] and not wanted.startswith(n)]
+        if near:
+            return f"{near[0]}, not '{e}'"
+    return ""
+
+
+def _english_lookalike(names: list[str], sentence: _Sentence) -> str:
+    _, _, near = match_names(names, sentence.tokens, sentence.text)
+    return f"{near[1]}, not '{near[0]}'" if near else ""
+
+
+def _name_runs(tokens: list[Token]) -> list[str]:
+    """Maximal runs of adjacent nouns holding a proper noun, joined ("카카오브레인")."""
+    runs: list[list[Token]] = []
+    for t in tokens:
+        if t.tag in _NOUNS and runs and runs[-1] and runs[-1][-1].end == t.start:
+            runs[-1].append(t)
+        else:
+            runs.append([t] if t.tag in _NOUNS else [])
+    return ["".join(t.form for t in r) for r in runs if any(t.tag == "NNP" for t in r)]
+
+
+def _missing_number(wanted: set[str], text: str) -> str:
+    missing = wanted - numbers(text)
+    return f"number {sorted(missing)[0]} not in the passage" if missing else ""
+
+
+def _missing_kind(kind: str, tokens: list[Token], question: str) -> str:
+    """Empty when ``tokens`` hold something of ``kind``, else why not."""
+    if kind == "other" or holds_kind(kind, tokens, _nospace(question)):
+        return ""
+    return f"no {kind} in the window"
+
+
+def _nospace(text: str) -> str:
+    return "".join(text.split())

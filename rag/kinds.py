@@ -1,0 +1,79 @@
+"""What kind of answer a question asks for, and whether a text holds one (Kiwi tags)."""
+
+from __future__ import annotations
+
+import re
+
+from .korean import Token
+
+# Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
+_TIME_WORDS = frozenset(
+    "지난해 올해 작년 내년 어제 오늘 내일 당시 현재 최근 이날 전날 다음날 오전 오후 새벽".split()
+)
+_TIME_UNITS = frozenset("년 월 일 시 분 년대 세기 시대 주 초 말 분기 반기".split())
+# The most common Korean surnames (Statistics Korea, 2015 census: these cover about 95% of
+# people); a closed class, like the time words.
+_SURNAMES = frozenset(
+    "김이박최정강조윤장임한오서신권황안송전홍류유고문양손배백허남심노하곽성차주우구민진나지엄채원"
+    "천방공현함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부"
+)
+_KINDS = (
+    ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
+    ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
+    ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
+    ("number", re.compile(r"몇|얼마나|\bhow many\b", re.I)),
+    ("place", re.compile(r"어디|\bwhere\b", re.I)),
+)
+
+
+def answer_kind(question: str) -> str:
+    """What the question asks for: person, amount, date, number, place or other."""
+    for kind, pattern in _KINDS:
+        if pattern.search(question):
+            return kind
+    return "other"
+
+
+def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:
+    """Whether ``tokens`` (`rag.korean.tagged_batch`) hold an answer of ``kind`` (see
+    `answer_kind`); names already in ``question`` do not count as a person or place."""
+    after = [*tokens[1:], Token("", "", 0, 0)]
+    if kind in ("person", "place"):
+        # A name the question does not already give.
+        for t, nxt in zip(tokens, after, strict=True):
+            new = t.tag == "NNP" and t.form not in question
+            if new and (kind == "place" or _is_person(t, nxt)):
+                return True
+            if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
+                return True
+        return False
+    if kind == "number":
+        return any(t.tag in ("SN", "NR") for t in tokens)
+    if kind == "amount":
+        return any(
+            # A number with a unit (억, 원, 달러, kg), not a share (%) or a time (년, 분기).
+            t.tag in ("SN", "NR")
+            and nxt.tag in ("NNB", "NR", "SW", "SL")
+            and nxt.form not in _TIME_UNITS | {"%"}
+            for t, nxt in zip(tokens, after, strict=True)
+        )
+    if kind == "date":
+        return any(
+            (t.tag in ("SN", "NR") and nxt.form in _TIME_UNITS) or t.form in _TIME_WORDS
+            for t, nxt in zip(tokens, after, strict=True)
+        )
+    return True
+
+
+def _is_person(t: Token, nxt: Token) -> bool:
+    """Whether proper noun ``t`` looks like a person's name: a Korean one (three syllables
+    opening with a common surname: 이경진) or a foreign one (a given and a family name: 빌
+    클린턴). Kiwi also tags loanwords (클라우드, 버티컬) as proper nouns, so a bare proper noun
+    is not enough for "who"."""
+    if len(t.form) == 3 and _hangul_length(t.form) == 3 and t.form[0] in _SURNAMES:
+        return True
+    return nxt.tag == "NNP" and nxt.start == t.end + 1
+
+
+def _hangul_length(text: str) -> int:
+    return sum("\uac00" <= c <= "\ud7a3" for c in text)

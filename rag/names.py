@@ -1,0 +1,127 @@
+"""English names against Hangul ones: romanise, reduce both to a phonetic key, compare.
+
+"Kakao Brain" and 카카오브레인 (anyascii: KaKaOBeuLeIn) both become ``kakaplan``; a look-alike
+(카카오엔터프라이즈) is close but not equal. Used by `rag.answerable` for English questions
+over Korean articles.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .korean import Token
+from .support import QUESTION_WORDS
+
+# Romanised-name similarity (1 - edit distance / length): a match, and a look-alike.
+MIN_NAME_SIMILARITY = 0.8
+NEAR_NAME_SIMILARITY = 0.55
+
+_NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
+_LATIN_NAME = re.compile(r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
+
+
+def latin_names(question: str) -> list[str]:
+    """Capitalised word runs that are names: not question words, not all-caps acronyms."""
+    names = []
+    for run in _LATIN_NAME.findall(re.sub(r"['’]s\b", "", question)):  # Kakao Brain's
+        words = [w for w in run.split() if w.lower().strip(".") not in QUESTION_WORDS]
+        words = [w for w in words if not (w.isupper() and len(w) <= 5)]
+        if words and not (len(words) == 1 and question.startswith(words[0])):
+            names.append(" ".join(words))
+    return names
+
+
+def match_names(
+    names: list[str], tokens: list[Token], text: str
+) -> tuple[list[str], list[str], tuple[str, str] | None]:
+    """The names the window gives (literally or romanised), the Hangul names that gave them,
+    and a name it does not give while it gives a look-alike (``(name, look-alike)``)."""
+    candidates = hangul_names(tokens)
+    matched: list[str] = []
+    given: list[str] = []
+    near: tuple[str, str] | None = None
+    for name in names:
+        if name.lower() in text.lower():
+            matched.append(name)
+            continue
+        scored = [(name_similarity(name, c), c) for c in candidates]
+        best, which = max(scored, default=(0.0, ""))
+        if best >= MIN_NAME_SIMILARITY:
+            matched.append(name)
+            given.append(which)
+        elif best >= NEAR_NAME_SIMILARITY and near is None and same_start(name, which):
+            near = (name, which)
+    return matched, given, near
+
+
+def hangul_names(tokens: list[Token]) -> list[str]:
+    """Proper nouns and the noun runs that hold one ("카카오" + "브레인"), as written."""
+    out: list[str] = []
+    run: list[Token] = []
+    for t in [*tokens, Token("", "", -1, -1)]:
+        if t.tag in _NOUNS and run and run[-1].end == t.start:
+            run.append(t)
+            continue
+        out.extend(
+            "".join(x.form for x in run[a:b])
+            for a in range(len(run))
+            for b in range(a + 1, len(run) + 1)
+            if any(x.tag == "NNP" for x in run[a:b])
+        )
+        run = [t] if t.tag in _NOUNS else []
+    return list(dict.fromkeys(out))
+
+
+def name_similarity(latin: str, hangul: str) -> float:
+    """1 - edit distance / length of the longer phonetic key (edit distance, not difflib's
+    ratio, because a ratio forgives a missing word: Kakao Bank vs 카카오페이 is 0.86)."""
+    a, b = phonetic(latin), phonetic(romanize(hangul))
+    if min(len(a), len(b)) < 4:  # two or three letters are too few to be similar
+        return float(a == b)
+    return 1 - edit_distance(a, b) / max(len(a), len(b))
+
+
+def same_start(latin: str, hangul: str) -> bool:
+    """Whether the names open alike (a look-alike does: Kakao Brain / 카카오엔터프라이즈)."""
+    return phonetic(latin)[:3] == phonetic(romanize(hangul))[:3]
+
+
+def edit_distance(a: str, b: str) -> int:
+    # Hand-written: Levenshtein on two short keys, not worth a dependency.
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
+def romanize(text: str) -> str:
+    from anyascii import anyascii  # Revised Romanization per syllable, no sound changes
+
+    return anyascii(text)
+
+
+_SOUNDS = (
+    (r"eu", ""),  # the vowel Korean inserts in loanwords (브레인 = beu-re-in for "brain")
+    (r"c(?=[eiy])", "s"),  # English c: Cedar, but Coupang
+    (r"c(?!h)", "k"),
+    (r"ph|f|v", "p"),
+    (r"ch|sh|j|z|s|x", "J"),
+    (r"g|q|ck", "k"),
+    (r"b", "p"),
+    (r"d", "t"),
+    (r"r(?=[^aeiouyw]|$)", ""),  # English r after a vowel is silent: Park = 박
+    (r"r", "l"),
+    (r"[aeiouyw]+", "a"),
+    (r"(.)\1+", r"\1"),  # doubled letters: Flitto / 플리토 (peul-li-to)
+)
+
+
+def phonetic(text: str) -> str:
+    """A coarse key on which a romanised Hangul name and its English spelling agree:
+    Lee Kyung-jin / 이경진 -> lakankJan / akankJan, Kakao Brain / 카카오브레인 -> kakaplan."""
+    key = re.sub(r"[^a-z]", "", text.lower())  # the replacement symbols below are capitals
+    for pattern, replacement in _SOUNDS:
+        key = re.sub(pattern, replacement, key)
+    return key
