@@ -203,9 +203,13 @@ class LoopGuard:
             block = text[-unit:]
             if all(text[-(i + 1) * unit : -i * unit] == block for i in range(1, copies)):
                 start = len(text) - copies * unit
-                while start >= unit and text[start - unit : start] == block:
-                    start -= unit
-                return start + unit
+                while start > 0 and text[start - 1] == text[start - 1 + unit]:
+                    start -= 1  # back to where the repetition began, whatever its phase
+                cut = start + unit
+                if not re.match(r"[\s.!?。]", text[cut - 1]):  # end the copy's last sentence
+                    end = re.search(r"[.!?。]", text[cut : cut + unit])
+                    cut += end.end() if end else 0
+                return cut
         return self._repeated_sentence(text)
 
     def _repeated_sentence(self, text: str) -> int | None:

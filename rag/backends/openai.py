@@ -207,15 +207,14 @@ class OpenAIGenerator(Generator):
 
     def _stream_error(self, e: BaseException, received: int, failed: bool) -> BaseException:
         """The `LLMError` for a request that ``failed``, or for a stream that broke."""
-        import httpx
         import openai
 
         if failed:
             return self._llm_error(e) if isinstance(e, openai.OpenAIError) else e
         if received == 0 and isinstance(e, openai.APITimeoutError):
             return self._llm_error(e, retried=False)
-        if isinstance(e, (openai.OpenAIError, httpx.HTTPError, ValueError)):
-            return _broken(received, _why(e, self.timeout))  # ValueError: malformed SSE JSON
+        if isinstance(e, Exception):  # the SDK's errors, ValueError for malformed SSE, ...
+            return _broken(received, _why(e, self.timeout))
         return e
 
     def generate(
