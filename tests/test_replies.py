@@ -350,3 +350,76 @@ def test_a_second_context_overflow_is_an_error(index: Index, llm_server: LLMServ
     with pytest.raises(LLMError) as caught:
         index.ask(QUESTION, k=6, answerer=llm(llm_server, context_tokens=100_000))
     assert caught.value.kind == "context" and len(llm_server.requests) == 2
+
+
+# -- the chat's condensed follow-up -------------------------------------------------------------
+
+FIRST = "카카오엔터프라이즈는 왜 구조조정되었나?"
+FOLLOW_UP = "그럼 새 대표는 누구야?"
+NAMES = ["카카오엔터프라이즈"]
+
+
+@pytest.mark.parametrize(
+    ("rewritten", "expected"),
+    [
+        ("카카오엔터프라이즈의 새 대표는 누구인가?", "카카오엔터프라이즈의 새 대표는 누구인가?"),
+        ('"카카오엔터프라이즈의 새 대표는 누구야?"\n', "카카오엔터프라이즈의 새 대표는 누구야?"),
+        (
+            "Standalone question: 카카오엔터프라이즈 새 대표는 누구?",
+            "카카오엔터프라이즈 새 대표는 누구?",
+        ),
+        (
+            "<think>대표를 묻는다</think>카카오엔터프라이즈 새 대표는 누가 되나?",
+            "카카오엔터프라이즈 새 대표는 누가 되나?",
+        ),
+        # answered instead of asking
+        ("카카오엔터프라이즈의 새 대표는 백상엽 전 대표의 후임입니다.", None),
+        ("새 대표는 이경진 내정자입니다 [2].", None),
+        # explained, or asked two things
+        ("카카오엔터프라이즈의 새 대표는 누구인가?\n이 질문은 앞의 대화를 이어받습니다.", None),
+        # another language
+        ("Who is the new CEO of Kakao Enterprise?", None),
+        # lost the kind of question
+        ("카카오엔터프라이즈의 새 대표는 언제 취임하나?", None),
+        ("", None),
+    ],
+)
+def test_a_rewrite_must_still_be_the_question(rewritten: str, expected: str | None) -> None:
+    from rag.chat import rewrite_ok
+
+    assert rewrite_ok(rewritten, FOLLOW_UP, NAMES) == expected
+
+
+def test_an_english_rewrite_of_an_english_question() -> None:
+    from rag.chat import rewrite_ok
+
+    question = "And who is the new CEO?"
+    rewritten = "Who is the new CEO of Kakao Enterprise?"
+    assert rewrite_ok(rewritten, question, ["Kakao Enterprise"]) == rewritten
+    assert rewrite_ok("새 대표는 누구인가?", question, ["Kakao Enterprise"]) is None
+
+
+def test_a_statement_from_the_server_falls_back_to_the_offline_rewrite(
+    index: Index, llm_server: LLMServer
+) -> None:
+    from rag.chat import ChatSession
+
+    statement = (
+        "카카오엔터프라이즈는 클라우드 사업에 집중하기 위해 구조조정을 단행했으며, 이 과정에서 "
+        "기존 경영진이 물러나고 새로운 대표가 선임되었다. 새 대표는 클라우드 분야에서 오랜 "
+        "경력을 쌓은 전문가로, 회사의 수익성을 개선하고 기업 간 거래 사업을 강화하는 임무를 "
+        "맡았다. 업계에서는 이번 인사가 카카오 그룹 전체의 사업 재편과 맞물려 있다고 본다."
+    )
+    llm_server.queue(reply(REFUSALS["ko"]), reply(statement), reply(REFUSALS["ko"]))
+    session = ChatSession(index, llm(llm_server))
+    standalone, stream = session.ask_stream(FIRST)
+    session.record(FIRST, standalone, stream.result())
+    standalone, stream = session.ask_stream(FOLLOW_UP)
+    stream.result()
+    assert standalone == "카카오엔터프라이즈 그럼 새 대표는 누구야?"  # carry_over's rewrite
+    condense, answer = llm_server.requests[1:]
+    assert (
+        not condense.stream
+        and "Last question: 그럼 새 대표는 누구야?" in condense.messages[0]["content"]
+    )
+    assert "Question: 카카오엔터프라이즈 그럼 새 대표는 누구야?" in answer.messages[1]["content"]
