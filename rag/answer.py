@@ -57,10 +57,11 @@ _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 # Prompt tokens are estimated from characters, on the high side so a prompt that is
-# estimated to fit does: a Hangul syllable counts as one token (Qwen2.5's tokenizer, as
-# llama-server's /tokenize counts it, needs 0.9 per syllable on the seed articles), other
-# text as one token per three characters (English runs near four). Chat templates add a
-# few tokens per message.
+# estimated to fit does: a Hangul syllable counts as one token, other text as one per three
+# characters. Measured with llama-server's /tokenize (Qwen2.5): the seed articles take 0.9
+# tokens a syllable, English about one per four characters, and 5- and 10-passage prompts
+# are 2,132 and 3,952 tokens, estimated 2,399 and 4,500. Chat templates add a few tokens
+# per message.
 CHARS_PER_TOKEN = 3
 TEMPLATE_TOKENS = 64
 # Why an answer stopped early, for people.
