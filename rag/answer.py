@@ -1,12 +1,14 @@
 """Answers with verified citations: retrieve, decide whether to refuse, generate, check.
 
-Every answer goes through the same checks whoever wrote it: [n] markers that point to no
-passage shown are removed (and the answer flagged), each sentence is checked against the
-passages it cites, and sentences that cite nothing or are not supported are reported.
+Every answer goes through the same checks whoever wrote it: reasoning is removed and
+citation variants become [n] (`rag.reply`), [n] markers that point to no passage shown are
+removed (and the answer flagged), each sentence is checked against the passages it cites,
+and sentences that cite nothing or are not supported are reported.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,15 +19,25 @@ from pydantic import BaseModel, Field
 from .answerable import Decision, Stats, decide, quote_span
 from .embed import Embedder
 from .errors import LLMError
-from .generate import Generator, Message
+from .generate import Cutoff, Generator, Message
 from .korean import sentence_spans
 from .records import Hit
+from .reply import (
+    LoopGuard,
+    ReasoningFilter,
+    is_refusal,
+    normalize_markers,
+    only_markers,
+    strip_reasoning,
+)
 from .sanitize import escape_block
 from .support import Evidence, JudgeFn, evidence_for, language
 from .templates import render
 
 if TYPE_CHECKING:
     from .index import Index
+
+log = logging.getLogger(__name__)
 
 REFUSALS = {
     "ko": "색인된 기사에는 이 질문에 대한 답이 없습니다.",
@@ -35,6 +47,21 @@ LANGUAGE_NAMES = {"ko": "Korean", "en": "English"}
 MAX_SENTENCES = 4
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+# Prompt tokens are estimated from characters, on the high side so a prompt that is
+# estimated to fit does: a Hangul syllable counts as one token, other text as one per three
+# characters. Measured with llama-server's /tokenize (Qwen2.5): the seed articles take 0.9
+# tokens a syllable, English about one per four characters, and 5- and 10-passage prompts
+# are 2,132 and 3,952 tokens, estimated 2,399 and 4,500. Chat templates add a few tokens
+# per message.
+CHARS_PER_TOKEN = 3
+TEMPLATE_TOKENS = 64
+# Why an answer stopped early, for people.
+STOPPED = {
+    "length": "the model reached its token limit (max_tokens {max_tokens})",
+    "content_filter": "the server's content filter stopped the answer",
+    "loop": "the model started repeating itself; the repetition was cut",
+}
 
 
 class Citation(Hit):
@@ -58,8 +85,12 @@ class Claim(BaseModel):
 class Answer(BaseModel):
     """An answer, its citations and what the checks found.
 
-    ``verified`` is true when no marker was invalid and every sentence cites a passage that
-    supports it. ``complete`` is false when the model's output was cut off.
+    ``verified`` is true when the answer cites at least one passage, no marker was invalid
+    or unreadable and every sentence cites a passage that supports it (a refusal is not
+    verified: there is nothing to check). ``complete`` is false when the model's output was
+    cut off; ``stop_reason`` says why (``length``, ``content_filter``, ``loop``, or an
+    `LLMError` kind such as ``timeout`` or ``stream``). ``notes`` say, for people, what
+    the checks changed or found.
     """
 
     question: str
@@ -68,9 +99,11 @@ class Answer(BaseModel):
     passages: list[Hit] = Field(default_factory=list)
     refused: bool = False
     complete: bool = True
-    verified: bool = True
+    stop_reason: str | None = None
+    verified: bool = False
     invalid_markers: list[int] = Field(default_factory=list)
     claims: list[Claim] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     answerer: str = ""
     timing: dict[str, float] = Field(default_factory=dict)
     #: Why the question was answered or refused before any answerer ran (`rag.answerable`).
@@ -85,25 +118,45 @@ class Answer(BaseModel):
 class AnswerStream:
     """Iterate to receive the answer's text as it is generated; then read `answer`.
 
-    If the model's stream breaks, iteration raises `LLMError` and `answer` holds what was
-    received, marked ``complete=False``.
+    Reasoning blocks are not passed on. A reply that starts repeating itself is cut there
+    (``stop_reason="loop"``). If the model's stream breaks, iteration raises `LLMError` and
+    `answer` holds what was received, marked ``complete=False``.
     """
 
-    def __init__(self, pieces: Iterator[str], finish: Callable[[str, bool], Answer]) -> None:
+    def __init__(self, pieces: Iterator[str], finish: Callable[[str, str | None], Answer]) -> None:
         self._pieces = pieces
         self._finish = finish
         self.answer: Answer | None = None
 
     def __iter__(self) -> Iterator[str]:
-        received: list[str] = []
+        received = ""
+        stop: str | None = None
+        reasoning = ReasoningFilter()
+        guard = LoopGuard()
         try:
             for piece in self._pieces:
-                received.append(piece)
-                yield piece
-        except LLMError:
-            self.answer = self._finish("".join(received), False)
+                if isinstance(piece, Cutoff):
+                    stop = piece.reason
+                    continue
+                received += piece
+                shown = reasoning.feed(piece)
+                if shown:
+                    yield shown
+                cut = guard.cut(received)
+                if cut is not None:
+                    received, stop = received[:cut], "loop"
+                    break
+        except LLMError as e:
+            self.answer = self._finish(received, e.kind)
             raise
-        self.answer = self._finish("".join(received), True)
+        finally:
+            close = getattr(self._pieces, "close", None)
+            if close is not None:  # stops the model's stream when the loop was cut
+                close()
+        rest = reasoning.flush()
+        if rest and stop != "loop":
+            yield rest
+        self.answer = self._finish(received, stop)
 
     def result(self) -> Answer:
         """Read the rest of the stream and return the checked answer."""
@@ -140,11 +193,16 @@ def answer_stream(
     started = time.perf_counter()
     lang = language(question)
     decision = decide(question, hits, stats)
+    shown = list(hits)
+    notes: list[str] = []
 
-    def finish(text: str, complete: bool) -> Answer:
-        evidence = evidence_for(embedder, tuple(h.text for h in hits)).with_judge(judge)
-        answer = verify(question, text, hits, evidence, lang)
-        answer.complete = complete
+    def finish(text: str, stop: str | None) -> Answer:
+        evidence = evidence_for(embedder, tuple(h.text for h in shown)).with_judge(judge)
+        answer = verify(question, text, shown, evidence, lang, complete=stop is None)
+        answer.complete, answer.stop_reason = stop is None, stop
+        if stop in STOPPED:
+            answer.notes.insert(0, STOPPED[stop].format(max_tokens=generator.max_tokens))
+        answer.notes[:0] = notes
         answer.answerer = generator.name
         answer.answerability = decision
         for c in answer.citations:
@@ -159,9 +217,90 @@ def answer_stream(
 
     if not decision.answerable:
         return AnswerStream(iter([REFUSALS[lang]]), finish)
-    messages = answer_messages(question, hits, lang)
-    pieces = generator.stream(messages, question=question, passages=hits)
-    return AnswerStream(pieces, finish)
+    shown = fit_passages(question, hits, lang, generator.context_tokens, generator.max_tokens)
+    if len(shown) < len(hits):
+        notes.append(
+            f"{len(shown)} of {len(hits)} passages shown, to fit the model's context of "
+            f"{generator.context_tokens} tokens"
+        )
+
+    def pieces() -> Iterator[str]:
+        nonlocal shown
+        stream = generator.stream(
+            answer_messages(question, shown, lang), question=question, passages=shown
+        )
+        try:
+            first = next(stream, None)
+        except LLMError as e:
+            if e.kind != "context" or not shown:
+                raise
+            # The estimate fell short for this server: one more try with half the text.
+            shown = _halve(shown)
+            log.warning("%s; retrying with %d passages", e, len(shown))
+            notes.append(f"{len(shown)} of {len(hits)} passages shown: the server said {e}")
+            stream = generator.stream(
+                answer_messages(question, shown, lang), question=question, passages=shown
+            )
+            first = next(stream, None)
+        if first is not None:
+            yield first
+            yield from stream
+
+    return AnswerStream(pieces(), finish)
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens ``text`` takes at most in a typical LLM tokenizer (see `CHARS_PER_TOKEN`)."""
+    hangul = len(_HANGUL.findall(text))
+    return hangul + -(-(len(text) - hangul) // CHARS_PER_TOKEN)
+
+
+def fit_passages(
+    question: str,
+    hits: Sequence[Hit],
+    lang: str,
+    context_tokens: int | None,
+    max_tokens: int | None = None,
+) -> list[Hit]:
+    """The first of ``hits`` whose prompt fits ``context_tokens`` with room for the
+    answer; a first passage too long on its own is shortened to whole sentences.
+
+    Raises:
+        LLMError: Not even the prompt without passages fits (kind ``context``).
+    """
+    shown = list(hits)
+    if context_tokens is None:
+        return shown
+    budget = context_tokens - (max_tokens or 0) - TEMPLATE_TOKENS
+
+    def need(passages: list[Hit]) -> int:
+        return sum(estimate_tokens(m["content"]) for m in answer_messages(question, passages, lang))
+
+    if need([]) > budget:
+        raise LLMError(
+            "context",
+            f"the prompt does not fit the model's context of {context_tokens} tokens with "
+            f"{max_tokens} for the answer; raise --context-tokens or lower --max-tokens",
+        )
+    while len(shown) > 1 and need(shown) > budget:
+        shown.pop()
+    while shown and need(shown) > budget:
+        shown = _halve(shown)
+    return shown
+
+
+def _halve(hits: list[Hit]) -> list[Hit]:
+    """The first half of the passages, or of the one passage's sentences (possibly none)."""
+    if len(hits) > 1:
+        return hits[: len(hits) // 2]
+    if not hits:
+        return []
+    spans = sentence_spans(hits[0].text)
+    end = spans[len(spans) // 2 - 1][1] if len(spans) > 1 else len(hits[0].text) // 2
+    if end <= 0:
+        return []
+    hit = hits[0]
+    return [hit.model_copy(update={"text": hit.text[:end], "end": hit.start + end})]
 
 
 def answer_messages(question: str, hits: Sequence[Hit], lang: str) -> list[Message]:
@@ -182,11 +321,28 @@ def answer_messages(question: str, hits: Sequence[Hit], lang: str) -> list[Messa
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def verify(question: str, text: str, hits: Sequence[Hit], evidence: Evidence, lang: str) -> Answer:
-    """Check an answer's markers and claims against the passages it was given."""
-    stripped = text.strip()
-    if not stripped or _is_refusal(stripped):
+def verify(
+    question: str,
+    text: str,
+    hits: Sequence[Hit],
+    evidence: Evidence,
+    lang: str,
+    complete: bool = True,
+) -> Answer:
+    """Check an answer's markers and claims against the passages it was given.
+
+    An empty reply is a refusal when the model finished it (the extractive answerer says
+    nothing when nothing answers); a reply of citation markers alone, or one cut off
+    before any text, is no answer: neither refused nor verified.
+    """
+    stripped, leftovers = normalize_markers(strip_reasoning(text).strip())
+    refusal = is_refusal(stripped, list(REFUSALS.values()))
+    if refusal or (not stripped and complete):
         return Answer(question=question, text=REFUSALS[lang], passages=list(hits), refused=True)
+    if not stripped or only_markers(stripped):
+        what = "only citation markers" if stripped else "no text"
+        note = f"no answer: the model's reply holds {what}"
+        return Answer(question=question, text="", passages=list(hits), notes=[note])
     invalid: list[int] = []
 
     def keep_valid(m: re.Match[str]) -> str:
@@ -212,7 +368,11 @@ def verify(question: str, text: str, hits: Sequence[Hit], evidence: Evidence, la
         passages=list(hits),
         invalid_markers=invalid,
         claims=claims,
-        verified=not invalid and all(c.supported for c in claims),
+        verified=bool(citations)
+        and not invalid
+        and not leftovers
+        and all(c.supported for c in claims),
+        notes=[f"unreadable citation {x}" for x in leftovers],
     )
 
 
@@ -236,11 +396,6 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
         elif cited and claims:
             claims[-1][1].extend(cited)
     return [(s, list(dict.fromkeys(c))) for s, c in claims]
-
-
-def _is_refusal(text: str) -> bool:
-    plain = _MARKER.sub("", text).strip()
-    return any(plain.startswith(r.rstrip(".")) for r in REFUSALS.values())
 
 
 def _citation(n: int, hit: Hit, verified: bool) -> Citation:

@@ -3,16 +3,21 @@
 "그럼 새 대표는 누구야?" means nothing to a retriever; after "카카오엔터프라이즈는 왜
 구조조정되었나?" it means "카카오엔터프라이즈 새 대표는 누구야?". With an LLM the rewrite is
 the model's (prompts/condense.txt); offline, the previous question's names are carried over.
+A model's rewrite is used only if it still looks like the user's question (`rewrite_ok`):
+small models answer the question instead, or explain; then the offline rewrite is used.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .korean import entity_phrases
+from .reply import strip_reasoning
+from .support import language
 from .templates import render
 
 if TYPE_CHECKING:
@@ -27,6 +32,26 @@ _FOLLOW_UP = re.compile(
     re.IGNORECASE,
 )
 HISTORY_TURNS = 4
+log = logging.getLogger(__name__)
+
+# Question words by meaning: a rewrite must keep the kind of question the user asked
+# ("누구야?" stays a who-question, whether it says 누구 or 누가).
+_ASKS = [
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"누구|누가",
+        r"무엇|뭐|무슨|\bwhat\b|\bwhich\b",
+        r"언제|\bwhen\b",
+        r"어디|\bwhere\b",
+        r"얼마|몇|\bhow (much|many)\b",
+        r"왜|이유|\bwhy\b",
+        r"어떻게|어떤|어느|\bhow\b",
+        r"\bwho(m|se)?\b",
+    )
+]
+# Korean sentence endings that ask; "다." ends a statement.
+_ASKING_END = re.compile(r"(\?|？|까|나|니|냐|가|요|죠|지|는지|은지)\s*$")
+_LABEL = re.compile(r"^(standalone question|rewritten question|question|질문|q)\s*[:：]\s*", re.I)
 
 
 @dataclass
@@ -66,8 +91,16 @@ class ChatSession:
                 for t in self.turns[-HISTORY_TURNS:]
             )
             prompt = render("condense", history=history, question=question)
-            rewritten = self.generator.generate([{"role": "user", "content": prompt}]).strip()
-            return rewritten.splitlines()[0].strip() if rewritten else question
+            rewritten = self.generator.generate([{"role": "user", "content": prompt}])
+            names = [
+                name
+                for t in self.turns[-HISTORY_TURNS:]
+                for name in entity_phrases(f"{t.standalone}\n{t.answer.text}")
+            ]
+            checked = rewrite_ok(rewritten, question, names)
+            if checked is not None:
+                return checked
+            log.info("the model's rewrite is not a question, using the offline one: %r", rewritten)
         return carry_over(self.turns[-1].standalone, question)
 
     def ask_stream(self, question: str) -> tuple[str, AnswerStream]:
@@ -88,6 +121,31 @@ class ChatSession:
 
     def record(self, question: str, standalone: str, answer: Answer) -> None:
         self.turns.append(Turn(question, standalone, answer))
+
+
+def rewrite_ok(rewritten: str, question: str, names: list[str]) -> str | None:
+    """The model's standalone ``rewritten`` form of ``question``, tidied, if it is one.
+
+    It must be one line in the question's language, no longer than the question plus the
+    conversation's ``names`` (and some slack for particles), cite nothing, keep the kind
+    of question asked (who, when, how much, ...), and ask when the question asked.
+    """
+    text = strip_reasoning(rewritten).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        return None
+    text = _LABEL.sub("", lines[0].strip()).strip("\"'“”‘’「」`* ")
+    unique = " ".join(dict.fromkeys(names))
+    limit = len(question) + len(unique) + max(20, len(question) // 2)
+    if not text or len(text) > limit or re.search(r"\[\d+\]", text):
+        return None
+    if language(text) != language(question):
+        return None
+    if any(ask.search(question) and not ask.search(text) for ask in _ASKS):
+        return None
+    if _ASKING_END.search(question.strip()) and not _ASKING_END.search(text):
+        return None
+    return text
 
 
 def carry_over(previous: str, question: str) -> str:

@@ -1,7 +1,8 @@
 """The `rag` command: a thin layer over the Python API (parse, call, format).
 
 Exit codes: 0 success, 1 a `RagError` (missing or corrupt index, model mismatch, every input
-rejected, ...), 2 bad arguments, 130 interrupted.
+rejected, ...), 2 bad arguments, 3 `rag eval` finished but some answers failed (LLM errors;
+the report is written first), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -254,6 +255,28 @@ BaseUrlOpt = Annotated[
 TimeoutOpt = Annotated[
     float | None, typer.Option("--timeout", min=0.1, help="LLM timeout in seconds.")
 ]
+MaxTokensOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens", min=1, help="Longest LLM answer, in tokens ($RAG_LLM_MAX_TOKENS; 512)."
+    ),
+]
+DeadlineOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        min=0.1,
+        help="Seconds one LLM answer may take in all ($RAG_LLM_DEADLINE; 300).",
+    ),
+]
+ContextOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--context-tokens",
+        min=1,
+        help="The LLM's context in tokens; passages are cut to fit ($RAG_LLM_CONTEXT; 4096).",
+    ),
+]
 
 
 @app.command("ask")
@@ -270,6 +293,9 @@ def ask_cmd(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     timeout: TimeoutOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    deadline: DeadlineOpt = None,
+    context_tokens: ContextOpt = None,
     judge: Annotated[
         bool,
         typer.Option(
@@ -292,6 +318,9 @@ def ask_cmd(
         model=model,
         base_url=base_url,
         timeout=timeout,
+        max_tokens=max_tokens,
+        deadline=deadline,
+        context_tokens=context_tokens,
     )
     if as_json:
         output.print_json(stream.result().model_dump(mode="json"))
@@ -310,6 +339,9 @@ def chat_cmd(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     timeout: TimeoutOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    deadline: DeadlineOpt = None,
+    context_tokens: ContextOpt = None,
 ) -> None:
     """Talk with the articles: follow-up questions keep the conversation's context.
 
@@ -321,6 +353,7 @@ def chat_cmd(
     first, last = _date(since), _date(until)
     idx = _open(index)
     options = {"model": model, "base_url": base_url, "timeout": timeout}
+    options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
     generator = idx.answerer(llm, options)
     session = ChatSession(idx, generator, k=k, since=first, until=last, source=source)
     run(session, output.stream_answer, output.print_sources)
@@ -346,6 +379,9 @@ def eval_cmd(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     timeout: TimeoutOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    deadline: DeadlineOpt = None,
+    context_tokens: ContextOpt = None,
     report: Annotated[
         Path | None,
         typer.Option("--report", help="Write DIR/report.md and a recall@k plot.", file_okay=False),
@@ -366,7 +402,11 @@ def eval_cmd(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score retrieval, answers, citations and refusals against gold questions."""
+    """Score retrieval, answers, citations and refusals against gold questions.
+
+    Exit 1 when a metric regressed against --baseline, 3 when an answer failed (an LLM
+    error; the run goes on and the report is written).
+    """
     from . import report as reports
     from .evaluate import EvalResult, evaluate, gold_digest, load_gold
 
@@ -380,6 +420,7 @@ def eval_cmd(
             reports.check_gold(previous, gold_digest(items), baseline)
     idx = _open(index)
     options = {"model": model, "base_url": base_url, "timeout": timeout}
+    options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
     result = cast(
         EvalResult,
         output.with_progress(
@@ -419,6 +460,12 @@ def eval_cmd(
     if comparison is not None and comparison.regressions:
         for check in comparison.regressions:
             typer.echo(check.line(), err=True)
+    failed = [i for i in result.items if i.error is not None]
+    for i in failed:
+        typer.echo(f"error: question {i.id}: {i.error}", err=True)
+    if failed:
+        raise typer.Exit(3)
+    if comparison is not None and comparison.regressions:
         raise typer.Exit(1)
 
 

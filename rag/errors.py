@@ -93,8 +93,9 @@ class MissingPromptVariable(RagError):
 class LLMError(RagError):
     """The language model could not produce a (complete) answer.
 
-    ``kind`` is one of: ``unreachable``, ``timeout``, ``auth``, ``rate_limit``, ``server``,
-    ``bad_request``, ``stream`` (the stream broke mid-answer).
+    ``kind`` is one of: ``unreachable``, ``timeout`` (also: past the answer's deadline),
+    ``auth``, ``rate_limit``, ``server``, ``bad_request``, ``context`` (the prompt exceeds
+    the model's context), ``stream`` (the stream broke mid-answer).
     """
 
     def __init__(self, kind: str, message: str) -> None:

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, ValidationError
 
 from . import config
-from .errors import RagError
+from .errors import LLMError, RagError
 
 if TYPE_CHECKING:
+    from .answer import Answer
     from .generate import Generator
     from .index import Index
 
@@ -34,6 +35,9 @@ CUTOFFS = (1, 3, 5, 10)
 #: be needed to see 10 distinct documents).
 RANKING_DEPTH = 50
 LATENCY_STAGES = ("retrieve", "answer", "total")
+#: Consecutive failed answers after which the model is taken to be down and the remaining
+#: questions are not asked (each failure may have waited for timeouts and retries).
+MAX_ERRORS_IN_A_ROW = 3
 
 _MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
@@ -78,10 +82,12 @@ class QuestionResult(BaseModel):
     f1: float | None
     facts: float | None
     missing_facts: list[str]
+    unsupported: int = 0
     passed: bool
     timing: dict[str, float]
     #: Whether the answer's first sentence holds a gold fact (answered answerable questions).
     answer_first: bool | None = None
+    error: str | None = None
 
 
 class EvalResult(BaseModel):
@@ -256,13 +262,16 @@ def score(
     ranking: Sequence[str] = (),
     invalid_markers: int = 0,
     timing: dict[str, float] | None = None,
+    unsupported: int = 0,
+    error: str | None = None,
 ) -> QuestionResult:
     """Score one answer against its gold item.
 
     A refusal is scored, never skipped: on an unanswerable question it counts as EM, F1 and
     fact coverage 1; on an answerable one as 0. An answerable question passes when it is
-    answered, covers every fact and every citation is verified; an unanswerable one when
-    it is refused.
+    answered, covers every fact and the answer is verified: at least one citation, every
+    citation verified and no ``unsupported`` sentence. An unanswerable one passes when it
+    is refused. A question whose answer failed with an ``error`` never passes.
     """
     missing: list[str] = []
     em: float | None
@@ -280,7 +289,8 @@ def score(
             f1 = token_f1(answer_text, item.answer) if item.answer else None
             missing = missing_facts(answer_text, item.facts)
         facts = 1 - len(missing) / len(item.facts) if item.facts else None
-        passed = not refused and not missing and all(c.verified for c in citations)
+        verified = bool(citations) and all(c.verified for c in citations) and not unsupported
+        passed = not refused and not missing and verified
     return QuestionResult(
         id=item.id,
         question=item.question,
@@ -295,11 +305,13 @@ def score(
         f1=f1,
         facts=facts,
         missing_facts=missing,
-        passed=passed,
+        unsupported=unsupported,
+        passed=passed and error is None,
         timing=timing or {},
         answer_first=None
         if refused or not item.answerable or not item.facts
         else leads_with_fact(answer_text, item.facts),
+        error=error,
     )
 
 
@@ -340,6 +352,8 @@ def aggregate(items: Sequence[QuestionResult]) -> tuple[dict[str, float | None],
     put("citation_recall", [float(d in cited) for gold, cited in cited_docs for d in gold])
     metrics["invalid_markers"] = float(sum(i.invalid_markers for i in items))
     sizes["invalid_markers"] = len(items)
+    metrics["errors"] = float(sum(i.error is not None for i in items))
+    sizes["errors"] = len(items)
     put("refusal_accuracy", [float(i.refused) for i in items if not i.answerable])
     put("false_refusal_rate", [float(i.refused) for i in items if i.answerable])
     put("pass_rate", [float(i.passed) for i in items])
@@ -350,6 +364,26 @@ def aggregate(items: Sequence[QuestionResult]) -> tuple[dict[str, float | None],
             metrics[f"latency_{stage}_{name}"] = _percentile(times, q)
             sizes[f"latency_{stage}_{name}"] = len(times)
     return metrics, sizes
+
+
+def _scored(
+    item: GoldItem, answer: Answer | None, ranking: list[str], error: str | None
+) -> QuestionResult:
+    """`score` for an `Answer` (``None``: the answer failed before anything was received)."""
+    if answer is None:
+        return score(item, "", False, ranking=ranking, error=error)
+    cited = answer.citations
+    return score(
+        item,
+        answer.text,
+        answer.refused,
+        ranking=ranking,
+        citations=[CitedPassage(n=c.n, doc_id=c.doc_id, verified=c.verified) for c in cited],
+        invalid_markers=len(answer.invalid_markers),
+        timing=answer.timing,
+        unsupported=len(answer.unsupported),
+        error=error,
+    )
 
 
 def evaluate(
@@ -375,10 +409,11 @@ def evaluate(
         **llm_options: For ``openai``: ``model``, ``base_url``, ``api_key``, ``timeout``.
 
     Returns:
-        The metrics, their denominators and each question's scores.
+        The metrics, their denominators and each question's scores. A question whose answer
+        failed (`LLMError`) is recorded with its ``error`` and fails, and the run goes on;
+        after `MAX_ERRORS_IN_A_ROW` failures in a row the rest are recorded as not asked.
 
     Raises:
-        LLMError: The language model failed.
         InvalidOption: A bad ``k``, ``fusion`` or ``bm25_weight``.
     """
     from .answer import answer_stream
@@ -392,29 +427,34 @@ def evaluate(
     index.search(items[0].question if items else "", k=1)
     started = time.perf_counter()
     results = []
+    failed_in_a_row: list[str] = []
     for done, item in enumerate(items, 1):
         t0 = time.perf_counter()
         hits = index.search(
             item.question, k=max(RANKING_DEPTH, k), fusion=fusion, bm25_weight=bm25_weight
         )
         retrieve = time.perf_counter() - t0
-        answer = answer_stream(
-            item.question, hits[:k], generator, index.embedder, retrieve, index.document_frequencies
-        ).result()
-        results.append(
-            score(
-                item,
-                answer.text,
-                answer.refused,
-                ranking=doc_ranking(h.doc_id for h in hits)[: max(CUTOFFS)],
-                citations=[
-                    CitedPassage(n=c.n, doc_id=c.doc_id, verified=c.verified)
-                    for c in answer.citations
-                ],
-                invalid_markers=len(answer.invalid_markers),
-                timing=answer.timing,
-            )
-        )
+        ranking = doc_ranking(h.doc_id for h in hits)[: max(CUTOFFS)]
+        if len(failed_in_a_row) >= MAX_ERRORS_IN_A_ROW:
+            error = f"not asked after {len(failed_in_a_row)} failed answers in a row"
+            results.append(score(item, "", False, ranking=ranking, error=error))
+        else:
+            stream, error = None, None
+            try:
+                stream = answer_stream(
+                    item.question,
+                    hits[:k],
+                    generator,
+                    index.embedder,
+                    retrieve,
+                    index.document_frequencies,
+                )
+                stream.result()
+                failed_in_a_row.clear()
+            except LLMError as e:
+                error = str(e)
+                failed_in_a_row.append(error)
+            results.append(_scored(item, stream.answer if stream else None, ranking, error))
         if progress:
             progress("questions", done, len(items))
     metrics, sizes = aggregate(results)

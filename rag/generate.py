@@ -22,6 +22,21 @@ class Message(TypedDict):
     content: str
 
 
+class Cutoff(str):
+    """The last, empty piece of a stream whose model stopped before the answer was done.
+
+    ``reason`` is the server's ``finish_reason`` (``length``, ``content_filter``). Being an
+    empty string, it changes nothing for a caller that just joins the pieces.
+    """
+
+    reason: str
+
+    def __new__(cls, reason: str) -> Cutoff:
+        piece = super().__new__(cls, "")
+        piece.reason = reason
+        return piece
+
+
 class Generator(ABC):
     """Base class; backends implement `stream`, and `generate` joins it.
 
@@ -33,12 +48,18 @@ class Generator(ABC):
     name: str = "generator"
     #: Whether the backend can rewrite a follow-up question from the chat history.
     can_condense: bool = True
+    #: The model's context in tokens, prompt and answer together (``None``: no limit), and
+    #: the most tokens it may answer with; the passages shown are cut to fit both.
+    context_tokens: int | None = None
+    max_tokens: int | None = None
 
     @abstractmethod
     def stream(
         self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
     ) -> Iterator[str]:
         """Yield the answer's text in pieces.
+
+        The last piece may be a `Cutoff` saying why the model stopped early.
 
         Raises:
             LLMError: The model failed; pieces already yielded are an incomplete answer.

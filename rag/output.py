@@ -38,8 +38,12 @@ def stream_answer(stream: Any) -> Any:
     answer = stream.answer
     if answer is None:
         return None
+    if not answer.complete:  # on a line of its own, never glued to the answer
+        out.print(escape("[answer incomplete]"), style="bold red")
     if not answer.refused:
         print_sources(answer, cited_only=True)
+    for note in answer.notes:
+        out.print(escape(f"note: {note}"), style="yellow")
     for n in answer.invalid_markers:
         out.print(escape(f"note: removed citation [{n}]: no such passage"), style="yellow")
     for claim in answer.unsupported:

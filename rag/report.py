@@ -36,6 +36,7 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "citation_precision": ("citations of answered questions", "share verified"),
     "citation_recall": ("gold docs of answerable questions", "share cited"),
     "invalid_markers": ("answers", "total [n] markers naming no passage (a count)"),
+    "errors": ("answers", "questions whose answer failed with an LLM error (a count)"),
     "refusal_accuracy": ("unanswerable questions", "share refused"),
     "false_refusal_rate": ("answerable questions", "share refused"),
     "pass_rate": ("questions", "share passing (see below)"),
@@ -54,7 +55,8 @@ NOTES = [
     "Refusals are scored: on an unanswerable question a refusal counts as EM, F1 and fact "
     "coverage 1 (its citations are not counted); on an answerable one as 0.",
     "A question passes when it is unanswerable and refused, or answerable, answered, covers "
-    "every fact, and every citation is verified.",
+    "every fact, and is verified: at least one citation, every citation verified, no "
+    "unsupported sentence. A question whose answer failed (an LLM error) fails.",
     "Latency: seconds per question, p50/p95 by linear interpolation; retrieve is the one "
     "search per question (50 deep; the answerer sees its first k hits). Not gated: it "
     "depends on the machine.",
@@ -89,7 +91,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _value(name: str, value: float | None) -> str:
-    return _fmt(value, 0 if name == "invalid_markers" else 3)
+    return _fmt(value, 0 if name in ("invalid_markers", "errors") else 3)
 
 
 def _describe(result: EvalResult) -> str:

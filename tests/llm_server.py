@@ -21,6 +21,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +37,11 @@ CREATED = 1_700_000_000
 class Reply:
     """A 200 answer, streamed or not as the request asks.
 
-    ``chunks`` are the streamed content pieces. The stream's last content chunk may be
-    followed by a stall, the connection may be cut, garbage may be sent, or the stream may
-    end cleanly but without ``finish_reason`` / ``[DONE]``.
+    ``chunks`` are the streamed content pieces, sent ``pace`` seconds apart after the
+    ``reasoning`` pieces (``delta.reasoning_content``, as llama.cpp and vLLM stream a
+    thinking model's reasoning). A chunk may be followed by a stall (silent, or with an SSE
+    keep-alive comment every ``keepalive`` seconds), the connection may be cut, garbage may
+    be sent, or the stream may end cleanly but without ``finish_reason`` / ``[DONE]``.
     """
 
     text: str
@@ -49,6 +52,9 @@ class Reply:
     garbage_after: int | None = None  # send a malformed SSE event after this many
     stall_after: int | None = None  # go quiet for `stall` seconds after this many
     stall: float = 0.0
+    keepalive: float = 0.0
+    pace: float = 0.0
+    reasoning: tuple[str, ...] = ()
     times: int | None = 1
 
 
@@ -100,6 +106,43 @@ def status(
 def delay(seconds: float, then: Reply | Status | None = None, *, times: int | None = 1) -> Delay:
     """Say nothing for ``seconds``, then answer ``then`` (default: a short reply)."""
     return Delay(seconds, then if then is not None else reply("늦은 답"), times=times)
+
+
+def loop(sentence: str, copies: int = 40) -> Reply:
+    """A model stuck repeating ``sentence`` until its token limit."""
+    return reply(sentence * copies, [sentence] * copies, finish_reason="length")
+
+
+# How servers say a prompt is longer than their context, as 400 bodies.
+CONTEXT_ERRORS = {
+    "openai": {
+        "error": {
+            "message": "This model's maximum context length is 4096 tokens. However, your "
+            "messages resulted in 5120 tokens. Please reduce the length of the messages.",
+            "type": "invalid_request_error",
+            "code": "context_length_exceeded",
+        }
+    },
+    "vllm": {
+        "object": "error",
+        "message": "This model's maximum context length is 4096 tokens. However, you requested "
+        "5632 tokens (5120 in the messages, 512 in the completion).",
+        "type": "BadRequestError",
+        "code": 400,
+    },
+    "llama.cpp": {
+        "error": {
+            "code": 400,
+            "message": "the request exceeds the available context size, try increasing it",
+            "type": "exceed_context_size_error",
+        }
+    },
+}
+
+
+def context_exceeded(server: str = "llama.cpp") -> Status:
+    """A 400 saying the prompt does not fit, worded as ``server`` words it."""
+    return status(400, CONTEXT_ERRORS[server])
 
 
 def break_stream(after_chunks: int, chunks: Sequence[str] = ("하나", "둘", "셋", "넷")) -> Reply:
@@ -242,6 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _complete(self, behaviour: Reply, model: str) -> None:
         message = {"role": "assistant", "content": behaviour.text, "refusal": None}
+        if behaviour.reasoning:
+            message["reasoning_content"] = "".join(behaviour.reasoning)
         choice = {
             "index": 0,
             "message": message,
@@ -264,6 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         self._event(_chunk(model, {"role": "assistant", "content": ""}, None))
+        for thought in behaviour.reasoning:
+            self._event(_chunk(model, {"reasoning_content": thought}, None))
         for n, piece in enumerate(behaviour.chunks):
             if n == behaviour.cut_after:
                 self.connection.shutdown(socket.SHUT_RDWR)  # mid-body: no terminating chunk
@@ -271,7 +318,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if n == behaviour.garbage_after:
                 self._write(b'data: {"id": "chatcmpl-test", "choices": [\n\n')
-            if n == behaviour.stall_after and self.llm._stopping.wait(behaviour.stall):
+            if n == behaviour.stall_after and self._stall(behaviour):
+                return
+            if n and behaviour.pace and self.llm._stopping.wait(behaviour.pace):
                 return
             self._event(_chunk(model, {"content": piece}, None))
         if behaviour.finish_reason is not None:
@@ -279,6 +328,17 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour.done:
             self._write(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
+
+    def _stall(self, behaviour: Reply) -> bool:
+        """Go quiet (but for keep-alives) for the stall; True when the server is stopping."""
+        if not behaviour.keepalive:
+            return self.llm._stopping.wait(behaviour.stall)
+        ends = time.monotonic() + behaviour.stall
+        while time.monotonic() < ends:
+            self._write(b": keep-alive\n\n")
+            if self.llm._stopping.wait(behaviour.keepalive):
+                return True
+        return False
 
     def _event(self, payload: dict[str, Any]) -> None:
         self._write(f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,10 @@ from typer.testing import CliRunner
 
 from rag import Index
 from rag.chat import ChatSession
+from rag.evaluate import evaluate, score
 from rag.repl import run
-from tests.conftest import SEEDS, FakeGenerator
-from tests.llm_server import LLMServer, break_stream, closed_port_url, reply, status
+from tests.conftest import KAKAO, SEEDS, FakeGenerator
+from tests.llm_server import LLMServer, break_stream, closed_port_url, delay, reply, status
 
 QUESTION = "카카오엔터프라이즈 영업손실은 얼마나 늘었나?"
 
@@ -98,3 +100,125 @@ def test_ctrl_c_cancels_the_answer_not_the_session(
     assert "영업손실 폭이\n[answer cancelled]\n" in out
     assert "No answer yet." in out  # the cancelled answer was not recorded
     assert session.turns == []
+
+
+LOSS = "영업손실 폭이 368억원에서 1406억원으로 3년 만에 4배나 증가했다"
+
+
+def loss_n(index_dir: Path) -> int:
+    hits = Index.open(index_dir).search(QUESTION, k=5)
+    return next(n for n, h in enumerate(hits, 1) if LOSS in h.text)
+
+
+def test_a_cut_answer_says_so_on_a_line_of_its_own(index_dir: Path, llm_server: LLMServer) -> None:
+    n = loss_n(index_dir)
+    llm_server.queue(
+        reply(f"카카오엔터프라이즈의 {LOSS} [{n}]. 또한 매출은", finish_reason="length")
+    )
+    code, out, err = ask(index_dir, llm_server.base_url, "--max-tokens", "40")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"카카오엔터프라이즈의 {LOSS} [{n}]. 또한 매출은"
+    assert lines[1] == "[answer incomplete]"
+    assert "note: the model reached its token limit (max_tokens 40)" in lines
+    assert err == ""  # nothing glued to the answer from the log
+    assert llm_server.requests[0].body["max_tokens"] == 40
+
+
+def test_json_carries_complete_false(index_dir: Path, llm_server: LLMServer) -> None:
+    llm_server.queue(reply("영업손실은", finish_reason="length"))
+    code, out, _ = ask(index_dir, llm_server.base_url, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["complete"] is False and data["stop_reason"] == "length"
+
+
+def test_the_deadline_option_stops_a_slow_answer(index_dir: Path, llm_server: LLMServer) -> None:
+    llm_server.queue(reply("영업손실은 " * 10, ["영업손실은 "] * 10, pace=0.3))
+    code, out, err = ask(index_dir, llm_server.base_url, "--deadline", "1")
+    assert code == 1
+    assert out.splitlines()[-1] == "[answer incomplete]"
+    assert err.startswith("error: the answer from ") and "took longer than 1 s" in err
+
+
+def test_context_option_cuts_the_passages(index_dir: Path, llm_server: LLMServer) -> None:
+    llm_server.queue(reply("영업손실이 늘었다 [1]."))
+    code, out, err = ask(index_dir, llm_server.base_url, "-k", "6", "--context-tokens", "2000")
+    assert code == 0, err
+    prompt = llm_server.requests[0].messages[1]["content"]
+    assert "[1] " in prompt and "[6] " not in prompt
+    assert "passages shown, to fit the model's context of 2000 tokens" in out
+
+
+# -- rag eval with an LLM that fails --------------------------------------------------------
+
+GOLD = [
+    {"id": "a", "question": QUESTION, "answer": "1406억원",
+     "docs": [KAKAO], "facts": [["1406억원"]]},
+    {"id": "b", "question": "카카오엔터프라이즈 영업손실 규모", "answer": "1406억원",
+     "docs": [KAKAO], "facts": [["1406억원"]]},
+    {"id": "c", "question": "카카오엔터프라이즈 영업손실 증가", "answer": "1406억원",
+     "docs": [KAKAO], "facts": [["1406억원"]]},
+]  # fmt: skip
+
+
+def test_one_failed_answer_is_recorded_and_the_run_goes_on(
+    index_dir: Path, llm_server: LLMServer
+) -> None:
+    from rag.backends.openai import OpenAIGenerator
+
+    n = loss_n(index_dir)
+    good = f"카카오엔터프라이즈의 {LOSS} [{n}]."
+    llm_server.queue(reply(good), status(500), reply(good))
+    generator = OpenAIGenerator(base_url=llm_server.base_url, model="m", max_retries=0)
+    result = evaluate(Index.open(index_dir), GOLD, answerer=generator)
+    a, b, c = result.items
+    assert b.error is not None and "failed (500)" in b.error and not b.passed
+    assert a.error is None and c.error is None
+    assert result.metrics["errors"] == 1.0 and result.denominators["errors"] == 3
+    assert len(llm_server.requests) == 3
+
+
+def test_a_server_that_stays_down_is_not_asked_every_question(index_dir: Path) -> None:
+    from rag.backends.openai import OpenAIGenerator
+
+    generator = OpenAIGenerator(base_url=closed_port_url(), model="m", max_retries=0)
+    gold = GOLD + [dict(GOLD[0], id=f"x{i}") for i in range(3)]
+    result = evaluate(Index.open(index_dir), gold, answerer=generator)
+    errors = [i.error for i in result.items]
+    assert all(e and e.startswith("cannot reach the LLM server") for e in errors[:3])
+    assert errors[3:] == ["not asked after 3 failed answers in a row"] * 3
+    assert result.metrics["errors"] == 6.0 and result.metrics["pass_rate"] == 0.0
+
+
+def test_rag_eval_writes_the_report_then_exits_3(
+    index_dir: Path, llm_server: LLMServer, tmp_path: Path
+) -> None:
+    from rag.cli import app
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(g, ensure_ascii=False) for g in GOLD), encoding="utf-8")
+    llm_server.queue(reply("영업손실은 1406억원이다 [1]."), delay(5), reply("모른다 [1]."))
+    args = ["eval", str(gold), "--index", str(index_dir), "--llm", "openai", "--model", "m"]
+    args += ["--base-url", llm_server.base_url, "--timeout", "0.5", "--report", str(tmp_path / "r")]
+    result = CliRunner(env={"RAG_LLM_MAX_RETRIES": "0"}).invoke(app, args)
+    assert result.exit_code == 3
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert errors == [
+        f"error: question b: LLM at {llm_server.base_url} did not answer within 0.5 s"
+    ]
+    assert "errors                       1     3  answers" in result.stdout
+    assert (tmp_path / "r" / "report.md").exists()
+
+
+def test_an_answer_citing_nothing_does_not_pass() -> None:
+    from rag.evaluate import GoldItem
+
+    item = GoldItem(id="q", question="?", answer="1406억원", facts=[["1406억원"]], docs=[KAKAO])
+    assert not score(item, "영업손실은 1406억원이다.", False, citations=[]).passed
+    from rag.evaluate import CitedPassage
+
+    cited = [CitedPassage(n=1, doc_id=KAKAO, verified=True)]
+    assert score(item, "영업손실은 1406억원이다 [1].", False, citations=cited).passed
+    assert not score(
+        item, "1406억원이다 [1]. 추측이다.", False, citations=cited, unsupported=1
+    ).passed

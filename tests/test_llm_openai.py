@@ -10,12 +10,14 @@ import pytest
 
 from rag.backends.openai import OpenAIGenerator
 from rag.errors import InvalidOption, LLMError
-from rag.generate import Message, get_generator
+from rag.generate import Cutoff, Message, get_generator
 from tests.llm_server import (
+    CONTEXT_ERRORS,
     Behaviour,
     LLMServer,
     break_stream,
     closed_port_url,
+    context_exceeded,
     delay,
     reply,
     status,
@@ -40,6 +42,9 @@ def _no_llm_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "RAG_LLM_API_KEY",
         "RAG_LLM_TIMEOUT",
         "RAG_LLM_MAX_RETRIES",
+        "RAG_LLM_MAX_TOKENS",
+        "RAG_LLM_DEADLINE",
+        "RAG_LLM_CONTEXT",
         "OPENAI_BASE_URL",
         "OPENAI_API_KEY",
         "OPENAI_CUSTOM_HEADERS",
@@ -152,6 +157,10 @@ def test_arguments_win_over_the_environment(
         ("RAG_LLM_TIMEOUT", "0", "invalid timeout 0.0; valid: a positive number of seconds"),
         ("RAG_LLM_MAX_RETRIES", "1.5", "invalid max_retries 1.5; valid: a whole number"),
         ("RAG_LLM_MAX_RETRIES", "-1", "invalid max_retries -1.0; valid: a whole number"),
+        ("RAG_LLM_MAX_TOKENS", "0", "invalid max_tokens 0.0; valid: a whole number, 1 or more"),
+        ("RAG_LLM_MAX_TOKENS", "many", "invalid RAG_LLM_MAX_TOKENS 'many'; valid: a number"),
+        ("RAG_LLM_CONTEXT", "4k", "invalid RAG_LLM_CONTEXT '4k'; valid: a number"),
+        ("RAG_LLM_DEADLINE", "-5", "invalid deadline -5.0; valid: a positive number"),
     ],
 )
 def test_bad_numbers_in_the_environment(
@@ -301,3 +310,82 @@ def test_stopping_early_closes_the_stream(llm_server: LLMServer) -> None:
     assert next(stream) == "abc"
     stream.close()
     assert generator.generate(MESSAGES) == "다음"
+
+
+# -- bounds on an answer: max_tokens, a deadline, how the model stopped ---------------------
+
+
+def test_max_tokens_is_sent(llm_server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    llm_server.queue(reply("답", times=3))
+    make(llm_server).generate(MESSAGES)
+    list(make(llm_server, max_tokens=64).stream(MESSAGES))
+    monkeypatch.setenv("RAG_LLM_MAX_TOKENS", "128")
+    make(llm_server).generate(MESSAGES)
+    assert [r.body["max_tokens"] for r in llm_server.requests] == [512, 64, 128]
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        # tokens keep coming, each well within the per-read timeout
+        reply("가" * 60, ["가"] * 60, pace=0.1),
+        # the server sends nothing but keep-alive comments
+        reply("가나다", ["가", "나", "다"], stall_after=1, stall=10, keepalive=0.2),
+        # the server is still processing the prompt: not even headers yet
+        delay(10),
+    ],
+    ids=["slow tokens", "keep-alives", "no headers"],
+)
+def test_the_deadline_bounds_the_whole_answer(llm_server: LLMServer, script: Behaviour) -> None:
+    llm_server.queue(script)
+    generator = make(llm_server, timeout=5, deadline=1, max_retries=0)
+    received: list[str] = []
+    started = time.perf_counter()
+    with pytest.raises(LLMError) as caught:
+        for piece in generator.stream(MESSAGES):
+            received.append(piece)
+    assert time.perf_counter() - started < 2
+    assert caught.value.kind == "timeout"
+    message = str(caught.value)
+    assert message.startswith(f"the answer from {llm_server.base_url} took longer than 1 s")
+    if received:
+        assert message.endswith(f"the {len(''.join(received))} characters received are incomplete")
+    assert "\n" not in message
+
+
+def test_a_fast_answer_is_not_held_to_the_deadline(llm_server: LLMServer) -> None:
+    llm_server.queue(reply(ANSWER))
+    assert "".join(make(llm_server, deadline=5).stream(MESSAGES)) == ANSWER
+
+
+@pytest.mark.parametrize("reason", ["length", "content_filter"])
+def test_a_cut_answer_ends_with_a_cutoff(llm_server: LLMServer, reason: str) -> None:
+    llm_server.queue(reply("영업손실은", finish_reason=reason))
+    pieces = list(make(llm_server).stream(MESSAGES))
+    assert "".join(pieces) == "영업손실은"
+    assert isinstance(pieces[-1], Cutoff) and pieces[-1].reason == reason
+
+
+def test_a_finished_answer_has_no_cutoff(llm_server: LLMServer) -> None:
+    llm_server.queue(reply(ANSWER))
+    assert not any(isinstance(p, Cutoff) for p in make(llm_server).stream(MESSAGES))
+
+
+def test_reasoning_deltas_are_not_the_answer(llm_server: LLMServer) -> None:
+    llm_server.queue(reply(ANSWER, reasoning=("The user asks why. ", "Passage 1 says...")))
+    assert "".join(make(llm_server).stream(MESSAGES)) == ANSWER
+
+
+@pytest.mark.parametrize("server", sorted(CONTEXT_ERRORS))
+@pytest.mark.parametrize("method", ["generate", "stream"])
+def test_a_context_overflow_has_its_own_kind(
+    llm_server: LLMServer, server: str, method: str
+) -> None:
+    llm_server.queue(context_exceeded(server))
+    with pytest.raises(LLMError) as caught:
+        if method == "generate":
+            make(llm_server).generate(MESSAGES)
+        else:
+            list(make(llm_server).stream(MESSAGES))
+    assert caught.value.kind == "context"
+    assert "says the prompt exceeds its context (400)" in str(caught.value)

@@ -4,17 +4,26 @@ Failures become one `LLMError` each. Rate limits (429), server errors (5xx), tim
 refused connections are first retried by the SDK itself, ``max_retries`` times with
 exponential backoff (0.5 s doubling up to 8 s, with jitter) or the server's
 ``retry-after-ms`` / ``Retry-After`` when that is positive and at most two minutes.
+
+A streamed answer is bounded three ways: ``max_tokens`` is sent, so a looping model stops;
+``deadline`` limits the whole answer's wall-clock time (the per-read ``timeout`` never fires
+while tokens or keep-alives keep arriving); and a server saying its context is exceeded
+gets the kind ``context``, which `rag.answer` answers by retrying with fewer passages.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import re
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendUnavailable, InvalidOption, LLMError
-from ..generate import Generator, Message
+from ..generate import Cutoff, Generator, Message
 from ..records import Hit
 from ..sanitize import redact
 
@@ -28,6 +37,21 @@ DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 2
+# Room for the four cited sentences the prompt asks for, in Korean (about one token a
+# syllable), with some to spare; a model that loops stops here.
+DEFAULT_MAX_TOKENS = 512
+# The whole answer, prompt processing included: a 1.5B model on two CPU cores needs about
+# a minute for a 5-passage prompt and 512 tokens (README, "Answering with a local model").
+DEFAULT_DEADLINE = 300.0
+# The context assumed when none is configured: small, so a prompt fits most servers
+# (llama.cpp and Ollama often run with 4096); raise it for large-context models.
+DEFAULT_CONTEXT_TOKENS = 4096
+# How servers word "the prompt is longer than my context" (OpenAI, vLLM, llama.cpp, TGI).
+_CONTEXT_EXCEEDED = re.compile(
+    r"context.{0,20}(length|size|window)|exceed.{0,30}context|context_length_exceeded"
+    r"|too many tokens|input is too long|maximum.{0,20}tokens",
+    re.IGNORECASE,
+)
 # Local servers (Ollama, vLLM, llama.cpp) accept any key, but the SDK refuses to build a
 # client without one; a placeholder lets them work with no configuration, and a server that
 # does check keys answers 401, which `_llm_error` turns into "set RAG_LLM_API_KEY".
@@ -50,10 +74,15 @@ class OpenAIGenerator(Generator):
             more than the default 60).
         max_retries: Retries after a rate limit, server error, timeout or refused connection.
         temperature: Sampling temperature; ``None`` leaves it to the server.
+        max_tokens: The most tokens an answer may have (default 512).
+        deadline: Seconds a streamed answer may take in all (default 300).
+        context_tokens: The model's context, prompt and answer together (default 4096);
+            the passages are cut to fit it.
 
     Raises:
         BackendUnavailable: The ``openai`` package is missing.
-        InvalidOption: A timeout or retry count (argument or variable) is not valid.
+        InvalidOption: A timeout, retry count, token count or deadline (argument or
+            variable) is not valid.
     """
 
     name = "openai"
@@ -66,6 +95,9 @@ class OpenAIGenerator(Generator):
         timeout: float | None = None,
         max_retries: int | None = None,
         temperature: float | None = 0.0,
+        max_tokens: int | None = None,
+        deadline: float | None = None,
+        context_tokens: int | None = None,
     ) -> None:
         try:
             from openai import OpenAI
@@ -84,6 +116,13 @@ class OpenAIGenerator(Generator):
             raise InvalidOption("max_retries", retries, ["a whole number, 0 or more"])
         self.max_retries = int(retries)
         self.temperature = temperature
+        self.max_tokens = _count("max_tokens", max_tokens, "RAG_LLM_MAX_TOKENS", DEFAULT_MAX_TOKENS)
+        self.context_tokens = _count(
+            "context_tokens", context_tokens, "RAG_LLM_CONTEXT", DEFAULT_CONTEXT_TOKENS
+        )
+        self.deadline = _number("deadline", deadline, "RAG_LLM_DEADLINE", DEFAULT_DEADLINE)
+        if not self.deadline > 0:
+            raise InvalidOption("deadline", self.deadline, ["a positive number of seconds"])
         self._client = OpenAI(
             base_url=self.base_url, api_key=key, timeout=self.timeout, max_retries=self.max_retries
         )
@@ -91,37 +130,93 @@ class OpenAIGenerator(Generator):
     def stream(
         self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
     ) -> Iterator[str]:
-        """Yield the answer as the server streams it.
+        """Yield the answer as the server streams it; reasoning deltas are left out.
+
+        The request runs in a thread so that the deadline holds even while the server
+        sends nothing but keep-alives. A ``length`` or ``content_filter`` finish ends the
+        stream with a `Cutoff`.
 
         Raises:
-            LLMError: The request failed, or the stream broke (kind ``stream``) after the
-                pieces already yielded.
+            LLMError: The request failed, the deadline passed (kind ``timeout``) or the
+                stream broke (kind ``stream``) after the pieces already yielded.
         """
+
+        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stopping = threading.Event()
+        opened: list[Any] = []
+
+        def read() -> None:
+            try:
+                response = self._client.chat.completions.create(
+                    **self._request(messages), stream=True
+                )
+            except BaseException as e:
+                events.put(("failed", e))
+                return
+            opened.append(response)
+            if stopping.is_set():  # the deadline passed while the server was connecting
+                response.close()
+                return
+            try:
+                with response:  # closes the connection when the answer is not read to its end
+                    for chunk in response:
+                        if stopping.is_set():
+                            return
+                        events.put(("chunk", chunk))
+                events.put(("end", None))
+            except BaseException as e:
+                events.put(("broken", e))
+
+        worker = threading.Thread(target=read, name="rag-llm-stream", daemon=True)
+        ends = time.monotonic() + self.deadline
+        received = 0
+        finished: str | None = None
+        worker.start()
+        try:
+            while True:
+                try:
+                    what, value = events.get(timeout=max(0.0, ends - time.monotonic()))
+                except queue.Empty:
+                    raise self._overdue(received) from None
+                if what == "end":
+                    break
+                if what != "chunk":
+                    raise self._stream_error(value, received, what == "failed") from value
+                for choice in value.choices:
+                    if choice.finish_reason is not None:
+                        finished = choice.finish_reason
+                    piece = choice.delta.content if choice.delta else None
+                    if piece:
+                        received += len(piece)
+                        yield piece
+        finally:
+            stopping.set()
+            for response in opened:  # unblocks the reader if it is waiting for data
+                response.close()
+        if finished is None:
+            raise _broken(received, "the server ended it without a finish_reason")
+        if finished in ("length", "content_filter"):
+            yield Cutoff(finished)
+
+    def _overdue(self, received: int) -> LLMError:
+        kept = f"; the {received} characters received are incomplete" if received else ""
+        return LLMError(
+            "timeout",
+            f"the answer from {self.base_url} took longer than {self.deadline:g} s "
+            f"(--deadline){kept}",
+        )
+
+    def _stream_error(self, e: BaseException, received: int, failed: bool) -> BaseException:
+        """The `LLMError` for a request that ``failed``, or for a stream that broke."""
         import openai
 
-        try:
-            response = self._client.chat.completions.create(**self._request(messages), stream=True)
-        except openai.OpenAIError as e:
-            raise self._llm_error(e) from e
-        received = 0
-        finished = False
-        with response:  # closes the connection if the caller stops reading early
-            try:
-                for chunk in response:
-                    for choice in chunk.choices:
-                        if choice.finish_reason is not None:
-                            finished = True
-                            _warn_if_cut(choice.finish_reason, self.model)
-                        piece = choice.delta.content
-                        if piece:
-                            received += len(piece)
-                            yield piece
-            except (openai.OpenAIError, ValueError) as e:  # ValueError: malformed SSE JSON
-                if received == 0 and isinstance(e, openai.APITimeoutError):
-                    raise self._llm_error(e, retried=False) from e
-                raise _broken(received, _why(e, self.timeout)) from e
-        if not finished:
-            raise _broken(received, "the server ended it without a finish_reason")
+        if failed:
+            return self._llm_error(e) if isinstance(e, openai.OpenAIError) else e
+        if received == 0 and isinstance(e, openai.APITimeoutError):
+            return self._llm_error(e, retried=False)
+        if isinstance(e, Exception):  # the SDK's errors, ValueError for malformed SSE, ...
+            return _broken(received, _why(e, self.timeout))
+        return e
 
     def generate(
         self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
@@ -152,6 +247,8 @@ class OpenAIGenerator(Generator):
         }
         if self.temperature is not None:
             request["temperature"] = self.temperature
+        if self.max_tokens:
+            request["max_tokens"] = self.max_tokens
         return request
 
     def _llm_error(self, e: openai.OpenAIError, retried: bool = True) -> LLMError:
@@ -192,6 +289,10 @@ class OpenAIGenerator(Generator):
                 )
             if code >= 500:
                 return LLMError("server", f"{where} failed ({code}){tried}: {detail}")
+            if code in (400, 413) and _CONTEXT_EXCEEDED.search(detail):
+                return LLMError(
+                    "context", f"{where} says the prompt exceeds its context ({code}): {detail}"
+                )
             return LLMError("bad_request", f"{where} refused the request ({code}): {detail}")
         return LLMError("server", f"{where}: {_one_line(str(e))}")
 
@@ -234,11 +335,19 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 def _warn_if_cut(finish_reason: str | None, model: str) -> None:
     if finish_reason in ("length", "content_filter"):
-        log.warning("%s stopped the answer early (finish_reason %s)", model, finish_reason)
+        log.info("%s stopped the answer early (finish_reason %s)", model, finish_reason)
 
 
 def _env(name: str) -> str | None:
     return os.environ.get(name) or None
+
+
+def _count(option: str, explicit: int | None, variable: str, default: int) -> int:
+    """A positive whole number: ``explicit``, else ``$variable``, else ``default``."""
+    value = _number(option, explicit, variable, default)
+    if value != int(value) or value < 1:
+        raise InvalidOption(option, value, ["a whole number, 1 or more"])
+    return int(value)
 
 
 def _number(option: str, explicit: float | None, variable: str, default: float) -> float:
