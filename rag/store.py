@@ -53,9 +53,12 @@ from .manifest import (
 )
 
 LOCK = ".lock"
+# Readers hold a shared lock on this file while they open a generation's files, and a writer
+# holds it exclusively while it removes files, so an open never finds its files half gone.
+READERS = ".readers"
 # Files of a directory that holds no index yet and may still be made one: the lock and what an
 # interrupted first write left.
-_SCAFFOLD = {LOCK, PENDING, f"{MANIFEST}.tmp"}
+_SCAFFOLD = {LOCK, READERS, PENDING, f"{MANIFEST}.tmp"}
 # Opening retries this often when a writer switched generations meanwhile.
 _OPEN_ATTEMPTS = 3
 # Rows of the vectors checked on open for values no embedder produces (garbage of the right size).
@@ -95,13 +98,15 @@ def read(path: Path) -> Snapshot:
         RagError: Writers switched generations on every attempt to open (retry).
     """
     for _ in range(_OPEN_ATTEMPTS):
-        manifest = read_manifest(path)
-        try:
-            return _open(path, manifest)
-        except IndexCorrupt:
-            if _generation(path) == manifest.generation:
-                raise
-            # A writer replaced the generation while it was being opened: open the new one.
+        with _readers(path, exclusive=False):
+            manifest = read_manifest(path)
+            try:
+                return _open(path, manifest)
+            except IndexCorrupt:
+                if _generation(path) == manifest.generation:
+                    raise
+                # A writer replaced the generation while it was being opened (an index
+                # written by an older rag has no readers' lock): open the new one.
     raise RagError(f"the index at {path} changed on every attempt to open it; retry")
 
 
@@ -176,7 +181,8 @@ def write(
     # removing it, go now, before the free space is measured.
     current = list(manifest.files.values()) if base is not None else []
     old = [*manifest.previous, *read_pending(path)] if base is not None else read_pending(path)
-    diskio.remove(path, [n for n in old if n not in current])
+    with _readers(path, exclusive=True):
+        diskio.remove(path, [n for n in old if n not in current])
     (path / f"{MANIFEST}.tmp").unlink(missing_ok=True)
     gen = manifest.generation + 1
     while any((path / f"{kind}-{gen}{suffix}").exists() for kind, suffix in SUFFIXES.items()):
@@ -202,8 +208,9 @@ def write(
             (path / PENDING).unlink(missing_ok=True)
         raise
     # Readers that opened generation N keep reading it (open files and maps outlive the
-    # names); one that read the old manifest but had not opened its files yet retries.
-    diskio.remove(path, [n for n in new.previous if n not in new.files.values()])
+    # names); one still opening it holds the readers' lock until its files are open.
+    with _readers(path, exclusive=True):
+        diskio.remove(path, [n for n in new.previous if n not in new.files.values()])
     (path / PENDING).unlink(missing_ok=True)
     return new
 
@@ -300,11 +307,31 @@ def delete(path: Path, directory: bool) -> None:
     nothing)."""
     manifest = read_manifest(path)
     diskio.remove(path, [*manifest.files.values(), *manifest.previous, *read_pending(path)])
-    for name in (MANIFEST, PENDING, LOCK):
+    for name in (MANIFEST, PENDING, LOCK, READERS):
         (path / name).unlink(missing_ok=True)
     if directory:
         with contextlib.suppress(OSError):
             path.rmdir()
+
+
+@contextlib.contextmanager
+def _readers(path: Path, exclusive: bool) -> Iterator[None]:
+    """Hold the readers' lock (see `READERS`). The writer creates its file; a reader only opens
+    it, so reading never writes to a directory, and an index no writer has touched since
+    (read-only, or written by an older rag) is read without it."""
+    try:
+        handle = open(path / READERS, "a" if exclusive else "rb")  # noqa: SIM115
+    except OSError:
+        if exclusive:
+            raise
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

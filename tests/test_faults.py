@@ -69,7 +69,7 @@ def _only_index_files(path: Path) -> None:
     """Nothing in the directory but the current generation's files (after a write)."""
     m = store.read_manifest(path)
     names = {p.name for p in path.iterdir()}
-    assert names == {".lock", "manifest.json", *m.files.values()}
+    assert names == {".lock", ".readers", "manifest.json", *m.files.values()}
 
 
 def _rag(*args: str) -> subprocess.Popen[str]:

@@ -164,7 +164,7 @@ def test_interrupted_write_leaves_previous_index(
     Index.open().add([seeds])
     manifest = store.read_manifest(index.path)
     names = {p.name for p in index.path.iterdir()}
-    assert names == {".lock", "manifest.json", *manifest.files.values()}
+    assert names == {".lock", ".readers", "manifest.json", *manifest.files.values()}
     assert manifest.previous == ["records-2.sqlite", "vectors-2.npy", "filters-2.npy", "bm25-2"]
 
 

@@ -100,7 +100,7 @@ def test_writes_remove_only_files_the_index_wrote(seeds: Path) -> None:
     m = store.read_manifest(index.path)
     assert m.generation == 5 and m.files["records"] == "records-5.sqlite"  # 2 was taken
     theirs = {p.name for p in index.path.iterdir()} - {n.split("/")[0] for n in before}
-    assert theirs == {".lock", "manifest.json", *m.files.values()}
+    assert theirs == {".lock", ".readers", "manifest.json", *m.files.values()}
     assert len(Index.open()) == 1
 
 
@@ -133,7 +133,7 @@ def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, see
     (path / "bm25-1").mkdir()
     Index.create(path, embedder="fake").add([seeds])
     m = store.read_manifest(path)
-    assert {p.name for p in path.iterdir()} == {".lock", "manifest.json", *m.files.values()}
+    assert {p.name for p in path.iterdir()} == {".lock", ".readers", "manifest.json", *m.files.values()}
     assert len(Index.open(path)) == 2
 
 
