@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -197,11 +199,14 @@ def test_ctrl_c_stops_indexing_a_huge_single_line_file(tmp_path: Path) -> None:
         text=True,
     )
     assert process.stderr is not None
+    # stderr is read to the end in a thread: a child blocked on a full pipe never exits.
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in process.stderr], daemon=True)
+    reader.start()
     try:
-        line = process.stderr.readline()
-        while line and not line.startswith("read 1/1"):  # then chunking (Kiwi) starts
-            line = process.stderr.readline()
-        assert line.startswith("read 1/1"), "no progress line on stderr"
+        line = lines.get(timeout=120)
+        while not line.startswith("read 1/1"):  # then chunking (Kiwi) starts
+            line = lines.get(timeout=120)
         time.sleep(3)
         assert process.poll() is None, "finished before it could be interrupted"
         process.send_signal(signal.SIGINT)
@@ -211,5 +216,7 @@ def test_ctrl_c_stops_indexing_a_huge_single_line_file(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait()
-    assert code == 130, process.stderr.read()
+    reader.join(10)
+    rest = "".join(lines.queue)
+    assert code == 130, rest
     assert waited < 10
