@@ -389,13 +389,28 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
         if lead and claims:
             claims[-1][1].extend(int(n) for n in re.findall(r"\d+", lead.group(0)))
             sentence = sentence[lead.end() :]
-        cited = [int(n) for m in _MARKER.finditer(sentence) for n in m.group(1).split(",")]
-        plain = " ".join(_MARKER.sub(" ", sentence).split())
-        if plain:
-            claims.append((plain, list(dict.fromkeys(cited))))
-        elif cited and claims:
-            claims[-1][1].extend(cited)
+        for part in _marked_parts(sentence):
+            cited = [int(n) for m in _MARKER.finditer(part) for n in m.group(1).split(",")]
+            plain = " ".join(_MARKER.sub(" ", part).split())
+            if plain:
+                claims.append((plain, list(dict.fromkeys(cited))))
+            elif cited and claims:
+                claims[-1][1].extend(cited)
     return [(s, list(dict.fromkeys(c))) for s, c in claims]
+
+
+def _marked_parts(sentence: str) -> list[str]:
+    """``sentence`` cut after each run of markers that more text follows: "제목 [2] 본문 [3]"
+    is two claims, a quoted heading having no full stop for the sentence splitter to see. A
+    marker before a comma or a connective clause ("했고 [1], …") does not cut."""
+    parts, start = [], 0
+    for m in re.finditer(r"(?:\s*\[\d+(?:\s*,\s*\d+)*\])+", sentence):
+        rest = sentence[m.end() :].lstrip()
+        if re.search(r"\w", rest) and rest[0] not in ",;:·).!?" and m.end() > start:
+            parts.append(sentence[start : m.end()])
+            start = m.end()
+    parts.append(sentence[start:])
+    return [p for p in parts if p.strip()]
 
 
 def _citation(n: int, hit: Hit, verified: bool) -> Citation:

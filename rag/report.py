@@ -66,21 +66,22 @@ NOTES = [
 # metric: (tolerance, why); every other metric (latency) is not gated.
 GATES: dict[str, tuple[float, str]] = {
     **{
-        f"{m}@{k}": (0.01, "deterministic ranking; one of the seed set's 56 questions is 0.018")
+        f"{m}@{k}": (0.01, "deterministic ranking; one of the seed set's 99 answerable is 0.0101")
         for m in ("hit", "recall")
         for k in CUTOFFS
     },
-    "mrr@10": (0.005, "one question falling from rank 1 to 2 moves it by 0.009"),
-    "ndcg@10": (0.005, "one question falling from rank 1 to 2 moves it by 0.0066"),
-    "exact_match": (0.01, "one of 66 questions is 0.015"),
-    "f1": (0.01, "a mean of 66; one answer losing 2/3 of its F1 moves it by 0.01"),
-    "fact_coverage": (0.005, "one question losing one of two facts moves it by 0.0076"),
-    "citation_precision": (0.01, "one unverified citation in about 70 moves it by 0.014"),
-    "citation_recall": (0.01, "one of 56 gold documents uncited is 0.018"),
+    "mrr@10": (0.005, "one question falling from rank 1 to 2 moves it by 0.0051"),
+    "ndcg@10": (0.003, "one question falling from rank 1 to 2 moves it by 0.0037"),
+    "exact_match": (0.007, "one of 127 questions is 0.0079"),
+    "f1": (0.005, "a mean of 127; one answer losing 2/3 of its F1 moves it by 0.0052"),
+    "fact_coverage": (0.0035, "one question losing one of two facts moves it by 0.0039"),
+    "citation_precision": (0.007, "one unverified citation in about 135 moves it by 0.0074"),
+    "citation_recall": (0.01, "one of 99 gold documents uncited is 0.0101"),
     "invalid_markers": (0.0, "the offline answerer never writes one: any is a bug"),
-    "refusal_accuracy": (0.05, "one of the 10 unanswerable questions is 0.1"),
-    "false_refusal_rate": (0.01, "one of 56 answerable questions is 0.018"),
-    "pass_rate": (0.01, "one of 66 questions is 0.015"),
+    "refusal_accuracy": (0.03, "one of the 28 unanswerable questions is 0.036"),
+    "false_refusal_rate": (0.01, "one of 99 answerable questions is 0.0101"),
+    "pass_rate": (0.007, "one of 127 questions is 0.0079"),
+    "answer_first": (0.01, "one of about 87 answered answerable questions is 0.0115"),
 }
 LOWER_IS_BETTER = frozenset({"invalid_markers", "false_refusal_rate"})
 Verdict = Literal["ok", "better", "REGRESSED", "not gated"]

@@ -39,6 +39,12 @@ def kakao_n(answer) -> int:  # type: ignore[no-untyped-def]
         ("가가 늘었다. [1] 나는 줄었다. [1, 2]", [("가가 늘었다.", [1]), ("나는 줄었다.", [1, 2])]),
         ("It grew [2]. It fell.", [("It grew .", [2]), ("It fell.", [])]),
         ("[1]", []),
+        # A quoted heading has no full stop: its marker ends the claim.
+        (
+            "AI사업은 카카오브레인 중심 [2] 카카오는 회사다. [3]",
+            [("AI사업은 카카오브레인 중심", [2]), ("카카오는 회사다.", [3])],
+        ),
+        ("가가 늘었고 [1], 나는 줄었다 [2].", [("가가 늘었고 , 나는 줄었다 .", [1, 2])]),
     ],
 )
 def test_split_claims(text: str, expected: list) -> None:

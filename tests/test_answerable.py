@@ -164,6 +164,15 @@ def test_extractive_answer_leads_with_the_name_and_stops() -> None:
     assert len(chosen) == 1 and "김도윤" in chosen[0].text
 
 
+def test_extractive_answer_never_quotes_a_heading() -> None:
+    heading = "한빛마린 이끄는 사람은 김도윤 중심"
+    evidence = Evidence(FakeEmbedder(), (f"{heading}\n{HANBIT}",))
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(
+        "한빛마린을 이끄는 사람은 누구인가?", evidence
+    )
+    assert chosen and all(c.text != heading for c in chosen)
+
+
 def test_extractive_answer_of_no_particular_kind_puts_the_best_sentence_first() -> None:
     evidence = Evidence(FakeEmbedder(), (HANBIT,))
     question = "한빛마린의 순이익은 2022년 820억원에서 2023년 150억원으로 줄었다"

@@ -325,8 +325,8 @@ def test_report_has_metrics_comparison_rows_and_a_plot(tmp_path: Path) -> None:
     md = path.read_text(encoding="utf-8")
     assert path == tmp_path / "out" / "report.md"
     assert "| hit@1 | 1.000 | 1 | answerable questions with gold docs |" in md
-    assert "| f1 | 1.0000 | 0.8333 | 0.01 | REGRESSED |" in md
-    assert "| fact_coverage | 1.0000 | 1.0000 | 0.005 | ok |" in md
+    assert "| f1 | 1.0000 | 0.8333 | 0.005 | REGRESSED |" in md
+    assert "| fact_coverage | 1.0000 | 1.0000 | 0.0035 | ok |" in md
     assert (
         f"| a | 질문? | 카카오브레인이 맡는다 \\| 표 [1] | [1] {KAKAO} | 0 | 0.67 | 1.00 | no |"
         in md

@@ -133,7 +133,12 @@ def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, see
     (path / "bm25-1").mkdir()
     Index.create(path, embedder="fake").add([seeds])
     m = store.read_manifest(path)
-    assert {p.name for p in path.iterdir()} == {".lock", ".readers", "manifest.json", *m.files.values()}
+    assert {p.name for p in path.iterdir()} == {
+        ".lock",
+        ".readers",
+        "manifest.json",
+        *m.files.values(),
+    }
     assert len(Index.open(path)) == 2
 
 

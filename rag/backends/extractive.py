@@ -65,8 +65,7 @@ class ExtractiveGenerator(Generator):
             scores += CAUSE_BONUS * np.array(
                 [bool(_CAUSE.search(s.text)) for s in evidence.sentences]
             )
-        # A bare heading or byline ("사진설명", "고민서 기자") is never an answer.
-        scores[[len(s.text) < 15 for s in evidence.sentences]] = -np.inf
+        scores[[_fragment(s.text) for s in evidence.sentences]] = -np.inf
         order = [int(i) for i in np.argsort(-scores, kind="stable")]
         sentences = evidence.sentences
         if not np.isfinite(scores[order[0]]):
@@ -120,3 +119,13 @@ def _with_context(sentences: list[Sentence], i: int) -> list[int]:
         if s.text == sentences[i].text and j > 0 and sentences[j - 1].n == s.n:
             return [j - 1, j]
     return [i]
+
+
+# A sentence ends with punctuation, a closing quote or bracket, or a final ending (…다, …요).
+_SENTENCE_END = re.compile(r"(?:[.!?…。\"'”’」』)\]]|[다요까죠음함임])\s*$")
+
+
+def _fragment(text: str) -> bool:
+    """A heading, caption or byline ("사진설명", "고민서 기자", "AI사업은 카카오브레인 중심"):
+    short, or a short line with no sentence ending. Never an answer on its own."""
+    return len(text) < 15 or (len(text) < 60 and not _SENTENCE_END.search(text))
