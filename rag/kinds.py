@@ -26,12 +26,20 @@ _KINDS = (
 )
 
 
+# A question that ends by naming a person's role ("…의 대표는?", "…의 감독은?") asks who
+# holds it, without saying 누구; a closed class of role nouns.
+_ROLE_QUESTION = re.compile(
+    r"(?:대표|대표이사|최고경영자|사장|회장|부회장|의장|총재|위원장|장관|총리|대통령|감독|"
+    r"작가|저자|작곡가|창업자|설립자|발명가|주인공|후임|전임)(?:은|는)\s*\?\s*$"
+)
+
+
 def answer_kind(question: str) -> str:
     """What the question asks for: person, amount, date, number, place or other."""
     for kind, pattern in _KINDS:
         if pattern.search(question):
             return kind
-    return "other"
+    return "person" if _ROLE_QUESTION.search(question) else "other"
 
 
 def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:

@@ -69,6 +69,9 @@ def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) ->
         # The answer's entity is a different company with a similar name.
         ("한빛해운의 대표는 누구인가?", [HANBIT], False),
         ("카카오뱅크의 대표는 누구인가?", [PAY], False),
+        ("카카오뱅크의 대표이사는?", [PAY], False),  # who, asked by naming the role
+        ("한빛해운의 대표는?", [HANBIT], False),
+        ("한빛마린의 대표는?", [HANBIT], True),
         # A year no passage names.
         ("한빛마린의 2019년 순이익은 얼마인가?", [HANBIT], False),
         # The words are there but nothing of the kind asked for: no name, no date.
@@ -150,6 +153,10 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
         ("매출은 얼마인가?", "amount"),
         ("언제 문을 열었나?", "date"),
         ("몇 명이 일하나?", "number"),
+        ("한빛마린의 대표이사는?", "person"),
+        ("그 영화의 감독은 ?", "person"),
+        ("한빛마린의 매출은?", "other"),
+        ("대표는 무엇을 말했나?", "other"),
         ("어디에서 열렸나?", "place"),
         ("왜 줄었나?", "other"),
     ],
