@@ -404,7 +404,7 @@ def _marked_parts(sentence: str) -> list[str]:
     is two claims, a quoted heading having no full stop for the sentence splitter to see. A
     marker before a comma or a connective clause ("했고 [1], …") does not cut."""
     parts, start = [], 0
-    for m in re.finditer(r"(?:\s*\[\d+(?:\s*,\s*\d+)*\])+", sentence):
+    for m in re.finditer(rf"(?:\s*{_MARKER.pattern})+", sentence):
         rest = sentence[m.end() :].lstrip()
         if re.search(r"\w", rest) and rest[0] not in ",;:·).!?" and m.end() > start:
             parts.append(sentence[start : m.end()])

@@ -240,8 +240,9 @@ def leads_with_fact(answer: str, facts: Sequence[Sequence[str]]) -> bool:
     """Whether the first sentence of ``answer`` holds one of ``facts``."""
     from .korean import sentence_spans
 
-    spans = sentence_spans(_MARKER.sub(" ", answer))
-    first = _MARKER.sub(" ", answer)[slice(*spans[0])] if spans else ""
+    plain = _MARKER.sub(" ", answer)
+    spans = sentence_spans(plain)
+    first = plain[slice(*spans[0])] if spans else ""
     return len(missing_facts(first, facts)) < len([f for f in facts if f])
 
 
