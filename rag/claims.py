@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from .korean import _english_stopwords, kiwi
+from .korean import english_stopwords, kiwi
 from .quantities import _MONTHS, Quantity, quantities
 
 # Negation: 않다/못하다 (auxiliaries), 못/안 (adverbs), 없다, 아니다.
@@ -206,7 +206,7 @@ _GENERIC |= {d + "day" for d in "Mon Tues Wednes Thurs Fri Satur Sun".split()}
 
 
 def _latin_names(text: str, first_word_counts: bool) -> list[str]:
-    stop = _english_stopwords()
+    stop = english_stopwords()
     out = []
     for m in _LATIN_NAME.finditer(text):
         words = [w for w in re.split(r"\s+", re.sub(r"['’]s$", "", m.group(0))) if w]

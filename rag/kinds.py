@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from .korean import Token
@@ -20,9 +21,34 @@ _SURNAMES = frozenset(
 _KINDS = (
     ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
     ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
+    # "What was Kakao Brain's revenue?": English asks for a sum by naming it.
+    (
+        "amount",
+        re.compile(
+            r"^\s*what\s+(?:is|was|are|were|will be)\b(?:(?!\b(?:cause|reason|effect|impact)).)*"
+            r"\b(?:revenue|sales|turnover|profits?|loss(?:es)?|price|cost|budget|salary|income|"
+            r"deficit|market (?:cap|value))\b",
+            re.I,
+        ),
+    ),
     ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
     ("number", re.compile(r"몇|얼마나|\bhow many\b", re.I)),
     ("place", re.compile(r"어디|\bwhere\b", re.I)),
+)
+
+
+# Native numerals Kiwi tags as determiners before a counter ("세 명", "두 곳").
+_NATIVE_NUMERALS = frozenset(
+    "한 두 세 네 다섯 여섯 일곱 여덟 아홉 열 스무 수십 수백 수천 수만".split()
+)
+# Other counters are paraphrased freely (몇 등급 / 5개, 몇 가지 / 4종, 몇 센티 / 35cm: KorQuAD),
+# a head count is not: "how many people" needs a number of 명 (or 인).
+_PEOPLE_COUNTERS = frozenset({"명", "인"})
+_HOW_MANY_PEOPLE = re.compile(
+    r"\bhow many (?:\w+ )?(?:people|persons|employees|workers|staff|members|students|"
+    r"soldiers|victims|passengers|residents|players|patients|deaths|casualties|injured|"
+    r"dead|children|users|visitors|voters)\b",
+    re.I,
 )
 
 
@@ -42,9 +68,20 @@ def answer_kind(question: str) -> str:
     return "person" if _ROLE_QUESTION.search(question) else "other"
 
 
-def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:
+def counter(question: str, tokens: list[Token]) -> str:
+    """The counter "명" when a "how many" question counts people ("몇 명", "how many
+    employees"), else
+    "" (see `_PEOPLE_COUNTERS`)."""
+    for t, nxt in itertools.pairwise(tokens):
+        if t.form == "몇" and nxt.form in _PEOPLE_COUNTERS:
+            return "명"
+    return "명" if _HOW_MANY_PEOPLE.search(question) else ""
+
+
+def holds_kind(kind: str, tokens: list[Token], question: str, count_in: str = "") -> bool:
     """Whether ``tokens`` (`rag.korean.tagged_batch`) hold an answer of ``kind`` (see
-    `answer_kind`); names already in ``question`` do not count as a person or place."""
+    `answer_kind`); names already in ``question`` do not count as a person or place, and a
+    number must bear the counter ``count_in`` when one is given (`counter`)."""
     after = [*tokens[1:], Token("", "", 0, 0)]
     if kind in ("person", "place"):
         # A name the question does not already give.
@@ -54,6 +91,13 @@ def holds_kind(kind: str, tokens: list[Token], question: str) -> bool:
                 return True
             if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
                 return True
+        return False
+    if kind == "number" and count_in:
+        for i, t in enumerate(tokens):
+            if t.tag in ("SN", "NR") or (t.tag == "MM" and t.form in _NATIVE_NUMERALS):
+                rest = [x.form for x in tokens[i + 1 : i + 3] if x.tag != "XSN"]  # 1,200여 명
+                if rest and rest[0] in _PEOPLE_COUNTERS:
+                    return True
         return False
     if kind == "number":
         return any(t.tag in ("SN", "NR") for t in tokens)

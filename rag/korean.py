@@ -129,7 +129,7 @@ def morphemes_batch(texts: Sequence[str]) -> list[list[str]]:
 
 
 @functools.cache
-def _english_stopwords() -> frozenset[str]:
+def english_stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN_PLUS
 
     return frozenset(STOPWORDS_EN_PLUS)
@@ -143,7 +143,7 @@ def _content(tokens: Iterable) -> list[str]:
             # English function words ("the", "of") occur in a few Korean articles; as query
             # terms they would match those articles for every English question.
             word = t.form.lower()
-            if word not in _english_stopwords():
+            if word not in english_stopwords():
                 out.append(word)
         elif tag in CONTENT_TAGS:
             # Multi-word dictionary entries ("쇼와 천황") are one token with a space: index
@@ -160,7 +160,7 @@ def entity_phrases(text: str) -> list[str]:
     spans: list[list[int]] = []
     for t in tokens:
         name = t.tag == "NNP" or (
-            t.tag == "SL" and t.form[:1].isupper() and t.form.lower() not in _english_stopwords()
+            t.tag == "SL" and t.form[:1].isupper() and t.form.lower() not in english_stopwords()
         )
         if not name:
             continue

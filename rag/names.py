@@ -7,9 +7,10 @@ over Korean articles.
 
 from __future__ import annotations
 
+import functools
 import re
 
-from .korean import Token
+from .korean import Token, english_stopwords
 from .support import QUESTION_WORDS
 
 # Romanised-name similarity (1 - edit distance / length): a match, and a look-alike.
@@ -17,18 +18,47 @@ MIN_NAME_SIMILARITY = 0.8
 NEAR_NAME_SIMILARITY = 0.55
 
 _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
+# One-syllable suffixes that say what kind of thing a Korean name is: a vessel or rocket
+# (호), a city, county, province, district or town (시 군 도 구 동), a mountain, river or
+# island (산 강 섬), a station or port (역 항), a party (당).
+_KIND_SUFFIXES = frozenset("호시군도구동산강섬역항당")
 _LATIN_NAME = re.compile(r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
 
 
 def latin_names(question: str) -> list[str]:
     """Capitalised word runs that are names: not question words, not all-caps acronyms."""
     names = []
-    for run in _LATIN_NAME.findall(re.sub(r"['’]s\b", "", question)):  # Kakao Brain's
-        words = [w for w in run.split() if w.lower().strip(".") not in QUESTION_WORDS]
+    question = re.sub(r"['’]s\b", "", question)  # Kakao Brain's
+    for run in _LATIN_NAME.findall(question):
+        words = run.split()
+        if question.startswith(run) and words[0].lower() in english_stopwords():
+            words = words[1:]  # capitalised only as the first word: "Has Kakao Enterprise …"
+        words = [w for w in words if w.lower().strip(".") not in QUESTION_WORDS]
         words = [w for w in words if not (w.isupper() and len(w) <= 5)]
         if words and not (len(words) == 1 and question.startswith(words[0])):
             names.append(" ".join(words))
     return names
+
+
+def translatable(name: str) -> bool:
+    """Whether every word of an English name is an English word ("Trade Day", "Bank of
+    Korea", "Steve Jobs"). A Korean article may translate such a name (무역의날, 한국은행)
+    instead of romanising it, so a passage without it may still be about it. A name with a
+    word no dictionary holds (Kakao, Coupang, Kyung-jin) is written in Hangul as it sounds.
+    """
+    words = _english_words()
+    for word in re.split(r"[\s-]+", name.lower()):
+        word = word.strip(".'’")
+        if word and word not in words and not (word.endswith("s") and word[:-1] in words):
+            return False
+    return True
+
+
+@functools.cache
+def _english_words() -> frozenset[str]:
+    from english_words import get_english_words_set
+
+    return frozenset(get_english_words_set(["web2"], lower=True))
 
 
 def match_names(
@@ -44,7 +74,13 @@ def match_names(
         if name.lower() in text.lower():
             matched.append(name)
             continue
-        scored = [(name_similarity(name, c), c) for c in candidates]
+        # After its first mention a foreign person is named by the family name alone (잡스
+        # for Steve Jobs): a name of two or more words also matches by its last word.
+        last = name.split()[-1] if " " in name else ""
+        scored = [
+            (max(name_similarity(name, c), name_similarity(last, c) if last else 0.0), c)
+            for c in candidates
+        ]
         best, which = max(scored, default=(0.0, ""))
         if best >= MIN_NAME_SIMILARITY:
             matched.append(name)
@@ -62,12 +98,16 @@ def hangul_names(tokens: list[Token]) -> list[str]:
         if t.tag in _NOUNS and run and run[-1].end == t.start:
             run.append(t)
             continue
-        out.extend(
+        for name in (
             "".join(x.form for x in run[a:b])
             for a in range(len(run))
             for b in range(a + 1, len(run) + 1)
             if any(x.tag == "NNP" for x in run[a:b])
-        )
+        ):
+            out.append(name)
+            # A name with a suffix of its kind (누리호 = Nuri, 부산시 = Busan).
+            if len(name) > 2 and name[-1] in _KIND_SUFFIXES:
+                out.append(name[:-1])
         run = [t] if t.tag in _NOUNS else []
     return list(dict.fromkeys(out))
 
