@@ -135,7 +135,7 @@ def _decide_korean(
         s = sentences[i]
         tokens = [t for r in rows for t in sentences[r].tokens]
         text = " ".join(sentences[r].text for r in rows)
-        plain = _nospace(f"{hits[s.n - 1].title or ''} {text}")
+        plain = _nospace(f"{_about(hits[s.n - 1])} {text}")
         found = _coverage(q.terms, tokens + titles[s.n - 1], plain)
         if q.head and q.kind != "other" and not _missing_kind(q, tokens):
             # "새로 이끌 사람은 누구인가": the window names a person, which is what 사람 asks.

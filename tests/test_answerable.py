@@ -8,6 +8,7 @@ that shares a year with one.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,19 @@ PAY = (
 )
 UNRELATED = (
     "2023년 프로야구 정규시즌은 관중 800만명을 넘기며 흥행에 성공했다. 구단들은 입장 수입이 늘었다."
+)
+
+MARINE_DAY = (
+    "한빛마린은 올해 바다의날 기념식에서 해양수산부 장관상을 받았다. "
+    "회사는 컨테이너선 세 척을 새로 발주했다."
+)
+BANK_AND_PAY = (
+    "카카오뱅크는 20일 새 대출 상품을 내놓았다. "
+    "같은 날 카카오페이는 2023년 매출이 6000억원이었다고 밝혔다."
+)
+HANBIT_CUTS = "한빛마린은 운임 하락에 직원 300명을 줄였다. 김도윤 대표는 인력 감축을 밝혔다."
+JOBS = (
+    "애플은 9일 새 휴대전화를 공개했다. 잡스는 발표회에서 이 제품이 전화를 다시 발명했다고 말했다."
 )
 
 
@@ -83,6 +97,18 @@ def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) ->
         ("How much did Kakao Pay process in 2023?", [PAY], True),
         ("What did Coupang announce in 2023?", [UNRELATED, PAY], False),
         ("What did Coupang announce in 2023?", [UNRELATED], False),
+        # A sentence-initial "Has" is not part of the name; "Ocean Day" is translated
+        # (바다의날), so its absence is no proof, while Hanbit Marine is found.
+        ("Has Hanbit Marine held an investment briefing?", [HANBIT], True),
+        ("What prize did Hanbit Marine get on this year's Ocean Day?", [MARINE_DAY], True),
+        # A head count needs a number of people: 20년 is not one, 300명 is.
+        ("How many employees did Hanbit Marine lay off?", [HANBIT], False),
+        ("한빛마린은 직원 몇 명을 줄였나?", [HANBIT], False),
+        ("한빛마린은 직원 몇 명을 줄였나?", [HANBIT_CUTS], True),
+        # English names a sum without "how much"; the sum beside Kakao Bank is Kakao Pay's.
+        ("What was Kakao Bank's revenue in 2023?", [BANK_AND_PAY], False),
+        # A foreign person is named by the family name after the first mention.
+        ("What did Steve Jobs say at the launch?", [JOBS], True),
     ],
 )
 def test_decide(question: str, passages: list[str], expected: bool) -> None:
@@ -159,6 +185,8 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
         ("대표는 무엇을 말했나?", "other"),
         ("어디에서 열렸나?", "place"),
         ("왜 줄었나?", "other"),
+        ("What was Hanbit Marine's revenue last year?", "amount"),
+        ("What is the cause of the loss?", "other"),
     ],
 )
 def test_answer_kind(question: str, kind: str) -> None:
@@ -169,6 +197,23 @@ def test_extractive_answer_leads_with_the_name_and_stops() -> None:
     evidence = Evidence(FakeEmbedder(), (HANBIT,))
     chosen = ExtractiveGenerator(FakeEmbedder()).select("한빛마린의 대표는 누구인가?", evidence)
     assert len(chosen) == 1 and "김도윤" in chosen[0].text
+
+
+def test_extractive_answer_takes_a_sentence_for_each_part_asked() -> None:
+    evidence = Evidence(FakeEmbedder(), (HANBIT,))
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(
+        "한빛마린의 순이익은 얼마였고, 대표는 누구인가?", evidence
+    )
+    text = " ".join(c.text for c in chosen)
+    assert "150억원" in text and "김도윤" in text
+
+
+def test_extractive_answer_prefers_the_article_retrieved_first() -> None:
+    twin = HANBIT.replace("한빛마린", "한빛해운").replace("김도윤", "박서준")
+    evidence = Evidence(FakeEmbedder(), (twin, HANBIT))
+    question = "대표는 어떤 이력을 쌓았나?"
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence, [0.5, 1.0])
+    assert chosen and chosen[0].n == 2
 
 
 def test_extractive_answer_never_quotes_a_heading() -> None:
@@ -235,3 +280,13 @@ def test_extractive_answer_opens_with_the_name_on_the_seed_article(question: str
     answer = index.ask(question)
     assert not answer.refused, answer.answerability
     assert "이경진" in answer.claims[0].sentence
+
+
+def test_a_year_or_month_the_question_names_may_come_from_the_article_date() -> None:
+    text = "카카오페이는 해외 결제 사업을 넓히겠다고 밝혔다. 신원근 대표가 간담회에서 설명했다."
+    undated = hit(text)
+    dated = undated.model_copy(update={"date": dt.date(2023, 11, 20)})
+    questions = ("What did Kakao Pay announce in 2023?", "카카오페이가 2023년 11월 밝힌 계획은?")
+    for question in questions:
+        assert not decide(question, [undated]).answerable
+        assert decide(question, [dated]).answerable, decide(question, [dated]).reason
