@@ -1,6 +1,6 @@
 """The `--help` blocks of the README and docs/ are the real help text, and their Python blocks run.
 
-Regenerate the help blocks with ``python tests/test_readme.py``.
+Regenerate the help blocks with ``python -m tests.test_readme``.
 """
 
 from __future__ import annotations
