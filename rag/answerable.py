@@ -17,7 +17,7 @@ An English question over Korean articles has few shared words, so its signals ar
 names (`rag.names`: romanised Hangul names compared with the Latin ones), years, Latin
 tokens (acronyms) and the dense cosine of the passage. Thresholds were tuned on the first
 half of KorQuAD 1.0 dev's articles and measured on the second
-(benchmarks/bench_answerability.py, README).
+(benchmarks/bench_answerability.py, docs/answers.md).
 """
 
 from __future__ import annotations

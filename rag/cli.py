@@ -364,7 +364,7 @@ def eval_cmd(
     gold: Annotated[
         Path,
         typer.Argument(
-            help="Gold questions, JSONL (schema in the README).", exists=True, dir_okay=False
+            help="Gold questions, JSONL (schema: docs/evaluation.md).", exists=True, dir_okay=False
         ),
     ],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),

@@ -26,14 +26,14 @@ Fusion = Literal["convex", "rrf", "dense", "bm25"]
 FUSIONS: tuple[str, ...] = ("convex", "rrf", "dense", "bm25")
 DEFAULT_FUSION: Fusion = "convex"
 # Weight of BM25 in the convex combination of min-max normalized scores, chosen on
-# KorQuAD 1.0 dev (see benchmarks/bench_korquad.py and the README's numbers).
+# KorQuAD 1.0 dev (see benchmarks/bench_korquad.py and docs/benchmarks.md).
 DEFAULT_BM25_WEIGHT = 0.6
 RRF_K = 60
 # How many candidates each retriever contributes to fusion.
 FUSION_CANDIDATES = 100
 
 # Dense search is exact below this many chunks and approximate from it on (an IVF index over
-# 8-bit vectors, its candidates re-scored exactly; see rag/dense.py and the README).
+# 8-bit vectors, its candidates re-scored exactly; see rag/dense.py and docs/search-at-scale.md).
 DEFAULT_ANN_THRESHOLD = 100_000
 # Lists scanned per query: recall@10 0.997 of exact at 100k chunks, 0.993 at 1M.
 ANN_NPROBE = 256

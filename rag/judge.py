@@ -7,7 +7,7 @@ or ``rag ask --judge`` turns it on when an LLM is configured.
 
 Cost: one short, non-streamed request per unsettled claim; the prompt is the template in
 ``prompts/judge.txt`` (about 600 characters) plus the claim and a window of three sentences,
-so typically 250-450 tokens in and one token out (README, "Citation checking", has the
+so typically 250-450 tokens in and one token out (docs/answers.md, "LLM judge", has the
 measured numbers). Verdicts are cached on disk, keyed by model, claim and window, so
 re-asking a question costs nothing.
 """

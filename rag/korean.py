@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 # Morpheme tags kept for lexical search: nouns, numerals, verb/adjective stems, roots,
 # foreign words, numbers and hanja. Particles, endings, affixes and punctuation are dropped.
-# Chosen on KorQuAD 1.0 dev (benchmarks/bench_korquad.py; numbers in the README).
+# Chosen on KorQuAD 1.0 dev (benchmarks/bench_korquad.py; numbers in docs/benchmarks.md).
 CONTENT_TAGS = frozenset(
     {"NNG", "NNP", "NNB", "NR", "NP", "VV", "VA", "XR", "SL", "SN", "SH", "W_HASHTAG"}
 )
@@ -24,7 +24,7 @@ _lock = threading.Lock()
 # Kiwi's multi-word dictionary ("쇼와 천황" as one proper noun) takes 195 MB of the 480 MB
 # Kiwi uses. Without it, BM25 alone on KorQuAD 1.0 dev scores the same (R@1 0.903 either way,
 # R@5 0.984 vs 0.985, paragraphs and questions analyzed alike); the index always split such
-# entries into their words anyway. (README, "Search at scale", has the end-to-end numbers.)
+# entries into their words anyway. (docs/search-at-scale.md has the end-to-end numbers.)
 KIWI_OPTIONS = {"load_multi_dict": False}
 KIWI_DICTIONARIES = "without the multi-word dictionary"  # as the index manifest records it
 

