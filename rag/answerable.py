@@ -44,6 +44,7 @@ MIN_COVERAGE = 0.56
 PREDICATE_WEIGHT = 0.3
 HEAD_WEIGHT = 1.0
 WINDOW = 1
+MIN_INFIX = 2
 # English questions: the passage's dense cosine, a weak signal across languages, needed
 # when the window gives none or only some of the question's names (a name may be translated:
 # "Trade Day" for 무역의날). 0.80 was the best of 0.76-0.86 on the English half of
@@ -381,7 +382,7 @@ def _coverage(terms: dict[tuple[str, str], float], tokens: list[Token], plain: s
             hit = any(p.startswith(form) or form.startswith(p) for p in predicates)
         else:
             # Compounds split differently ("구조조정" / "구조 조정"): the spaceless text.
-            hit = form in forms or form in plain
+            hit = form in forms or (len(form) >= MIN_INFIX and form in plain)
         found += weight if hit else 0.0
     return found
 

@@ -18,6 +18,9 @@ _SURNAMES = frozenset(
     "김이박최정강조윤장임한오서신권황안송전홍류유고문양손배백허남심노하곽성차주우구민진나지엄채원"
     "천방공현함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부"
 )
+PLACE_NOUNS = re.compile(
+    r"(?:어느|어떤|무슨)\s*(?:도시|나라|국가|지역|장소|지점|대륙|섬|항구|마을|동네)"
+)
 _KINDS = (
     ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
     ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
@@ -34,6 +37,8 @@ _KINDS = (
     ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
     ("number", re.compile(r"몇|얼마나|\bhow many\b", re.I)),
     ("place", re.compile(r"어디|\bwhere\b", re.I)),
+    # "어느 도시에서 열렸나", "러시아군을 벗어났던 지점은?": a place, named by its kind.
+    ("place", PLACE_NOUNS),
 )
 
 
