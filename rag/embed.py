@@ -6,13 +6,17 @@ queries are separate calls because e5-style models expect "passage: " / "query: 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from . import config
 from .errors import EmbedderMismatch, InvalidOption
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,12 @@ class Embedder(ABC):
     def count_tokens(self, text: str) -> int:
         """Tokens the model reads for ``text`` as a passage, prefix and specials included."""
 
+    def fingerprint(self) -> str | None:
+        """What identifies this embedder's weights and runtime exactly (package versions,
+        model files' sizes and times), so that its probe vectors can be kept on disk; ``None``
+        (the default) when unknown: the probes are then embedded at every check."""
+        return None
+
     def embed_passages(
         self,
         texts: Sequence[str],
@@ -85,8 +95,32 @@ class Embedder(ABC):
             "max_tokens": self.max_tokens,
             "query_prefix": self.query_prefix,
             "passage_prefix": self.passage_prefix,
-            "probe": [round(float(x), 6) for x in self.embed_passages(PROBE_TEXTS).ravel()],
+            "probe": [round(float(x), 6) for x in self.probe_vectors().ravel()],
         }
+
+    def probe_vectors(self) -> np.ndarray:
+        """`PROBE_TEXTS` embedded as passages; read from the probe cache when this
+        embedder has a `fingerprint` and embedded them before (``$RAG_CACHE_DIR/probes``)."""
+        key = self.fingerprint()
+        if key is None:
+            return self.embed_passages(PROBE_TEXTS)
+        key = hashlib.sha256(f"{key}\n{PROBE_TEXTS}".encode()).hexdigest()
+        file = config.cache_dir() / "probes" / f"{key}.json"
+        try:
+            cached = np.asarray(json.loads(file.read_text(encoding="utf-8")), dtype=np.float32)
+            if cached.shape == (len(PROBE_TEXTS), self.dim):
+                return cached
+        except (OSError, ValueError):
+            pass
+        vectors = self.embed_passages(PROBE_TEXTS)
+        try:  # atomically: a reader sees the whole file or none
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(vectors.tolist()), encoding="utf-8")
+            tmp.replace(file)
+        except OSError as e:  # a read-only cache only costs the probe embedding
+            log.warning("cannot write the probe cache at %s: %s", file, e)
+        return vectors
 
     def check_compatible(self, recorded: dict[str, Any]) -> None:
         """Raise `EmbedderMismatch` unless this embedder reproduces the recorded probe vectors.
@@ -100,7 +134,7 @@ class Embedder(ABC):
                 name, self.spec, f"dimension {recorded.get('dim')} != {self.dim}"
             )
         probe = np.asarray(recorded.get("probe", []), dtype=np.float32)
-        mine = self.embed_passages(PROBE_TEXTS)
+        mine = self.probe_vectors()
         if probe.size != mine.size:
             raise EmbedderMismatch(name, self.spec, "no usable probe vectors in the manifest")
         cosines = np.sum(probe.reshape(mine.shape) * mine, axis=1)
@@ -108,6 +142,15 @@ class Embedder(ABC):
             raise EmbedderMismatch(
                 name, self.spec, f"probe cosine {float(cosines.min()):.3f} < {PROBE_MIN_COSINE}"
             )
+
+
+def file_stamps(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """Each file's path, size and modification time: changes when a model file does."""
+    stamps = []
+    for path in paths:
+        st = os.stat(path)
+        stamps.append(f"{os.fspath(path)}:{st.st_size}:{st.st_mtime_ns}")
+    return " ".join(stamps)
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:

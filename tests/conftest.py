@@ -54,6 +54,7 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_INDEX", str(tmp_path / "index"))
     monkeypatch.setenv("RAG_MODEL_DIR", str(tmp_path / "models"))  # no installed runtime
     monkeypatch.setenv("RAG_HISTORY", str(tmp_path / "history"))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("RAG_EMBEDDER", raising=False)
     register_backend("fake", FakeEmbedder)
