@@ -2,7 +2,8 @@
 
 from importlib.metadata import version
 
-from .embed import Embedder, get_embedder, register_backend
+from .backends import get_embedder, register_backend
+from .embed import Embedder
 from .errors import (
     BackendUnavailable,
     EmbedderMismatch,

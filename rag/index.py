@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from . import config, store, update
+from .backends import get_embedder
 from .db import ChunkRecord, DocRecord
-from .embed import Embedder, get_embedder
+from .embed import Embedder
 from .errors import (
     BackendUnavailable,
     EmbedderMismatch,
@@ -24,7 +25,7 @@ from .errors import (
     RagError,
     WriteInterrupted,
 )
-from .korean import CONTENT_TAGS, KIWI_DICTIONARIES, morphemes
+from .korean import CONTENT_TAGS, KIWI_DICTIONARIES, query_morphemes
 from .records import Article, Hit, IndexReport
 from .retrieve import bm25_scores, dense_scores, fuse, mask
 from .sanitize import check_query
@@ -265,7 +266,7 @@ class Index:
         if fusion != "bm25":
             dense = dense_scores(snap, self.embedder.embed_query(query), n, keep)
         if fusion != "dense":
-            lexical, coverage = bm25_scores(snap.bm25, morphemes(query), n, keep)
+            lexical, coverage = bm25_scores(snap.bm25, query_morphemes(query), n, keep)
         ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
         chunks = snap.records.chunks([row for row, _ in ranked])
         docs = snap.records.docs({c.doc_id for c in chunks}, text=False)
@@ -329,9 +330,8 @@ class Index:
     ) -> AnswerStream:
         """Like `ask`, but iterate the result for the text as it is generated, then read
         its ``.answer``."""
-        from .answer import ask_stream
+        from .answer import answer_stream
 
-        search = {"k": k, "since": since, "until": until, "source": source}
         generator = self.answerer(answerer, llm_options)
         judge_fn = None
         if callable(judge):
@@ -340,15 +340,19 @@ class Index:
             from .judge import Judge
 
             judge_fn = Judge(generator)
-        return ask_stream(
-            self, question, generator, judge_fn, fusion=fusion, bm25_weight=bm25_weight, **search
+        started = time.perf_counter()
+        hits = self.search(question, k, since, until, source, fusion, bm25_weight)
+        seconds = time.perf_counter() - started
+        return answer_stream(
+            question, hits, generator, self.embedder, seconds, self.document_frequencies, judge_fn
         )
 
     def answerer(
         self, name: str | Generator | None = None, options: dict[str, Any] | None = None
     ) -> Generator:
         """The generator `ask` would use for ``name`` (see `rag.generate.llm_name`)."""
-        from .generate import Generator, get_generator, llm_name
+        from .backends import get_generator
+        from .generate import Generator, llm_name
 
         if isinstance(name, Generator):
             return name

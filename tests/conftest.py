@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embed import Embedder, register_backend
+from rag.backends import register_backend
+from rag.embed import Embedder
 from rag.generate import Generator, Message
 
 pytest_plugins = ["tests.llm_server"]
