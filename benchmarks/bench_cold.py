@@ -63,8 +63,8 @@ mark("index open")
 if mode == "search":
     korean.one_query()  # as `rag search` does
     terms = korean.query_morphemes(query)
-    import rag.index  # the search below reuses these terms instead of analyzing again
-    rag.index.query_morphemes = lambda _: terms
+    import rag.retrieve  # the search below reuses these terms instead of analyzing again
+    rag.retrieve.query_morphemes = lambda _: terms
 else:
     korean.kiwi()
 mark("Kiwi" if mode == "ask" else "query analyzer")

@@ -11,8 +11,8 @@ from .errors import (
     IndexNotFound,
     RagError,
 )
-from .index import Index, IndexInfo
-from .records import Article, Chunk, Hit, IndexReport, Skipped
+from .index import Index
+from .records import Article, Chunk, Hit, IndexInfo, IndexReport, Skipped
 
 __version__ = version("kornews-rag")
 

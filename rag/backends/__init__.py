@@ -11,16 +11,21 @@ import their base classes from `rag.embed` and `rag.generate`, which import noth
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidOption
+from .. import config
+from ..errors import BackendUnavailable, EmbedderMismatch, InvalidOption
 
 if TYPE_CHECKING:
     from ..embed import Embedder
     from ..generate import Generator
 
+log = logging.getLogger(__name__)
+
+E5_MODEL_ID = "intfloat/multilingual-e5-small"
 EmbedderFactory = Callable[..., "Embedder"]
 GeneratorFactory = Callable[..., "Generator"]
 
@@ -89,6 +94,33 @@ def get_generator(name: str | None = None, **options: Any) -> Generator:
         raise InvalidOption("llm", chosen, sorted(known))
     factory = _generators.get(chosen) or _builtin(_BUILTIN_GENERATORS[chosen])
     return factory(**{k: v for k, v in options.items() if v is not None})
+
+
+def embedder_for(recorded: dict[str, Any]) -> Embedder:
+    """The embedder for an index, checked against its probe vectors: for the bundled e5
+    model the fastest runtime installed if it agrees with the index, else the recorded one."""
+    spec = recorded["spec"]
+    if spec.split(":")[0] in config.E5_RUNTIMES and recorded["model_id"] == E5_MODEL_ID:
+        fastest = config.embedder_spec()
+        if fastest != spec:
+            try:
+                candidate = get_embedder(fastest)
+                candidate.check_compatible(recorded)
+                return candidate
+            except (BackendUnavailable, EmbedderMismatch) as e:
+                log.warning("not using %s (%s); using %s", fastest, e, spec)
+    embedder = get_embedder(spec, **_prefix_options(recorded))
+    embedder.check_compatible(recorded)
+    return embedder
+
+
+def _prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:
+    if recorded["spec"].startswith("sentence-transformers:"):
+        return {
+            "query_prefix": recorded["query_prefix"],
+            "passage_prefix": recorded["passage_prefix"],
+        }
+    return {}
 
 
 def _builtin(where: str) -> Callable[..., Any]:
