@@ -61,7 +61,7 @@ mark("imports")
 index = Index.open(path)
 mark("index open")
 if mode == "search":
-    korean.one_query()  # as `rag search` does
+    korean.one_query(query)  # as `rag search` does
     terms = korean.query_morphemes(query)
     import rag.retrieve  # the search below reuses these terms instead of analyzing again
     rag.retrieve.query_morphemes = lambda _: terms

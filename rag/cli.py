@@ -179,7 +179,8 @@ def search_cmd(
     from .korean import one_query
 
     first, last = _date(since), _date(until)
-    one_query()  # this process analyzes nothing else: no need to load the whole Kiwi
+    if fusion != FusionChoice.dense:  # this process analyzes nothing else
+        one_query(query)
     idx = _open(index)
     hits = idx.search(
         query,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
 import threading
 import unicodedata
@@ -111,28 +113,78 @@ def morphemes(text: str) -> list[str]:
 
 
 def query_morphemes(query: str) -> list[str]:
-    """`morphemes` of a search query: with the shared `kiwi`, unless `one_query` was called
-    and it is not loaded; then with `query_kiwi`, which builds in about 0.5 s less."""
+    """`morphemes` of a search query: with the shared `kiwi`, unless `one_query` announced
+    this query and the shared Kiwi is not loaded; then with `query_kiwi`, which builds in
+    about 0.5 s less, in the child process `one_query` started if it could."""
     global _one_query
-    if not _one_query or kiwi.cache_info().currsize or len(query) > WINDOW_CHARS:
+    announced, _one_query = _one_query, None
+    if announced is None or announced.query != query or kiwi.cache_info().currsize:
         return morphemes(query)
-    _one_query = False
+    if announced.child is not None:
+        terms = announced.child.result()
+        if terms is not None:
+            return terms
     analyzer = query_kiwi([query])
-    if analyzer is None:
-        return morphemes(query)
-    return _content(analyzer.tokenize(query))
+    return morphemes(query) if analyzer is None else _content(analyzer.tokenize(query))
 
 
-def one_query() -> None:
-    """Say that this process analyzes one search query and no other text (the `rag search`
-    command): it is then analyzed without loading the shared `kiwi` (see `query_kiwi`).
-    Any process that goes on searching or answering is better off loading the shared one
-    once, as it does by default."""
+def one_query(query: str) -> None:
+    """Say that this process analyzes ``query`` as a search query and no other text (the
+    `rag search` command). It is then analyzed without loading the shared `kiwi` (see
+    `query_kiwi`), and where the process can fork, in a child process started now: Kiwi
+    holds the GIL while it loads, so only another process can load it while this one
+    opens the index and embeds the query. A process that goes on searching or answering is
+    better off loading the shared Kiwi once, as it does by default."""
     global _one_query
-    _one_query = True
+    child = None
+    if (
+        hasattr(os, "fork")
+        and threading.active_count() == 1  # no thread holds a lock the child would need
+        and not kiwi.cache_info().currsize  # its worker threads would not exist in the child
+        and len(query) <= WINDOW_CHARS
+    ):
+        child = _Aside(query)
+    _one_query = _Announced(query, child)
 
 
-_one_query = False
+class _Aside:
+    """`query_morphemes` of one query, computed by a forked child and sent through a pipe."""
+
+    def __init__(self, query: str) -> None:
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: analyze, send, leave without running any cleanup
+            status = 1
+            try:
+                os.close(read)
+                analyzer = query_kiwi([query])
+                if analyzer is not None:
+                    data = json.dumps(_content(analyzer.tokenize(query))).encode()
+                    with os.fdopen(write, "wb") as pipe:
+                        pipe.write(data)
+                    status = 0
+            finally:
+                os._exit(status)
+        os.close(write)
+        self._read = read
+
+    def result(self) -> list[str] | None:
+        """The child's terms, or ``None`` if it failed (the caller analyzes the query)."""
+        with os.fdopen(self._read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0 or not data:
+            return None
+        terms: list[str] = json.loads(data)
+        return terms
+
+
+class _Announced(NamedTuple):
+    query: str
+    child: _Aside | None
+
+
+_one_query: _Announced | None = None
 
 
 def query_kiwi(texts: Sequence[str]) -> Kiwi | None:

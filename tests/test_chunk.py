@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -115,6 +116,9 @@ def test_one_query_analyzes_the_query_without_the_shared_kiwi(
     from rag import korean
 
     monkeypatch.setattr(korean, "kiwi", functools.cache(lambda: pytest.fail("loaded Kiwi")))
-    korean.one_query()
+    korean.one_query("1규빗을 미터법으로 환산하면")
+    announced = korean._one_query
+    assert announced is not None
+    assert announced.child is not None or threading.active_count() > 1  # analyzed aside
     terms = korean.query_morphemes("1규빗을 미터법으로 환산하면")
     assert terms == ["1", "규", "빗", "미터법", "환산"]
