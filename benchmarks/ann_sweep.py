@@ -234,7 +234,7 @@ def print_row(r: dict) -> None:
 
 def embed_latency(n: int) -> dict[str, Any]:
     """Single-query embedding latency with onnx-int8 on ``n`` spread-out KorQuAD questions."""
-    from rag.embed import get_embedder
+    from rag.backends import get_embedder
 
     embedder = get_embedder("onnx-int8")
     texts = query_texts()

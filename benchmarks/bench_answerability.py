@@ -34,8 +34,8 @@ from bench_korquad import DATA, load
 
 from rag import Index, answerable
 from rag.answer import answer_stream
+from rag.backends import get_generator
 from rag.evaluate import normalize_fact
-from rag.generate import get_generator
 
 
 def questions(path: Path) -> tuple[list[dict], list[dict]]:

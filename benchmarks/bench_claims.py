@@ -331,8 +331,8 @@ def generate(rng: random.Random) -> list[dict]:
 
 
 def score(records: list[dict], embedder_spec: str, errors: int) -> dict:
+    from rag.backends import get_embedder
     from rag.config import embedder_spec as resolve
-    from rag.embed import get_embedder
     from rag.support import Evidence
     from rag.templates import render
 

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from rag import config
-from rag.embed import PROBE_TEXTS, Embedder, get_embedder
+from rag.backends import get_embedder
+from rag.embed import PROBE_TEXTS, Embedder
 from rag.errors import RagError
 from rag.korean import morphemes, morphemes_batch
 from rag.model import default_model_dir

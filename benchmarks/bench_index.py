@@ -51,9 +51,9 @@ from pathlib import Path
 from typing import Any
 
 from rag import Index, store
+from rag.backends import get_embedder
 from rag.config import embedder_spec
 from rag.db import ChunkRecord
-from rag.embed import get_embedder
 from rag.model import default_model_dir
 
 try:

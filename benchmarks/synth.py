@@ -147,7 +147,7 @@ def _embed_cached(
     path = cache_dir / f"{name}-{EMBEDDER}-{_key(texts, as_query)}.npy"
     if path.is_file():
         return np.load(path, allow_pickle=False)
-    from rag.embed import get_embedder
+    from rag.backends import get_embedder
 
     embedder = get_embedder(EMBEDDER)
     report = _progress(f"embedding {name}", len(texts)) if progress else None

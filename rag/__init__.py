@@ -2,7 +2,8 @@
 
 from importlib.metadata import version
 
-from .embed import Embedder, get_embedder, register_backend
+from .backends import get_embedder, register_backend
+from .embed import Embedder
 from .errors import (
     BackendUnavailable,
     EmbedderMismatch,
@@ -10,8 +11,8 @@ from .errors import (
     IndexNotFound,
     RagError,
 )
-from .index import Index, IndexInfo
-from .records import Article, Chunk, Hit, IndexReport, Skipped
+from .index import Index
+from .records import Article, Chunk, Hit, IndexInfo, IndexReport, Skipped
 
 __version__ = version("kornews-rag")
 

@@ -12,7 +12,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -33,9 +32,6 @@ from .reply import (
 from .sanitize import escape_block
 from .support import Evidence, JudgeFn, evidence_for, language
 from .templates import render
-
-if TYPE_CHECKING:
-    from .index import Index
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +160,6 @@ class AnswerStream:
             pass
         assert self.answer is not None
         return self.answer
-
-
-def ask_stream(
-    index: Index, question: str, generator: Generator, judge: JudgeFn | None = None, **search: Any
-) -> AnswerStream:
-    """Retrieve for ``question`` (``search`` goes to `Index.search`) and stream the answer."""
-    started = time.perf_counter()
-    hits = index.search(question, **search)
-    seconds = time.perf_counter() - started
-    return answer_stream(
-        question, hits, generator, index.embedder, seconds, index.document_frequencies, judge
-    )
 
 
 def answer_stream(

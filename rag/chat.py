@@ -105,13 +105,10 @@ class ChatSession:
 
     def ask_stream(self, question: str) -> tuple[str, AnswerStream]:
         """The standalone question and a stream of its answer; call `record` when done."""
-        from .answer import ask_stream
-
         standalone = self.condense(question)
-        stream = ask_stream(
-            self.index,
+        stream = self.index.ask_stream(
             standalone,
-            self.generator,
+            answerer=self.generator,
             k=self.k,
             since=self.since,
             until=self.until,

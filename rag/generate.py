@@ -1,17 +1,17 @@
-"""The `Generator` interface (chat messages in, text or a stream of text out) and its registry.
+"""The `Generator` interface: chat messages in, text or a stream of text out.
 
 Backends live in `rag/backends/`, one file each: ``extractive`` (offline, the default),
-``openai`` (any OpenAI-compatible server) and ``langchain`` (any LangChain chat model).
+``openai`` (any OpenAI-compatible server) and ``langchain`` (any LangChain chat model);
+`rag.backends.get_generator` builds one by name.
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal, TypedDict
+from collections.abc import Iterator, Sequence
+from typing import Literal, TypedDict
 
-from .errors import InvalidOption
 from .records import Hit
 
 
@@ -72,33 +72,6 @@ class Generator(ABC):
         return "".join(self.stream(messages, question=question, passages=passages))
 
 
-Factory = Callable[..., Generator]
-_BACKENDS: dict[str, Factory] = {}
-
-
-def register_generator(name: str, factory: Factory) -> None:
-    """Make ``--llm NAME`` build generators with ``factory(**options)``."""
-    _BACKENDS[name] = factory
-
-
-def _builtin() -> None:
-    if "extractive" in _BACKENDS:
-        return
-
-    def extractive(**options: Any) -> Generator:
-        from .backends.extractive import ExtractiveGenerator
-
-        return ExtractiveGenerator(**options)
-
-    def openai(**options: Any) -> Generator:
-        from .backends.openai import OpenAIGenerator
-
-        return OpenAIGenerator(**options)
-
-    register_generator("extractive", extractive)
-    register_generator("openai", openai)
-
-
 def llm_name(explicit: str | None = None) -> str:
     """Which answerer to use: ``explicit``, else ``$RAG_LLM``, else ``openai`` when an LLM
     endpoint or model is configured (``$RAG_LLM_BASE_URL``, ``$RAG_LLM_MODEL``), else
@@ -110,17 +83,3 @@ def llm_name(explicit: str | None = None) -> str:
     if os.environ.get("RAG_LLM_BASE_URL") or os.environ.get("RAG_LLM_MODEL"):
         return "openai"
     return "extractive"
-
-
-def get_generator(name: str | None = None, **options: Any) -> Generator:
-    """Build a generator by name (see `llm_name`); options go to the backend.
-
-    Raises:
-        InvalidOption: Unknown name.
-        BackendUnavailable: The backend's package is missing.
-    """
-    _builtin()
-    chosen = llm_name(name)
-    if chosen not in _BACKENDS:
-        raise InvalidOption("llm", chosen, sorted(_BACKENDS))
-    return _BACKENDS[chosen](**{k: v for k, v in options.items() if v is not None})

@@ -7,28 +7,22 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from . import config, store, update
+from . import config, retrieve, store, update
+from .backends import embedder_for, get_embedder
 from .db import ChunkRecord, DocRecord
-from .embed import Embedder, get_embedder
+from .embed import Embedder
 from .errors import (
-    BackendUnavailable,
-    EmbedderMismatch,
     IndexNotFound,
     InvalidOption,
     RagError,
     WriteInterrupted,
 )
-from .korean import CONTENT_TAGS, KIWI_DICTIONARIES, morphemes
-from .records import Article, Hit, IndexReport
-from .retrieve import bm25_scores, dense_scores, fuse, mask
-from .sanitize import check_query
-from .store import Manifest, Snapshot
+from .manifest import new_manifest
+from .records import Article, Hit, IndexInfo, IndexReport
+from .store import Snapshot
 from .update import Progress, Source
 
 if TYPE_CHECKING:
@@ -37,27 +31,6 @@ if TYPE_CHECKING:
     from .support import JudgeFn
 
 log = logging.getLogger(__name__)
-
-E5_MODEL_ID = "intfloat/multilingual-e5-small"
-
-
-class IndexInfo(BaseModel):
-    """What `Index.info` reports (and `rag info` prints)."""
-
-    path: str
-    documents: int
-    chunks: int
-    embedder: str
-    model_id: str
-    dim: int
-    size_bytes: int
-    created: dt.datetime
-    updated: dt.datetime
-    first_date: dt.date | None
-    last_date: dt.date | None
-    sources: dict[str, int]
-    rag_version: str
-    format_version: int
 
 
 class Index:
@@ -138,28 +111,7 @@ class Index:
             max_tokens = min(config.CHUNK_MAX_TOKENS, model.max_tokens)
         if max_tokens > model.max_tokens:
             raise InvalidOption("max_tokens", max_tokens, [f"at most {model.max_tokens}"])
-        now = dt.datetime.now(dt.timezone.utc)
-        manifest = Manifest(
-            rag_version=version("kornews-rag"),
-            created=now,
-            updated=now,
-            embedder=model.describe(),
-            chunker={
-                "splitter": f"kiwipiepy {version('kiwipiepy')} split_into_sents, by line",
-                "max_tokens": max_tokens,
-                "overlap_sentences": overlap,
-                "header": "title | date",
-            },
-            bm25={
-                "library": f"bm25s {version('bm25s')}",
-                "tokenizer": f"kiwipiepy {version('kiwipiepy')} morphemes, {KIWI_DICTIONARIES}",
-                "tags": sorted(CONTENT_TAGS),
-                "stopwords": "English (bm25s STOPWORDS_EN_PLUS), for SL tokens",
-                "k1": 1.5,
-                "b": 0.75,
-                "method": "lucene",
-            },
-        )
+        manifest = new_manifest(model.describe(), max_tokens, overlap)
         with store.lock(directory):
             store.write(directory, manifest, None, set(), [], [], _empty(model.dim))
         return cls(directory, store.read(directory), model)
@@ -170,7 +122,7 @@ class Index:
     def embedder(self) -> Embedder:
         """The embedder, loaded on first use and checked against the index's model."""
         if self._embedder is None:
-            self._embedder = _recorded_embedder(self._snap.manifest.embedder)
+            self._embedder = embedder_for(self._snap.manifest.embedder)
             self._checked = True
         if not self._checked:  # an embedder the caller chose
             self._embedder.check_compatible(self._snap.manifest.embedder)
@@ -211,15 +163,7 @@ class Index:
         Read from the BM25 index's term columns, so it costs a lookup per term; used to
         weigh question words by how informative they are (`rag.answerable`).
         """
-        bm25 = self._snap.bm25
-        if bm25 is None:
-            return {t: 0 for t in terms}, 0
-        indptr, vocab = bm25.scores["indptr"], bm25.vocab_dict
-        found = {}
-        for t in terms:
-            i = vocab.get(t, len(indptr))
-            found[t] = int(indptr[i + 1] - indptr[i]) if i + 1 < len(indptr) else 0
-        return found, int(bm25.scores["num_docs"])
+        return retrieve.document_frequencies(self._snap.bm25, terms)
 
     def search(
         self,
@@ -245,34 +189,17 @@ class Index:
         Filters are applied inside both retrievers, before ranking, so a filtered search
         still returns up to ``k`` hits.
         """
-        if fusion not in config.FUSIONS:
-            raise InvalidOption("fusion", fusion, config.FUSIONS)
-        if not 0.0 <= bm25_weight <= 1.0:
-            raise InvalidOption("bm25_weight", bm25_weight, ["a number from 0 to 1"])
-        if k < 1:
-            raise InvalidOption("k", k, ["a positive integer"])
-        check_query(query)
-        snap = self._snap
-        if not len(snap) or not query.strip():
-            return []
-        keep = mask(snap, _as_date(since, "since"), _as_date(until, "until"), source)
-        if keep is not None and not keep.any():
-            return []
-        n = max(config.FUSION_CANDIDATES, k)
-        dense: dict[int, float] = {}
-        lexical: dict[int, float] = {}
-        coverage = 0.0
-        if fusion != "bm25":
-            dense = dense_scores(snap, self.embedder.embed_query(query), n, keep)
-        if fusion != "dense":
-            lexical, coverage = bm25_scores(snap.bm25, morphemes(query), n, keep)
-        ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
-        chunks = snap.records.chunks([row for row, _ in ranked])
-        docs = snap.records.docs({c.doc_id for c in chunks}, text=False)
-        return [
-            _hit(chunk, docs[chunk.doc_id], score, dense.get(row), lexical.get(row))
-            for chunk, (row, score) in zip(chunks, ranked, strict=True)
-        ]
+        return retrieve.search(
+            self._snap,
+            query,
+            lambda text: self.embedder.embed_query(text),
+            k,
+            since,
+            until,
+            source,
+            fusion,
+            bm25_weight,
+        )
 
     def ask(
         self,
@@ -329,9 +256,8 @@ class Index:
     ) -> AnswerStream:
         """Like `ask`, but iterate the result for the text as it is generated, then read
         its ``.answer``."""
-        from .answer import ask_stream
+        from .answer import answer_stream
 
-        search = {"k": k, "since": since, "until": until, "source": source}
         generator = self.answerer(answerer, llm_options)
         judge_fn = None
         if callable(judge):
@@ -340,15 +266,19 @@ class Index:
             from .judge import Judge
 
             judge_fn = Judge(generator)
-        return ask_stream(
-            self, question, generator, judge_fn, fusion=fusion, bm25_weight=bm25_weight, **search
+        started = time.perf_counter()
+        hits = self.search(question, k, since, until, source, fusion, bm25_weight)
+        seconds = time.perf_counter() - started
+        return answer_stream(
+            question, hits, generator, self.embedder, seconds, self.document_frequencies, judge_fn
         )
 
     def answerer(
         self, name: str | Generator | None = None, options: dict[str, Any] | None = None
     ) -> Generator:
         """The generator `ask` would use for ``name`` (see `rag.generate.llm_name`)."""
-        from .generate import Generator, get_generator, llm_name
+        from .backends import get_generator
+        from .generate import Generator, llm_name
 
         if isinstance(name, Generator):
             return name
@@ -474,63 +404,7 @@ class Index:
             progress("write", 1, 1)
 
 
-def _hit(
-    chunk: ChunkRecord, doc: DocRecord, score: float, dense: float | None, bm25: float | None
-) -> Hit:
-    return Hit(
-        doc_id=doc.doc_id,
-        chunk_id=chunk.chunk_id,
-        title=doc.title,
-        date=doc.date,
-        source=doc.source,
-        path=doc.path,
-        url=doc.url,
-        text=chunk.text,
-        start=chunk.start,
-        end=chunk.end,
-        score=score,
-        dense_score=dense,
-        bm25_score=bm25,
-    )
-
-
-def _recorded_embedder(recorded: dict[str, Any]) -> Embedder:
-    """The embedder for an index, checked against its probe vectors: for the bundled e5
-    model the fastest runtime installed if it agrees with the index, else the recorded one."""
-    spec = recorded["spec"]
-    if spec.split(":")[0] in config.E5_RUNTIMES and recorded["model_id"] == E5_MODEL_ID:
-        fastest = config.embedder_spec()
-        if fastest != spec:
-            try:
-                candidate = get_embedder(fastest)
-                candidate.check_compatible(recorded)
-                return candidate
-            except (BackendUnavailable, EmbedderMismatch) as e:
-                log.warning("not using %s (%s); using %s", fastest, e, spec)
-    embedder = get_embedder(spec, **_prefix_options(recorded))
-    embedder.check_compatible(recorded)
-    return embedder
-
-
-def _prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:
-    if recorded["spec"].startswith("sentence-transformers:"):
-        return {
-            "query_prefix": recorded["query_prefix"],
-            "passage_prefix": recorded["passage_prefix"],
-        }
-    return {}
-
-
 def _empty(dim: int, rows: int = 0) -> Any:
     import numpy as np
 
     return np.zeros((rows, dim), dtype=np.float32)
-
-
-def _as_date(value: dt.date | str | None, name: str) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as e:
-        raise InvalidOption(name, value, ["a date as YYYY-MM-DD"]) from e

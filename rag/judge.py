@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from pathlib import Path
 
+from . import config
 from .errors import LLMError
 from .generate import Generator
 from .templates import render
@@ -33,8 +33,7 @@ _NO = re.compile(r"^\W*(?:no|아니오|아니요|아니다)\b", re.IGNORECASE)
 
 def default_cache_dir() -> Path:
     """``$RAG_CACHE_DIR/judge``, else ``~/.cache/rag/judge``."""
-    base = os.environ.get("RAG_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "rag") / "judge"
+    return config.cache_dir() / "judge"
 
 
 class Judge:

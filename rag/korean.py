@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -106,6 +110,157 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def morphemes(text: str) -> list[str]:
     """Content morphemes of ``text`` for BM25 (Latin lowercased)."""
     return morphemes_batch([text])[0]
+
+
+def query_morphemes(query: str) -> list[str]:
+    """`morphemes` of a search query: with the shared `kiwi`, unless `one_query` announced
+    this query and the shared Kiwi is not loaded; then with `query_kiwi`, which builds in
+    about 0.5 s less, in the child process `one_query` started if it could."""
+    global _one_query
+    announced, _one_query = _one_query, None
+    if announced is None or announced.query != query or kiwi.cache_info().currsize:
+        return morphemes(query)
+    if announced.child is not None:
+        terms = announced.child.result()
+        if terms is not None:
+            return terms
+    analyzer = query_kiwi([query])
+    return morphemes(query) if analyzer is None else _content(analyzer.tokenize(query))
+
+
+def one_query(query: str) -> None:
+    """Say that this process analyzes ``query`` as a search query and no other text (the
+    `rag search` command). It is then analyzed without loading the shared `kiwi` (see
+    `query_kiwi`), and where the process can fork, in a child process started now: Kiwi
+    holds the GIL while it loads, so only another process can load it while this one
+    opens the index and embeds the query. A process that goes on searching or answering is
+    better off loading the shared Kiwi once, as it does by default."""
+    global _one_query
+    child = None
+    if (
+        hasattr(os, "fork")
+        and threading.active_count() == 1  # no thread holds a lock the child would need
+        and not kiwi.cache_info().currsize  # its worker threads would not exist in the child
+        and len(query) <= WINDOW_CHARS
+    ):
+        child = _Aside(query)
+    _one_query = _Announced(query, child)
+
+
+class _Aside:
+    """`query_morphemes` of one query, computed by a forked child and sent through a pipe."""
+
+    def __init__(self, query: str) -> None:
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: analyze, send, leave without running any cleanup
+            status = 1
+            try:
+                os.close(read)
+                analyzer = query_kiwi([query])
+                if analyzer is not None:
+                    data = json.dumps(_content(analyzer.tokenize(query))).encode()
+                    with os.fdopen(write, "wb") as pipe:
+                        pipe.write(data)
+                    status = 0
+            finally:
+                os._exit(status)
+        os.close(write)
+        self._read = read
+
+    def result(self) -> list[str] | None:
+        """The child's terms, or ``None`` if it failed (the caller analyzes the query)."""
+        with os.fdopen(self._read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0 or not data:
+            return None
+        terms: list[str] = json.loads(data)
+        return terms
+
+
+class _Announced(NamedTuple):
+    query: str
+    child: _Aside | None
+
+
+_one_query: _Announced | None = None
+
+
+def query_kiwi(texts: Sequence[str]) -> Kiwi | None:
+    """A Kiwi that analyzes ``texts`` exactly as `kiwi` does, built with only the entries of
+    the default dictionary that can occur in them; ``None`` if that dictionary holds an entry
+    of a kind this does not expect.
+
+    The dictionary is 113,236 proper nouns (NNP) and a dozen pre-analyzed verb endings. A noun
+    can only be read where its form is written, give or take a final consonant split off as
+    a particle ("카카온" is 카카오 + ㄴ), so every noun kept here has all but its last
+    syllable in a text, followed by a syllable with the same initial and vowel. Checked on
+    KorQuAD 1.0 dev: the same tokens for all 5,774 questions (`benchmarks/bench_cold.py
+    --check-tokens`).
+    """
+    from kiwipiepy import Kiwi
+    from kiwipiepy_model import get_model_path
+
+    dictionary = (Path(get_model_path()) / "default.dict").read_text(encoding="utf-8")
+    wanted = {v for t in texts for v in (t, unicodedata.normalize("NFKC", t).lower())}
+    # A cheap first pass over the 3 MB file before `_may_occur`: a noun of three or more
+    # characters starts with two written ones, one of two with a written one and one of the
+    # same open syllable as the next, one of one with one of the same open syllable.
+    starts = set()
+    for text in wanted:
+        for i, ch in enumerate(text):
+            starts.add(_syllables_like(ch))
+            if i + 1 < len(text):
+                starts.add(re.escape(text[i : i + 2]) + "[^\t\n]+")
+                starts.add(re.escape(ch) + _syllables_like(text[i + 1]))
+    first = re.compile(rf"^((?:{'|'.join(sorted(starts))}))\tNNP\t([^\t\n]+)$", re.M | re.I)
+    nouns = [(m[1], float(m[2])) for m in first.finditer(dictionary) if _may_occur(m[1], wanted)]
+    analyzed: list[tuple[str, list[tuple[str, ...]], float]] = []
+    for line in re.findall(r"^[^#\n][^\t\n]*\t(?!NNP\t)[^\n]*$", dictionary, re.M):
+        fields = line.split("\t")
+        if len(fields) not in (2, 3) or "/" not in fields[1]:
+            return None  # an entry of a kind this does not know: use the shared Kiwi
+        morphs = [tuple(m.rsplit("/", 1)) for m in fields[1].split(" + ")]
+        score = float(fields[2]) if len(fields) == 3 else 0.0
+        analyzed.append((fields[0], morphs, score))
+    analyzer = Kiwi(**KIWI_OPTIONS, load_default_dict=False)
+    for form, score in nouns:
+        analyzer.add_user_word(form, "NNP", score)
+    for form, morphs, score in analyzed:
+        analyzer.add_pre_analyzed_word(form, morphs, score)
+    return analyzer
+
+
+def _may_occur(form: str, texts: Iterable[str]) -> bool:
+    """Whether a dictionary noun could be read in one of ``texts`` (see `query_kiwi`)."""
+    for variant in {form, unicodedata.normalize("NFKC", form).lower()}:
+        head, last = variant[:-1], _open_syllable(variant[-1])
+        for text in texts:
+            at = text.find(head)
+            while at >= 0:
+                after = at + len(head)
+                if after < len(text) and _open_syllable(text[after]) == last:
+                    return True
+                at = text.find(head, at + 1)
+    return False
+
+
+def _syllables_like(ch: str) -> str:
+    """A regex class of the syllables with the open syllable of ``ch`` ("오": 오, 옥, 온...)."""
+    if not _is_syllable(ch):
+        return re.escape(ch)
+    base = ord(_open_syllable(ch))
+    return f"[{chr(base)}-{chr(base + 27)}]"
+
+
+def _is_syllable(ch: str) -> bool:
+    return 0xAC00 <= ord(ch) < 0xAC00 + 11172
+
+
+def _open_syllable(ch: str) -> str:
+    """A Hangul syllable without its final consonant ("온" -> "오"); other characters as is."""
+    return chr(0xAC00 + (ord(ch) - 0xAC00) // 28 * 28) if _is_syllable(ch) else ch
 
 
 def morphemes_batch(texts: Sequence[str]) -> list[list[str]]:

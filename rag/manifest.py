@@ -113,6 +113,37 @@ class Manifest(BaseModel):
         return self
 
 
+def new_manifest(embedder: dict[str, Any], max_tokens: int, overlap: int) -> Manifest:
+    """The manifest of a new, empty index: the embedder `Embedder.describe` gives, and the
+    chunker and BM25 settings with the versions of the libraries behind them."""
+    from importlib.metadata import version
+
+    from .korean import CONTENT_TAGS, KIWI_DICTIONARIES
+
+    now = dt.datetime.now(dt.timezone.utc)
+    return Manifest(
+        rag_version=version("kornews-rag"),
+        created=now,
+        updated=now,
+        embedder=embedder,
+        chunker={
+            "splitter": f"kiwipiepy {version('kiwipiepy')} split_into_sents, by line",
+            "max_tokens": max_tokens,
+            "overlap_sentences": overlap,
+            "header": "title | date",
+        },
+        bm25={
+            "library": f"bm25s {version('bm25s')}",
+            "tokenizer": f"kiwipiepy {version('kiwipiepy')} morphemes, {KIWI_DICTIONARIES}",
+            "tags": sorted(CONTENT_TAGS),
+            "stopwords": "English (bm25s STOPWORDS_EN_PLUS), for SL tokens",
+            "k1": 1.5,
+            "b": 0.75,
+            "method": "lucene",
+        },
+    )
+
+
 def generation_files(gen: int, ann: bool, bm25: bool) -> dict[str, str]:
     """The file names of generation ``gen``, by kind."""
     kinds = [*REQUIRED, *(["ann"] if ann else []), *(["bm25"] if bm25 else [])]

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .index import IndexInfo
-    from .records import Hit, IndexReport
+    from .records import Hit, IndexInfo, IndexReport
 
 
 def stream_answer(stream: Any) -> Any:

@@ -92,3 +92,22 @@ class IndexReport(BaseModel):
     chunks_embedded: int = 0
     chunks_reused: int = 0
     seconds: float = 0.0
+
+
+class IndexInfo(BaseModel):
+    """What `Index.info` reports (and `rag info` prints)."""
+
+    path: str
+    documents: int
+    chunks: int
+    embedder: str
+    model_id: str
+    dim: int
+    size_bytes: int
+    created: dt.datetime
+    updated: dt.datetime
+    first_date: dt.date | None
+    last_date: dt.date | None
+    sources: dict[str, int]
+    rag_version: str
+    format_version: int

@@ -3,13 +3,60 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from . import config, dense
+from .db import ChunkRecord, DocRecord
 from .errors import InvalidOption
+from .korean import query_morphemes
+from .records import Hit
+from .sanitize import check_query
 from .store import Snapshot
+
+
+def search(
+    snap: Snapshot,
+    query: str,
+    embed_query: Callable[[str], np.ndarray],
+    k: int,
+    since: dt.date | str | None,
+    until: dt.date | str | None,
+    source: str | None,
+    fusion: str,
+    bm25_weight: float,
+) -> list[Hit]:
+    """`Index.search` over one generation; ``embed_query`` is called only when dense
+    search is part of ``fusion``."""
+    if fusion not in config.FUSIONS:
+        raise InvalidOption("fusion", fusion, config.FUSIONS)
+    if not 0.0 <= bm25_weight <= 1.0:
+        raise InvalidOption("bm25_weight", bm25_weight, ["a number from 0 to 1"])
+    if k < 1:
+        raise InvalidOption("k", k, ["a positive integer"])
+    check_query(query)
+    if not len(snap) or not query.strip():
+        return []
+    keep = mask(snap, _as_date(since, "since"), _as_date(until, "until"), source)
+    if keep is not None and not keep.any():
+        return []
+    n = max(config.FUSION_CANDIDATES, k)
+    dense: dict[int, float] = {}
+    lexical: dict[int, float] = {}
+    coverage = 0.0
+    if fusion != "bm25":
+        dense = dense_scores(snap, embed_query(query), n, keep)
+    if fusion != "dense":
+        lexical, coverage = bm25_scores(snap.bm25, query_morphemes(query), n, keep)
+    ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
+    chunks = snap.records.chunks([row for row, _ in ranked])
+    docs = snap.records.docs({c.doc_id for c in chunks}, text=False)
+    return [
+        _hit(chunk, docs[chunk.doc_id], score, dense.get(row), lexical.get(row))
+        for chunk, (row, score) in zip(chunks, ranked, strict=True)
+    ]
 
 
 def mask(
@@ -31,6 +78,18 @@ def mask(
     if source is not None:
         keep &= outlet == snapshot.records.outlet_code(source)
     return keep
+
+
+def document_frequencies(bm25: Any, terms: Iterable[str]) -> tuple[dict[str, int], int]:
+    """`Index.document_frequencies`: read from the BM25 index's term columns."""
+    if bm25 is None:
+        return {t: 0 for t in terms}, 0
+    indptr, vocab = bm25.scores["indptr"], bm25.vocab_dict
+    found = {}
+    for t in terms:
+        i = vocab.get(t, len(indptr))
+        found[t] = int(indptr[i + 1] - indptr[i]) if i + 1 < len(indptr) else 0
+    return found, int(bm25.scores["num_docs"])
 
 
 def dense_scores(
@@ -103,3 +162,32 @@ def _minmax(scores: dict[int, float]) -> dict[int, float]:
     if hi - lo < 1e-9:
         return {r: 1.0 for r in scores}
     return {r: (s - lo) / (hi - lo) for r, s in scores.items()}
+
+
+def _hit(
+    chunk: ChunkRecord, doc: DocRecord, score: float, dense: float | None, bm25: float | None
+) -> Hit:
+    return Hit(
+        doc_id=doc.doc_id,
+        chunk_id=chunk.chunk_id,
+        title=doc.title,
+        date=doc.date,
+        source=doc.source,
+        path=doc.path,
+        url=doc.url,
+        text=chunk.text,
+        start=chunk.start,
+        end=chunk.end,
+        score=score,
+        dense_score=dense,
+        bm25_score=bm25,
+    )
+
+
+def _as_date(value: dt.date | str | None, name: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as e:
+        raise InvalidOption(name, value, ["a date as YYYY-MM-DD"]) from e

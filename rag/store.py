@@ -189,7 +189,9 @@ def write(
         gen += 1  # a name taken by a file this index did not write: leave it alone
     pending = [f"{kind}-{gen}{suffix}" for kind, suffix in SUFFIXES.items()]
     dim = int(manifest.embedder["dim"])
-    diskio.check_space(path, gen, diskio.estimate(base, docs, chunks, dim))
+    diskio.check_space(
+        path, gen, diskio.estimate(base.manifest if base else None, docs, chunks, dim)
+    )
     switched = False
     try:
         with diskio.writing(path, path / PENDING):

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embed import Embedder, register_backend
+from rag.backends import register_backend
+from rag.embed import Embedder
 from rag.generate import Generator, Message
 
 pytest_plugins = ["tests.llm_server"]
@@ -54,6 +55,7 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_INDEX", str(tmp_path / "index"))
     monkeypatch.setenv("RAG_MODEL_DIR", str(tmp_path / "models"))  # no installed runtime
     monkeypatch.setenv("RAG_HISTORY", str(tmp_path / "history"))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("RAG_EMBEDDER", raising=False)
     register_backend("fake", FakeEmbedder)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import threading
 from types import SimpleNamespace
+
+import pytest
 
 from rag.chunk import chunk_text, header, retrieval_text
 from rag.korean import _content, morphemes, sentence_spans
@@ -85,3 +89,36 @@ def test_multi_word_entries_give_one_term_per_word() -> None:
     assert _content(tokens) == ["쇼와", "천황"]
     terms = morphemes("쇼와 천황과 마리 앙투아네트에 대한 기록")
     assert terms and not any(" " in t for t in terms)
+
+
+def test_query_analyzer_reads_queries_as_the_shared_kiwi_does() -> None:
+    from rag import korean
+
+    queries = [
+        "카카오엔터프라이즈 구조조정 이유",
+        "에노모토 해군인 반류마루가 주력함이 되었던 전쟁은?",
+        "1규빗을 미터법으로 환산하면 얼마인가?",  # a dictionary noun: 미터법
+        "광주외국인학굔 어디 있어?",  # 광주외국인학교 + ㄴ: the noun is not written whole
+        "Kakao Enterprise cut jobs in 2024",
+    ]
+    analyzer = korean.query_kiwi(queries)
+    assert analyzer is not None
+    for query in queries:
+        expected = [(t.form, t.tag, t.start, t.len) for t in korean.kiwi().tokenize(query)]
+        got = [(t.form, t.tag, t.start, t.len) for t in analyzer.tokenize(query)]
+        assert got == expected, query
+    assert ("광주외국인학교", "NNP") in [(t.form, t.tag) for t in analyzer.tokenize(queries[3])]
+
+
+def test_one_query_analyzes_the_query_without_the_shared_kiwi(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rag import korean
+
+    monkeypatch.setattr(korean, "kiwi", functools.cache(lambda: pytest.fail("loaded Kiwi")))
+    korean.one_query("1규빗을 미터법으로 환산하면")
+    announced = korean._one_query
+    assert announced is not None
+    assert announced.child is not None or threading.active_count() > 1  # analyzed aside
+    terms = korean.query_morphemes("1규빗을 미터법으로 환산하면")
+    assert terms == ["1", "규", "빗", "미터법", "환산"]

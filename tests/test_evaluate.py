@@ -14,6 +14,14 @@ from typer.testing import CliRunner
 
 from rag import Index
 from rag.answer import REFUSALS
+from rag.baseline import (
+    check_gold,
+    compare,
+    comparison_table,
+    make_baseline,
+    read_baseline,
+    write_baseline,
+)
 from rag.cli import app
 from rag.errors import RagError
 from rag.evaluate import (
@@ -32,16 +40,7 @@ from rag.evaluate import (
     score,
     token_f1,
 )
-from rag.report import (
-    check_gold,
-    compare,
-    comparison_table,
-    make_baseline,
-    read_baseline,
-    summary_lines,
-    write_baseline,
-    write_report,
-)
+from rag.report import summary_lines, write_report
 from tests.conftest import FLITTO, KAKAO, ROOT, SEEDS, FakeGenerator
 
 SEED_GOLD = ROOT / "evals" / "seeds_gold.jsonl"

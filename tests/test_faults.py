@@ -29,8 +29,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rag import Index, diskio, store
+from rag.backends import register_backend
 from rag.cli import app
-from rag.embed import register_backend
 from rag.errors import IndexWriteError
 from tests.conftest import ROOT, FakeEmbedder
 

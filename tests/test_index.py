@@ -12,7 +12,7 @@ import pytest
 
 from rag import EmbedderMismatch, Index, IndexCorrupt, IndexNotFound, RagError, store
 from rag.errors import IndexLocked
-from tests.conftest import FLITTO, KAKAO
+from tests.conftest import FLITTO, KAKAO, FakeEmbedder
 
 
 def _records(n: int, source: str, date: str, topic: str) -> list[dict]:
@@ -254,6 +254,30 @@ def test_embedder_mismatch_names_the_required_model(seeds: Path) -> None:
         other.search("카카오")
     with pytest.raises(EmbedderMismatch):
         other.add([seeds])
+
+
+class _Stamped(FakeEmbedder):
+    """The fake embedder with a fingerprint: its probe vectors may be cached."""
+
+    def fingerprint(self) -> str:
+        return f"stamped {self.variant}"
+
+
+def test_probe_vectors_are_cached_by_fingerprint(tmp_path: Path, seeds: Path) -> None:
+    Index.create(embedder=_Stamped()).add([seeds])
+    first = Index.open(embedder=_Stamped())
+    first.search("카카오")
+    assert first.embedder.calls == 1  # the query: the probes were read from the cache
+    assert len(list((tmp_path / "cache" / "probes").glob("*.json"))) == 1
+    # Another model behind a familiar name has its own fingerprint, and is still refused.
+    with pytest.raises(EmbedderMismatch, match="probe cosine"):
+        Index.open(embedder=_Stamped("b")).search("카카오")
+    # A broken cache file is embedded again.
+    for file in (tmp_path / "cache" / "probes").glob("*.json"):
+        file.write_text("[[1, 2", encoding="utf-8")
+    again = Index.open(embedder=_Stamped())
+    again.search("카카오")
+    assert again.embedder.calls == 3
 
 
 def test_create_refuses_existing_index(seeds: Path) -> None:

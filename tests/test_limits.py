@@ -180,7 +180,7 @@ def test_cli_error_printer_redacts_secrets(
 # --- Ctrl-C ------------------------------------------------------------------------------
 
 _RUN_CLI = (
-    "from rag.embed import register_backend; from tests.conftest import FakeEmbedder; "
+    "from rag.backends import register_backend; from tests.conftest import FakeEmbedder; "
     "register_backend('fake', FakeEmbedder); from rag.cli import main; main()"
 )
 

