@@ -97,6 +97,7 @@ class _Question:
     lang: str
     kind: str
     terms: dict[tuple[str, str], float]  # (form, tag) -> weight
+    runs: dict[str, str]  # a noun's form -> the run of adjacent nouns it is written in
     head: tuple[str, str] | None  # the noun naming the kind of answer ("사람", "장소")
     entities: list[str]
     numbers: set[str]
@@ -137,7 +138,7 @@ def _decide_korean(
         tokens = [t for r in rows for t in sentences[r].tokens]
         text = " ".join(sentences[r].text for r in rows)
         plain = _nospace(f"{_about(hits[s.n - 1])} {text}")
-        found = _coverage(q.terms, tokens + titles[s.n - 1], plain)
+        found = _coverage(q, tokens + titles[s.n - 1], plain)
         if q.head and q.kind != "other" and not _missing_kind(q, tokens):
             # "새로 이끌 사람은 누구인가": the window names a person, which is what 사람 asks.
             found += q.terms[q.head] * (q.head[0] not in plain)
@@ -157,7 +158,7 @@ def _decide_korean(
         # Among equally good windows, the one whose own sentence holds the answer and
         # the question's words: its sentence is the one to quote.
         centre = not _missing_kind(q, s.tokens)
-        key = (score, centre, _coverage(q.terms, s.tokens, _nospace(s.text)))
+        key = (score, centre, _coverage(q, s.tokens, _nospace(s.text)))
         if best is None or key > best[0]:
             best = (key, i)
     if best is None:
@@ -267,6 +268,7 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
         entities=_entities(question, tokens),
         numbers={t.form.replace(",", "") for t in tokens if t.tag == "SN"},
         count_in=counter(question, tokens),
+        runs={t.form: "".join(x.form for x in run) for run in _noun_runs(tokens) for t in run},
     )
 
 
@@ -284,9 +286,8 @@ def _head_noun(tokens: list[Token]) -> Token | None:
     return None
 
 
-def _entities(text: str, tokens: list[Token]) -> list[str]:
-    """Runs of adjacent nouns holding a proper noun or a capitalised Latin word, as written
-    ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
+def _noun_runs(tokens: list[Token]) -> list[list[Token]]:
+    """Runs of nouns written together ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
     runs: list[list[Token]] = []
     for t in tokens:
         if t.tag not in _NOUNS:
@@ -295,9 +296,15 @@ def _entities(text: str, tokens: list[Token]) -> list[str]:
             runs[-1].append(t)
         else:
             runs.append([t])
+    return runs
+
+
+def _entities(text: str, tokens: list[Token]) -> list[str]:
+    """Runs of adjacent nouns holding a proper noun or a capitalised Latin word, as written
+    ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
     names = [
         text[r[0].start : r[-1].end]
-        for r in runs
+        for r in _noun_runs(tokens)
         if any(t.tag == "NNP" or (t.tag == "SL" and t.form[:1].isupper()) for t in r)
     ]
     return [n for n in names if n.lower() not in QUESTION_WORDS]
@@ -372,17 +379,20 @@ def _window(sentences: list[_Sentence], i: int) -> Window:
     )
 
 
-def _coverage(terms: dict[tuple[str, str], float], tokens: list[Token], plain: str) -> float:
+def _coverage(q: _Question, tokens: list[Token], plain: str) -> float:
     forms = {t.form.lower() if t.tag == "SL" else t.form for t in tokens}
     predicates = [t.form for t in tokens if t.tag in _PREDICATES]
     found = 0.0
-    for (form, tag), weight in terms.items():
+    for (form, tag), weight in q.terms.items():
         if tag in _PREDICATES:
             # "연" (열다) and "열렸다" (열리다): a stem and its passive or causative.
             hit = any(p.startswith(form) or form.startswith(p) for p in predicates)
         else:
             # Compounds split differently ("구조조정" / "구조 조정"): the spaceless text.
-            hit = form in forms or (len(form) >= MIN_INFIX and form in plain)
+            # A one-letter piece counts only within its run: Kiwi splits an unknown name
+            # (한빛/마/린) that a passage's context gives whole (한빛마린).
+            piece = form if len(form) >= MIN_INFIX else q.runs.get(form, "")
+            hit = form in forms or (len(piece) >= MIN_INFIX and piece in plain)
         found += weight if hit else 0.0
     return found
 
@@ -448,13 +458,9 @@ def _english_lookalike(names: list[str], sentence: _Sentence) -> str:
 
 def _name_runs(tokens: list[Token]) -> list[str]:
     """Maximal runs of adjacent nouns holding a proper noun, joined ("카카오브레인")."""
-    runs: list[list[Token]] = []
-    for t in tokens:
-        if t.tag in _NOUNS and runs and runs[-1] and runs[-1][-1].end == t.start:
-            runs[-1].append(t)
-        else:
-            runs.append([t] if t.tag in _NOUNS else [])
-    return ["".join(t.form for t in r) for r in runs if any(t.tag == "NNP" for t in r)]
+    return [
+        "".join(t.form for t in r) for r in _noun_runs(tokens) if any(t.tag == "NNP" for t in r)
+    ]
 
 
 def _missing_number(wanted: set[str], text: str) -> str:
