@@ -9,6 +9,7 @@ that shares a year with one.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,12 @@ def test_a_year_or_month_the_question_names_may_come_from_the_article_date() -> 
     for question in questions:
         assert not decide(question, [undated]).answerable
         assert decide(question, [dated]).answerable, decide(question, [dated]).reason
+
+
+def test_a_name_most_chunks_hold_need_not_be_in_the_passage() -> None:
+    def stats(korea: int) -> Callable[[Iterable[str]], tuple[dict[str, int], int]]:
+        return lambda terms: ({t: korea if t == "한국" else 3 for t in terms}, 1000)
+
+    question = "한국 해운사 한빛마린의 대표는 누구인가?"
+    assert not decide(question, [hit(HANBIT)], stats(korea=10)).answerable
+    assert decide(question, [hit(HANBIT)], stats(korea=400)).answerable
