@@ -73,20 +73,20 @@ def answer_kind(question: str) -> str:
     return "person" if _ROLE_QUESTION.search(question) else "other"
 
 
-def counter(question: str, tokens: list[Token]) -> str:
-    """The counter "명" when a "how many" question counts people ("몇 명", "how many
-    employees"), else
-    "" (see `_PEOPLE_COUNTERS`)."""
-    for t, nxt in itertools.pairwise(tokens):
-        if t.form == "몇" and nxt.form in _PEOPLE_COUNTERS:
-            return "명"
-    return "명" if _HOW_MANY_PEOPLE.search(question) else ""
+def counts_people(question: str, tokens: list[Token]) -> bool:
+    """Whether a "how many" question counts people ("몇 명", "how many employees");
+    ``tokens`` are the question's (`rag.korean.tagged_batch`)."""
+    if any(
+        t.form == "몇" and nxt.form in _PEOPLE_COUNTERS for t, nxt in itertools.pairwise(tokens)
+    ):
+        return True
+    return bool(_HOW_MANY_PEOPLE.search(question))
 
 
-def holds_kind(kind: str, tokens: list[Token], question: str, count_in: str = "") -> bool:
+def holds_kind(kind: str, tokens: list[Token], question: str, people: bool = False) -> bool:
     """Whether ``tokens`` (`rag.korean.tagged_batch`) hold an answer of ``kind`` (see
     `answer_kind`); names already in ``question`` do not count as a person or place, and a
-    number must bear the counter ``count_in`` when one is given (`counter`)."""
+    number must count people when ``people`` (`counts_people`)."""
     after = [*tokens[1:], Token("", "", 0, 0)]
     if kind in ("person", "place"):
         # A name the question does not already give.
@@ -97,7 +97,7 @@ def holds_kind(kind: str, tokens: list[Token], question: str, count_in: str = ""
             if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
                 return True
         return False
-    if kind == "number" and count_in:
+    if kind == "number" and people:
         for i, t in enumerate(tokens):
             if t.tag in ("SN", "NR") or (t.tag == "MM" and t.form in _NATIVE_NUMERALS):
                 rest = [x.form for x in tokens[i + 1 : i + 3] if x.tag != "XSN"]  # 1,200여 명
