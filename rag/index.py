@@ -106,7 +106,7 @@ class Index:
         if isinstance(embedder, Embedder):
             model = embedder
         else:
-            model = get_embedder(config.embedder_spec(embedder), **embedder_options)
+            model = get_embedder(config.embedder_spec(embedder, build=True), **embedder_options)
         if max_tokens is None:
             max_tokens = min(config.CHUNK_MAX_TOKENS, model.max_tokens)
         if max_tokens > model.max_tokens:

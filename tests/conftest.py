@@ -54,6 +54,7 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point every piece of state at tmp_path and register the fake backend."""
     monkeypatch.setenv("RAG_INDEX", str(tmp_path / "index"))
     monkeypatch.setenv("RAG_MODEL_DIR", str(tmp_path / "models"))  # no installed runtime
+    monkeypatch.setenv("RAG_MODEL_AUTO_BUILD", "0")  # ... and none built on the fly
     monkeypatch.setenv("RAG_HISTORY", str(tmp_path / "history"))
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

