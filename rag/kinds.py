@@ -21,6 +21,7 @@ _SURNAMES = frozenset(
 PLACE_NOUNS = re.compile(
     r"(?:어느|어떤|무슨)\s*(?:도시|나라|국가|지역|장소|지점|대륙|섬|항구|마을|동네)"
 )
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _KINDS = (
     ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
     ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
@@ -97,6 +98,13 @@ def holds_kind(kind: str, tokens: list[Token], question: str, people: bool = Fal
             if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
                 return True
         return False
+    # A number the question names is not its answer (2.0 in "코GPT2.0의 파라미터 수는 몇 개").
+    asked = {n.replace(",", "") for n in _NUMBER.findall(question)}
+    tokens = [
+        t._replace(tag="") if t.tag == "SN" and t.form.replace(",", "") in asked else t
+        for t in tokens
+    ]
+    after = [*tokens[1:], Token("", "", 0, 0)]
     if kind == "number" and people:
         for i, t in enumerate(tokens):
             if t.tag in ("SN", "NR") or (t.tag == "MM" and t.form in _NATIVE_NUMERALS):

@@ -48,6 +48,7 @@ BANK_AND_PAY = (
     "카카오뱅크는 20일 새 대출 상품을 내놓았다. "
     "같은 날 카카오페이는 2023년 매출이 6000억원이었다고 밝혔다."
 )
+SHIP = "한빛마린은 새 컨테이너선 한빛마린3호를 부산항에 띄웠다. 배는 다음 달 첫 항해에 나선다."
 HANBIT_CUTS = "한빛마린은 운임 하락에 직원 300명을 줄였다. 김도윤 대표는 인력 감축을 밝혔다."
 JOBS = (
     "애플은 9일 새 휴대전화를 공개했다. 잡스는 발표회에서 이 제품이 전화를 다시 발명했다고 말했다."
@@ -106,6 +107,8 @@ def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) ->
         ("How many employees did Hanbit Marine lay off?", [HANBIT], False),
         ("한빛마린은 직원 몇 명을 줄였나?", [HANBIT], False),
         ("한빛마린은 직원 몇 명을 줄였나?", [HANBIT_CUTS], True),
+        # The question's own number is not its answer.
+        ("한빛마린3호는 회사의 몇 번째 배인가?", [SHIP], False),
         # English names a sum without "how much"; the sum beside Kakao Bank is Kakao Pay's.
         ("What was Kakao Bank's revenue in 2023?", [BANK_AND_PAY], False),
         # A foreign person is named by the family name after the first mention.
