@@ -129,9 +129,13 @@ class OnnxEmbedder(Embedder):
     def fingerprint(self) -> str:
         import onnxruntime as ort
 
-        files = [self._graph, self.path / "tokenizer.json"]
-        if isinstance(self._tokenizer, tokenizer.SentencePieceTokenizer):
-            files.append(self.path / tokenizer.SENTENCEPIECE_FILE)
+        # The graph and the tokenizer file this embedder reads (a model built now has only the
+        # sentencepiece one; one built by an earlier rag may run on tokenizer.json).
+        sentencepiece = isinstance(self._tokenizer, tokenizer.SentencePieceTokenizer)
+        files = [
+            self._graph,
+            self.path / (tokenizer.SENTENCEPIECE_FILE if sentencepiece else "tokenizer.json"),
+        ]
         return f"{self.spec} onnxruntime {ort.__version__} {file_stamps(files)}"
 
 
