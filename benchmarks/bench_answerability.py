@@ -35,7 +35,7 @@ from bench_korquad import DATA, load
 from rag import Index, answerable
 from rag.answer import answer_stream
 from rag.backends import get_generator
-from rag.evaluate import normalize_fact
+from rag.metrics import normalize_fact
 
 
 def questions(path: Path) -> tuple[list[dict], list[dict]]:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from rag import Index
-from rag.evaluate import doc_ranking, retrieval_metrics
+from rag.metrics import doc_ranking, retrieval_metrics
 
 DATA = Path(__file__).resolve().parents[1] / "evals" / "korquad" / "KorQuAD_v1.0_dev.json"
 MODES = {

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .baseline import Comparison, comparison_table, fmt
-from .evaluate import CUTOFFS, EvalResult, QuestionResult, recall_at
+from .evaluate import CUTOFFS, EvalResult, QuestionResult
+from .metrics import recall_at
 
 # metric: (what it is computed over, definition)
 DEFINITIONS: dict[str, tuple[str, str]] = {

@@ -31,15 +31,12 @@ from rag.evaluate import (
     GoldItem,
     QuestionResult,
     aggregate,
-    answer_tokens,
     evaluate,
-    exact_match,
     gold_digest,
     load_gold,
-    missing_facts,
     score,
-    token_f1,
 )
+from rag.metrics import answer_tokens, exact_match, missing_facts, token_f1
 from rag.report import summary_lines, write_report
 from tests.conftest import FLITTO, KAKAO, ROOT, SEEDS, FakeGenerator
 
