@@ -137,14 +137,15 @@ def _decide_korean(
         return Decision(answerable=False, reason="the question has no content words", kind=q.kind)
     # The outlet and date are part of what a passage says about itself ("매일경제 기사",
     # "2013년 11월 전기요금 인상" in an article dated 2013-11-21).
-    passages = [_nospace(f"{_about(h)} {h.text}") for h in hits]
+    abouts = [_about(h) for h in hits]
+    passages = [_nospace(f"{a} {h.text}") for a, h in zip(abouts, hits, strict=True)]
     best: tuple[tuple[float, bool, float], int] | None = None
     failure = (-1.0, "no window holds the question's words")
     for i, rows in _windows(sentences):
         s = sentences[i]
         tokens = [t for r in rows for t in sentences[r].tokens]
         text = " ".join(sentences[r].text for r in rows)
-        plain = _nospace(f"{_about(hits[s.n - 1])} {text}")
+        plain = _nospace(f"{abouts[s.n - 1]} {text}")
         found = _coverage(q, tokens + titles[s.n - 1], plain)
         if q.head and q.kind != "other" and not _missing_kind(q, tokens):
             # "새로 이끌 사람은 누구인가": the window names a person, which is what 사람 asks.
@@ -190,6 +191,7 @@ def _decide_english(
     names = latin_names(q.text)
     years = set(_YEAR.findall(q.text))
     dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
+    abouts = [_about(h) for h in hits]
     acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
     best: tuple[tuple[float, float, float], int, str] | None = None
     # Why the window that got furthest failed: a later check says more than an earlier one.
@@ -198,7 +200,7 @@ def _decide_english(
         s = sentences[i]
         tokens = [t for r in rows for t in sentences[r].tokens]
         text = " ".join(sentences[r].text for r in rows)
-        missing_years = years - set(_YEAR.findall(f"{_about(hits[s.n - 1])} {text}"))
+        missing_years = years - set(_YEAR.findall(f"{abouts[s.n - 1]} {text}"))
         if missing_years:
             failure = max(failure, (1, f"year {sorted(missing_years)[0]} not in any window"))
             continue

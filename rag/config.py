@@ -52,6 +52,16 @@ def cache_dir() -> Path:
     return Path(base) if base else Path.home() / ".cache" / "rag"
 
 
+def write_cached(file: Path, text: str) -> None:
+    """Write a cache entry whole or not at all (a reader sees the old file, the new one or
+    none; two writers do not share a temporary file). Raises OSError, for example on a
+    read-only cache, which the caller reports and otherwise ignores."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(file)
+
+
 def ann_threshold() -> int:
     """Chunks from which dense search is approximate: ``$RAG_ANN_THRESHOLD`` or the default."""
     return int(os.environ.get("RAG_ANN_THRESHOLD") or DEFAULT_ANN_THRESHOLD)

@@ -113,11 +113,8 @@ class Embedder(ABC):
         except (OSError, ValueError):
             pass
         vectors = self.embed_passages(PROBE_TEXTS)
-        try:  # atomically: a reader sees the whole file or none
-            file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(vectors.tolist()), encoding="utf-8")
-            tmp.replace(file)
+        try:
+            config.write_cached(file, json.dumps(vectors.tolist()))
         except OSError as e:  # a read-only cache only costs the probe embedding
             log.warning("cannot write the probe cache at %s: %s", file, e)
         return vectors

@@ -98,9 +98,6 @@ class Judge:
             return
         record = {"model": self.model, "claim": claim, "entailed": verdict}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-            tmp.replace(path)
+            config.write_cached(path, json.dumps(record, ensure_ascii=False))
         except OSError as e:  # a read-only cache only costs requests
             log.warning("cannot write the judge cache at %s: %s", path, e)

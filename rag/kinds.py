@@ -6,6 +6,7 @@ import itertools
 import re
 
 from .korean import Token
+from .support import numbers
 
 # Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
 _TIME_WORDS = frozenset(
@@ -18,10 +19,9 @@ _SURNAMES = frozenset(
     "김이박최정강조윤장임한오서신권황안송전홍류유고문양손배백허남심노하곽성차주우구민진나지엄채원"
     "천방공현함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부"
 )
-PLACE_NOUNS = re.compile(
+_PLACE_NOUNS = re.compile(
     r"(?:어느|어떤|무슨)\s*(?:도시|나라|국가|지역|장소|지점|대륙|섬|항구|마을|동네)"
 )
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _KINDS = (
     ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
     ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
@@ -39,7 +39,7 @@ _KINDS = (
     ("number", re.compile(r"몇|얼마나|\bhow many\b", re.I)),
     ("place", re.compile(r"어디|\bwhere\b", re.I)),
     # "어느 도시에서 열렸나", "러시아군을 벗어났던 지점은?": a place, named by its kind.
-    ("place", PLACE_NOUNS),
+    ("place", _PLACE_NOUNS),
 )
 
 
@@ -98,8 +98,8 @@ def holds_kind(kind: str, tokens: list[Token], question: str, people: bool = Fal
             if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
                 return True
         return False
-    # A number the question names is not its answer (2.0 in "코GPT2.0의 파라미터 수는 몇 개").
-    asked = {n.replace(",", "") for n in _NUMBER.findall(question)}
+    # A number the question names is not its answer (3 in "한빛마린3호는 몇 번째 배인가?").
+    asked = numbers(question)
     tokens = [
         t._replace(tag="") if t.tag == "SN" and t.form.replace(",", "") in asked else t
         for t in tokens
