@@ -182,7 +182,7 @@ def search_cmd(
     first, last = _date(since), _date(until)
     if fusion != FusionChoice.dense:  # this process analyzes nothing else
         one_query(query)
-    idx = _open(index)
+    idx = _open(index, preload=fusion != FusionChoice.bm25)
     hits = idx.search(
         query,
         k=k,
@@ -311,7 +311,7 @@ def ask_cmd(
 ) -> None:
     """Answer a question from the indexed articles, citing passages as [n]."""
     first, last = _date(since), _date(until)
-    idx = _open(index)
+    idx = _open(index, preload=True)
     stream = idx.ask_stream(
         question,
         k=k,
@@ -356,7 +356,7 @@ def chat_cmd(
     from .repl import run
 
     first, last = _date(since), _date(until)
-    idx = _open(index)
+    idx = _open(index, preload=True)
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
     generator = idx.answerer(llm, options)
@@ -424,7 +424,7 @@ def eval_cmd(
         previous = baselines.read_baseline(baseline)
         if not update_baseline:  # fail before the long run, not after
             baselines.check_gold(previous, gold_digest(items), baseline)
-    idx = _open(index)
+    idx = _open(index, preload=True)
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
     result = cast(
@@ -475,10 +475,13 @@ def eval_cmd(
         raise typer.Exit(1)
 
 
-def _open(path: Path) -> Index:
+def _open(path: Path, preload: bool = False) -> Index:
     from .index import Index
 
-    return Index.open(path)
+    index = Index.open(path)
+    if preload:
+        index.preload()
+    return index
 
 
 def main() -> None:

@@ -118,6 +118,12 @@ class Index:
 
     # -- reading -------------------------------------------------------------------------
 
+    def preload(self) -> None:
+        """Load the embedder now rather than on first use. The bundled model's ONNX runtime
+        reads its files in background threads, so that Kiwi, which the first query loads
+        next, loads beside them (the CLI preloads as it opens the index)."""
+        self.embedder  # noqa: B018 (loads it)
+
     @property
     def embedder(self) -> Embedder:
         """The embedder, loaded on first use and checked against the index's model."""

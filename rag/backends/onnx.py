@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +27,8 @@ from ..model import MANIFEST, MODEL_ID, default_model_dir
 # On 2 cores, small batches win: padding and attention cost grow with the batch's longest
 # text, and a big batch gains no parallelism the intra-op threads don't already have.
 DEFAULT_BATCH = 8
+
+T = TypeVar("T")
 
 
 class OnnxEmbedder(Embedder):
@@ -79,8 +84,7 @@ class OnnxEmbedder(Embedder):
         self.max_tokens = int(config.get("max_position_embeddings", 512))
         self.batch_size = max(1, batch_size)
 
-        self._tokenizer = tokenizer.load(directory)
-
+        tokenizer_file = tokenizer.source(directory)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
@@ -89,9 +93,21 @@ class OnnxEmbedder(Embedder):
         # instead of 10.1 s).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._graph = graph
-        self._session = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._graph, self._tokenizer_file = graph, tokenizer_file
+        # The two slow loads (about 0.5 s and 0.3 s) run in threads, as they release the GIL:
+        # beside each other, and beside whatever the caller does next, such as loading Kiwi.
+        self._tokenizer_loaded = _in_background(lambda: tokenizer.load(directory))
+        self._session_loaded = _in_background(
+            lambda: ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+        )
+
+    @property
+    def _tokenizer(self) -> tokenizer.Tokenizer:
+        return self._tokenizer_loaded.result()
+
+    @property
+    def _session(self) -> Any:
+        return self._session_loaded.result()
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         prefix = self.query_prefix if is_query else self.passage_prefix
@@ -115,7 +131,7 @@ class OnnxEmbedder(Embedder):
             input_ids[row, : len(x)] = x
             mask[row, : len(x)] = 1
         feed = {"input_ids": input_ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
+        if any(i.name == "token_type_ids" for i in self._session.get_inputs()):
             feed["token_type_ids"] = np.zeros_like(input_ids)
         (hidden,) = self._session.run(["last_hidden_state"], feed)
         weights = mask[:, :, None].astype(np.float32)
@@ -131,12 +147,24 @@ class OnnxEmbedder(Embedder):
 
         # The graph and the tokenizer file this embedder reads (a model built now has only the
         # sentencepiece one; one built by an earlier rag may run on tokenizer.json).
-        sentencepiece = isinstance(self._tokenizer, tokenizer.SentencePieceTokenizer)
-        files = [
-            self._graph,
-            self.path / (tokenizer.SENTENCEPIECE_FILE if sentencepiece else "tokenizer.json"),
-        ]
+        files = [self._graph, self._tokenizer_file]
         return f"{self.spec} onnxruntime {ort.__version__} {file_stamps(files)}"
+
+
+def _in_background(load: Callable[[], T]) -> Future[T]:
+    """Run ``load`` in a daemon thread (Ctrl-C need not wait for it); its result or error
+    comes from the future."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(load())
+        except BaseException as e:  # raised again by future.result(), where it is needed
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="rag-load", daemon=True).start()
+    return future
 
 
 def onnx_int8(path: str | None = None, **options: Any) -> OnnxEmbedder:
