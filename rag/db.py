@@ -249,10 +249,11 @@ def _filters(db: sqlite3.Connection) -> np.ndarray:
     return np.array(rows, dtype=np.int32).reshape(-1, 2)
 
 
-def terms(file: Path) -> list[list[str]]:
-    """The BM25 terms of every chunk, in row order."""
+def terms(file: Path) -> Iterator[str]:
+    """The BM25 terms of every chunk (space-separated), in row order."""
     with contextlib.closing(sqlite3.connect(file)) as db:
-        return [t.split() for (t,) in db.execute("SELECT terms FROM chunks ORDER BY row")]
+        for (t,) in db.execute("SELECT terms FROM chunks ORDER BY row"):
+            yield t
 
 
 def _columns(names: tuple[str, ...], prefix: str = "") -> str:
