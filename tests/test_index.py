@@ -142,7 +142,7 @@ def test_remove_folder_spares_sibling_folders(tmp_path: Path) -> None:
 def test_interrupted_write_leaves_previous_index(
     seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bm25s
+    from rag import bm25
 
     index = Index.create(embedder="fake")
     index.add([seeds / f"{KAKAO}.txt"])
@@ -152,7 +152,7 @@ def test_interrupted_write_leaves_previous_index(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(bm25s.BM25, "save", interrupted)  # after records and vectors are written
+        patch.setattr(bm25, "save", interrupted)  # after records and vectors are written
         index.add([seeds])
 
     reopened = Index.open()
@@ -164,8 +164,10 @@ def test_interrupted_write_leaves_previous_index(
     Index.open().add([seeds])
     manifest = store.read_manifest(index.path)
     names = {p.name for p in index.path.iterdir()}
-    assert names == {".lock", ".readers", "manifest.json", *manifest.files.values()}
-    assert manifest.previous == ["records-2.sqlite", "vectors-2.npy", "filters-2.npy", "bm25-2"]
+    in_use = {*manifest.files.values(), *manifest.segments}
+    assert names == {".lock", ".readers", "manifest.json", *in_use}
+    previous = ["records-2.sqlite", "vectors-2.npy", "filters-2.npy", "bm25-2", "live-2.npy"]
+    assert manifest.previous == previous
 
 
 def _hold_lock(path: str, ready: Any) -> None:
