@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 
 import bm25s
@@ -74,7 +75,7 @@ def test_segments_score_like_a_fresh_build_after_adds_and_removes(
         )
         new = [_chunk(rng) for _ in range(rng.choice([0, 1, 3, 20, 60]))]
         corpus = [corpus[i] for i in keep] + new
-        written, lexical = _generation(tmp_path, gen, lexical, np.array(keep, int), new, corpus)
+        _, lexical = _generation(tmp_path, gen, lexical, np.array(keep, int), new, corpus)
         if corpus:
             _assert_same_as_fresh(lexical, corpus)
         else:
@@ -90,7 +91,7 @@ def test_segments_score_like_a_fresh_build_after_adds_and_removes(
 def test_adding_writes_only_a_small_segment_and_removing_none(tmp_path: Path) -> None:
     rng = random.Random(0)
     corpus = [_chunk(rng) for _ in range(400)]
-    first, lexical = _generation(tmp_path, 1, None, np.zeros(0, int), corpus, corpus)
+    _, lexical = _generation(tmp_path, 1, None, np.zeros(0, int), corpus, corpus)
     new = [_chunk(rng) for _ in range(10)]
     second, lexical = _generation(tmp_path, 2, lexical, np.arange(400), new, corpus + new)
     assert second.segments == ["bm25-1", "bm25-2"]  # the 400 chunks were not rewritten
@@ -156,3 +157,102 @@ def _assert_terms_scored_like_fresh(index: Index) -> None:
         if not term:
             continue
         np.testing.assert_allclose(snap.bm25.scores([term]), fresh.get_scores([term]), atol=1e-6)  # type: ignore[union-attr]
+
+
+# -- format 2, damage, interrupted writes ----------------------------------------------------
+
+# An index written by rag before segments (format 2: one bm25s index), with the fake embedder.
+FORMAT2 = Path(__file__).parent / "data" / "format2-index"
+
+
+def test_format_2_index_is_searched_then_converted_by_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "old"
+    shutil.copytree(FORMAT2, path)
+    index = Index.open(path)
+    assert index.info().format_version == 2 and isinstance(index._snap.bm25, bm25.Legacy)
+    old = [(h.chunk_id, round(h.score, 5)) for h in index.search("카카오 사업", fusion="bm25")]
+    assert old and index.document_frequencies(["카카오"])[0]["카카오"] > 0
+    _assert_terms_scored_like_fresh(index)
+    index.add([_articles(tmp_path / "a.jsonl", range(2))])
+    m = store.read_manifest(path)
+    assert (m.format_version, m.segments) == (3, [f"bm25-{m.generation}"])
+    assert not (path / "bm25-2").exists()  # the bm25s index went with its generation
+    _assert_terms_scored_like_fresh(index)
+    index.remove(["n0", "n1"])  # back to the old articles: the same ranking and scores
+    assert [
+        (h.chunk_id, round(h.score, 5)) for h in index.search("카카오 사업", fusion="bm25")
+    ] == old
+
+
+def _segment_file(path: Path, name: str) -> Path:
+    return path / store.read_manifest(path).segments[0] / name
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: shutil.rmtree(p / store.read_manifest(p).segments[0]), r"bm25-\d+ is missing"),
+        (
+            lambda p: (p / store.read_manifest(p).files["live"]).unlink(),
+            r"live-\d+\.npy is missing",
+        ),
+        (
+            lambda p: _segment_file(p, "rows.npy").write_bytes(b"\x93NUMPY garbage"),
+            r"bm25-\d+/rows\.npy is \d+ bytes, manifest says \d+",
+        ),
+        (
+            lambda p: _segment_file(p, "tf.npy").write_bytes(
+                _segment_file(p, "tf.npy").read_bytes()[:-4] + b"\xff\xff\xff\x7f"
+            ),
+            r"bm25-\d+/tf\.npy has changed since it was written \(checksum differs\)",
+        ),
+    ],
+)
+def test_damaged_segment_is_refused_in_one_line(seeds: Path, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    damage(index.path)
+    with pytest.raises(IndexCorrupt, match=message) as e:
+        Index.open()
+    assert "\n" not in str(e.value)
+
+
+def test_segment_arrays_that_disagree_are_refused(tmp_path: Path) -> None:
+    postings = bm25.build(["가 나", "나 다"])
+    bm25.save(postings, tmp_path / "bm25-1")
+    np.save(tmp_path / "bm25-1" / "lengths.npy", np.array([2, 2, 2], dtype=np.int32))
+    np.save(tmp_path / "live-1.npy", np.ones(2, dtype=bool))
+    with pytest.raises(IndexCorrupt, match=r"live-1\.npy is shorter than the BM25 segments"):
+        bm25.read(tmp_path, 3, {"live": "live-1.npy"}, ["bm25-1"], PARAMS)
+    np.save(tmp_path / "bm25-1" / "rows.npy", np.array([0, 1, 1, 5], dtype=np.int32))
+    np.save(tmp_path / "live-1.npy", np.ones(3, dtype=bool))
+    opened = bm25.read(tmp_path, 3, {"live": "live-1.npy"}, ["bm25-1"], PARAMS)
+    with pytest.raises(IndexCorrupt, match="bm25-1 is not a readable BM25 segment"):
+        opened.scores(["다"])  # a row beyond the segment: caught when read, not an IndexError
+
+
+def test_interrupted_merge_leaves_the_previous_index(
+    seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = Index.create(embedder="fake")
+    index.add([_articles(tmp_path / "a.jsonl", range(40))])
+    index.add([_articles(tmp_path / "b.jsonl", range(40, 42))])
+    before = store.read_manifest(index.path)
+    hits = [(h.chunk_id, h.score) for h in index.search("반도체 수출", k=5)]
+    real = bm25.save
+
+    def half(postings: bm25.Postings, directory: Path) -> None:
+        real(postings, directory)
+        (directory / "tf.npy").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(bm25, "save", half)
+        index.add([seeds])  # 6 chunks after 2: merged with the newest segment
+    assert store.read_manifest(index.path) == before
+    assert Index.open().check() == (len(before.checksums), [])
+    assert [(h.chunk_id, h.score) for h in Index.open().search("반도체 수출", k=5)] == hits
+    Index.open().add([seeds])
+    m = store.read_manifest(index.path)
+    assert m.segments == [before.segments[0], f"bm25-{m.generation}"]
+    _assert_terms_scored_like_fresh(Index.open())
