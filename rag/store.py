@@ -237,7 +237,12 @@ def _write_generation(
     records = path / files["records"]
     with diskio.writing(path, records):
         written = db.write(
-            records, base.records.file if base is not None else None, drop, docs, chunks
+            records,
+            base.records.file if base is not None else None,
+            drop,
+            docs,
+            chunks,
+            base.filters if base is not None else None,
         )
     keep = written.keep
     rows = len(keep) + len(chunks)
@@ -250,6 +255,10 @@ def _write_generation(
             if base is not None
             else iter(()),
             np.asarray(vectors, dtype=np.float32).reshape(-1, dim),
+            # Nothing removed: the kernel copies the old file and the new rows follow.
+            path / base.manifest.files["vectors"]
+            if base is not None and len(keep) == len(base.vectors)
+            else None,
         )
     with diskio.writing(path, path / files["filters"]):
         np.save(path / files["filters"], written.filters, allow_pickle=False)
