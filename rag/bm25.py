@@ -123,19 +123,22 @@ class Segments:
     """The BM25 side of a format-3 generation: its segments, scored with global statistics."""
 
     def __init__(self, segments: list[Segment], params: dict[str, Any], index_path: Path) -> None:
-        from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
+        from bm25s.scoring import _select_idf_scorer
 
         self.segments = segments
         self.path = index_path
-        self.k1, self.b = float(params["k1"]), float(params["b"])
-        if params["method"] in ("bm25l", "bm25+"):  # need a non-occurrence term; never written
+        k1, b = float(params["k1"]), float(params["b"])
+        if params["method"] not in ("lucene", "robertson"):  # the only ones rag writes
             raise IndexCorrupt(index_path, f"BM25 method {params['method']!r} is not supported")
         self._idf = _select_idf_scorer(params["method"])
-        self._tfc = _select_tfc_scorer(params["method"])
         self.num_docs = sum(s.count for s in segments)
         total = sum(int(s.postings.lengths[s.live].sum(dtype=np.int64)) for s in segments)
         # As bm25s: the mean of the integer lengths, in float64.
-        self.avgdl = total / self.num_docs if self.num_docs else 0.0
+        avgdl = total / self.num_docs if self.num_docs else 1.0
+        # bm25s's term-frequency part (`_score_tfc_lucene`) is tf / (k1 * ((1 - b) + b * l_d /
+        # l_avg) + tf), in float64; its chunk-length half is computed here once per chunk (the
+        # same operations in the same order, so the same bits) instead of once per posting.
+        self._norms = [k1 * ((1 - b) + b * s.postings.lengths / avgdl) for s in segments]
 
     def frequency(self, term: str) -> int:
         return sum(len(s.column(term, self.path)[0]) for s in self.segments)
@@ -149,14 +152,19 @@ class Segments:
                 continue
             # bm25s keeps IDFs in a float32 array and rounds each posting's score to float32.
             idf = np.float32(self._idf(df, N=self.num_docs))
-            for segment, local, tf in columns:
+            for (segment, local, tf), norms in zip(columns, self._norms, strict=True):
                 if not len(local):
                     continue
-                lengths = segment.postings.lengths[local]
-                tfc = self._tfc(tf_array=tf, l_d=lengths, l_avg=self.avgdl, k1=self.k1, b=self.b)
-                rows = local + segment.first if segment._rows is None else segment._rows[local]
+                part = norms[local]  # the float64 steps of bm25s, in place: tf / (norm + tf) * idf
+                part += tf
+                np.divide(tf, part, out=part)
+                part *= idf
+                if segment._rows is not None:
+                    rows = segment._rows[local]
+                else:
+                    rows = local + segment.first if segment.first else local
                 # One posting per chunk and term: a plain indexed add (bm25s: np.add.at).
-                scores[rows] += (idf * tfc).astype(np.float32)
+                scores[rows] += part.astype(np.float32)
         return scores
 
 
