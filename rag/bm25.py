@@ -2,8 +2,9 @@
 
 A bm25s index stores final scores: the IDF and the average chunk length of the whole corpus
 are baked into every posting, so adding one chunk changes them all and bm25s can only
-rebuild (most of the 91 s that adding 1,000 chunks to a 1M-chunk index took). Here the BM25 side of a generation is a list of
-segments, each written once by some generation and kept by the later ones::
+rebuild (most of the 91 s that adding 1,000 chunks to a 1M-chunk index took). Here the BM25
+side of a generation is a list of segments, each written once by some generation and kept by
+the later ones::
 
     bm25-G/                 the segment generation G wrote, for a run of consecutive chunks
         vocab.json          its terms, sorted; term i is column i
