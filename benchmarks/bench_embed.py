@@ -87,11 +87,11 @@ def recall(
 
 def bm25_index(paragraphs: list[str]) -> Any:
     """BM25 over the paragraphs' Kiwi morphemes, as `rag index` builds it."""
-    import bm25s
+    from rag import bm25
 
-    lexical = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    lexical.index(morphemes_batch(paragraphs), show_progress=False)
-    return lexical
+    postings = bm25.build(" ".join(terms) for terms in morphemes_batch(paragraphs))
+    segment = bm25.Segment("bm25-0", postings, np.ones(len(postings.lengths), dtype=bool), 0)
+    return bm25.Segments([segment], {"k1": 1.5, "b": 0.75, "method": "lucene"}, Path("."))
 
 
 def main() -> None:

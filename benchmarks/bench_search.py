@@ -1,10 +1,13 @@
 """Query latency, memory and approximate-search recall at 10k, 100k and 1M chunks.
 
 For each size an index is written through the real write path (`rag.store.write`: SQLite
-records, fp32 vectors, the approximate FAISS index above `RAG_ANN_THRESHOLD`, bm25s) in two
-writes, the second adding the last 1,000 chunks as `rag index` adds new articles; then a
-fresh process opens it with `Index.open` and times `Index.search` (k=10, default hybrid
-fusion, query embedding included) for real KorQuAD dev questions, without and with filters.
+records, fp32 vectors, the approximate FAISS index above `RAG_ANN_THRESHOLD`, BM25 segments)
+in two writes, the second adding the last 1,000 chunks as `rag index` adds new articles (a
+new BM25 segment beside the first); then a fresh process opens it with `Index.open` and times
+`Index.search` (k=10, default hybrid fusion, query embedding included) for real KorQuAD dev
+questions, without and with filters. Last, the BM25 segments are merged into one, as the
+write that the LSM policy makes merge everything would (`rag.bm25.merge`, timed, then
+discarded): the worst case of a write's BM25 part.
 
 - Vectors: real e5 embeddings of Korean Wikinews and KorQuAD text (`synth.real_vectors`),
   filled up to the size with vectors sampled from a Gaussian mixture fitted on them
@@ -264,6 +267,26 @@ def measure(path: Path, queries: int) -> dict[str, Any]:
     }
 
 
+def merge_seconds(path: Path) -> float | None:
+    """Seconds to merge all BM25 segments of the index at ``path`` into one and save it
+    (into a temporary directory, removed after), or None if it has a single segment."""
+    import shutil
+    import tempfile
+
+    from rag import bm25
+
+    lexical = store.read(path).bm25
+    if not isinstance(lexical, bm25.Segments) or len(lexical.segments) < 2:
+        return None
+    started = time.perf_counter()
+    merged = bm25.merge([(s.postings, s.live) for s in lexical.segments])
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        bm25.save(merged, Path(tmp) / "bm25-0")
+        seconds = time.perf_counter() - started
+        shutil.rmtree(Path(tmp) / "bm25-0")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -302,9 +325,11 @@ def main() -> None:
                 sys.exit(f"measuring {path} failed (exit {out.returncode}):\n{out.stderr}")
             if args.memory_limit:
                 limit = {"cgroup_limit_mb": args.memory_limit, "cgroup_peak_mb": group.peak_mb()}
-        writes = {"write_s": None, "append_s": None}
+        writes: dict[str, float | None] = {"write_s": None, "append_s": None}
         if built:
             writes = {"write_s": round(built[0], 1), "append_s": round(built[1], 1)}
+        merge = merge_seconds(path)
+        writes["bm25_merge_s"] = round(merge, 1) if merge is not None else None
         rows.append({"size": size, **writes, **json.loads(out.stdout), **limit})
         print(json.dumps(rows[-1]), file=sys.stderr)
     if args.json:
@@ -313,9 +338,9 @@ def main() -> None:
     print(
         "| chunks | dense | search p50 / p95 | + since filter | + outlet filter | "
         "query embed p50 | recall@10 | peak RSS (anon + file) | disk | write | "
-        f"+ {APPEND:,} chunks |"
+        f"+ {APPEND:,} chunks | BM25 full merge |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         write = f"{r['write_s']} s | {r['append_s']} s" if r["write_s"] else "cached | cached"
         print(
@@ -323,7 +348,7 @@ def main() -> None:
             f" | {r['since 2017_p50_ms']} / {r['since 2017_p95_ms']} ms"
             f" | {r['outlet_p50_ms']} / {r['outlet_p95_ms']} ms | {r['embed_p50_ms']} ms"
             f" | {r['recall@10']} | {r['peak_rss_mb']} MB ({r['rss_anon_mb']} + {r['rss_file_mb']})"
-            f" | {r['disk_mb']} MB | {write} |"
+            f" | {r['disk_mb']} MB | {write} | {r['bm25_merge_s']} s |"
         )
     print(f"load average during the runs: {', '.join(str(r['load']) for r in rows)}")
     for r in rows:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import itertools
 import json
 import os
@@ -97,10 +98,33 @@ def no_space(e: BaseException) -> bool:
 
 
 def write_npy(
-    file: Path, shape: tuple[int, int], blocks: Iterable[np.ndarray], tail: np.ndarray
+    file: Path,
+    shape: tuple[int, int],
+    blocks: Iterable[np.ndarray],
+    tail: np.ndarray,
+    prefix: Path | None = None,
 ) -> None:
-    """Write a float32 ``.npy`` of ``shape`` from ``blocks`` then ``tail``, row-major."""
+    """Write a float32 ``.npy`` of ``shape`` from ``blocks`` then ``tail``, row-major.
+
+    ``prefix``: a float32 ``.npy`` holding exactly the rows ``blocks`` would give; its bytes
+    are then copied by the kernel (copy_file_range) and ``blocks`` is not read, unless its
+    header differs in length from the new one.
+    """
     header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, header)
+    if prefix is not None and _header_bytes(prefix) == len(head.getvalue()):
+        shutil.copyfile(prefix, file)
+        with open(file, "r+b") as f:
+            f.write(head.getvalue())
+            f.seek(0, os.SEEK_END)
+            written = (f.tell() - len(head.getvalue())) // (4 * shape[1])
+            data = np.ascontiguousarray(tail, dtype="<f4")
+            f.write(data.reshape(-1).view(np.uint8).data)
+            written += len(data)
+        if written != shape[0]:
+            raise ValueError(f"{file.name}: wrote {written} rows of {shape[0]}")
+        return
     written = 0
     with open(file, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
@@ -110,6 +134,15 @@ def write_npy(
             written += len(data)
     if written != shape[0]:
         raise ValueError(f"{file.name}: wrote {written} rows of {shape[0]}")
+
+
+def _header_bytes(file: Path) -> int:
+    """Where the data of a version 1.0 ``.npy`` starts (-1 for another version)."""
+    with open(file, "rb") as f:
+        if np.lib.format.read_magic(f) != (1, 0):
+            return -1
+        np.lib.format.read_array_header_1_0(f)
+        return f.tell()
 
 
 def write_json(file: Path, data: Any) -> None:

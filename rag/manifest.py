@@ -2,7 +2,7 @@
 which files it wrote (so that only those are ever removed).
 
 Every file name a manifest mentions must be a plain generation-file name
-(``records-7.sqlite``, ``bm25-7/params.index.json``, ...): a tampered manifest cannot make
+(``records-7.sqlite``, ``bm25-5/vocab.json``, ...): a tampered manifest cannot make
 the index open or delete anything outside its own directory. Each file's size and xxh3-128
 checksum are recorded; opening compares sizes (and checksums of small files), ``rag info
 --check`` every checksum.
@@ -21,16 +21,26 @@ from pydantic import BaseModel, Field, StrictInt, ValidationError, field_validat
 
 from .errors import IndexCorrupt, IndexNotFound, RagError
 
-FORMAT_VERSION = 2
+# 3: BM25 in segments kept across generations (`rag.bm25`); 2: one bm25s index per generation,
+# still read, and converted by the next write.
+FORMAT_VERSION = 3
+OLDEST_FORMAT = 2
 MANIFEST = "manifest.json"
 # The files of the generation being written, listed before the first of them is created: an
 # interrupted write's leftovers are removed by the next one, and nothing else is.
 PENDING = "pending.json"
-SUFFIXES = {"records": ".sqlite", "vectors": ".npy", "filters": ".npy", "ann": ".faiss", "bm25": ""}
+SUFFIXES = {
+    "records": ".sqlite",
+    "vectors": ".npy",
+    "filters": ".npy",
+    "ann": ".faiss",
+    "bm25": "",
+    "live": ".npy",
+}
 REQUIRED = ("records", "vectors", "filters")
 # A file a generation wrote: "records-12.sqlite", or "bm25-12" and the files inside it.
 GENERATION_FILE = re.compile(
-    r"(?P<kind>records|vectors|filters|ann|bm25)-(?P<gen>0|[1-9][0-9]{0,17})"
+    r"(?P<kind>records|vectors|filters|ann|bm25|live)-(?P<gen>0|[1-9][0-9]{0,17})"
     r"(?P<suffix>\.sqlite|\.npy|\.faiss|)(?:/(?P<inner>[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}))?"
 )
 # Checksums of files up to this size are verified on every open (hashing 8 MB takes ~1 ms).
@@ -56,8 +66,11 @@ class Manifest(BaseModel):
     # Added without a format change: an index written before them has none (checked as absent).
     checksums: dict[str, str] = {}
     # The last generation's files: removed right after the switch, or by the next write if
-    # the writer died first.
+    # the writer died first (except those this generation still uses).
     previous: list[str] = []
+    # Format 3: the BM25 segments in use, oldest first, each written by this generation or an
+    # earlier one ("bm25-G" directories; `rag.bm25`).
+    segments: list[str] = []
 
     @field_validator("embedder")
     @classmethod
@@ -88,6 +101,17 @@ class Manifest(BaseModel):
                 raise ValueError(f"{name!r} is not a generation file name")
         return v
 
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, v: list[str]) -> list[str]:
+        for name in v:
+            match = GENERATION_FILE.fullmatch(name)
+            if match is None or match["kind"] != "bm25" or match["inner"]:
+                raise ValueError(f"{name!r} is not a BM25 segment name")
+        if len(set(v)) != len(v):
+            raise ValueError("segments lists a segment twice")
+        return v
+
     @model_validator(mode="after")
     def _files(self) -> Manifest:
         gen = self.generation
@@ -100,7 +124,13 @@ class Manifest(BaseModel):
                 raise ValueError(f"files has an unknown kind {kind!r}")
             if name != f"{kind}-{gen}{SUFFIXES[kind]}":
                 raise ValueError(f"{name!r} is not the {kind} file of generation {gen}")
-        names = set(self.files.values())
+        for name in self.segments:
+            if int(name.split("-")[1]) > gen:
+                raise ValueError(f"segment {name!r} is newer than generation {gen}")
+        segment = self.files.get("bm25")
+        if self.format_version >= 3 and segment is not None and segment not in self.segments:
+            raise ValueError(f"{segment!r} is not in segments")
+        names = set(self.files.values()) | set(self.segments)
         for table in (self.sizes, self.checksums):
             for name in table:
                 match = GENERATION_FILE.fullmatch(name)
@@ -177,7 +207,7 @@ def read_manifest(path: Path) -> Manifest:
             f"format {version} is newer than this version of rag reads ({FORMAT_VERSION}); "
             "upgrade rag",
         )
-    if version < FORMAT_VERSION:
+    if version < OLDEST_FORMAT:
         raise IndexCorrupt(
             path, f"format {version} was written by an older rag; index the articles again"
         )
@@ -216,12 +246,12 @@ def verify(path: Path, manifest: Manifest, full: bool) -> list[str]:
     """Problems with the generation's files: missing, wrong size, or (every file when ``full``,
     else those up to `CHECK_ON_OPEN_BYTES`) a checksum that differs from the manifest's."""
     problems = []
-    for name in manifest.files.values():
+    for name in [*manifest.files.values(), *manifest.segments]:
         if not (path / name).exists():
             problems.append(f"{name} is missing")
     for name, size in manifest.sizes.items():
         actual = _size(path / name)
-        if actual < 0 and name.split("/")[0] in manifest.files.values():
+        if actual < 0 and name.split("/")[0] in [*manifest.files.values(), *manifest.segments]:
             problems.append(f"{name} is missing")
         elif actual != size:
             problems.append(f"{name} is {actual} bytes, manifest says {size}")

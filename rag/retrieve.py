@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import numpy as np
 
 from . import config, dense
+from .bm25 import Lexical
 from .db import ChunkRecord, DocRecord
 from .errors import InvalidOption
 from .korean import query_morphemes
@@ -83,16 +83,11 @@ def mask(
     return keep
 
 
-def document_frequencies(bm25: Any, terms: Iterable[str]) -> tuple[dict[str, int], int]:
+def document_frequencies(bm25: Lexical | None, terms: Iterable[str]) -> tuple[dict[str, int], int]:
     """`Index.document_frequencies`: read from the BM25 index's term columns."""
     if bm25 is None:
         return {t: 0 for t in terms}, 0
-    indptr, vocab = bm25.scores["indptr"], bm25.vocab_dict
-    found = {}
-    for t in terms:
-        i = vocab.get(t, len(indptr))
-        found[t] = int(indptr[i + 1] - indptr[i]) if i + 1 < len(indptr) else 0
-    return found, int(bm25.scores["num_docs"])
+    return {t: bm25.frequency(t) for t in terms}, bm25.num_docs
 
 
 def dense_scores(
@@ -106,7 +101,7 @@ def dense_scores(
 
 
 def bm25_scores(
-    bm25: Any, terms: list[str], n: int, mask: np.ndarray | None
+    bm25: Lexical | None, terms: list[str], n: int, mask: np.ndarray | None
 ) -> tuple[dict[int, float], float]:
     """Top-``n`` rows by BM25 among ``mask``, and the query's coverage.
 
@@ -116,11 +111,11 @@ def bm25_scores(
     """
     if bm25 is None or not terms:
         return {}, 0.0
-    known = [t for t in terms if t in bm25.vocab_dict]
+    known = [t for t in terms if bm25.frequency(t)]
     coverage = len(known) / len(terms)
     if not known:
         return {}, 0.0
-    scores = bm25.get_scores(known)
+    scores = bm25.scores(known)
     if mask is not None:
         scores = np.where(mask, scores, 0.0)
     n = min(n, len(scores))

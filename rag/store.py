@@ -9,7 +9,9 @@ Layout (``N`` is the generation, bumped by every write)::
     vectors-N.npy            fp32 vectors, one row per chunk (memory-mapped when read)
     filters-N.npy            per chunk: article date (ordinal, -1 unknown) and outlet code
     ann-N.faiss              approximate FAISS index, only above a size threshold (rag.dense)
-    bm25-N/                  bm25s index (JSON + .npy, memory-mapped; no pickle)
+    bm25-G/                  a BM25 segment (JSON + .npy, memory-mapped; no pickle), written by
+                             generation G <= N and kept while later ones add theirs (rag.bm25)
+    live-N.npy               which chunks of the BM25 segments are still in the index
     pending.json             only during a write: the files of the generation being written
 
 Nothing of a large index has to fit in memory to search it: records are read by row from
@@ -20,9 +22,9 @@ fsyncs them, then atomically replaces ``manifest.json``. An interrupted write th
 the old manifest pointing at the old, complete generation; the next write removes the files
 ``pending.json`` lists. Only files a manifest or ``pending.json`` names are ever removed, so
 nothing else in the directory is touched. The old generation's files are removed right after
-the switch (the manifest lists them as ``previous`` until the next write, in case the writer
-dies first); a reader that read the old manifest but had not opened its files yet finds them
-gone and re-reads the manifest.
+the switch, except BM25 segments the new generation still uses (the manifest lists them as
+``previous`` until the next write, in case the writer dies first); a reader that read the old
+manifest but had not opened its files yet finds them gone and re-reads the manifest.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from . import db, dense, diskio
+from . import bm25, db, dense, diskio
 from .errors import IndexCorrupt, IndexLocked, IndexWriteError, RagError
 from .manifest import (
     FORMAT_VERSION,
@@ -75,7 +77,7 @@ class Snapshot:
     vectors: np.ndarray  # memory-mapped fp32, row i = chunk row i
     filters: np.ndarray  # int32 (rows, 2): date ordinal, outlet code
     ann: Any | None
-    bm25: Any | None
+    bm25: bm25.Lexical | None
     _flat: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -120,7 +122,7 @@ def _open(path: Path, manifest: Manifest) -> Snapshot:
     _advise(vectors, mmap.MADV_RANDOM)
     filters = _read_npy(path / files["filters"], path)
     ann = _read_faiss(path / files["ann"], path) if "ann" in files else None
-    bm25 = _read_bm25(path / files["bm25"], path) if "bm25" in files else None
+    lexical = bm25.read(path, manifest.format_version, files, manifest.segments, manifest.bm25)
     docs, chunks = records.counts()
     if docs != manifest.documents or chunks != manifest.chunks:
         raise IndexCorrupt(path, "document or chunk count differs from the manifest")
@@ -130,11 +132,13 @@ def _open(path: Path, manifest: Manifest) -> Snapshot:
         raise IndexCorrupt(path, f"{files['vectors']} or {files['filters']} has the wrong type")
     if ann is not None and ann.ntotal != chunks:
         raise IndexCorrupt(path, f"{files['ann']} has {ann.ntotal} vectors for {chunks} chunks")
+    if (lexical.num_docs if lexical is not None else 0) != chunks:
+        raise IndexCorrupt(path, f"the BM25 index does not cover the {chunks} chunks")
     sample = vectors[np.linspace(0, len(vectors) - 1, min(len(vectors), _SAMPLE_ROWS)).astype(int)]
     # Embedders give unit or small count vectors; random bytes read as float32 are mostly huge.
     if not np.isfinite(sample).all() or np.abs(sample).max(initial=0.0) > 1e6:
         raise IndexCorrupt(path, f"{files['vectors']} holds values no embedder produces")
-    return Snapshot(path, manifest, records, vectors, filters, ann, bm25)
+    return Snapshot(path, manifest, records, vectors, filters, ann, lexical)
 
 
 def check(path: Path) -> tuple[Manifest, list[str]]:
@@ -179,7 +183,7 @@ def write(
         check_new(path)
     # What an interrupted write left, and generation N-1 if the write of N was killed before
     # removing it, go now, before the free space is measured.
-    current = list(manifest.files.values()) if base is not None else []
+    current = [*manifest.files.values(), *manifest.segments] if base is not None else []
     old = [*manifest.previous, *read_pending(path)] if base is not None else read_pending(path)
     with _readers(path, exclusive=True):
         diskio.remove(path, [n for n in old if n not in current])
@@ -212,7 +216,8 @@ def write(
     # Readers that opened generation N keep reading it (open files and maps outlive the
     # names); one still opening it holds the readers' lock until its files are open.
     with _readers(path, exclusive=True):
-        diskio.remove(path, [n for n in new.previous if n not in new.files.values()])
+        in_use = {*new.files.values(), *new.segments}
+        diskio.remove(path, [n for n in new.previous if n not in in_use])
     (path / PENDING).unlink(missing_ok=True)
     return new
 
@@ -232,7 +237,12 @@ def _write_generation(
     records = path / files["records"]
     with diskio.writing(path, records):
         written = db.write(
-            records, base.records.file if base is not None else None, drop, docs, chunks
+            records,
+            base.records.file if base is not None else None,
+            drop,
+            docs,
+            chunks,
+            base.filters if base is not None else None,
         )
     keep = written.keep
     rows = len(keep) + len(chunks)
@@ -245,6 +255,10 @@ def _write_generation(
             if base is not None
             else iter(()),
             np.asarray(vectors, dtype=np.float32).reshape(-1, dim),
+            # Nothing removed: the kernel copies the old file and the new rows follow.
+            path / base.manifest.files["vectors"]
+            if base is not None and len(keep) == len(base.vectors)
+            else None,
         )
     with diskio.writing(path, path / files["filters"]):
         np.save(path / files["filters"], written.filters, allow_pickle=False)
@@ -259,14 +273,32 @@ def _write_generation(
         with diskio.writing(path, path / files["ann"]):
             _write_faiss(dense.build(all_vectors, ann, old, start), path / files["ann"])
     del all_vectors
-    if rows:
-        files["bm25"] = f"bm25-{gen}"
-        with diskio.writing(path, path / files["bm25"]):
-            _write_bm25(path / files["bm25"], manifest.bm25, db.terms(records))
+    # BM25: a segment for the new chunks (merged with the newest ones when due), tombstones
+    # for the removed ones; the segments written before are kept, not rebuilt.
+    segment = f"bm25-{gen}"
+    with diskio.writing(path, path / segment):
+        lexical = bm25.write(
+            path,
+            segment,
+            base.bm25 if base is not None else None,
+            keep,
+            [c.terms for c in chunks],
+            lambda: db.terms(records),
+        )
+    if lexical.new:
+        files["bm25"] = lexical.new
+    if lexical.segments:
+        files["live"] = f"live-{gen}.npy"
+        with diskio.writing(path, path / files["live"]):
+            np.save(path / files["live"], lexical.live, allow_pickle=False)
     for name in files.values():
         with diskio.writing(path, path / name):
             diskio.fsync(path / name)
     sizes, checksums = sizes_and_checksums(path, files.values())
+    # Segments kept from earlier generations are unchanged: their recorded sums carry over.
+    kept = set(lexical.segments) - set(files.values())
+    sizes.update({n: v for n, v in manifest.sizes.items() if n.split("/")[0] in kept})
+    checksums.update({n: v for n, v in manifest.checksums.items() if n.split("/")[0] in kept})
     return manifest.model_copy(
         update={
             "format_version": FORMAT_VERSION,
@@ -278,7 +310,10 @@ def _write_generation(
             "files": files,
             "sizes": sizes,
             "checksums": checksums,
-            "previous": list(manifest.files.values()) if base is not None else [],
+            "segments": lexical.segments,
+            "previous": list(dict.fromkeys([*manifest.files.values(), *manifest.segments]))
+            if base is not None
+            else [],
         }
     )
 
@@ -308,7 +343,8 @@ def delete(path: Path, directory: bool) -> None:
     too if ``directory`` and nothing else is left in it (used to undo an index that received
     nothing)."""
     manifest = read_manifest(path)
-    diskio.remove(path, [*manifest.files.values(), *manifest.previous, *read_pending(path)])
+    names = [*manifest.files.values(), *manifest.segments, *manifest.previous, *read_pending(path)]
+    diskio.remove(path, names)
     for name in (MANIFEST, PENDING, LOCK, READERS):
         (path / name).unlink(missing_ok=True)
     if directory:
@@ -390,14 +426,6 @@ def _advise(vectors: np.ndarray | None, advice: int) -> None:
         handle.madvise(advice)
 
 
-def _write_bm25(directory: Path, params: dict[str, Any], corpus: list[list[str]]) -> None:
-    import bm25s
-
-    retriever = bm25s.BM25(k1=params["k1"], b=params["b"], method=params["method"])
-    retriever.index(corpus, show_progress=False)
-    retriever.save(str(directory))
-
-
 def _write_faiss(index: Any, file: Path) -> None:
     import faiss
 
@@ -418,13 +446,3 @@ def _read_faiss(file: Path, index_path: Path) -> Any:
         return faiss.read_index(str(file))
     except RuntimeError as e:
         raise IndexCorrupt(index_path, f"{file.name} is not a readable FAISS index") from e
-
-
-def _read_bm25(directory: Path, index_path: Path) -> Any:
-    import bm25s
-
-    try:
-        return bm25s.BM25.load(str(directory), load_corpus=False, mmap=True)
-    # TypeError: an unknown key in params.index.json (bm25s passes them to its constructor).
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise IndexCorrupt(index_path, f"{directory.name} is not a readable BM25 index") from e

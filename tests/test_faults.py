@@ -69,7 +69,7 @@ def _only_index_files(path: Path) -> None:
     """Nothing in the directory but the current generation's files (after a write)."""
     m = store.read_manifest(path)
     names = {p.name for p in path.iterdir()}
-    assert names == {".lock", ".readers", "manifest.json", *m.files.values()}
+    assert names == {".lock", ".readers", "manifest.json", *m.files.values(), *m.segments}
 
 
 def _rag(*args: str) -> subprocess.Popen[str]:
@@ -162,11 +162,10 @@ def _fill(fs: Path, leave: int) -> Path:
 
 def _inject(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a tmpfs: make one of the writes of a generation fail with ENOSPC."""
-    import bm25s
     import numpy as np
 
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    target = rng.choice(["db.write", "write_npy", "np.save", "bm25s", "write_json"])
+    target = rng.choice(["db.write", "write_npy", "np.save", "bm25", "write_json"])
 
     def fail(*args: object, **kwargs: object) -> None:
         raise full
@@ -177,8 +176,8 @@ def _inject(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(diskio, "write_npy", fail)
     elif target == "np.save":
         monkeypatch.setattr(np, "save", fail)
-    elif target == "bm25s":
-        monkeypatch.setattr(bm25s.BM25, "save", fail)
+    elif target == "bm25":
+        monkeypatch.setattr("rag.bm25.save", fail)
     else:
         real = diskio.write_json
         monkeypatch.setattr(

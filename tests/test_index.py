@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from rag import EmbedderMismatch, Index, IndexCorrupt, IndexNotFound, RagError, store
@@ -142,7 +143,7 @@ def test_remove_folder_spares_sibling_folders(tmp_path: Path) -> None:
 def test_interrupted_write_leaves_previous_index(
     seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bm25s
+    from rag import bm25
 
     index = Index.create(embedder="fake")
     index.add([seeds / f"{KAKAO}.txt"])
@@ -152,7 +153,7 @@ def test_interrupted_write_leaves_previous_index(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
-        patch.setattr(bm25s.BM25, "save", interrupted)  # after records and vectors are written
+        patch.setattr(bm25, "save", interrupted)  # after records and vectors are written
         index.add([seeds])
 
     reopened = Index.open()
@@ -164,8 +165,10 @@ def test_interrupted_write_leaves_previous_index(
     Index.open().add([seeds])
     manifest = store.read_manifest(index.path)
     names = {p.name for p in index.path.iterdir()}
-    assert names == {".lock", ".readers", "manifest.json", *manifest.files.values()}
-    assert manifest.previous == ["records-2.sqlite", "vectors-2.npy", "filters-2.npy", "bm25-2"]
+    in_use = {*manifest.files.values(), *manifest.segments}
+    assert names == {".lock", ".readers", "manifest.json", *in_use}
+    previous = ["records-2.sqlite", "vectors-2.npy", "filters-2.npy", "bm25-2", "live-2.npy"]
+    assert manifest.previous == previous
 
 
 def _hold_lock(path: str, ready: Any) -> None:
@@ -324,3 +327,41 @@ def test_vectors_are_read_without_readahead_except_when_copied(seeds: Path) -> N
     with store.sequential(snap.vectors):
         assert {"sr"} <= _vm_flags(file) and "rr" not in _vm_flags(file)
     assert "rr" in _vm_flags(file)
+
+
+def _batch(path: Path, ids: range, source: str) -> Path:
+    rows = [
+        {"id": f"a{i}", "text": f"{i}번 기사. 반도체 수출이 {i}% 늘었다.", "source": source}
+        | ({"date": f"2024-01-{i % 28 + 1:02d}"} if i % 3 else {})
+        for i in ids
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("source", ["연합뉴스", "가나일보"])  # a known outlet, a new one first
+def test_adding_by_copying_the_files_writes_what_copying_rows_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """New articles only: the records and vectors files are copied by the kernel and the new
+    rows added (the fast path); the result equals the row-by-row copy, filters included."""
+    from rag import db, diskio
+
+    def build(name: str) -> store.Snapshot:
+        index = Index.create(tmp_path / name, embedder="fake")
+        index.add([_batch(tmp_path / "one.jsonl", range(5), "연합뉴스")])
+        index.add([_batch(tmp_path / "two.jsonl", range(5, 9), source)])
+        return store.read(index.path)
+
+    fast = build("fast")
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "_holds_any", lambda *a: True)
+        patch.setattr(diskio, "_header_bytes", lambda *a: -1)
+        slow = build("slow")
+    assert list(fast.records.all_chunks()) == list(slow.records.all_chunks())
+    strip = [d.model_dump(exclude={"indexed_at"}) for d in fast.records.docs().values()]
+    assert strip == [d.model_dump(exclude={"indexed_at"}) for d in slow.records.docs().values()]
+    assert np.array_equal(fast.vectors, slow.vectors) and len(fast.vectors) == 9
+    assert np.array_equal(fast.filters, slow.filters)
+    assert fast.records.counts() == slow.records.counts() == (9, 9)
+    assert fast.records.outlet_code(source) == slow.records.outlet_code(source)

@@ -100,7 +100,7 @@ def test_writes_remove_only_files_the_index_wrote(seeds: Path) -> None:
     m = store.read_manifest(index.path)
     assert m.generation == 5 and m.files["records"] == "records-5.sqlite"  # 2 was taken
     theirs = {p.name for p in index.path.iterdir()} - {n.split("/")[0] for n in before}
-    assert theirs == {".lock", ".readers", "manifest.json", *m.files.values()}
+    assert theirs == {".lock", ".readers", "manifest.json", *m.files.values(), *m.segments}
     assert len(Index.open()) == 1
 
 
@@ -138,6 +138,7 @@ def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, see
         ".readers",
         "manifest.json",
         *m.files.values(),
+        *m.segments,
     }
     assert len(Index.open(path)) == 2
 
@@ -238,7 +239,7 @@ def _enospc(*args: object) -> OSError:
     [
         ("rag.db.write", sqlite3.OperationalError("database or disk is full"), "records-3.sqlite"),
         ("rag.diskio.write_npy", _enospc(), "vectors-3.npy"),
-        ("bm25s.BM25.save", OSError("123 requested and 45 written"), "bm25-3"),
+        ("rag.bm25.save", OSError("123 requested and 45 written"), "bm25-3"),
         (
             "faiss.write_index",
             RuntimeError("write error in x: 1 != 2 (No space left on device)"),
@@ -341,7 +342,7 @@ def test_reader_gives_up_when_the_index_keeps_changing(
 
 def test_ctrl_c_before_the_switch_says_not_changed(run, monkeypatch: pytest.MonkeyPatch) -> None:
     run("index", f"articles/{KAKAO}.txt", "--embedder", "fake")
-    monkeypatch.setattr("bm25s.BM25.save", _full(KeyboardInterrupt()))
+    monkeypatch.setattr("rag.bm25.save", _full(KeyboardInterrupt()))
     assert run("index", "articles") == (
         130,
         "error: interrupted; the index at idx was not changed\n",
@@ -352,7 +353,7 @@ def test_ctrl_c_before_the_switch_says_not_changed(run, monkeypatch: pytest.Monk
 def test_ctrl_c_while_making_a_new_index_leaves_none(
     run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bm25s.BM25.save", _full(KeyboardInterrupt()))
+    monkeypatch.setattr("rag.bm25.save", _full(KeyboardInterrupt()))
     code, out = run("index", "articles", "--embedder", "fake")
     assert (code, out) == (130, "error: interrupted; the index at idx was not changed\n")
     assert not (tmp_path / "idx").exists()
@@ -410,12 +411,13 @@ def _edit_manifest(path: Path, change) -> None:  # type: ignore[no-untyped-def]
     (path / "manifest.json").write_text(json.dumps(data))
 
 
-def _params_with_unknown_key(path: Path) -> None:
-    """Rewrite the BM25 params consistently (size and checksum fixed up in the manifest)."""
+def _vocabulary_of_another_size(path: Path) -> None:
+    """Rewrite a BM25 segment's terms consistently (size and checksum fixed up in the
+    manifest), one term short of its columns."""
     m = store.read_manifest(path)
-    name = f"{m.files['bm25']}/params.index.json"
-    params = json.loads((path / name).read_text()) | {"surprise": 1}
-    (path / name).write_text(json.dumps(params))
+    name = f"{m.segments[0]}/vocab.json"
+    terms = json.loads((path / name).read_text())[:-1]
+    (path / name).write_text(json.dumps(terms))
     _edit_manifest(
         path,
         lambda d: (
@@ -449,7 +451,7 @@ def _garble_vectors(path: Path) -> None:
             lambda p: _edit_manifest(p, lambda d: d.update(format_version="2")),
             "format_version '2' is not a number",
         ),
-        (_params_with_unknown_key, r"bm25-\d+ is not a readable BM25 index"),
+        (_vocabulary_of_another_size, r"bm25-\d+ is not a readable BM25 segment"),
         (
             lambda p: _edit_manifest(
                 p, lambda d: d["files"].update(records="../other/records-2.sqlite")
@@ -493,7 +495,7 @@ def test_garbage_in_large_vectors_is_caught_on_open_and_by_check(
 def test_info_check(run, tmp_path: Path) -> None:
     run("index", "articles", "--embedder", "fake")
     code, out = run("info", "--check")
-    assert code == 0 and out.splitlines()[-1] == "check      all 8 files match their checksums"
+    assert code == 0 and out.splitlines()[-1] == "check      all 9 files match their checksums"
     # An index written before checksums were recorded still opens; --check says what it did.
     _edit_manifest(tmp_path / "idx", lambda d: d.pop("checksums"))
     code, out = run("info", "--check")

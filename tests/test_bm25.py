@@ -1,0 +1,258 @@
+"""BM25 segments (`rag.bm25`): scores equal a bm25s index built from scratch after any adds
+and removes; merges, tombstones, damaged segments and format-2 indexes."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+
+from rag import Index, bm25, manifest, store
+from rag.errors import IndexCorrupt
+
+PARAMS = {"k1": 1.5, "b": 0.75, "method": "lucene"}
+# A small vocabulary with a skewed frequency: common terms, rare ones, repeats within a chunk.
+WORDS = [f"어{i}" for i in range(60)]
+
+
+def _chunk(rng: random.Random) -> str:
+    return " ".join(rng.choices(WORDS, weights=range(60, 0, -1), k=rng.randint(1, 12)))
+
+
+def _fresh(corpus: list[str]) -> bm25s.BM25:
+    retriever = bm25s.BM25(**PARAMS)
+    retriever.index([c.split() for c in corpus], show_progress=False)
+    return retriever
+
+
+def _assert_same_as_fresh(lexical: bm25.Lexical | None, corpus: list[str]) -> None:
+    """Every query's frequencies, scores (1e-6) and top 10 equal a fresh bm25s build's."""
+    assert lexical is not None and lexical.num_docs == len(corpus)
+    fresh = _fresh(corpus)
+    queries = [[w] for w in WORDS] + [WORDS[i : i + 3] for i in range(0, 58, 5)] + [["어1"] * 2]
+    for query in queries:
+        known = [t for t in query if t in fresh.vocab_dict]
+        assert [t for t in query if lexical.frequency(t)] == known
+        if not known:
+            continue
+        expected, got = fresh.get_scores(known), lexical.scores(known)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+        top = np.argsort(-expected, kind="stable")[:10]
+        assert np.argsort(-got, kind="stable")[:10].tolist() == top.tolist()
+
+
+def _generation(
+    path: Path,
+    gen: int,
+    base: bm25.Lexical | None,
+    keep: np.ndarray,
+    new: list[str],
+    corpus: list[str],
+) -> tuple[bm25.Written, bm25.Lexical | None]:
+    """Write a generation's BM25 side as the store does, and open it."""
+    written = bm25.write(path, f"bm25-{gen}", base, keep, new, lambda: iter(corpus))
+    np.save(path / f"live-{gen}.npy", written.live)
+    return written, bm25.read(path, 3, {"live": f"live-{gen}.npy"}, written.segments, PARAMS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_segments_score_like_a_fresh_build_after_adds_and_removes(
+    tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    corpus: list[str] = []
+    lexical: bm25.Lexical | None = None
+    counts = []
+    for gen in range(1, 40):
+        keep = sorted(
+            rng.sample(range(len(corpus)), k=len(corpus) - rng.randint(0, len(corpus) // 5))
+        )
+        new = [_chunk(rng) for _ in range(rng.choice([0, 1, 3, 20, 60]))]
+        corpus = [corpus[i] for i in keep] + new
+        _, lexical = _generation(tmp_path, gen, lexical, np.array(keep, int), new, corpus)
+        if corpus:
+            _assert_same_as_fresh(lexical, corpus)
+        else:
+            assert lexical is None
+        # LSM: few segments (about log4 of the chunks), none mostly removed.
+        if isinstance(lexical, bm25.Segments):
+            counts.append(len(lexical.segments))
+            assert len(lexical.segments) <= 2 + math.log(lexical.num_docs, bm25.RATIO)
+            assert all(s.count >= (1 - bm25.DEAD_SHARE) * len(s.live) for s in lexical.segments)
+    assert max(counts) > 1  # segments were added, and merged
+
+
+def test_adding_writes_only_a_small_segment_and_removing_none(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    corpus = [_chunk(rng) for _ in range(400)]
+    _, lexical = _generation(tmp_path, 1, None, np.zeros(0, int), corpus, corpus)
+    new = [_chunk(rng) for _ in range(10)]
+    second, lexical = _generation(tmp_path, 2, lexical, np.arange(400), new, corpus + new)
+    assert second.segments == ["bm25-1", "bm25-2"]  # the 400 chunks were not rewritten
+    assert len(bm25.read_postings(tmp_path / "bm25-2", tmp_path).lengths) == 10
+    keep = np.array([i for i in range(410) if i % 7])
+    third, lexical = _generation(tmp_path, 3, lexical, keep, [], [(corpus + new)[i] for i in keep])
+    assert (third.new, third.segments) == (None, ["bm25-1", "bm25-2"])  # tombstones only
+    assert int(third.live.sum()) == len(keep)
+    _assert_same_as_fresh(lexical, [(corpus + new)[i] for i in keep])
+
+
+def test_merge_drops_removed_chunks_and_unused_terms(tmp_path: Path) -> None:
+    a = bm25.build(["가 나 나", "다", "가 라"])
+    b = bm25.build(["라 마", "바"])
+    merged = bm25.merge([(a, np.array([True, False, True])), (b, np.array([False, True]))])
+    assert merged.terms == ["가", "나", "라", "바"]  # 다 and 마 were only in removed chunks
+    assert merged.lengths.tolist() == [3, 2, 1]
+    assert merged.indptr.tolist() == [0, 2, 3, 4, 5]
+    assert merged.rows.tolist() == [0, 1, 0, 1, 2]
+    assert merged.tf.tolist() == [1.0, 1.0, 2.0, 1.0, 1.0]
+
+
+# -- through the index ---------------------------------------------------------------------
+
+
+def _records_terms(path: Path) -> list[str]:
+    return [c.terms for c in store.read(path).records.all_chunks()]
+
+
+def _articles(path: Path, ids: range) -> Path:
+    records = [
+        {"id": f"n{i}", "text": f"{i}번째 기사. 카카오 반도체 수출이 {i}년 만에 늘었다."}
+        for i in ids
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8")
+    return path
+
+
+def test_index_add_and_remove_keep_segments_and_scores(seeds: Path, tmp_path: Path) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds, _articles(tmp_path / "a.jsonl", range(40))])
+    first = store.read_manifest(index.path).segments
+    index.add([_articles(tmp_path / "b.jsonl", range(40, 42))])
+    m = store.read_manifest(index.path)
+    assert m.format_version == manifest.FORMAT_VERSION
+    assert m.segments == [first[0], f"bm25-{m.generation}"]  # the first one is kept
+    _assert_terms_scored_like_fresh(index)
+    index.remove(["n1", "n41"])
+    assert store.read_manifest(index.path).segments == m.segments  # tombstones only
+    _assert_terms_scored_like_fresh(index)
+    assert index.check() == (len(store.read_manifest(index.path).checksums), [])
+    # Only the current generation's files are left, segments of earlier ones included.
+    m = store.read_manifest(index.path)
+    names = {p.name for p in index.path.iterdir()} - {".lock", ".readers", "manifest.json"}
+    assert names == {*m.files.values(), *m.segments}
+
+
+def _assert_terms_scored_like_fresh(index: Index) -> None:
+    corpus = _records_terms(index.path)
+    snap = store.read(index.path)
+    fresh = _fresh(corpus)
+    for term in list(fresh.vocab_dict)[:50]:
+        if not term:
+            continue
+        np.testing.assert_allclose(snap.bm25.scores([term]), fresh.get_scores([term]), atol=1e-6)  # type: ignore[union-attr]
+
+
+# -- format 2, damage, interrupted writes ----------------------------------------------------
+
+# An index written by rag before segments (format 2: one bm25s index), with the fake embedder.
+FORMAT2 = Path(__file__).parent / "data" / "format2-index"
+
+
+def test_format_2_index_is_searched_then_converted_by_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "old"
+    shutil.copytree(FORMAT2, path)
+    index = Index.open(path)
+    assert index.info().format_version == 2 and isinstance(index._snap.bm25, bm25.Legacy)
+    old = [(h.chunk_id, round(h.score, 5)) for h in index.search("카카오 사업", fusion="bm25")]
+    assert old and index.document_frequencies(["카카오"])[0]["카카오"] > 0
+    _assert_terms_scored_like_fresh(index)
+    index.add([_articles(tmp_path / "a.jsonl", range(2))])
+    m = store.read_manifest(path)
+    assert (m.format_version, m.segments) == (3, [f"bm25-{m.generation}"])
+    assert not (path / "bm25-2").exists()  # the bm25s index went with its generation
+    _assert_terms_scored_like_fresh(index)
+    index.remove(["n0", "n1"])  # back to the old articles: the same ranking and scores
+    assert [
+        (h.chunk_id, round(h.score, 5)) for h in index.search("카카오 사업", fusion="bm25")
+    ] == old
+
+
+def _segment_file(path: Path, name: str) -> Path:
+    return path / store.read_manifest(path).segments[0] / name
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: shutil.rmtree(p / store.read_manifest(p).segments[0]), r"bm25-\d+ is missing"),
+        (
+            lambda p: (p / store.read_manifest(p).files["live"]).unlink(),
+            r"live-\d+\.npy is missing",
+        ),
+        (
+            lambda p: _segment_file(p, "rows.npy").write_bytes(b"\x93NUMPY garbage"),
+            r"bm25-\d+/rows\.npy is \d+ bytes, manifest says \d+",
+        ),
+        (
+            lambda p: _segment_file(p, "tf.npy").write_bytes(
+                _segment_file(p, "tf.npy").read_bytes()[:-4] + b"\xff\xff\xff\x7f"
+            ),
+            r"bm25-\d+/tf\.npy has changed since it was written \(checksum differs\)",
+        ),
+    ],
+)
+def test_damaged_segment_is_refused_in_one_line(seeds: Path, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    damage(index.path)
+    with pytest.raises(IndexCorrupt, match=message) as e:
+        Index.open()
+    assert "\n" not in str(e.value)
+
+
+def test_segment_arrays_that_disagree_are_refused(tmp_path: Path) -> None:
+    postings = bm25.build(["가 나", "나 다"])
+    bm25.save(postings, tmp_path / "bm25-1")
+    np.save(tmp_path / "bm25-1" / "lengths.npy", np.array([2, 2, 2], dtype=np.int32))
+    np.save(tmp_path / "live-1.npy", np.ones(2, dtype=bool))
+    with pytest.raises(IndexCorrupt, match=r"live-1\.npy is shorter than the BM25 segments"):
+        bm25.read(tmp_path, 3, {"live": "live-1.npy"}, ["bm25-1"], PARAMS)
+    np.save(tmp_path / "bm25-1" / "rows.npy", np.array([0, 1, 1, 5], dtype=np.int32))
+    np.save(tmp_path / "live-1.npy", np.ones(3, dtype=bool))
+    opened = bm25.read(tmp_path, 3, {"live": "live-1.npy"}, ["bm25-1"], PARAMS)
+    with pytest.raises(IndexCorrupt, match="bm25-1 is not a readable BM25 segment"):
+        opened.scores(["다"])  # a row beyond the segment: caught when read, not an IndexError
+
+
+def test_interrupted_merge_leaves_the_previous_index(
+    seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = Index.create(embedder="fake")
+    index.add([_articles(tmp_path / "a.jsonl", range(40))])
+    index.add([_articles(tmp_path / "b.jsonl", range(40, 42))])
+    before = store.read_manifest(index.path)
+    hits = [(h.chunk_id, h.score) for h in index.search("반도체 수출", k=5)]
+    real = bm25.save
+
+    def half(postings: bm25.Postings, directory: Path) -> None:
+        real(postings, directory)
+        (directory / "tf.npy").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(bm25, "save", half)
+        index.add([seeds])  # 6 chunks after 2: merged with the newest segment
+    assert store.read_manifest(index.path) == before
+    assert Index.open().check() == (len(before.checksums), [])
+    assert [(h.chunk_id, h.score) for h in Index.open().search("반도체 수출", k=5)] == hits
+    Index.open().add([seeds])
+    m = store.read_manifest(index.path)
+    assert m.segments == [before.segments[0], f"bm25-{m.generation}"]
+    _assert_terms_scored_like_fresh(Index.open())
