@@ -1,0 +1,470 @@
+"""`rag index --ray ADDRESS`: the compute of `Index.add` as Ray Data stages on a cluster.
+
+Three passes run on the cluster, each spread over all of its CPUs:
+
+- **read**: one task per file: reading, decoding and cleaning (`rag.ingest`);
+- **chunk**: chunking and Kiwi morphemes, a batch of articles at a time
+  (`rag.update.chunk_articles`), in actors holding the embedder's tokenizer;
+- **embed**: a pool of actors, one per CPU, each holding the index's embedder (the default
+  ``onnx-int8``) on one thread.
+
+Between the passes the driver does what needs the whole index: it decides which articles are
+new or changed (`rag.update.plan`, by content hash) and which chunk texts already have a
+vector (`rag.update.embed`); only the rest goes to the cluster. Texts are sent in the batches
+`Embedder.embed_passages` would form, so the vectors are the ones a local run computes. The
+results go to the same `rag.store.write`, under the same lock, with the same atomic switch.
+
+ADDRESS is ``auto`` (``$RAY_ADDRESS``, else a cluster started on this machine with ``ray
+start``), ``local[:N]`` (start a cluster of N nodes here, bound to 127.0.0.1, for this run),
+or ``HOST:PORT`` (a head node's GCS address). Ray is imported only here, and only then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import ingest, update
+from .embed import PASSAGE_BATCH, Embedder
+from .errors import BackendUnavailable, InvalidOption, RagError
+from .records import Article, IndexReport, Skipped
+from .update import Progress
+
+log = logging.getLogger(__name__)
+
+INSTALL = 'pip install "kornews-rag[ray]"'
+ADDRESS_FORMS = ("auto", "local", "local:N", "HOST:PORT")
+# A local cluster's object store per node: small, Ray spills to disk beyond it.
+LOCAL_OBJECT_STORE = 200 * 2**20
+CONNECT_TIMEOUT = 5.0
+# Articles per call of the chunk stage (Kiwi analyzes a batch faster than one text at a time).
+CHUNK_BATCH = 8
+# CPUs one actor asks for. A little under one: the pool then never takes the last bit of a
+# node's CPU, which Ray Data's scheduler would otherwise wait for and stall.
+ACTOR_CPUS = 0.9
+_ONNX = ("onnx", "onnx-int8")
+_ADDRESS = re.compile(r"^(?P<host>[\w.-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+
+
+@dataclass
+class Stage:
+    """One pass over the cluster: items sent, wall seconds, and worker compute seconds."""
+
+    items: int = 0
+    seconds: float = 0.0
+    busy: float = 0.0
+
+
+@dataclass
+class Cluster:
+    """The Ray cluster an add runs on, and what each pass took."""
+
+    address: str
+    nodes: int
+    cpus: int
+    stages: dict[str, Stage] = field(default_factory=dict)
+
+    def collect(self, inputs: Any, report: IndexReport, progress: Progress | None) -> list[Article]:
+        """`rag.update.collect` with the files read and cleaned on the cluster."""
+        paths, records = update.split_inputs(inputs)
+        listed = list(ingest.iter_files(paths))
+        files = [item for item in listed if isinstance(item, Path)]
+        payloads = [os.fsencode(str(p)) for p in files]
+        loaded = iter(self._map("read", _read_files, payloads, 1, progress))
+        results: list[Article | Skipped] = []
+        for item in listed:
+            if isinstance(item, Skipped):
+                results.append(item)
+                continue
+            for entry in _loads(next(loaded)):
+                kind = Article if "content_hash" in entry else Skipped
+                results.append(kind.model_validate(entry))
+        results.extend(ingest.articles_from_records(records))
+        return update.keep_articles(results, report)
+
+    def prepare(
+        self,
+        plan: list[tuple[Article, str]],
+        embedder: Embedder,
+        chunker: dict[str, Any],
+        progress: Progress | None,
+    ) -> tuple[list[Any], list[Any], list[str]]:
+        """`rag.update.prepare` with the articles chunked on the cluster."""
+        from .db import ChunkRecord
+
+        payloads = [
+            _dumps({"article": a.model_dump(mode="json"), "doc_id": doc_id}) for a, doc_id in plan
+        ]
+        args = (embedder.spec, chunker)
+        pieces = []
+        for payload in self._map("chunk", _Chunker, payloads, CHUNK_BATCH, progress, args):
+            data = _loads(payload)
+            pieces.append(([ChunkRecord(**c) for c in data["chunks"]], data["texts"]))
+        return update.assemble(plan, pieces)
+
+    def encoder(self, embedder: Embedder, recorded: dict[str, Any]) -> update.Encode:
+        """Embeds passages on the cluster exactly as ``embedder.embed_passages`` would."""
+
+        def encode(texts: list[str], *, progress: Callable[[int], None]) -> np.ndarray:
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            batches = [order[s : s + PASSAGE_BATCH] for s in range(0, len(order), PASSAGE_BATCH)]
+            payloads = [_dumps([texts[i] for i in rows]) for rows in batches]
+            out = np.empty((len(texts), embedder.dim), dtype=np.float32)
+            args = (embedder.spec, recorded)
+            vectors = self._map(
+                "embed", _Embedder, payloads, 1, None, args, lambda i: progress(len(batches[i]))
+            )
+            for rows, raw in zip(batches, vectors, strict=True):
+                out[rows] = np.frombuffer(raw, dtype=np.float32).reshape(len(rows), -1)
+            return out
+
+        return encode
+
+    def _map(
+        self,
+        stage: str,
+        fn: Any,
+        payloads: list[bytes],
+        batch_size: int,
+        progress: Progress | None,
+        actor_args: tuple[Any, ...] | None = None,
+        finished: Callable[[int], None] | None = None,
+    ) -> list[bytes]:
+        """Run ``fn`` over ``payloads`` as one Ray Data pass (in actors built with
+        ``actor_args``, else tasks); its outputs, in input order. ``finished(i)`` is called as
+        payload i's output arrives."""
+        if not payloads:
+            return []
+        import ray
+        import ray.data
+
+        started = time.perf_counter()
+        rows = [{"seq": i, "payload": p} for i, p in enumerate(payloads)]
+        ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * self.cpus))
+        if actor_args is None:
+            ds = ds.map_batches(fn, batch_size=batch_size, batch_format="numpy")
+        else:
+            pool = ray.data.ActorPoolStrategy(size=max(1, self.cpus))
+            ds = ds.map_batches(
+                fn,
+                fn_constructor_args=actor_args,
+                batch_size=batch_size,
+                batch_format="numpy",
+                compute=pool,
+                num_cpus=ACTOR_CPUS,
+            )
+        out: list[bytes | None] = [None] * len(payloads)
+        done, busy = 0, 0.0
+        if progress:
+            progress(stage, 0, len(payloads))
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for seq, payload, seconds in zip(
+                    batch["seq"], batch["payload"], batch["seconds"], strict=True
+                ):
+                    out[int(seq)] = bytes(payload)
+                    busy += float(seconds)
+                    done += 1
+                    if progress:
+                        progress(stage, done, len(payloads))
+                    if finished:
+                        finished(int(seq))
+        except ray.exceptions.RayError as e:
+            raise _cluster_error(stage, e) from None
+        self.stages[stage] = Stage(len(payloads), time.perf_counter() - started, busy)
+        log.info(
+            "ray %s: %d items in %.1f s (workers busy %.1f s)",
+            stage,
+            len(payloads),
+            self.stages[stage].seconds,
+            busy,
+        )
+        return [p for p in out if p is not None]
+
+
+def check(address: str) -> tuple[str, str]:
+    """Parse ``address`` and make sure Ray is installed, before anything is written.
+
+    Returns:
+        ``("auto", "")``, ``("local", N)`` or ``("remote", "HOST:PORT")``.
+
+    Raises:
+        InvalidOption: ``address`` has none of the `ADDRESS_FORMS`.
+        BackendUnavailable: Ray is not installed.
+    """
+    kind, arg = _parse(address)
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # (a submodule's spec would import ray)
+        raise BackendUnavailable(f"indexing on Ray needs the ray extra: {INSTALL}")
+    return kind, arg
+
+
+@contextlib.contextmanager
+def connect(address: str, progress: Progress | None = None) -> Iterator[Cluster]:
+    """Join the Ray cluster at ``address`` (or start a local one) for the block.
+
+    A local cluster is shut down at the end through its own handle; a cluster joined is only
+    disconnected from. Ray already connected in this process is used as it is.
+
+    Raises:
+        InvalidOption: A malformed address.
+        BackendUnavailable: Ray is not installed.
+        RagError: The cluster cannot be reached or refuses the connection.
+    """
+    kind, arg = check(address)
+    if progress:
+        progress("cluster", 0, 1)
+    with contextlib.ExitStack() as stack:
+        gcs = arg
+        if kind == "local":
+            stack.enter_context(_loopback_only())
+            stack.enter_context(_token_auth())
+            gcs = stack.enter_context(_local_cluster(int(arg)))
+        elif kind == "remote":
+            _reachable(arg)
+            if _is_loopback(arg):
+                stack.enter_context(_loopback_only())
+        elif os.environ.get("RAY_ADDRESS"):
+            _reachable(os.environ["RAY_ADDRESS"])
+        stack.enter_context(_ray_session(gcs or "auto", address))
+        import ray
+
+        nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if cpus < 1:
+            raise RagError(f"the Ray cluster at {address} has no CPU to run on")
+        log.info("ray: %d nodes, %d CPUs at %s", nodes, cpus, address)
+        if progress:
+            progress("cluster", 1, 1)
+        yield Cluster(address, nodes, cpus)
+
+
+def _parse(address: str) -> tuple[str, str]:
+    if address == "auto":
+        return "auto", ""
+    if address == "local":
+        return "local", "1"
+    match = re.fullmatch(r"local:(\d{1,3})", address)
+    if match and 1 <= int(match[1]) <= 64:
+        return "local", match[1]
+    match = _ADDRESS.fullmatch(address)
+    if match and not address.startswith("local:") and 0 < int(match["port"]) < 65536:
+        return "remote", address
+    raise InvalidOption("Ray address", address, ADDRESS_FORMS)
+
+
+def _reachable(address: str) -> None:
+    """Fail in seconds on an address nothing listens at (Ray itself retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise RagError(f"cannot reach a Ray cluster at {address}: {reason}") from None
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+@contextlib.contextmanager
+def _ray_session(gcs: str, address: str) -> Iterator[None]:
+    import ray
+    import ray.data
+
+    if ray.is_initialized():
+        yield
+        return
+    try:
+        ray.init(address=gcs, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RagError(f"cannot join the Ray cluster at {address}: {first}") from None
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # rag reports progress itself
+    context.execution_options.preserve_order = True
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _local_cluster(nodes: int) -> Iterator[str]:
+    """N nodes on this machine, sharing its CPUs, bound to 127.0.0.1."""
+    from ray.cluster_utils import Cluster as RayCluster
+
+    cpus = max(1, (os.cpu_count() or 1) // nodes)
+    args: dict[str, Any] = {
+        "num_cpus": cpus,
+        "object_store_memory": LOCAL_OBJECT_STORE,
+        "node_ip_address": "127.0.0.1",
+        "include_dashboard": False,
+    }
+    cluster = RayCluster(shutdown_at_exit=True)
+    try:
+        for _ in range(nodes):
+            cluster.add_node(**args)
+        cluster.wait_for_nodes()
+        yield str(cluster.address)
+    finally:
+        cluster.shutdown()
+
+
+@contextlib.contextmanager
+def _token_auth() -> Iterator[None]:
+    """Token authentication with a fresh token, in this process's environment (which the
+    local cluster's processes inherit) and nowhere on disk; the old environment after."""
+    with _environ(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32)):
+        reload_ray_config()
+        try:
+            yield
+        finally:
+            reload_ray_config()
+
+
+def reload_ray_config() -> None:
+    """Make Ray, if imported already, read its settings from the environment again (as its
+    own ``ray.init`` does when it turns token authentication on)."""
+    raylet = sys.modules.get("ray._raylet")
+    if raylet is not None:
+        raylet.Config.initialize("")
+        raylet.AuthenticationTokenLoader.instance().reset_cache()
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Make Ray keep 127.0.0.1 as this machine's address.
+
+    Ray replaces a loopback address given to ``ray.init`` with the machine's network address
+    (ray-project/ray#59110), where a cluster bound to 127.0.0.1 does not listen. Its switch for
+    single-machine clusters turns that off; it is read when Ray is imported, so it is also set
+    on the imported constant.
+    """
+    with _environ(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0"):
+        module = sys.modules.get("ray._private.ray_constants")
+        constants = vars(module) if module is not None else {}
+        before = constants.get("ENABLE_RAY_CLUSTER")
+        if module is not None:
+            constants["ENABLE_RAY_CLUSTER"] = False
+        try:
+            yield
+        finally:
+            if module is not None:
+                constants["ENABLE_RAY_CLUSTER"] = before
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _cluster_error(stage: str, error: Exception) -> RagError:
+    """The `RagError` a worker raised (a missing model, a mismatched one), else one line."""
+    cause: BaseException | None = error
+    for _ in range(10):  # Ray wraps a worker's exception a few levels deep
+        if cause is None or isinstance(cause, RagError):
+            break
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    if isinstance(cause, RagError):
+        return RagError(f"on a Ray worker: {cause}")
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return RagError(f"the Ray {stage} stage failed: {lines[-1] if lines else type(error).__name__}")
+
+
+# -- what runs on the workers -------------------------------------------------------------
+
+
+def _dumps(value: Any) -> bytes:
+    # surrogatepass: a file name that is not UTF-8 arrives as a str with surrogate escapes.
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+def _loads(payload: bytes) -> Any:
+    return json.loads(bytes(payload).decode("utf-8", "surrogatepass"))
+
+
+def _embedder(spec: str, recorded: dict[str, Any] | None = None) -> Embedder:
+    """The embedder ``spec`` on one thread (one per CPU), checked against ``recorded``."""
+    from .backends import get_embedder, prefix_options
+
+    options = {"threads": 1} if spec.split(":")[0] in _ONNX else {}
+    if recorded is not None:
+        options.update(prefix_options(recorded))
+    embedder = get_embedder(spec, **options)
+    if recorded is not None:
+        embedder.check_compatible(recorded)
+    return embedder
+
+
+def _read_files(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    payloads, seconds = [], []
+    for raw in batch["payload"]:
+        started = time.perf_counter()
+        results = ingest.load([os.fsdecode(bytes(raw))])
+        payloads.append(_dumps([r.model_dump(mode="json") for r in results]))
+        seconds.append(time.perf_counter() - started)
+    return {"seq": batch["seq"], "payload": payloads, "seconds": seconds}
+
+
+class _Chunker:
+    def __init__(self, spec: str, chunker: dict[str, Any]) -> None:
+        from .korean import morphemes_batch
+
+        self.embedder = _embedder(spec)
+        self.chunker = chunker
+        morphemes_batch(["준비"])  # load Kiwi now, not in the first batch
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        started = time.perf_counter()
+        plan = []
+        for raw in batch["payload"]:
+            data = _loads(raw)
+            plan.append((Article.model_validate(data["article"]), data["doc_id"]))
+        pieces = update.chunk_articles(plan, self.embedder.count_tokens, self.chunker)
+        payloads = [
+            _dumps({"chunks": [c.model_dump() for c in records], "texts": texts})
+            for records, texts in pieces
+        ]
+        each = (time.perf_counter() - started) / len(plan)
+        return {"seq": batch["seq"], "payload": payloads, "seconds": [each] * len(plan)}
+
+
+class _Embedder:
+    def __init__(self, spec: str, recorded: dict[str, Any]) -> None:
+        self.embedder = _embedder(spec, recorded)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        payloads, seconds = [], []
+        for raw in batch["payload"]:
+            started = time.perf_counter()
+            vectors = self.embedder.embed_passages(_loads(raw))
+            payloads.append(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+            seconds.append(time.perf_counter() - started)
+        return {"seq": batch["seq"], "payload": payloads, "seconds": seconds}
