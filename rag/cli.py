@@ -163,6 +163,10 @@ def index_cmd(
         if created and not e.saved:
             store.delete(idx.path, directory=not existed)  # no empty index left behind
         raise
+    except RagError:  # e.g. the Ray cluster cannot be reached: nothing was written
+        if created:
+            store.delete(idx.path, directory=not existed)
+        raise
     indexed = report.added or report.updated or report.unchanged or report.duplicates
     if not indexed and created:
         store.delete(idx.path, directory=not existed)

@@ -157,7 +157,8 @@ class Cluster:
         if actor_args is None:
             ds = ds.map_batches(fn, batch_size=batch_size, batch_format="numpy")
         else:
-            pool = ray.data.ActorPoolStrategy(size=max(1, self.cpus))
+            calls = -(-len(payloads) // batch_size)
+            pool = ray.data.ActorPoolStrategy(size=max(1, min(self.cpus, calls)))
             ds = ds.map_batches(
                 fn,
                 fn_constructor_args=actor_args,
@@ -226,20 +227,19 @@ def connect(address: str, progress: Progress | None = None) -> Iterator[Cluster]
         RagError: The cluster cannot be reached or refuses the connection.
     """
     kind, arg = check(address)
+    gcs = arg if kind == "remote" else os.environ.get("RAY_ADDRESS", "")
+    if kind != "local" and gcs:
+        _reachable(gcs)
     if progress:
         progress("cluster", 0, 1)
     with contextlib.ExitStack() as stack:
-        gcs = arg
         if kind == "local":
             stack.enter_context(_loopback_only())
             stack.enter_context(_token_auth())
             gcs = stack.enter_context(_local_cluster(int(arg)))
-        elif kind == "remote":
-            _reachable(arg)
-            if _is_loopback(arg):
-                stack.enter_context(_loopback_only())
-        elif os.environ.get("RAY_ADDRESS"):
-            _reachable(os.environ["RAY_ADDRESS"])
+        elif gcs and _is_loopback(gcs):
+            stack.enter_context(_loopback_only())
+        # Without $RAY_ADDRESS, "auto" is Ray's: a cluster started here with `ray start`.
         stack.enter_context(_ray_session(gcs or "auto", address))
         import ray
 
