@@ -76,6 +76,7 @@ def run(folder: Path, target: Path, ray: str | None) -> dict[str, Any]:
     finally:
         logging.getLogger("rag.distributed").removeHandler(busy)
     total = time.perf_counter() - started
+    load = os.getloadavg()[0]  # other processes share the cores: report how busy they were
     # A stage runs from its first progress event to the first event of the next stage.
     order = [s for s in STAGES if s in first]
     stages = {}
@@ -87,6 +88,7 @@ def run(folder: Path, target: Path, ray: str | None) -> dict[str, Any]:
     ]  # compared across runs
     return {
         "seconds": round(total, 2),
+        "load": round(load, 1),
         "chunks": report.chunks_embedded,
         "chunks_per_s": round(report.chunks_embedded / total, 2),
         "stages": stages,
@@ -143,7 +145,10 @@ def main() -> None:
     print(header)
     for name, r in results["runs"].items():
         cells = " ".join(f"{r['stages'].get(s, ''):>8}" for s in STAGES)
-        print(f"{name:<8} {r['seconds']:>8} {r['chunks_per_s']:>8}  {cells}  busy {r['busy']}")
+        print(
+            f"{name:<8} {r['seconds']:>8} {r['chunks_per_s']:>8}  {cells}  "
+            f"busy {r['busy']}  load {r['load']}"
+        )
 
 
 if __name__ == "__main__":
