@@ -30,7 +30,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,11 @@ from typing import Any
 import numpy as np
 
 from . import ingest, update
+from .db import ChunkRecord, DocRecord
 from .embed import PASSAGE_BATCH, Embedder
 from .errors import BackendUnavailable, InvalidOption, RagError
 from .records import Article, IndexReport, Skipped
-from .update import Progress
+from .update import Progress, Source
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ LOCAL_OBJECT_STORE = 200 * 2**20
 CONNECT_TIMEOUT = 5.0
 # Articles per call of the chunk stage (Kiwi analyzes a batch faster than one text at a time).
 CHUNK_BATCH = 8
-# CPUs one actor asks for. A little under one: the pool then never takes the last bit of a
-# node's CPU, which Ray Data's scheduler would otherwise wait for and stall.
+# CPUs one actor asks for. A little under one, so that a full pool never takes every CPU of a
+# node: Ray Data can stall on small clusters when nothing is left for its own tasks.
 ACTOR_CPUS = 0.9
 _ONNX = ("onnx", "onnx-int8")
 _ADDRESS = re.compile(r"^(?P<host>[\w.-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
@@ -78,7 +79,9 @@ class Cluster:
     cpus: int
     stages: dict[str, Stage] = field(default_factory=dict)
 
-    def collect(self, inputs: Any, report: IndexReport, progress: Progress | None) -> list[Article]:
+    def collect(
+        self, inputs: Iterable[Source] | Source, report: IndexReport, progress: Progress | None
+    ) -> list[Article]:
         """`rag.update.collect` with the files read and cleaned on the cluster."""
         paths, records = update.split_inputs(inputs)
         listed = list(ingest.iter_files(paths))
@@ -102,10 +105,8 @@ class Cluster:
         embedder: Embedder,
         chunker: dict[str, Any],
         progress: Progress | None,
-    ) -> tuple[list[Any], list[Any], list[str]]:
+    ) -> tuple[list[DocRecord], list[ChunkRecord], list[str]]:
         """`rag.update.prepare` with the articles chunked on the cluster."""
-        from .db import ChunkRecord
-
         payloads = [
             _dumps({"article": a.model_dump(mode="json"), "doc_id": doc_id}) for a, doc_id in plan
         ]
@@ -194,14 +195,17 @@ class Cluster:
             self.stages[stage].seconds,
             cpu,
         )
-        return [p for p in out if p is not None]
+        results = [p for p in out if p is not None]
+        if len(results) != len(payloads):
+            raise RagError(f"the Ray {stage} stage returned {len(results)} of {len(payloads)}")
+        return results
 
 
 def check(address: str) -> tuple[str, str]:
     """Parse ``address`` and make sure Ray is installed, before anything is written.
 
     Returns:
-        ``("auto", "")``, ``("local", N)`` or ``("remote", "HOST:PORT")``.
+        ``("auto", "")``, ``("local", "N")`` or ``("remote", "HOST:PORT")``.
 
     Raises:
         InvalidOption: ``address`` has none of the `ADDRESS_FORMS`.
@@ -286,25 +290,24 @@ def _is_loopback(address: str) -> bool:
 
 @contextlib.contextmanager
 def _ray_session(gcs: str, address: str) -> Iterator[None]:
+    """Connected to the cluster at ``gcs`` for the block, unless Ray already is."""
     import ray
     import ray.data
 
-    if ray.is_initialized():
-        yield
-        return
-    try:
-        ray.init(address=gcs, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RagError(f"cannot join the Ray cluster at {address}: {first}") from None
+    joined = not ray.is_initialized()
+    if joined:
+        try:
+            ray.init(address=gcs, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RagError(f"cannot join the Ray cluster at {address}: {first}") from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # rag reports progress itself
-    context.execution_options.preserve_order = True
+    ray.data.DataContext.get_current().enable_progress_bars = False  # rag reports progress
     try:
         yield
     finally:
-        ray.shutdown()
+        if joined:
+            ray.shutdown()
 
 
 @contextlib.contextmanager
