@@ -136,7 +136,7 @@ def index_cmd(
     from .index import Index
 
     if ray is not None:
-        from .distributed import check
+        from .cluster import check
 
         try:
             check(ray)  # before an index is created or a model loaded

@@ -56,7 +56,7 @@ def cluster(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         pytest.importorskip("ray.data")
         from ray.cluster_utils import Cluster
 
-        from rag.distributed import reload_ray_config
+        from rag.cluster import reload_ray_config
 
         reload_ray_config()  # in case Ray was imported before the variables were set
         node = {
