@@ -157,6 +157,7 @@ class Cluster:
                 batch_format="numpy",
                 compute=pool,
                 num_cpus=ACTOR_CPUS,
+                max_restarts=0,  # a lost actor fails the run (nothing is written); rerun it
             )
         out: list[bytes | None] = [None] * len(payloads)
         done, cpu = 0, 0.0
