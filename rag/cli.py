@@ -118,14 +118,30 @@ def index_cmd(
     passage_prefix: Annotated[
         str | None, typer.Option(help="Passage prefix for a sentence-transformers model.")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Read, chunk and embed on a Ray cluster: auto ($RAY_ADDRESS), local[:N] "
+            "(start N nodes here) or HOST:PORT. Needs rag[ray]; the index is the same.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
     from . import store, update
     from .backends import get_embedder
-    from .errors import IndexNotFound, RagError
+    from .errors import IndexNotFound, InvalidOption, RagError
     from .index import Index
 
+    if ray is not None:
+        from .cluster import check
+
+        try:
+            check(ray)  # before an index is created or a model loaded
+        except InvalidOption as e:
+            raise typer.BadParameter(str(e), param_hint="'--ray'") from None
     created, existed = False, index.exists()
     try:
         idx = Index.open(index, embedder=embedder)
@@ -142,10 +158,14 @@ def index_cmd(
         idx = Index.create(index, embedder=model)
         created = True
     try:
-        report = output.with_progress(lambda progress: idx.add(paths, progress=progress))
+        report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
     except WriteInterrupted as e:
         if created and not e.saved:
             store.delete(idx.path, directory=not existed)  # no empty index left behind
+        raise
+    except RagError:  # e.g. the Ray cluster cannot be reached: nothing was written
+        if created:
+            store.delete(idx.path, directory=not existed)
         raise
     indexed = report.added or report.updated or report.unchanged or report.duplicates
     if not indexed and created:

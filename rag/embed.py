@@ -28,6 +28,9 @@ PROBE_TEXTS = (
     "Exports of Korean AI companies remained weak in 2024.",
 )
 PROBE_MIN_COSINE = 0.99
+# Passages per `_encode` call; `rag.distributed` batches the same way, so a cluster computes the
+# same vectors.
+PASSAGE_BATCH = 16
 
 
 class Embedder(ABC):
@@ -64,7 +67,7 @@ class Embedder(ABC):
     def embed_passages(
         self,
         texts: Sequence[str],
-        batch_size: int = 16,
+        batch_size: int = PASSAGE_BATCH,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Embed passages in batches; ``progress(n)`` is called after each batch of n.

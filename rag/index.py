@@ -27,6 +27,7 @@ from .update import Progress, Source
 
 if TYPE_CHECKING:
     from .answer import Answer, AnswerStream
+    from .distributed import Cluster
     from .generate import Generator
     from .support import JudgeFn
 
@@ -295,7 +296,10 @@ class Index:
     # -- writing -------------------------------------------------------------------------
 
     def add(
-        self, inputs: Iterable[Source] | Source, progress: Progress | None = None
+        self,
+        inputs: Iterable[Source] | Source,
+        progress: Progress | None = None,
+        ray: str | None = None,
     ) -> IndexReport:
         """Index files, folders (recursively) and in-memory records.
 
@@ -308,6 +312,9 @@ class Index:
             inputs: Paths (files or folders), record dicts (``text`` plus optional ``id``,
                 ``title``, ``date``, ``source``, ``url``) or `Article` objects.
             progress: Called as ``progress(stage, done, total)``.
+            ray: Read, chunk and embed on this Ray cluster: ``auto`` (``$RAY_ADDRESS``),
+                ``local[:N]`` (start N nodes here for this call) or ``HOST:PORT``; the
+                index written is the same (`rag.distributed`; needs ``rag[ray]``).
 
         Returns:
             What was added, updated, unchanged, duplicate or skipped.
@@ -316,12 +323,20 @@ class Index:
         report = IndexReport()
         if self._embedder is not None:
             _ = self.embedder  # a mismatched embedder is refused even when nothing is new
-        with store.lock(self.path), self._interruptible():
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(store.lock(self.path))
+            stack.enter_context(self._interruptible())
+            cluster = None
+            if ray is not None:
+                from .distributed import connect
+
+                cluster = stack.enter_context(connect(ray, progress))
             self._snap = store.read(self.path)  # another process may have written since open
-            articles = update.collect(inputs, report, progress)
+            collect = cluster.collect if cluster else update.collect
+            articles = collect(inputs, report, progress)
             plan = update.plan(self._snap.records.docs(text=False), articles, report)
             if plan:
-                self._apply(plan, report, progress)
+                self._apply(plan, report, progress, cluster)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -385,12 +400,20 @@ class Index:
         return int(self._snap.manifest.embedder["dim"])
 
     def _apply(
-        self, plan: list[tuple[Article, str]], report: IndexReport, progress: Progress | None
+        self,
+        plan: list[tuple[Article, str]],
+        report: IndexReport,
+        progress: Progress | None,
+        cluster: Cluster | None = None,
     ) -> None:
-        docs, chunks, texts = update.prepare(
-            plan, self.embedder, self._snap.manifest.chunker, progress
-        )
-        vectors = update.embed(chunks, texts, self._snap, self.embedder, report, progress)
+        chunker = self._snap.manifest.chunker
+        if cluster is None:
+            docs, chunks, texts = update.prepare(plan, self.embedder, chunker, progress)
+            encode = None
+        else:
+            docs, chunks, texts = cluster.prepare(plan, self.embedder, chunker, progress)
+            encode = cluster.encoder(self.embedder, self._snap.manifest.embedder)
+        vectors = update.embed(chunks, texts, self._snap, self.embedder, report, progress, encode)
         self._write({d.doc_id for d in docs}, docs, chunks, vectors, progress)
 
     def _write(

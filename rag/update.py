@@ -11,7 +11,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -24,7 +24,15 @@ from .records import Article, IndexReport, Skipped
 from .store import Snapshot
 
 Progress = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; stages are "read", "chunk", "embed" and "write"."""
+"""``progress(stage, done, total)``; stages are "read", "chunk", "embed" and "write" (and
+"cluster", starting or joining one, with ``ray``)."""
+
+
+class Encode(Protocol):
+    """Embeds passages like `Embedder.embed_passages`, calling ``progress(n)`` as it goes."""
+
+    def __call__(self, texts: list[str], *, progress: Callable[[int], None]) -> np.ndarray: ...
+
 
 Source = str | Path | dict[str, Any] | Article
 
@@ -33,14 +41,30 @@ def collect(
     inputs: Iterable[Source] | Source, report: IndexReport, progress: Progress | None
 ) -> list[Article]:
     """Read every input into articles; bad ones go to ``report.skipped``."""
+    paths, records = split_inputs(inputs)
+    results = [*ingest.load(paths), *ingest.articles_from_records(records)]
+    return keep_articles(results, report, progress)
+
+
+def split_inputs(
+    inputs: Iterable[Source] | Source,
+) -> tuple[list[str | Path], list[dict[str, Any] | Article]]:
+    """The inputs that name files or folders, and the in-memory records."""
     if isinstance(inputs, (str, Path, dict, Article)):
         inputs = [inputs]
     paths: list[str | Path] = []
     records: list[dict[str, Any] | Article] = []
     for item in inputs:
         (paths if isinstance(item, (str, Path)) else records).append(item)  # type: ignore[arg-type]
+    return paths, records
+
+
+def keep_articles(
+    results: list[Article | Skipped], report: IndexReport, progress: Progress | None = None
+) -> list[Article]:
+    """The articles among ``results``, their fields `printable`; the rest go to
+    ``report.skipped``."""
     articles: list[Article] = []
-    results = [*ingest.load(paths), *ingest.articles_from_records(records)]
     for i, result in enumerate(results, 1):
         if isinstance(result, Skipped):
             report.skipped.append(_printable_fields(result))
@@ -162,20 +186,27 @@ def prepare(
     progress: Progress | None,
 ) -> tuple[list[DocRecord], list[ChunkRecord], list[str]]:
     """Chunk the planned articles; returns their records and each chunk's retrieval text."""
+    return assemble(plan, chunk_articles(plan, embedder.count_tokens, chunker, progress))
+
+
+def chunk_articles(
+    plan: list[tuple[Article, str]],
+    count_tokens: Callable[[str], int],
+    chunker: dict[str, Any],
+    progress: Progress | None = None,
+) -> list[tuple[list[ChunkRecord], list[str]]]:
+    """Each planned article's chunk records, with their BM25 terms, and retrieval texts."""
     max_tokens = int(chunker["max_tokens"])
     overlap = int(chunker["overlap_sentences"])
-    now = dt.datetime.now(dt.timezone.utc)
-    docs: list[DocRecord] = []
-    chunks: list[ChunkRecord] = []
-    texts: list[str] = []
+    out: list[tuple[list[ChunkRecord], list[str]]] = []
     for i, (a, doc_id) in enumerate(plan, 1):
         head = header(a.title, a.date)
-        pieces = chunk_text(doc_id, a.text, embedder.count_tokens, max_tokens, head, overlap)
-        docs.append(_doc_record(a, doc_id, len(pieces), now))
-        for piece in pieces:
+        records: list[ChunkRecord] = []
+        texts: list[str] = []
+        for piece in chunk_text(doc_id, a.text, count_tokens, max_tokens, head, overlap):
             text = retrieval_text(head, piece.text)
             texts.append(text)
-            chunks.append(
+            records.append(
                 ChunkRecord(
                     chunk_id=piece.chunk_id,
                     doc_id=doc_id,
@@ -187,10 +218,28 @@ def prepare(
                     text=piece.text,
                 )
             )
+        out.append((records, texts))
         if progress:
             progress("chunk", i, len(plan))
+    chunks = [record for records, _ in out for record in records]
+    texts = [text for _, texts in out for text in texts]
     for record, terms in zip(chunks, morphemes_batch(texts), strict=True):
         record.terms = " ".join(terms)
+    return out
+
+
+def assemble(
+    plan: list[tuple[Article, str]], pieces: list[tuple[list[ChunkRecord], list[str]]]
+) -> tuple[list[DocRecord], list[ChunkRecord], list[str]]:
+    """The document records of the planned articles, and all their chunks and texts in order."""
+    now = dt.datetime.now(dt.timezone.utc)
+    docs: list[DocRecord] = []
+    chunks: list[ChunkRecord] = []
+    texts: list[str] = []
+    for (a, doc_id), (records, retrieval_texts) in zip(plan, pieces, strict=True):
+        docs.append(_doc_record(a, doc_id, len(records), now))
+        chunks.extend(records)
+        texts.extend(retrieval_texts)
     return docs, chunks, texts
 
 
@@ -201,11 +250,13 @@ def embed(
     embedder: Embedder,
     report: IndexReport,
     progress: Progress | None,
+    encode: Encode | None = None,
 ) -> np.ndarray:
     """Vectors for ``chunks``, embedding only texts not already in the index.
 
     The cache key is the hash of the retrieval text, so the unchanged chunks of an edited
-    article keep their vectors.
+    article keep their vectors. ``encode`` embeds the rest (default:
+    ``embedder.embed_passages``; `rag.distributed` passes one that runs on a Ray cluster).
     """
     cached = indexed.records.chunk_hashes()
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
@@ -226,7 +277,8 @@ def embed(
     if progress:
         progress("embed", 0, len(todo))
     if todo:
-        vectors[todo] = embedder.embed_passages([texts[i] for i in todo], progress=tick)
+        encode = encode or embedder.embed_passages
+        vectors[todo] = encode([texts[i] for i in todo], progress=tick)
     report.chunks_embedded = len(todo)
     report.chunks_reused = len(chunks) - len(todo)
     return vectors

@@ -109,12 +109,13 @@ def embedder_for(recorded: dict[str, Any]) -> Embedder:
                 return candidate
             except (BackendUnavailable, EmbedderMismatch) as e:
                 log.warning("not using %s (%s); using %s", fastest, e, spec)
-    embedder = get_embedder(spec, **_prefix_options(recorded))
+    embedder = get_embedder(spec, **prefix_options(recorded))
     embedder.check_compatible(recorded)
     return embedder
 
 
-def _prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:
+def prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:
+    """The backend options an index's recorded embedder was built with (its prefixes)."""
     if recorded["spec"].startswith("sentence-transformers:"):
         return {
             "query_prefix": recorded["query_prefix"],
