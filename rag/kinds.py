@@ -6,7 +6,7 @@ import itertools
 import re
 
 from .korean import Token
-from .support import numbers
+from .support import language, numbers
 
 # Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
 _TIME_WORDS = frozenset(
@@ -67,10 +67,20 @@ _ROLE_QUESTION = re.compile(
 
 
 def answer_kind(question: str) -> str:
-    """What the question asks for: person, amount, date, number, place or other."""
-    for kind, pattern in _KINDS:
-        if pattern.search(question):
-            return kind
+    """What the question asks for: person, amount, date, number, place or other.
+
+    An English question asks with its first question word: the later ones open a clause
+    ("How many were on board *when* it crashed?" asks for a number, not a date).
+    """
+    found = [
+        (m.start() if english else rank, kind)
+        for english in [language(question) == "en"]
+        for rank, (kind, pattern) in enumerate(_KINDS)
+        for m in [pattern.search(question)]
+        if m
+    ]
+    if found:
+        return min(found)[1]
     return "person" if _ROLE_QUESTION.search(question) else "other"
 
 

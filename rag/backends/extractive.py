@@ -15,6 +15,7 @@ from ..answerable import tagged
 from ..embed import Embedder
 from ..generate import Generator, Message
 from ..kinds import answer_kind, counts_people, holds_kind
+from ..names import latin_names, match_names
 from ..records import Hit
 from ..support import Evidence, Sentence, evidence_for, key_terms
 
@@ -140,9 +141,14 @@ class ExtractiveGenerator(Generator):
         plain = "".join(question.split())
         [asked, *analyzed] = tagged([question, *(sentences[i].text for i in close)])
         people = counts_people(question, asked)
-        holding = [
-            i for i, t in zip(close, analyzed, strict=True) if holds_kind(kind, t, plain, people)
-        ]
+        names = latin_names(question)
+        holding = []
+        for i, tokens in zip(close, analyzed, strict=True):
+            # An English question's names, written in Hangul (이세돌 for Lee Sedol), are
+            # not its answer either.
+            given = "".join(match_names(names, tokens, sentences[i].text)[1])
+            if holds_kind(kind, tokens, plain + given, people):
+                holding.append(i)
         picked: list[int] = []
         for i in holding:
             if len(picked) == self.max_sentences or scores[i] < scores[holding[0]] - MARGIN:
