@@ -217,19 +217,6 @@ def test_an_english_questions_own_name_in_hangul_is_not_its_answer() -> None:
     assert [c.text for c in chosen] == [SUCCESSOR]
 
 
-def test_a_why_answer_opens_with_the_cause_not_the_restated_question() -> None:
-    restated = "한빛마린은 지난달 직원을 줄였다."
-    cause = "한빛마린이 직원을 줄인 것은 운임 하락 때문이다."
-    evidence = Evidence(FakeEmbedder(), (f"{restated} {cause}",))
-    chosen = ExtractiveGenerator(FakeEmbedder()).select("한빛마린은 왜 직원을 줄였나?", evidence)
-    assert [c.text for c in chosen] == [cause, restated]
-    # A cause that matches the question far worse than the best sentence is not taken.
-    far = "한빛마린은 직원을 크게 줄였다. 한빛마린이 직원을 줄인 이유는 운임 하락이다."
-    evidence = Evidence(FakeEmbedder(), (far,))
-    chosen = ExtractiveGenerator(FakeEmbedder()).select("한빛마린은 왜 직원을 줄였나?", evidence)
-    assert [c.text for c in chosen] == ["한빛마린은 직원을 크게 줄였다."]
-
-
 def test_extractive_answer_takes_a_sentence_for_each_part_asked() -> None:
     evidence = Evidence(FakeEmbedder(), (HANBIT,))
     chosen = ExtractiveGenerator(FakeEmbedder()).select(

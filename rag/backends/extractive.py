@@ -46,17 +46,10 @@ _ASKING = re.compile(
     r"\b(?:who|what|when|where|which|why|how)\b",
     re.I,
 )
-# For a "why" question, sentences that state a cause get a bonus of CAUSE_BONUS, and the
-# best of them opens the answer if it scores within CAUSE_MARGIN of the best sentence: the
-# best-matching sentence often restates the question ("X는 사과했다") and the next one
-# gives the reason ("X가 사과한 이유는 …때문이다").
-_WHY = re.compile(
-    r"왜|이유|원인|까닭|계기|\bwhy\b|\breasons?\b|\bcauses?\b|\bwhat (?:led|caused)\b",
-    re.IGNORECASE,
-)
-_CAUSE = re.compile(r"때문|이유|원인|탓|계기|이어졌|이어진|이어지|으로 인해|로 인해|따라서")
+# For a "why" question, sentences that state a cause get a bonus of CAUSE_BONUS.
+_WHY = re.compile(r"왜|이유|원인|까닭|\bwhy\b|\breasons?\b|\bcauses?\b", re.IGNORECASE)
+_CAUSE = re.compile(r"때문|이유|원인|탓|이어졌|이어진|이어지|으로 인해|로 인해|따라서")
 CAUSE_BONUS = 0.03
-CAUSE_MARGIN = 0.1
 # A sentence opening like this leans on the one before it ("이 과정에서 ..." = in the course
 # of what the previous sentence said), so that one joins the answer as its context.
 _LEANS_BACK = re.compile(
@@ -102,9 +95,10 @@ class ExtractiveGenerator(Generator):
             # The retriever ranks articles far better than one sentence's cosine does
             # (across languages above all): a sentence of a lower article starts behind.
             scores += PASSAGE_WEIGHT * (np.array([ranks[s.n - 1] for s in evidence.sentences]) - 1)
-        why = bool(_WHY.search(question))
-        causes = np.array([why and bool(_CAUSE.search(s.text)) for s in evidence.sentences])
-        scores += CAUSE_BONUS * causes
+        if _WHY.search(question):
+            scores += CAUSE_BONUS * np.array(
+                [bool(_CAUSE.search(s.text)) for s in evidence.sentences]
+            )
         scores[[_fragment(s.text) for s in evidence.sentences]] = -np.inf
         order = [int(i) for i in np.argsort(-scores, kind="stable")]
         sentences = evidence.sentences
@@ -116,15 +110,12 @@ class ExtractiveGenerator(Generator):
             return [sentences[i] for i in answers]
         best = scores[order[0]]
         margin = MULTI_MARGIN if multi else MARGIN
-        if why and not answers:  # the cause leads, the best sentences follow
-            answers = [i for i in order if causes[i] and scores[i] >= best - CAUSE_MARGIN][:1]
         if answers:  # the sentence holding the first part's answer leads
             order = answers + [i for i in order if i not in answers]
         # Overlapping chunks repeat sentences: the best distinct ones are picked.
         picked: list[int] = []
         for i in order:
-            below = scores[i] < best - margin and i not in answers
-            if len(picked) == self.max_sentences or below:
+            if len(picked) == self.max_sentences or scores[i] < best - margin:
                 break
             if all(sentences[j].text != sentences[i].text for j in picked):
                 picked.append(i)
