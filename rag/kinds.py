@@ -36,7 +36,7 @@ _KINDS = (
         ),
     ),
     ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
-    ("number", re.compile(r"몇|얼마나|\bhow many\b", re.I)),
+    ("number", re.compile(r"몇|얼마나|\bhow (?:many|long|old|far|tall|high|deep)\b", re.I)),
     ("place", re.compile(r"어디|\bwhere\b", re.I)),
     # "어느 도시에서 열렸나", "러시아군을 벗어났던 지점은?": a place, named by its kind.
     ("place", _PLACE_NOUNS),
@@ -92,6 +92,24 @@ def counts_people(question: str, tokens: list[Token]) -> bool:
     ):
         return True
     return bool(_HOW_MANY_PEOPLE.search(question))
+
+
+def asked_counter(tokens: list[Token]) -> str:
+    """The counter a "몇" question names (개 in "몇 개", 층 in "몇 층이었나"), or ""."""
+    for t, nxt in itertools.pairwise(tokens):
+        if t.form == "몇" and nxt.tag in ("NNB", "NNG", "SW"):
+            return nxt.form
+    return ""
+
+
+def holds_counter(tokens: list[Token], counter: str) -> bool:
+    """Whether ``tokens`` hold a number followed by ``counter`` ("7개", "세 개", "1만여 개")."""
+    for i, t in enumerate(tokens):
+        if t.tag in ("SN", "NR") or (t.tag == "MM" and t.form in _NATIVE_NUMERALS):
+            rest = [x.form for x in tokens[i + 1 : i + 4] if x.tag not in ("XSN", "NR")]
+            if rest and rest[0] == counter:
+                return True
+    return False
 
 
 def holds_kind(kind: str, tokens: list[Token], question: str, people: bool = False) -> bool:

@@ -195,6 +195,8 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
         # An English question asks with its first question word; a later one opens a clause.
         ("How many people were on board when it sank?", "number"),
         ("When did he resign, and who replaced him?", "date"),
+        ("How long was the site down?", "number"),
+        ("How old was she?", "number"),
     ],
 )
 def test_answer_kind(question: str, kind: str) -> None:
@@ -215,6 +217,18 @@ def test_an_english_questions_own_name_in_hangul_is_not_its_answer() -> None:
     question = "Who replaced Kim Do-yoon as head of Hanbit Marine?"
     chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
     assert [c.text for c in chosen] == [SUCCESSOR]
+
+
+def test_a_how_many_answer_opens_with_a_number_of_the_counter_asked() -> None:
+    # Both sentences hold a number and match the question alike; 몇 척 counts in 척.
+    dated, counted = (
+        "한빛마린3호에는 2023년 여름 구명정이 실렸다.",
+        "한빛마린3호에는 구명정 12척이 실렸다.",
+    )
+    evidence = Evidence(FakeEmbedder(), (f"{dated} {counted}",))
+    question = "한빛마린3호에는 구명정이 몇 척 실렸나?"
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
+    assert chosen[0].text == counted
 
 
 def test_extractive_answer_takes_a_sentence_for_each_part_asked() -> None:
