@@ -23,7 +23,14 @@ _PLACE_NOUNS = re.compile(
     r"(?:어느|어떤|무슨)\s*(?:도시|나라|국가|지역|장소|지점|대륙|섬|항구|마을|동네)"
 )
 _KINDS = (
-    ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
+    (
+        "person",
+        re.compile(
+            r"누구|누가|\bwho(m|se)?\b|\bwhich (?:\w+ )?(?:player|person|man|woman|coach|"
+            r"executive|official|minister|politician|candidate|singer|actor|actress)\b",
+            re.I,
+        ),
+    ),
     ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
     # "What was Kakao Brain's revenue?": English asks for a sum by naming it.
     (

@@ -197,6 +197,8 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
         ("When did he resign, and who replaced him?", "date"),
         ("How long was the site down?", "number"),
         ("How old was she?", "number"),
+        ("Which coach led the team to the title?", "person"),
+        ("Which team won the title?", "other"),
     ],
 )
 def test_answer_kind(question: str, kind: str) -> None:
