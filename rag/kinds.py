@@ -6,7 +6,7 @@ import itertools
 import re
 
 from .korean import Token
-from .support import numbers
+from .support import language, numbers
 
 # Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
 _TIME_WORDS = frozenset(
@@ -23,7 +23,14 @@ _PLACE_NOUNS = re.compile(
     r"(?:어느|어떤|무슨)\s*(?:도시|나라|국가|지역|장소|지점|대륙|섬|항구|마을|동네)"
 )
 _KINDS = (
-    ("person", re.compile(r"누구|누가|\bwho(m|se)?\b", re.I)),
+    (
+        "person",
+        re.compile(
+            r"누구|누가|\bwho(m|se)?\b|\bwhich (?:\w+ )?(?:player|person|man|woman|coach|"
+            r"executive|official|minister|politician|candidate|singer|actor|actress)\b",
+            re.I,
+        ),
+    ),
     ("amount", re.compile(r"얼마(?!나)|\bhow much\b", re.I)),
     # "What was Kakao Brain's revenue?": English asks for a sum by naming it.
     (
@@ -36,7 +43,7 @@ _KINDS = (
         ),
     ),
     ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
-    ("number", re.compile(r"몇|얼마나|\bhow many\b", re.I)),
+    ("number", re.compile(r"몇|얼마나|\bhow (?:many|long|old|far|tall|high|deep)\b", re.I)),
     ("place", re.compile(r"어디|\bwhere\b", re.I)),
     # "어느 도시에서 열렸나", "러시아군을 벗어났던 지점은?": a place, named by its kind.
     ("place", _PLACE_NOUNS),
@@ -67,10 +74,20 @@ _ROLE_QUESTION = re.compile(
 
 
 def answer_kind(question: str) -> str:
-    """What the question asks for: person, amount, date, number, place or other."""
-    for kind, pattern in _KINDS:
-        if pattern.search(question):
-            return kind
+    """What the question asks for: person, amount, date, number, place or other.
+
+    An English question asks with its first question word: the later ones open a clause
+    ("How many were on board *when* it crashed?" asks for a number, not a date).
+    """
+    found = [
+        (m.start() if english else rank, kind)
+        for english in [language(question) == "en"]
+        for rank, (kind, pattern) in enumerate(_KINDS)
+        for m in [pattern.search(question)]
+        if m
+    ]
+    if found:
+        return min(found)[1]
     return "person" if _ROLE_QUESTION.search(question) else "other"
 
 
@@ -82,6 +99,24 @@ def counts_people(question: str, tokens: list[Token]) -> bool:
     ):
         return True
     return bool(_HOW_MANY_PEOPLE.search(question))
+
+
+def asked_counter(tokens: list[Token]) -> str:
+    """The counter a "몇" question names (개 in "몇 개", 층 in "몇 층이었나"), or ""."""
+    for t, nxt in itertools.pairwise(tokens):
+        if t.form == "몇" and nxt.tag in ("NNB", "NNG", "SW"):
+            return nxt.form
+    return ""
+
+
+def holds_counter(tokens: list[Token], counter: str) -> bool:
+    """Whether ``tokens`` hold a number followed by ``counter`` ("7개", "세 개", "1만여 개")."""
+    for i, t in enumerate(tokens):
+        if t.tag in ("SN", "NR") or (t.tag == "MM" and t.form in _NATIVE_NUMERALS):
+            rest = [x.form for x in tokens[i + 1 : i + 4] if x.tag not in ("XSN", "NR")]
+            if rest and rest[0] == counter:
+                return True
+    return False
 
 
 def holds_kind(kind: str, tokens: list[Token], question: str, people: bool = False) -> bool:

@@ -53,6 +53,7 @@ HANBIT_CUTS = "한빛마린은 운임 하락에 직원 300명을 줄였다. 김�
 JOBS = (
     "애플은 9일 새 휴대전화를 공개했다. 잡스는 발표회에서 이 제품이 전화를 다시 발명했다고 말했다."
 )
+SUCCESSOR = "이사회는 이민호 전무를 새 대표로 선임했다."
 
 
 def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) -> Hit:
@@ -191,6 +192,13 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
         ("왜 줄었나?", "other"),
         ("What was Hanbit Marine's revenue last year?", "amount"),
         ("What is the cause of the loss?", "other"),
+        # An English question asks with its first question word; a later one opens a clause.
+        ("How many people were on board when it sank?", "number"),
+        ("When did he resign, and who replaced him?", "date"),
+        ("How long was the site down?", "number"),
+        ("How old was she?", "number"),
+        ("Which coach led the team to the title?", "person"),
+        ("Which team won the title?", "other"),
     ],
 )
 def test_answer_kind(question: str, kind: str) -> None:
@@ -201,6 +209,28 @@ def test_extractive_answer_leads_with_the_name_and_stops() -> None:
     evidence = Evidence(FakeEmbedder(), (HANBIT,))
     chosen = ExtractiveGenerator(FakeEmbedder()).select("한빛마린의 대표는 누구인가?", evidence)
     assert len(chosen) == 1 and "김도윤" in chosen[0].text
+
+
+def test_an_english_questions_own_name_in_hangul_is_not_its_answer() -> None:
+    # 김도윤 is "Kim Do-yoon", whom the question names: the answer is the other person,
+    # although the sentence naming 김도윤 matches the question better.
+    resigned = "한빛마린의 김도윤 대표는 지난 3월 건강 문제로 물러났다. "
+    evidence = Evidence(FakeEmbedder(), (resigned + SUCCESSOR,))
+    question = "Who replaced Kim Do-yoon as head of Hanbit Marine?"
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
+    assert [c.text for c in chosen] == [SUCCESSOR]
+
+
+def test_a_how_many_answer_opens_with_a_number_of_the_counter_asked() -> None:
+    # Both sentences hold a number and match the question alike; 몇 척 counts in 척.
+    dated, counted = (
+        "한빛마린3호에는 2023년 여름 구명정이 실렸다.",
+        "한빛마린3호에는 구명정 12척이 실렸다.",
+    )
+    evidence = Evidence(FakeEmbedder(), (f"{dated} {counted}",))
+    question = "한빛마린3호에는 구명정이 몇 척 실렸나?"
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
+    assert chosen[0].text == counted
 
 
 def test_extractive_answer_takes_a_sentence_for_each_part_asked() -> None:

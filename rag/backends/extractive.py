@@ -14,7 +14,8 @@ import numpy as np
 from ..answerable import tagged
 from ..embed import Embedder
 from ..generate import Generator, Message
-from ..kinds import answer_kind, counts_people, holds_kind
+from ..kinds import answer_kind, asked_counter, counts_people, holds_counter, holds_kind
+from ..names import latin_names, match_names
 from ..records import Hit
 from ..support import Evidence, Sentence, evidence_for, key_terms
 
@@ -140,9 +141,18 @@ class ExtractiveGenerator(Generator):
         plain = "".join(question.split())
         [asked, *analyzed] = tagged([question, *(sentences[i].text for i in close)])
         people = counts_people(question, asked)
-        holding = [
-            i for i, t in zip(close, analyzed, strict=True) if holds_kind(kind, t, plain, people)
-        ]
+        names = latin_names(question)
+        holding = []
+        for i, tokens in zip(close, analyzed, strict=True):
+            # An English question's names, written in Hangul (이세돌 for Lee Sedol), are
+            # not its answer either.
+            given = "".join(match_names(names, tokens, sentences[i].text)[1])
+            if holds_kind(kind, tokens, plain + given, people):
+                holding.append(i)
+        counter = asked_counter(asked) if kind == "number" and not people else ""
+        if counter:  # "몇 개": a sentence counting in 개 first, then any other number
+            tokens_of = dict(zip(close, analyzed, strict=True))
+            holding.sort(key=lambda i: not holds_counter(tokens_of[i], counter))
         picked: list[int] = []
         for i in holding:
             if len(picked) == self.max_sentences or scores[i] < scores[holding[0]] - MARGIN:
