@@ -29,7 +29,7 @@ there are about log4(N / batch) segments, and a chunk is rewritten a few times o
 instead of on every write. Merging reads the stored postings, not the terms.
 
 The storage, merging and scoring are our own code over numpy: bm25s has no segment, merge or
-raw-count primitive. From bm25s come the IDF function (`bm25s.scoring`) and the JSON loader.
+raw-count primitive. The IDF functions are bm25s's (`bm25s.scoring`), written out.
 
 An index written in format 2 has a single bm25s index instead (`Legacy`); it is searched as it
 is, and the next write converts it to one segment (a full build, once).
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import array
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import IndexCorrupt
+
+try:  # as bm25s reads its vocabulary: orjson when installed (faster on a big one)
+    from orjson import loads as _json_loads
+except ImportError:
+    from json import loads as _json_loads  # type: ignore[assignment]
 
 # Merge the newest segments while the one before them holds fewer than RATIO times their
 # live chunks.
@@ -120,18 +126,26 @@ class Segment:
         return local, tf
 
 
+# bm25s's IDFs (`bm25s.scoring`), the same float operations. Written out here so that a search
+# does not import bm25s, and with it scipy (0.2 s of a cold `rag search`).
+def _lucene_idf(df: int, n: int) -> float:
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+def _robertson_idf(df: int, n: int) -> float:
+    return math.log(max((n - df + 0.5) / (df + 0.5), 1))
+
+
 class Segments:
     """The BM25 side of a format-3 generation: its segments, scored with global statistics."""
 
     def __init__(self, segments: list[Segment], params: dict[str, Any], index_path: Path) -> None:
-        from bm25s.scoring import _select_idf_scorer
-
         self.segments = segments
         self.path = index_path
         k1, b = float(params["k1"]), float(params["b"])
         if params["method"] not in ("lucene", "robertson"):  # the only ones rag writes
             raise IndexCorrupt(index_path, f"BM25 method {params['method']!r} is not supported")
-        self._idf = _select_idf_scorer(params["method"])
+        self._idf = _lucene_idf if params["method"] == "lucene" else _robertson_idf
         self.num_docs = sum(s.count for s in segments)
         total = sum(int(s.postings.lengths[s.live].sum(dtype=np.int64)) for s in segments)
         # As bm25s: the mean of the integer lengths, in float64.
@@ -152,7 +166,7 @@ class Segments:
             if not df:
                 continue
             # bm25s keeps IDFs in a float32 array and rounds each posting's score to float32.
-            idf = np.float32(self._idf(df, N=self.num_docs))
+            idf = np.float32(self._idf(df, self.num_docs))
             for (segment, local, tf), norms in zip(columns, self._norms, strict=True):
                 if not len(local):
                     continue
@@ -222,11 +236,9 @@ def read(
 
 def read_postings(directory: Path, index_path: Path) -> Postings:
     """A segment's files, memory-mapped (the vocabulary is read into a dict)."""
-    from bm25s.utils import json_functions  # orjson when installed
-
     bad = IndexCorrupt(index_path, f"{directory.name} is not a readable BM25 segment")
     try:
-        terms = json_functions.loads((directory / "vocab.json").read_text(encoding="utf-8"))
+        terms = _json_loads((directory / "vocab.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise bad from e
     arrays = {a: _load(directory / f"{a}.npy", index_path) for a in _ARRAYS}
