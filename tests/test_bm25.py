@@ -151,13 +151,20 @@ def test_index_add_and_remove_keep_segments_and_scores(seeds: Path, tmp_path: Pa
     assert names == {*m.files.values(), *m.segments}
 
 
-def test_searching_a_segmented_index_does_not_import_bm25s(seeds: Path) -> None:
-    # bm25s brings scipy: 0.2 s of every cold `rag search`. Only writing needs it.
+def test_search_and_the_english_stopwords_do_not_import_bm25s(seeds: Path) -> None:
+    # bm25s brings scipy: 0.2 s of every cold `rag search`. Only writing needs it; answering
+    # reads its English stopwords without importing it.
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    from rag.korean import english_stopwords
+
+    assert english_stopwords() == frozenset(STOPWORDS_EN_PLUS)
     index = Index.create(embedder="fake")
     index.add([seeds])
     code = (
-        "import sys; from rag import Index; "
+        "import sys; from rag import Index; from rag.korean import english_stopwords; "
         f"hits = Index.open({str(index.path)!r}).search('카카오 구조조정', fusion='bm25'); "
+        "assert 'the' in english_stopwords(); "
         "print(len(hits), 'bm25s' in sys.modules, 'scipy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
