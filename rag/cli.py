@@ -7,7 +7,9 @@ the report is written first), 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -157,8 +159,10 @@ def index_cmd(
         )
         idx = Index.create(index, embedder=model)
         created = True
+    generation = store.read_manifest(idx.path).generation
     try:
-        report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
+        with _writing(idx.path, generation):
+            report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
     except WriteInterrupted as e:
         if created and not e.saved:
             store.delete(idx.path, directory=not existed)  # no empty index left behind
@@ -170,10 +174,11 @@ def index_cmd(
     indexed = report.added or report.updated or report.unchanged or report.duplicates
     if not indexed and created:
         store.delete(idx.path, directory=not existed)
-    if as_json:
-        output.print_json(report.model_dump(mode="json"))
-    else:
-        output.print_report(report, paths, index)
+    with _writing(idx.path, generation):
+        if as_json:
+            output.print_json(report.model_dump(mode="json"))
+        else:
+            output.print_report(report, paths, index)
     if not indexed:
         raise RagError(update.nothing_indexed(paths, report))
 
@@ -257,11 +262,15 @@ def remove_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove documents by doc id or path."""
-    removed = _open(index).remove(targets)
-    if as_json:
-        output.print_json({"removed": removed})
-    else:
-        output.console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
+    from .store import read_manifest
+
+    idx = _open(index)
+    with _writing(idx.path, read_manifest(idx.path).generation):
+        removed = idx.remove(targets)
+        if as_json:
+            output.print_json({"removed": removed})
+        else:
+            output.console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
 
 
 LlmOpt = Annotated[
@@ -493,6 +502,21 @@ def eval_cmd(
         raise typer.Exit(3)
     if comparison is not None and comparison.regressions:
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _writing(path: Path, generation: int) -> Iterator[None]:
+    """Ctrl-C in a command that writes the index says whether the change was saved: inside
+    the write `Index` tells; around it (the progress bar closing, the report printing) it is
+    saved if the manifest's generation is no longer ``generation``, the one before."""
+    from .store import read_manifest
+
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if isinstance(e, WriteInterrupted):
+            raise
+        raise WriteInterrupted(path, read_manifest(path).generation != generation) from None
 
 
 def _open(path: Path, preload: bool = False) -> Index:

@@ -7,12 +7,14 @@ runs that index nothing. Kills, a real full tmpfs and concurrent readers are in 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -376,6 +378,32 @@ def test_ctrl_c_after_the_switch_says_saved(run, monkeypatch: pytest.MonkeyPatch
         "error: interrupted after the index at idx was updated; the changes are saved\n",
     )
     monkeypatch.setattr(store, "read", real)
+    assert len(Index.open("idx")) == 2
+
+
+@pytest.mark.parametrize("where", ["rag.output.print_report", "rag.index.store.lock"])
+def test_ctrl_c_once_the_write_is_done_says_saved(
+    run, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # After the switch, outside the write: as the lock is released, or while the report
+    # prints. This used to say "was not changed" (seen as a flaky tests/test_faults.py).
+    run("index", f"articles/{KAKAO}.txt", "--embedder", "fake")
+    if where.endswith("print_report"):
+        monkeypatch.setattr(where, _full(KeyboardInterrupt()))
+    else:
+        real = store.lock
+
+        @contextlib.contextmanager
+        def interrupted_on_release(path: Path) -> Iterator[None]:
+            with real(path):
+                yield
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(where, interrupted_on_release)
+    assert run("index", "articles") == (
+        130,
+        "error: interrupted after the index at idx was updated; the changes are saved\n",
+    )
     assert len(Index.open("idx")) == 2
 
 
