@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,13 @@ class FakeEmbedder(Embedder):
 
     def count_tokens(self, text: str) -> int:
         return 2 + len(text.split()) + len(text) // 8
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child process a test sends SIGINT (Ctrl-C) to. A shell that starts
+    the test run in the background leaves SIGINT ignored in every child, and Python then
+    never raises KeyboardInterrupt; a user's terminal delivers it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ from rag import Index, diskio, store
 from rag.backends import register_backend
 from rag.cli import app
 from rag.errors import IndexWriteError
-from tests.conftest import ROOT, FakeEmbedder
+from tests.conftest import ROOT, FakeEmbedder, default_sigint
 
 SEED = int(os.environ.get("RAG_FAULT_SEED", "10"))
 BATCH = 20  # records per write
@@ -77,6 +77,7 @@ def _rag(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.fake_rag", *args],
         env=env,
+        preexec_fn=default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -20,7 +20,7 @@ from rag import Index, korean
 from rag.cli import app
 from rag.errors import QueryTooLong, RagError
 from rag.sanitize import MAX_QUERY_CHARS
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import ROOT, SEEDS, default_sigint
 
 NEWS = (
     "카카오엔터프라이즈가 클라우드 사업에 집중한다. 인공지능 사업은 카카오브레인이 맡는다고 "
@@ -193,6 +193,7 @@ def test_ctrl_c_stops_indexing_a_huge_single_line_file(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", _RUN_CLI, "index", str(tmp_path / "huge.txt")],
         cwd=tmp_path,
+        preexec_fn=default_sigint,
         env={**env, "RAG_INDEX": str(tmp_path / "idx"), "RAG_EMBEDDER": "fake"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
