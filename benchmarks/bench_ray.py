@@ -23,19 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_korquad import DATA, load
+
 from rag import Index
 
-DATA = Path(__file__).resolve().parents[1] / "evals" / "korquad" / "KorQuAD_v1.0_dev.json"
 STAGES = ("cluster", "read", "chunk", "embed", "write")
 
 
 def write_inputs(folder: Path, paragraphs: int, per_file: int = 10) -> None:
-    data = json.loads(DATA.read_text(encoding="utf-8"))["data"]
-    records = [
-        {"id": f"kq-{a:03d}-{p:02d}", "title": article["title"], "text": para["context"]}
-        for a, article in enumerate(data)
-        for p, para in enumerate(article["paragraphs"])
-    ][:paragraphs]
+    records = load(DATA)[0][:paragraphs]
     folder.mkdir(parents=True)
     for start in range(0, len(records), per_file):
         lines = "".join(

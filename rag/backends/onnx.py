@@ -8,6 +8,7 @@ directory written by `rag.model.install`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -109,6 +110,10 @@ class OnnxEmbedder(Embedder):
     def _session(self) -> Any:
         return self._session_loaded.result()
 
+    @functools.cached_property
+    def _inputs(self) -> set[str]:
+        return {i.name for i in self._session.get_inputs()}
+
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         prefix = self.query_prefix if is_query else self.passage_prefix
         ids = self._tokenizer.encode_batch([prefix + t for t in texts])
@@ -131,7 +136,7 @@ class OnnxEmbedder(Embedder):
             input_ids[row, : len(x)] = x
             mask[row, : len(x)] = 1
         feed = {"input_ids": input_ids, "attention_mask": mask}
-        if any(i.name == "token_type_ids" for i in self._session.get_inputs()):
+        if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(input_ids)
         (hidden,) = self._session.run(["last_hidden_state"], feed)
         weights = mask[:, :, None].astype(np.float32)
