@@ -58,9 +58,9 @@ LOCK = ".lock"
 # Readers hold a shared lock on this file while they open a generation's files, and a writer
 # holds it exclusively while it removes files, so an open never finds its files half gone.
 READERS = ".readers"
-# Files of a directory that holds no index yet and may still be made one: the lock and what an
-# interrupted first write left.
-_SCAFFOLD = {LOCK, READERS, PENDING, f"{MANIFEST}.tmp"}
+# Files of a directory that holds no index yet and may still be made one: the lock, what an
+# interrupted first write left, and the .gitignore that keeps a checkout's empty index/ in git.
+_SCAFFOLD = {LOCK, READERS, PENDING, f"{MANIFEST}.tmp", ".gitignore"}
 # Opening retries this often when a writer switched generations meanwhile.
 _OPEN_ATTEMPTS = 3
 # Rows of the vectors checked on open for values no embedder produces (garbage of the right size).

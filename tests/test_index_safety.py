@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from rag import Index, IndexCorrupt, RagError, diskio, manifest, store
 from rag.cli import app
 from rag.errors import IndexWriteError
-from tests.conftest import KAKAO, SEEDS
+from tests.conftest import KAKAO, ROOT, SEEDS
 
 # The files the probe lost: named like generation files, none written by an index.
 USER_FILES = [
@@ -86,6 +86,19 @@ def test_index_in_a_non_empty_directory_is_refused(run, tmp_path: Path) -> None:
     )
     assert {name: (tmp_path / name).read_bytes() for name in USER_FILES} == before
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_the_checkouts_own_index_directory_takes_the_default_index(run, tmp_path: Path) -> None:
+    """`rag index examples/articles` in a fresh clone writes to the committed `index/`, which
+    git keeps by its .gitignore alone (the README it held before made every first run fail)."""
+    (tmp_path / "index").mkdir()
+    shutil.copy(ROOT / "index" / ".gitignore", tmp_path / "index")
+    code, out = run("index", "--index", "index", "articles", "--embedder", "fake")
+    assert code == 0, out
+    assert len(Index.open(tmp_path / "index")) == 2
+    assert (tmp_path / "index" / ".gitignore").read_bytes() == (
+        ROOT / "index" / ".gitignore"
+    ).read_bytes()
 
 
 def test_writes_remove_only_files_the_index_wrote(seeds: Path) -> None:
