@@ -123,6 +123,11 @@ def connect(location: Location) -> Any:
 
     # pymilvus logs every failed call with its traceback; rag reports each as one line.
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    if location.lite is not None:
+        # milvus-lite's server runs in this process and logs a traceback whenever pymilvus
+        # asks for a method it lacks (AllocTimestamp, before each query iterator; pymilvus
+        # then uses the client's clock).
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     token = os.environ.get("RAG_MILVUS_TOKEN", "")
     try:
         if location.lite is not None:
