@@ -4,8 +4,9 @@ Milvus is milvus-lite 3.x, started by each test inside the test process on a dat
 ``tmp_path`` and stopped at its end. The KorQuAD test embeds with the real onnx-int8 runtime:
 ``$RAG_TEST_MODEL_DIR`` if it holds one, else one built once for the module (about a minute).
 
-Run with ``pytest -m milvus`` after ``pip install -e ".[milvus,test]"``. The tests at the end
-need no Milvus and run in the quick suite.
+Run with ``pytest -m milvus`` after ``pip install -e ".[milvus,test]"``; the Ray suite
+(``pytest -m ray``) also runs the one that indexes on Ray into milvus-lite. The tests at the
+end need no Milvus and run in the quick suite.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ def lite(tmp_path: Path) -> Iterator[str]:
 
 
 def cli(*args: str, input: str | None = None) -> tuple[int, str]:
-    """Exit code, and stdout with --json (progress goes to stderr), else all output."""
+    """Exit code, and stdout of a --json run that succeeded (progress goes to stderr), else
+    all output."""
     result = CliRunner().invoke(app, list(args), input=input)
-    return result.exit_code, result.stdout if "--json" in args else result.output
+    json_out = "--json" in args and result.exit_code == 0
+    return result.exit_code, result.stdout if json_out else result.output
 
 
 def _chunks(chunks: list) -> list[tuple]:
@@ -260,6 +263,25 @@ def test_korquad_top1_matches_the_local_index(
     )
     assert len(questions) == 288
     assert same / len(questions) >= 0.95, f"same top-1 for {same} of {len(questions)}"
+
+
+@pytest.mark.ray  # in the Ray suite: it starts a cluster (about a minute more)
+def test_ray_indexes_into_milvus(
+    lite: str, model_dir: Path, seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--ray local:2 --store ...`: read, chunk and embed on a 2-node Ray cluster started here
+    (rag.cluster: 127.0.0.1, token authentication), insert into milvus-lite."""
+    pytest.importorskip("ray.data")  # `lite` needs pymilvus and milvus-lite
+    monkeypatch.setenv("RAG_MODEL_DIR", str(model_dir))
+    args = ["--store", lite, "--embedder", "onnx-int8", "--json"]
+    code, out = cli("index", str(seeds), "--ray", "local:2", *args)
+    assert code == 0, out
+    report = json.loads(out)
+    assert sorted(report["added"]) == [FLITTO, KAKAO] and report["chunks_embedded"] > 0
+    local = Index.create(tmp_path / "local", embedder="onnx-int8")
+    local.add([seeds])
+    stored = Index.open(store=lite).store.chunks()  # type: ignore[attr-defined]
+    assert _chunks(stored) == _chunks(list(local._snap.records.all_chunks()))
 
 
 # -- no Milvus needed: the quick suite -------------------------------------------------------
