@@ -212,6 +212,10 @@ def test_cli_errors(lite: str, seeds: Path, tmp_path: Path) -> None:
         f"error: no index at {missing} (create one with: rag index PATH --store {missing})\n",
     )
     assert not (tmp_path / "none.db").exists()
+    code, out = cli("search", "카카오", "--store", "milvus://127.0.0.1:1")
+    assert code == 1
+    assert out.startswith("error: cannot reach Milvus at milvus://127.0.0.1:1: ")
+    assert out.count("\n") == 1  # one line, no traceback
     # An index that received nothing is not left behind.
     code, out = cli("index", str(tmp_path / "typo"), "--store", lite, "--embedder", "fake")
     assert code == 1 and out.startswith("error: no such file or directory")
