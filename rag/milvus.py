@@ -2,17 +2,8 @@
 
 ``milvus://HOST:PORT[/COLLECTION]`` is a Milvus server (standalone or distributed);
 ``milvus-lite:PATH.db`` is milvus-lite, which runs inside this process (tests, laptops).
-An index named ``C`` (default ``rag``) is two collections:
-
-- ``C``, one row per chunk: ``chunk_id`` (primary key), ``doc_id``, span, ``hash`` (the
-  embedding cache key), ``text``; ``vector`` (HNSW or IVF_SQ8, inner product); ``terms``,
-  the chunk's Kiwi content morphemes reduced to ``\\w+`` tokens and joined by spaces, which a
-  BM25 function turns into the sparse vector ``sparse`` (the standard analyzer splits exactly
-  there, so Milvus counts our morphemes, not its own tokens); ``date`` (``YYYYMMDD``, 0 when
-  unknown) and ``outlet`` (casefolded) with scalar indexes, for filters.
-- ``C_docs``, one row per article: its metadata as JSON, ``path`` for ``rag remove PATH``,
-  and its cleaned text (in parts of at most 16,000 characters: a VARCHAR holds 65,535 bytes).
-  Milvus needs a vector field in every collection; ``unused`` is a 2-d zero vector.
+An index named ``C`` (default ``rag``) is two collections, ``C`` (chunks) and ``C_docs``
+(articles); `rag.milvus_schema` has their fields.
 
 What `manifest.json` records for a directory (the embedder with its probe vectors, the
 chunker and BM25 settings, versions, times) is the JSON property ``rag.manifest`` of ``C``;
@@ -22,7 +13,7 @@ Milvus has no transactions. A write deletes an article's old chunks, inserts the
 then replaces its row in ``C_docs``, one batch of articles at a time; removing deletes the
 chunks first. The article row is thus written last and removed first: an interrupted run
 leaves at worst chunks without an article row (not shown by search), and running the same
-command again completes it. pymilvus is imported only here, and only when a store is used.
+command again completes it. pymilvus is imported only when a store is used.
 """
 
 from __future__ import annotations
@@ -41,25 +32,25 @@ import numpy as np
 
 from .db import ChunkRecord, DocRecord
 from .errors import BackendUnavailable, IndexCorrupt, InvalidOption, RagError
+from .milvus_schema import (
+    DENSE_INDEXES,
+    chunk_row,
+    chunks_schema,
+    doc_rows,
+    docs_schema,
+    in_list,
+    literal,
+)
 
 COLLECTION = "rag"
 MANIFEST_KEY = "rag.manifest"
 FORMAT_VERSION = 1
 VALID = ("milvus://HOST:PORT[/COLLECTION]", "milvus-lite:PATH.db")
-DENSE_INDEXES = ("HNSW", "IVF_SQ8")
-# Dense index settings: HNSW as Milvus recommends for ~1M vectors per segment; IVF_SQ8 with
-# 1024 lists (Milvus builds one index per sealed segment of up to about 1M rows).
-_BUILD = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_SQ8": {"nlist": 1024}}
-_SEARCH = {"HNSW": {"ef": 256}, "IVF_SQ8": {"nprobe": 64}}
-_ID_BYTES = 4096
-_TEXT_BYTES = 65535
-_PART_CHARS = 16_000  # at most 4 UTF-8 bytes each: a part fits a VARCHAR of 65,535 bytes
 _ROWS = 256  # rows per insert request
 _DOCS = 64  # articles per write batch
 _IN = 500  # values per `in [...]` filter
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,249}")
 _SERVER = re.compile(r"milvus://(?P<host>[^/:?#\s]+):(?P<port>[0-9]{1,5})(?:/(?P<name>[^/?#]*))?")
-_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -162,7 +153,7 @@ class Store:
             if self._call(self.client.has_collection, name):
                 raise RagError(f"Milvus collection {name!r} exists already ({self.location.uri})")
         dim = int(manifest["embedder"]["dim"])
-        docs, docs_index = self._docs_schema()
+        docs, docs_index = docs_schema(self.client)
         self._call(
             self.client.create_collection,
             self.docs_name,
@@ -170,7 +161,7 @@ class Store:
             index_params=docs_index,
             consistency_level="Strong",
         )
-        chunks, chunks_index = self._chunks_schema(dim, manifest["dense_index"])
+        chunks, chunks_index = chunks_schema(self.client, dim, manifest["dense_index"])
         self._call(
             self.client.create_collection,
             self.chunks_name,
@@ -227,7 +218,7 @@ class Store:
 
     def matching(self, words: list[str]) -> int:
         """Chunks whose BM25 terms hold all of ``words`` (``\\w+`` tokens)."""
-        where = " and ".join(f"TEXT_MATCH(terms, {_literal(w)})" for w in words)
+        where = " and ".join(f"TEXT_MATCH(terms, {literal(w)})" for w in words)
         rows = self._call(
             self.client.query, self.chunks_name, filter=where, output_fields=["count(*)"]
         )
@@ -253,8 +244,8 @@ class Store:
         """Ids of the articles read from file ``path`` or from files under folder ``path``."""
         folder = path.rstrip("/")
         where = (
-            f"part == 0 and (path == {_literal(path)} or "
-            f"(path >= {_literal(folder + '/')} and path < {_literal(folder + '0')}))"
+            f"part == 0 and (path == {literal(path)} or "
+            f"(path >= {literal(folder + '/')} and path < {literal(folder + '0')}))"
         )
         rows = list(self._scan(self.docs_name, where, ["doc_id", "seq"]))
         return [r["doc_id"] for r in sorted(rows, key=lambda r: (r["seq"], r["doc_id"]))]
@@ -318,13 +309,11 @@ class Store:
             ids = [d.doc_id for d in batch]
             self._delete(self.chunks_name, ids)
             rows = [
-                _chunk_row(chunks[i], vectors[i], d)
-                for d in batch
-                for i in by_doc.get(d.doc_id, [])
+                chunk_row(chunks[i], vectors[i], d) for d in batch for i in by_doc.get(d.doc_id, [])
             ]
             self._insert(self.chunks_name, rows)
             self._delete(self.docs_name, ids)  # the article row last: it marks the write done
-            rows = [r for n, d in enumerate(batch, seq + start) for r in _doc_rows(d, n)]
+            rows = [r for n, d in enumerate(batch, seq + start) for r in doc_rows(d, n)]
             self._insert(self.docs_name, rows)
             yield start + len(batch)
 
@@ -364,7 +353,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for start in range(0, len(values), _IN):
-            where = _in(field, values[start : start + _IN]) + (f" and {extra}" if extra else "")
+            where = in_list(field, values[start : start + _IN]) + (f" and {extra}" if extra else "")
             rows += self._call(self.client.query, name, filter=where, output_fields=fields)
         return rows
 
@@ -377,148 +366,15 @@ class Store:
 
     def _delete(self, name: str, ids: list[str]) -> None:
         for start in range(0, len(ids), _IN):
-            self._call(self.client.delete, name, filter=_in("doc_id", ids[start : start + _IN]))
+            self._call(self.client.delete, name, filter=in_list("doc_id", ids[start : start + _IN]))
 
     def _insert(self, name: str, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(rows), _ROWS):
             self._call(self.client.insert, name, rows[start : start + _ROWS])
 
-    def _docs_schema(self) -> tuple[Any, Any]:
-        from pymilvus import DataType
-
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=_ID_BYTES + 12)
-        schema.add_field("doc_id", DataType.VARCHAR, max_length=_ID_BYTES)
-        schema.add_field("part", DataType.INT64)
-        schema.add_field("seq", DataType.INT64)
-        schema.add_field("path", DataType.VARCHAR, max_length=_ID_BYTES)
-        schema.add_field("meta", DataType.JSON)
-        schema.add_field("text", DataType.VARCHAR, max_length=_TEXT_BYTES)
-        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
-        index = self.client.prepare_index_params()
-        index.add_index("unused", index_type="FLAT", metric_type="L2")
-        for field in ("doc_id", "part", "path"):
-            index.add_index(field, index_type="INVERTED")
-        return schema, index
-
-    def _chunks_schema(self, dim: int, dense_index: str) -> tuple[Any, Any]:
-        from pymilvus import DataType, Function, FunctionType
-
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=_ID_BYTES)
-        schema.add_field("doc_id", DataType.VARCHAR, max_length=_ID_BYTES)
-        for field in ("start", "end", "tokens"):
-            schema.add_field(field, DataType.INT64)
-        schema.add_field("hash", DataType.VARCHAR, max_length=64)
-        schema.add_field("text", DataType.VARCHAR, max_length=_TEXT_BYTES)
-        schema.add_field(
-            "terms",
-            DataType.VARCHAR,
-            max_length=_TEXT_BYTES,
-            enable_analyzer=True,
-            analyzer_params={"type": "standard"},
-            enable_match=True,  # TEXT_MATCH counts a term's chunks (document frequencies)
-        )
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("date", DataType.INT32)
-        schema.add_field("outlet", DataType.VARCHAR, max_length=1024)
-        schema.add_function(
-            Function(
-                name="terms_bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["terms"],
-                output_field_names=["sparse"],
-            )
-        )
-        index = self.client.prepare_index_params()
-        index.add_index(
-            "vector", index_type=dense_index, metric_type="IP", params=_BUILD[dense_index]
-        )
-        # rag's BM25 settings (`rag.manifest.new_manifest`: k1 1.5, b 0.75).
-        index.add_index(
-            "sparse",
-            index_type="SPARSE_INVERTED_INDEX",
-            metric_type="BM25",
-            params={"bm25_k1": 1.5, "bm25_b": 0.75},
-        )
-        for field in ("doc_id", "hash", "date", "outlet"):
-            index.add_index(field, index_type="INVERTED")
-        return schema, index
-
-
-def tokens(term: str) -> list[str]:
-    """A BM25 term as the standard analyzer will see it: its ``\\w+`` runs, lowercased."""
-    return _WORD.findall(term.lower())
-
-
-def analyzed(terms: Iterable[str]) -> str:
-    """Kiwi terms as the text of the ``terms`` field (or a BM25 query)."""
-    return " ".join(t for term in terms for t in tokens(term))
-
-
-def date_code(date: dt.date | None) -> int:
-    """``YYYYMMDD`` as a number; 0 for no date (fails every date filter, as locally)."""
-    return date.year * 10000 + date.month * 100 + date.day if date else 0
-
-
-def filter_expression(since: dt.date | None, until: dt.date | None, source: str | None) -> str:
-    """The scalar filter of `Index.search`'s ``since``, ``until`` and ``source``."""
-    parts = []
-    if since is not None:
-        parts.append(f"date >= {date_code(since)}")
-    if until is not None:
-        parts.append(f"date > 0 and date <= {date_code(until)}")
-    if source is not None:
-        parts.append(f"outlet == {_literal(source.casefold())}")
-    return " and ".join(parts)
-
-
-def search_params(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The dense search parameters for the recorded index type."""
-    return {"metric_type": "IP", "params": _SEARCH[manifest["dense_index"]]}
-
-
-def _chunk_row(chunk: ChunkRecord, vector: np.ndarray, doc: DocRecord) -> dict[str, Any]:
-    return {
-        **chunk.model_dump(),
-        "terms": analyzed(chunk.terms.split()),
-        "vector": np.asarray(vector, dtype=np.float32).tolist(),
-        "date": date_code(doc.date),
-        "outlet": doc.source.casefold() if doc.source else "",
-    }
-
-
-def _doc_rows(doc: DocRecord, seq: int) -> list[dict[str, Any]]:
-    meta = doc.model_dump(mode="json", exclude={"doc_id", "text"})
-    parts = [doc.text[i : i + _PART_CHARS] for i in range(0, len(doc.text), _PART_CHARS)]
-    return [
-        {
-            "pk": f"{n}:{doc.doc_id}",
-            "doc_id": doc.doc_id,
-            "part": n,
-            "seq": seq,
-            "path": doc.path or "",
-            "meta": meta if n == 0 else {},
-            "text": text,
-            "unused": [0.0, 0.0],
-        }
-        for n, text in enumerate(parts or [""])
-    ]
-
 
 def _chunk_order(row: dict[str, Any]) -> tuple[str, int, int]:
     return row["doc_id"], row["start"], row["end"]
-
-
-def _literal(value: str) -> str:
-    """``value`` as a string literal of a Milvus filter expression (no injection)."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
-
-
-def _in(field: str, values: list[str]) -> str:
-    return f"{field} in [{', '.join(_literal(v) for v in values)}]"
 
 
 def _dumps(value: Any) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import config, milvus, retrieve, update
+from . import config, milvus, milvus_schema, retrieve, update
 from .backends import embedder_for, get_embedder
 from .db import DocRecord
 from .embed import Embedder
@@ -221,9 +221,8 @@ class MilvusIndex(Index):
 
     def document_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:
         """How many chunks hold each term, counted by ``TEXT_MATCH`` on its tokens."""
-        return {t: self._frequency(tuple(milvus.tokens(t))) for t in terms}, self.store.count(
-            documents=False
-        )
+        counts = {t: self._frequency(tuple(milvus_schema.tokens(t))) for t in terms}
+        return counts, self.store.count(documents=False)
 
     def search(
         self,
@@ -242,16 +241,16 @@ class MilvusIndex(Index):
         check_query(query)
         if not query.strip():
             return []
-        expr = milvus.filter_expression(first, last, source)
+        expr = milvus_schema.filter_expression(first, last, source)
         n = max(config.FUSION_CANDIDATES, k)
-        words = [] if fusion == "dense" else milvus.tokens(" ".join(query_morphemes(query)))
+        words = [] if fusion == "dense" else milvus_schema.tokens(" ".join(query_morphemes(query)))
         lexical = dense = vector = None
         if words:
             param = {"metric_type": "BM25"}
             lexical = AnnSearchRequest([" ".join(words)], "sparse", param, n, expr=expr)
         if fusion != "bm25":
             vector = self.embedder.embed_query(query)
-            param = milvus.search_params(self.manifest)
+            param = milvus_schema.search_params(self.manifest)
             dense = AnnSearchRequest([vector.tolist()], "vector", param, n, expr=expr)
         ranker: Any = None
         if fusion == "convex" and lexical and dense:

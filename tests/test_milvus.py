@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from rag import Index
 from rag.cli import app
 from rag.errors import EmbedderMismatch, InvalidOption, RagError
-from rag.milvus import filter_expression, parse
+from rag.milvus import parse
+from rag.milvus_schema import filter_expression
 from tests.conftest import FLITTO, KAKAO, ROOT
 
 KORQUAD = ROOT / "evals" / "korquad" / "KorQuAD_v1.0_dev.json"
