@@ -584,8 +584,8 @@ def _index_store(
         created = True
     try:
         report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
-    except RagError:  # e.g. the Ray cluster cannot be reached: nothing was written
-        if created:
+    except RagError:  # e.g. the Ray cluster cannot be reached
+        if created:  # the collections this run made go, with anything written into them
             cast("MilvusIndex", idx).drop()
         raise
     indexed = report.added or report.updated or report.unchanged or report.duplicates
