@@ -24,6 +24,7 @@ from .sanitize import MAX_QUERY_CHARS, configured_secrets, safe_message
 
 if TYPE_CHECKING:
     from .index import Index
+    from .milvus_index import MilvusIndex
 
 
 class _Group(TyperGroup):
@@ -93,6 +94,32 @@ IndexOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
+def _store(value: str | None) -> str | None:
+    """A malformed ``--store`` is bad usage (exit 2), found before anything is opened."""
+    if value is not None:
+        from .errors import InvalidOption
+        from .milvus import parse
+
+        try:
+            parse(value)
+        except InvalidOption as e:
+            raise typer.BadParameter(str(e)) from None
+    return value
+
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="RAG_STORE",
+        metavar="URI",
+        help="Keep the index in Milvus instead of the --index directory: "
+        "milvus://HOST:PORT[/COLLECTION] or milvus-lite:PATH.db (needs rag[milvus]).",
+        callback=_store,
+    ),
+]
+
+
 KOpt = Annotated[int, typer.Option("-k", min=1, help="Passages to retrieve.")]
 SinceOpt = Annotated[str | None, typer.Option(help="Only articles from this date on (YYYY-MM-DD).")]
 UntilOpt = Annotated[str | None, typer.Option(help="Only articles up to this date (YYYY-MM-DD).")]
@@ -103,6 +130,7 @@ SourceOpt = Annotated[str | None, typer.Option(help="Only articles from this out
 def index_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    milvus: StoreOpt = None,
     embedder: Annotated[
         str | None,
         typer.Option(
@@ -144,6 +172,11 @@ def index_cmd(
             check(ray)  # before an index is created or a model loaded
         except InvalidOption as e:
             raise typer.BadParameter(str(e), param_hint="'--ray'") from None
+    prefixes = {"query_prefix": query_prefix, "passage_prefix": passage_prefix}
+    options = {k: v for k, v in prefixes.items() if v is not None}
+    if milvus is not None:
+        _index_store(paths, milvus, embedder, options, ray, as_json)
+        return
     created, existed = False, index.exists()
     try:
         idx = Index.open(index, embedder=embedder)
@@ -152,11 +185,7 @@ def index_cmd(
         if len(missing) == len(paths):  # don't leave an empty index behind a typo
             raise RagError(f"no such file or directory: {missing[0]}") from None
         store.check_new(index)  # before loading a model
-        prefixes = {"query_prefix": query_prefix, "passage_prefix": passage_prefix}
-        model = get_embedder(
-            config.embedder_spec(embedder, build=True),
-            **{k: v for k, v in prefixes.items() if v is not None},
-        )
+        model = get_embedder(config.embedder_spec(embedder, build=True), **options)
         idx = Index.create(index, embedder=model)
         created = True
     generation = store.read_manifest(idx.path).generation
@@ -189,6 +218,7 @@ def search_cmd(
         str, typer.Argument(help="What to look for, in Korean or English.", callback=_query)
     ],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    store: StoreOpt = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 5,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -207,7 +237,7 @@ def search_cmd(
     first, last = _date(since), _date(until)
     if fusion != FusionChoice.dense:  # this process analyzes nothing else
         one_query(query)
-    idx = _open(index, preload=fusion != FusionChoice.bm25)
+    idx = _open(index, store, preload=fusion != FusionChoice.bm25)
     hits = idx.search(
         query,
         k=k,
@@ -229,6 +259,7 @@ def search_cmd(
 @app.command("info")
 def info_cmd(
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    store: StoreOpt = None,
     check: Annotated[
         bool,
         typer.Option("--check", help="Verify every file against its checksum (reads it all)."),
@@ -238,7 +269,7 @@ def info_cmd(
     """Show what is indexed: documents, chunks, model, size, dates, outlets."""
     from .errors import IndexCorrupt
 
-    idx = _open(index)
+    idx = _open(index, store)
     info = idx.info()
     files, problems = idx.check() if check else (0, [])
     if as_json:
@@ -247,7 +278,9 @@ def info_cmd(
         output.print_info(info)
         if check and not problems:
             verdict = f"all {files} files match their checksums"
-            if not files:
+            if store is not None:  # what `MilvusIndex.check` counts
+                verdict = f"all {files} articles have all their chunks"
+            elif not files:
                 verdict = "sizes match; no checksums recorded (written by an older rag)"
             output.console().print(f"{'check':<10} {verdict}")
     if problems:
@@ -259,13 +292,15 @@ def info_cmd(
 def remove_cmd(
     targets: Annotated[list[str], typer.Argument(help="Doc ids or file/folder paths.")],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove documents by doc id or path."""
     from .store import read_manifest
 
-    idx = _open(index)
-    with _writing(idx.path, read_manifest(idx.path).generation):
+    idx = _open(index, store)
+    writing = _writing(idx.path, read_manifest(idx.path).generation) if store is None else None
+    with writing or contextlib.nullcontext():
         removed = idx.remove(targets)
         if as_json:
             output.print_json({"removed": removed})
@@ -319,6 +354,7 @@ def ask_cmd(
         str, typer.Argument(help="A question, in Korean or English.", callback=_query)
     ],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    store: StoreOpt = None,
     k: KOpt = 5,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -340,7 +376,7 @@ def ask_cmd(
 ) -> None:
     """Answer a question from the indexed articles, citing passages as [n]."""
     first, last = _date(since), _date(until)
-    idx = _open(index, preload=True)
+    idx = _open(index, store, preload=True)
     stream = idx.ask_stream(
         question,
         k=k,
@@ -365,6 +401,7 @@ def ask_cmd(
 @app.command("chat")
 def chat_cmd(
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    store: StoreOpt = None,
     k: KOpt = 5,
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -385,7 +422,7 @@ def chat_cmd(
     from .repl import run
 
     first, last = _date(since), _date(until)
-    idx = _open(index, preload=True)
+    idx = _open(index, store, preload=True)
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
     generator = idx.answerer(llm, options)
@@ -402,6 +439,7 @@ def eval_cmd(
         ),
     ],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
+    store: StoreOpt = None,
     k: KOpt = 5,
     fusion: Annotated[
         FusionChoice, typer.Option(help="How dense and BM25 results are combined.")
@@ -453,7 +491,7 @@ def eval_cmd(
         previous = baselines.read_baseline(baseline)
         if not update_baseline:  # fail before the long run, not after
             baselines.check_gold(previous, gold_digest(items), baseline)
-    idx = _open(index, preload=True)
+    idx = _open(index, store, preload=True)
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
     result = cast(
@@ -519,10 +557,52 @@ def _writing(path: Path, generation: int) -> Iterator[None]:
         raise WriteInterrupted(path, read_manifest(path).generation != generation) from None
 
 
-def _open(path: Path, preload: bool = False) -> Index:
+def _index_store(
+    paths: list[Path],
+    uri: str,
+    embedder: str | None,
+    options: dict[str, Any],
+    ray: str | None,
+    as_json: bool,
+) -> None:
+    """`rag index --store URI`: as into a directory; a new index that received nothing is
+    dropped again. Milvus has no transactions: Ctrl-C leaves the batches written so far."""
+    from . import update
+    from .backends import get_embedder
+    from .errors import IndexNotFound
     from .index import Index
 
-    index = Index.open(path)
+    created = False
+    try:
+        idx = Index.open(store=uri, embedder=embedder)
+    except IndexNotFound:
+        missing = [p for p in paths if not p.exists()]
+        if len(missing) == len(paths):  # don't leave an empty index behind a typo
+            raise RagError(f"no such file or directory: {missing[0]}") from None
+        model = get_embedder(config.embedder_spec(embedder, build=True), **options)
+        idx = Index.create(store=uri, embedder=model)
+        created = True
+    try:
+        report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
+    except RagError:  # e.g. the Ray cluster cannot be reached
+        if created:  # the collections this run made go, with anything written into them
+            cast("MilvusIndex", idx).drop()
+        raise
+    indexed = report.added or report.updated or report.unchanged or report.duplicates
+    if not indexed and created:
+        cast("MilvusIndex", idx).drop()
+    if as_json:
+        output.print_json(report.model_dump(mode="json"))
+    else:
+        output.print_report(report, paths, uri)
+    if not indexed:
+        raise RagError(update.nothing_indexed(paths, report))
+
+
+def _open(path: Path, store: str | None, preload: bool = False) -> Index:
+    from .index import Index
+
+    index = Index.open(path, store=store)
     if preload:
         index.preload()
     return index

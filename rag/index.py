@@ -53,6 +53,7 @@ class Index:
         path: str | Path | None = None,
         embedder: str | Embedder | None = None,
         create: bool = False,
+        store: str | None = None,
     ) -> Index:
         """Open the index at ``path`` (default: ``$RAG_INDEX`` or ``index/``).
 
@@ -61,11 +62,24 @@ class Index:
             embedder: Use this embedder (spec or instance) instead of the recorded one; it
                 must embed like the recorded model or `EmbedderMismatch` is raised on use.
             create: Create an empty index (with ``embedder``) when none exists.
+            store: Use the index in Milvus instead of a directory (``path`` is ignored):
+                ``milvus://HOST:PORT[/COLLECTION]`` or ``milvus-lite:PATH.db`` (needs
+                ``rag[milvus]``; `rag.milvus_index`).
 
         Raises:
             IndexNotFound: No index at ``path`` and ``create`` is false.
             IndexCorrupt: The index cannot be read consistently.
         """
+        if store is not None:
+            from .milvus_index import MilvusIndex
+
+            return MilvusIndex.open_store(store, embedder, create)
+        return cls._open_directory(path, embedder, create)
+
+    @classmethod
+    def _open_directory(
+        cls, path: str | Path | None, embedder: str | Embedder | None, create: bool
+    ) -> Index:
         directory = config.index_dir(path)
         try:
             snapshot = store.read(directory)
@@ -85,6 +99,7 @@ class Index:
         embedder: str | Embedder | None = None,
         max_tokens: int | None = None,
         overlap: int = config.CHUNK_OVERLAP_SENTENCES,
+        store: str | None = None,
         **embedder_options: Any,
     ) -> Index:
         """Create an empty index at ``path`` and write it.
@@ -95,11 +110,29 @@ class Index:
             max_tokens: Chunk size budget in embedder tokens, header included (default: 320,
                 or the model's limit if it is lower).
             overlap: Sentences shared by consecutive chunks.
+            store: Create it in Milvus instead (see `open`); ``path`` is ignored.
             **embedder_options: Passed to the backend, e.g. ``query_prefix``.
 
         Raises:
             RagError: An index already exists at ``path``.
         """
+        if store is not None:
+            from .milvus_index import MilvusIndex
+
+            return MilvusIndex.create_store(
+                store, embedder, max_tokens, overlap, **embedder_options
+            )
+        return cls._create_directory(path, embedder, max_tokens, overlap, **embedder_options)
+
+    @classmethod
+    def _create_directory(
+        cls,
+        path: str | Path | None,
+        embedder: str | Embedder | None,
+        max_tokens: int | None,
+        overlap: int,
+        **embedder_options: Any,
+    ) -> Index:
         directory = config.index_dir(path)
         if (directory / store.MANIFEST).exists():
             raise RagError(f"an index already exists at {directory}")

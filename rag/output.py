@@ -146,11 +146,13 @@ def with_progress(run: Any) -> IndexReport:
         return run(progress)
 
 
-def print_report(report: IndexReport, paths: list[Path], index: Path) -> None:
+def print_report(report: IndexReport, paths: list[Path], index: Path | str) -> None:
+    """What `rag index` did; ``index`` is the directory, or a store's URI."""
     out = console()
     where = ", ".join(str(p) for p in paths)
     indexed = report.added or report.updated or report.unchanged or report.duplicates
-    head = f"Indexed {where} into {index}/" if indexed else f"Nothing indexed from {where}"
+    into = f"{index}/" if isinstance(index, Path) else index
+    head = f"Indexed {where} into {into}" if indexed else f"Nothing indexed from {where}"
     out.print(f"{escape(head)} in {report.seconds:.1f} s")
     out.print(
         f"  added {len(report.added)}, updated {len(report.updated)}, "

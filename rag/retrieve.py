@@ -30,16 +30,11 @@ def search(
 ) -> list[Hit]:
     """`Index.search` over one generation; ``embed_query`` is called only when dense
     search is part of ``fusion``."""
-    if fusion not in config.FUSIONS:
-        raise InvalidOption("fusion", fusion, config.FUSIONS)
-    if not 0.0 <= bm25_weight <= 1.0:
-        raise InvalidOption("bm25_weight", bm25_weight, ["a number from 0 to 1"])
-    if k < 1:
-        raise InvalidOption("k", k, ["a positive integer"])
+    first, last = check_options(k, since, until, fusion, bm25_weight)
     check_query(query)
     if not len(snap) or not query.strip():
         return []
-    keep = mask(snap, _as_date(since, "since"), _as_date(until, "until"), source)
+    keep = mask(snap, first, last, source)
     if keep is not None and not keep.any():
         return []
     n = max(config.FUSION_CANDIDATES, k)
@@ -60,6 +55,27 @@ def search(
         _hit(chunk, docs[chunk.doc_id], score, dense.get(row), lexical.get(row))
         for chunk, (row, score) in zip(chunks, ranked, strict=True)
     ]
+
+
+def check_options(
+    k: int,
+    since: dt.date | str | None,
+    until: dt.date | str | None,
+    fusion: str,
+    bm25_weight: float,
+) -> tuple[dt.date | None, dt.date | None]:
+    """Validate `Index.search`'s options (for every store); returns the two dates.
+
+    Raises:
+        InvalidOption: A bad fusion, weight, k or date.
+    """
+    if fusion not in config.FUSIONS:
+        raise InvalidOption("fusion", fusion, config.FUSIONS)
+    if not 0.0 <= bm25_weight <= 1.0:
+        raise InvalidOption("bm25_weight", bm25_weight, ["a number from 0 to 1"])
+    if k < 1:
+        raise InvalidOption("k", k, ["a positive integer"])
+    return _as_date(since, "since"), _as_date(until, "until")
 
 
 def mask(

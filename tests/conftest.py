@@ -67,6 +67,7 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("RAG_EMBEDDER", raising=False)
+    monkeypatch.delenv("RAG_STORE", raising=False)  # the tests' indexes are directories
     register_backend("fake", FakeEmbedder)
 
 
