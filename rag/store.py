@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from . import bm25, db, dense, diskio
+from . import bm25, db, dense, diskio, segments
 from .errors import IndexCorrupt, IndexLocked, IndexWriteError, RagError
 from .manifest import (
     FORMAT_VERSION,
@@ -73,11 +73,13 @@ class Snapshot:
 
     path: Path
     manifest: Manifest
-    records: db.Records
-    vectors: np.ndarray  # memory-mapped fp32, row i = chunk row i
+    records: db.Records | segments.Records
+    vectors: np.ndarray | segments.Rows  # memory-mapped fp32, row i = chunk row i
     filters: np.ndarray  # int32 (rows, 2): date ordinal, outlet code
     ann: Any | None
     bm25: bm25.Lexical | None
+    # Format 4: each row's id in ``ann`` (increasing); before, ids were rows.
+    ids: np.ndarray | None = None
     _flat: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -117,6 +119,8 @@ def _open(path: Path, manifest: Manifest) -> Snapshot:
     if problems:
         raise IndexCorrupt(path, problems[0])
     files = manifest.files
+    if manifest.format_version >= 4:
+        return _open_segments(path, manifest)
     records = db.Records(path / files["records"], path)
     vectors = _read_npy(path / files["vectors"], path)
     _advise(vectors, mmap.MADV_RANDOM)
@@ -139,6 +143,26 @@ def _open(path: Path, manifest: Manifest) -> Snapshot:
     if not np.isfinite(sample).all() or np.abs(sample).max(initial=0.0) > 1e6:
         raise IndexCorrupt(path, f"{files['vectors']} holds values no embedder produces")
     return Snapshot(path, manifest, records, vectors, filters, ann, lexical)
+
+
+def _open_segments(path: Path, manifest: Manifest) -> Snapshot:
+    files, dim = manifest.files, int(manifest.embedder["dim"])
+    opened = segments.read(path, files, manifest.segments, dim, manifest.bm25)
+    ann = _read_faiss(path / files["ann"], path) if "ann" in files else None
+    _advise(opened.vectors, mmap.MADV_RANDOM)
+    docs, chunks = opened.records.counts()
+    if docs != manifest.documents or chunks != manifest.chunks:
+        raise IndexCorrupt(path, "document or chunk count differs from the manifest")
+    if len(opened.filters) != chunks:
+        raise IndexCorrupt(path, f"{files['filters']} has {len(opened.filters)} rows for {chunks}")
+    if ann is not None and ann.ntotal != chunks:
+        raise IndexCorrupt(path, f"{files['ann']} has {ann.ntotal} vectors for {chunks} chunks")
+    if (opened.lexical.num_docs if opened.lexical is not None else 0) != chunks:
+        raise IndexCorrupt(path, f"the BM25 index does not cover the {chunks} chunks")
+    return Snapshot(
+        path, manifest, opened.records, opened.vectors, opened.filters, ann, opened.lexical,
+        opened.ids,
+    )
 
 
 def check(path: Path) -> tuple[Manifest, list[str]]:
@@ -232,90 +256,170 @@ def _write_generation(
     chunks: list[db.ChunkRecord],
     vectors: np.ndarray,
 ) -> Manifest:
-    """Write the files of generation ``gen`` and return its manifest (not yet switched to)."""
-    files = {kind: f"{kind}-{gen}{SUFFIXES[kind]}" for kind in ("records", "vectors", "filters")}
-    records = path / files["records"]
-    with diskio.writing(path, records):
-        written = db.write(
-            records,
-            base.records.file if base is not None else None,
-            drop,
-            docs,
-            chunks,
-            base.filters if base is not None else None,
-        )
-    keep = written.keep
-    rows = len(keep) + len(chunks)
+    """Write the files of generation ``gen`` and return its manifest (not yet switched to).
+
+    The base's segments are kept; the new chunks go into segment ``seg-gen``, merged with the
+    newest ones when due (`rag.bm25.merge_start`); removed documents are only marked in the
+    masks. A format-2 or 3 base is converted: all of it is written into that one segment.
+    """
     dim = int(manifest.embedder["dim"])
-    with diskio.writing(path, path / files["vectors"]), sequential(base.vectors if base else None):
-        diskio.write_npy(
-            path / files["vectors"],
-            (rows, dim),
-            (base.vectors[keep[i : i + dense.BLOCK]] for i in range(0, len(keep), dense.BLOCK))
-            if base is not None
-            else iter(()),
-            np.asarray(vectors, dtype=np.float32).reshape(-1, dim),
-            # Nothing removed: the kernel copies the old file and the new rows follow.
-            path / base.manifest.files["vectors"]
-            if base is not None and len(keep) == len(base.vectors)
-            else None,
+    parts = _parts(path, base)
+    last_id = max((int(p.ids[-1]) for p in parts if len(p.ids)), default=-1)
+    base_live = [p.live.copy() for p in parts]
+    segments.drop(parts, drop)
+    names = segments.outlets(parts[-1].file) if parts else []
+    names += sorted({d.source.casefold() for d in docs if d.source} - set(names))
+    codes = {n: i for i, n in enumerate(names)}
+    new_vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, dim)
+    new_ids = np.arange(last_id + 1, last_id + 1 + len(chunks), dtype=np.int64)
+    kept = [p for p in parts if p.live.any() or p.docs.any()]
+    if docs or chunks:
+        fresh = segments.Part(
+            None, None, new_vectors, new_ids, bm25.build([c.terms for c in chunks]),
+            np.ones(len(chunks), dtype=bool), np.ones(len(docs), dtype=bool),
         )
-    with diskio.writing(path, path / files["filters"]):
-        np.save(path / files["filters"], written.filters, allow_pickle=False)
-    all_vectors = np.load(path / files["vectors"], mmap_mode="r")
-    ann = dense.ann_spec(rows)
+        kept.append(fresh)
+    sizes = [(int(p.live.sum()), len(p.live)) for p in kept]
+    converting = any(p.name is None and p.file is not None for p in kept)
+    start = 0 if converting else bm25.merge_start(sizes, fresh=bool(docs or chunks))
+    names_in_use = [str(p.name) for p in kept[:start]]
+    lives = [p.live for p in kept[:start]]
+    doc_lives = [p.docs for p in kept[:start]]
+    new_segment = None
+    if start < len(kept):
+        new_segment = f"seg-{gen}"
+        tail = kept[start:]
+        with diskio.writing(path, path / new_segment):
+            rows = segments.write_segment(path / new_segment, tail, docs, chunks, names, dim)
+        names_in_use.append(new_segment)
+        lives.append(np.ones(rows, dtype=bool))
+        doc_lives.append(np.ones(sum(int(p.docs.sum()) for p in tail), dtype=bool))
+    live = np.concatenate(lives) if lives else np.zeros(0, dtype=bool)
+    doc_live = np.concatenate(doc_lives) if doc_lives else np.zeros(0, dtype=bool)
+    # Filters of the kept rows carry over (outlet codes never change); the new ones follow.
+    filters = np.zeros((0, 2), dtype=np.int32)
+    if base is not None and parts:
+        still = np.concatenate([p.live[was] for p, was in zip(parts, base_live, strict=True)])
+        filters = np.asarray(base.filters)[still]
+    per_doc = {d.doc_id: db._filter(d.date, d.source, codes) for d in docs}
+    new_filters = np.array([per_doc[c.doc_id] for c in chunks], dtype=np.int32).reshape(-1, 2)
+    filters = np.concatenate([filters, new_filters]).astype(np.int32)
+    files = {kind: f"{kind}-{gen}.npy" for kind in ("filters", "live", "docs")}
+    for kind, array in (("filters", filters), ("live", live), ("docs", doc_live)):
+        with diskio.writing(path, path / files[kind]):
+            np.save(path / files[kind], array, allow_pickle=False)
+    ann = dense.ann_spec(int(live.sum()))
     if ann is not None:
         files["ann"] = f"ann-{gen}.faiss"
-        # Reuse the last generation's training; if rows were only appended, its lists too.
-        same = base is not None and base.manifest.ann == ann
-        old = base.ann if same and base is not None else None
-        start = len(keep) if old is not None and len(keep) == old.ntotal else 0
+        killed = [p.ids[was & ~p.live] for p, was in zip(parts, base_live, strict=True)]
         with diskio.writing(path, path / files["ann"]):
-            _write_faiss(dense.build(all_vectors, ann, old, start), path / files["ann"])
-    del all_vectors
-    # BM25: a segment for the new chunks (merged with the newest ones when due), tombstones
-    # for the removed ones; the segments written before are kept, not rebuilt.
-    segment = f"bm25-{gen}"
-    with diskio.writing(path, path / segment):
-        lexical = bm25.write(
-            path,
-            segment,
-            base.bm25 if base is not None else None,
-            keep,
-            [c.terms for c in chunks],
-            lambda: db.terms(records),
-        )
-    if lexical.new:
-        files["bm25"] = lexical.new
-    if lexical.segments:
-        files["live"] = f"live-{gen}.npy"
-        with diskio.writing(path, path / files["live"]):
-            np.save(path / files["live"], lexical.live, allow_pickle=False)
-    for name in files.values():
+            _write_faiss(
+                _ann(path, ann, base, kept[:start], new_segment, live, killed, new_ids, new_vectors),
+                path / files["ann"],
+            )
+    written = [*files.values(), *([new_segment] if new_segment else [])]
+    for name in written:
         with diskio.writing(path, path / name):
             diskio.fsync(path / name)
-    sizes, checksums = sizes_and_checksums(path, files.values())
+    sizes_, checksums = sizes_and_checksums(path, written)
     # Segments kept from earlier generations are unchanged: their recorded sums carry over.
-    kept = set(lexical.segments) - set(files.values())
-    sizes.update({n: v for n, v in manifest.sizes.items() if n.split("/")[0] in kept})
-    checksums.update({n: v for n, v in manifest.checksums.items() if n.split("/")[0] in kept})
+    carried = set(names_in_use) - set(written)
+    sizes_.update({n: v for n, v in manifest.sizes.items() if n.split("/")[0] in carried})
+    checksums.update({n: v for n, v in manifest.checksums.items() if n.split("/")[0] in carried})
     return manifest.model_copy(
         update={
             "format_version": FORMAT_VERSION,
             "generation": gen,
             "updated": dt.datetime.now(dt.timezone.utc),
             "ann": ann,
-            "documents": written.documents,
-            "chunks": rows,
+            "documents": int(doc_live.sum()),
+            "chunks": int(live.sum()),
             "files": files,
-            "sizes": sizes,
+            "sizes": sizes_,
             "checksums": checksums,
-            "segments": lexical.segments,
+            "segments": names_in_use,
             "previous": list(dict.fromkeys([*manifest.files.values(), *manifest.segments]))
             if base is not None
             else [],
         }
     )
+
+
+def _parts(path: Path, base: Snapshot | None) -> list[segments.Part]:
+    """The base's chunks as parts of the next write: its segments (format 4), or all of it as
+    one part to convert (formats 2 and 3, whose row = id in their approximate index)."""
+    if base is None:
+        return []
+    if isinstance(base.records, segments.Records):
+        lexical = base.bm25
+        assert isinstance(base.vectors, segments.Rows)
+        assert isinstance(lexical, bm25.Segments) or not base.manifest.segments
+        parts = []
+        for i, name in enumerate(base.manifest.segments):
+            start, end = base.records.starts[i], base.records.starts[i + 1]
+            dstart, dend = base.records.doc_starts[i], base.records.doc_starts[i + 1]
+            parts.append(
+                segments.Part(
+                    name,
+                    path / name / segments.RECORDS,
+                    base.vectors.arrays[i],
+                    np.load(path / name / segments.IDS, mmap_mode="r"),
+                    lexical.segments[i].postings,  # type: ignore[union-attr]
+                    base.records.live[start:end].copy(),
+                    base.records.doc_live[dstart:dend].copy(),
+                )
+            )
+        return parts
+    rows, documents = len(base), base.manifest.documents
+    if not rows and not documents:
+        return []
+    file = base.records.file
+    if isinstance(base.bm25, bm25.Segments):
+        postings = bm25.merge([(s.postings, s.live) for s in base.bm25.segments])
+    else:  # format 2: one bm25s index of final scores; built again from the terms
+        postings = bm25.build(db.terms(file))
+    return [
+        segments.Part(
+            None, file, base.vectors, np.arange(rows, dtype=np.int64), postings,
+            np.ones(rows, dtype=bool), np.ones(documents, dtype=bool),
+        )
+    ]
+
+
+def _ann(
+    path: Path,
+    spec: dict[str, Any],
+    base: Snapshot | None,
+    kept: list[segments.Part],
+    new_segment: str | None,
+    live: np.ndarray,
+    killed: list[np.ndarray],
+    new_ids: np.ndarray,
+    new_vectors: np.ndarray,
+) -> Any:
+    """The approximate index of the new generation: the base's with the removed chunks' ids
+    taken out and the new ones added (its lists and training kept), or one trained anew when
+    the base had none of this spec."""
+    import faiss
+
+    if base is not None and base.ann is not None and base.manifest.ann == spec:
+        index = faiss.clone_index(base.ann)
+        gone = np.concatenate(killed) if killed else np.zeros(0, dtype=np.int64)
+        if len(gone):
+            gone = np.ascontiguousarray(gone, dtype=np.int64)
+            index.remove_ids(faiss.IDSelectorBatch(len(gone), faiss.swig_ptr(gone)))
+        if len(new_ids):
+            index.add_with_ids(np.ascontiguousarray(new_vectors), new_ids)
+        return index
+    arrays = [p.vectors for p in kept]
+    ids = [np.asarray(p.ids) for p in kept]
+    if new_segment is not None:
+        arrays.append(np.load(path / new_segment / segments.VECTORS, mmap_mode="r"))
+        ids.append(np.load(path / new_segment / segments.IDS))
+    view = segments.Rows(arrays, live, int(new_vectors.shape[1]))
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+    with sequential(view):
+        return dense.build(view, spec, ids=all_ids[live])
 
 
 def check_new(path: Path) -> None:
@@ -404,7 +508,7 @@ def disk_size(path: Path, manifest: Manifest) -> int:
 
 
 @contextlib.contextmanager
-def sequential(vectors: np.ndarray | None) -> Iterator[None]:
+def sequential(vectors: np.ndarray | segments.Rows | None) -> Iterator[None]:
     """Read the memory-mapped ``vectors`` with readahead while in the block (a bulk copy)."""
     _advise(vectors, mmap.MADV_SEQUENTIAL)
     try:
@@ -413,7 +517,7 @@ def sequential(vectors: np.ndarray | None) -> Iterator[None]:
         _advise(vectors, mmap.MADV_RANDOM)
 
 
-def _advise(vectors: np.ndarray | None, advice: int) -> None:
+def _advise(vectors: np.ndarray | segments.Rows | None, advice: int) -> None:
     """Tell the kernel how the memory-mapped ``vectors`` will be read.
 
     Searches read scattered rows (re-scoring candidates): with the default readahead every
@@ -421,9 +525,10 @@ def _advise(vectors: np.ndarray | None, advice: int) -> None:
     cache with the vectors and thrashed in 2 GB of memory. `MADV_RANDOM` reads only the pages
     asked for; a bulk copy asks for `MADV_SEQUENTIAL` meanwhile.
     """
-    handle = getattr(vectors, "_mmap", None)
-    if handle is not None and len(handle):
-        handle.madvise(advice)
+    for array in vectors.arrays if isinstance(vectors, segments.Rows) else [vectors]:
+        handle = getattr(array, "_mmap", None)
+        if handle is not None and len(handle):
+            handle.madvise(advice)
 
 
 def _write_faiss(index: Any, file: Path) -> None:
