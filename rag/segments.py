@@ -394,18 +394,26 @@ def _copy_live(con: sqlite3.Connection, part: Part, first: int) -> int:
 
 
 def write_segment(
-    directory: Path, parts: list[Part], docs: list[db.DocRecord], chunks: list[db.ChunkRecord],
-    names: list[str], dim: int,
+    path: Path,
+    name: str,
+    parts: list[Part],
+    docs: list[db.DocRecord],
+    chunks: list[db.ChunkRecord],
+    names: list[str],
+    dim: int,
 ) -> int:
-    """Write segment ``directory``: the live chunks of ``parts`` (the last may be the new ones,
-    with ``docs`` and ``chunks``), merged. Returns its number of chunks."""
-    directory.mkdir()
-    write_records(directory / RECORDS, parts, docs, chunks, names)
+    """Write segment ``name`` of the index at ``path``: the live chunks of ``parts`` (the last
+    may be the new ones, with ``docs`` and ``chunks``), merged. Returns its number of chunks."""
+    directory = path / name
+    with diskio.writing(path, directory):
+        directory.mkdir()
+    with diskio.writing(path, directory / RECORDS):
+        write_records(directory / RECORDS, parts, docs, chunks, names)
     rows = sum(int(p.live.sum()) for p in parts)
     kept = [p for p in parts if p.file is not None]
     whole = len(kept) == 1 and kept[0] is parts[0] and bool(kept[0].live.all())
     new = [p for p in parts if p.file is None]
-    with _sequential(kept):
+    with diskio.writing(path, directory / VECTORS), _sequential(kept):
         diskio.write_npy(
             directory / VECTORS,
             (rows, dim),
@@ -416,12 +424,14 @@ def write_segment(
             else None,
         )
     ids = np.concatenate([p.ids[p.live] for p in parts]) if parts else np.zeros(0, np.int64)
-    np.save(directory / IDS, ids.astype(np.int64), allow_pickle=False)
+    with diskio.writing(path, directory / IDS):
+        np.save(directory / IDS, ids.astype(np.int64), allow_pickle=False)
     if len(parts) == 1 and parts[0].live.all():
         merged = parts[0].postings
     else:
         merged = bm25.merge([(p.postings, p.live) for p in parts])
-    bm25.save(merged, directory)
+    with diskio.writing(path, directory):
+        bm25.save(merged, directory)
     return rows
 
 

@@ -289,8 +289,7 @@ def _write_generation(
     if start < len(kept):
         new_segment = f"seg-{gen}"
         tail = kept[start:]
-        with diskio.writing(path, path / new_segment):
-            rows = segments.write_segment(path / new_segment, tail, docs, chunks, names, dim)
+        rows = segments.write_segment(path, new_segment, tail, docs, chunks, names, dim)
         names_in_use.append(new_segment)
         lives.append(np.ones(rows, dtype=bool))
         doc_lives.append(np.ones(sum(int(p.docs.sum()) for p in tail), dtype=bool))
