@@ -132,11 +132,11 @@ class Manifest(BaseModel):
                 raise ValueError(f"files has an unknown kind {kind!r}")
             if name != f"{kind}-{gen}{SUFFIXES[kind]}":
                 raise ValueError(f"{name!r} is not the {kind} file of generation {gen}")
-        kind = SEGMENT_KIND.get(self.format_version)
+        segment_kind = SEGMENT_KIND.get(self.format_version)
         for name in self.segments:
             if int(name.split("-")[1]) > gen:
                 raise ValueError(f"segment {name!r} is newer than generation {gen}")
-            if not name.startswith(f"{kind}-"):
+            if not name.startswith(f"{segment_kind}-"):
                 raise ValueError(f"segment {name!r} is not one of format {self.format_version}")
         segment = self.files.get("bm25")
         if self.format_version >= 3 and segment is not None and segment not in self.segments:

@@ -25,9 +25,6 @@ segment's outlets table holds every one given so far.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import bm25, db, dense, diskio
+from . import bm25, db
 from .errors import IndexCorrupt
 
 RECORDS, VECTORS, IDS = "records.sqlite", "vectors.npy", "ids.npy"
@@ -89,20 +86,6 @@ class Rows:
             unsorted[order] = out
             return unsorted
         return out
-
-
-@dataclass
-class Part:
-    """A run of chunks for a write: a segment of the base, the base converted from format 2
-    or 3 (``name`` None), or the new chunks (no ``file``)."""
-
-    name: str | None
-    file: Path | None  # its SQLite records
-    vectors: Any
-    ids: np.ndarray
-    postings: bm25.Postings
-    live: np.ndarray  # per chunk (a copy: the write marks removed ones)
-    docs: np.ndarray  # per document, rowid order
 
 
 class _SegmentRecords(db.Records):
@@ -264,7 +247,9 @@ def read(
             raise IndexCorrupt(path, f"{name}/{VECTORS} has {len(vectors)} vectors for {len(part)}")
         if part_ids.shape != (len(part),) or part_ids.dtype != np.int64:
             raise IndexCorrupt(path, f"{name}/{IDS} has the wrong shape or type")
-        sample = vectors[np.linspace(0, len(vectors) - 1, min(len(vectors), _SAMPLE_ROWS)).astype(int)]
+        sample = vectors[
+            np.linspace(0, len(vectors) - 1, min(len(vectors), _SAMPLE_ROWS)).astype(int)
+        ]
         # Embedders give unit or small count vectors; random bytes read as float32 are mostly huge.
         if not np.isfinite(sample).all() or np.abs(sample).max(initial=0.0) > 1e6:
             raise IndexCorrupt(path, f"{name}/{VECTORS} holds values no embedder produces")
@@ -287,168 +272,3 @@ def _load(path: Path, name: str, mmap: bool = True) -> np.ndarray:
         return np.load(path / name, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise IndexCorrupt(path, f"{name} is not a readable array") from e
-
-
-# -- writing -------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _connect(file: Path) -> Iterator[sqlite3.Connection]:
-    with contextlib.closing(
-        sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
-    ) as con:
-        yield con
-
-
-def drop(parts: list[Part], doc_ids: set[str]) -> None:
-    """Mark the documents ``doc_ids`` and their chunks removed in ``parts``."""
-    values = list(doc_ids)
-    for part in parts:
-        if part.file is None or not values:
-            continue
-        with _connect(part.file) as con:
-            for start in range(0, len(values), 500):
-                chunk = values[start : start + 500]
-                marks = db._marks(chunk)
-                sql = f"SELECT rowid FROM documents WHERE doc_id IN ({marks})"
-                rowids = [r for (r,) in con.execute(sql, chunk)]
-                if not rowids:
-                    continue
-                part.docs[np.asarray(rowids, dtype=np.int64) - 1] = False
-                sql = f"SELECT row FROM chunks WHERE doc_id IN ({marks})"
-                rows = [r for (r,) in con.execute(sql, chunk)]
-                part.live[np.asarray(rows, dtype=np.int64)] = False
-
-
-def outlets(file: Path | None) -> list[str]:
-    """The outlet names of a records file, by code."""
-    if file is None:
-        return []
-    with _connect(file) as con:
-        return [n for (n,) in con.execute("SELECT name FROM outlets ORDER BY code")]
-
-
-def write_records(
-    file: Path, parts: list[Part], docs: list[db.DocRecord], chunks: list[db.ChunkRecord],
-    names: list[str],
-) -> None:
-    """Write a segment's SQLite file: the live records of ``parts`` in order (rows numbered
-    from 0), then ``docs`` and ``chunks``; ``names`` are the outlets, by code."""
-    old = [p for p in parts if p.file is not None]
-    copied = _whole_file(parts)
-    if copied:  # kept whole: the kernel copies the file (copy_file_range), no pass in Python
-        shutil.copyfile(old[0].file, file)  # type: ignore[arg-type]
-    with contextlib.closing(sqlite3.connect(file)) as con:
-        # No rollback journal: a failed write discards the whole segment anyway.
-        con.execute("PRAGMA journal_mode=OFF")
-        if not copied:
-            con.executescript(db.SCHEMA)
-        rows = int(old[0].live.size) if copied else 0
-        for part in old[1:] if copied else old:
-            rows += _copy_live(con, part, rows)
-        db._insert(con, docs, chunks, rows)
-        con.execute("DELETE FROM outlets")
-        con.executemany("INSERT INTO outlets VALUES (?, ?)", enumerate(names))
-        con.execute(INDEX_SQL)
-        con.commit()
-
-
-def _whole_file(parts: list[Part]) -> bool:
-    """Whether the first of ``parts`` is a file kept whole (then copied as it is)."""
-    return parts[0].file is not None and bool(parts[0].docs.all()) if parts else False
-
-
-def _copy_live(con: sqlite3.Connection, part: Part, first: int) -> int:
-    """Append the live documents and chunks of ``part``'s file; returns the chunks copied."""
-    con.execute("ATTACH DATABASE ? AS part", (str(part.file),))
-    try:
-        con.execute("CREATE TEMP TABLE dead (r INTEGER PRIMARY KEY)")
-        dead = np.flatnonzero(~part.docs) + 1
-        con.executemany("INSERT INTO dead VALUES (?)", ((int(r),) for r in dead))
-        docs, cols = db._columns(db.DOC_COLUMNS), db._columns(db.CHUNK_COLUMNS)
-        where = "WHERE rowid NOT IN (SELECT r FROM temp.dead)"
-        con.execute(
-            f"INSERT INTO main.documents ({docs}) SELECT {docs} FROM part.documents {where} "
-            "ORDER BY rowid"
-        )
-        con.execute(
-            "CREATE TEMP TABLE gone AS SELECT doc_id FROM part.documents "
-            "WHERE rowid IN (SELECT r FROM temp.dead)"
-        )
-        before = con.execute("SELECT count(*) FROM main.chunks").fetchone()[0]
-        con.execute(
-            f"INSERT INTO main.chunks (row, {cols}) SELECT ? + row_number() OVER (ORDER BY row)"
-            f" - 1, {cols} FROM part.chunks WHERE doc_id NOT IN (SELECT doc_id FROM temp.gone)"
-            " ORDER BY row",
-            (first,),
-        )
-        copied = int(con.execute("SELECT count(*) FROM main.chunks").fetchone()[0] - before)
-        con.commit()
-        con.execute("DROP TABLE temp.dead")
-        con.execute("DROP TABLE temp.gone")
-    finally:
-        con.execute("DETACH DATABASE part")
-    if copied != int(part.live.sum()):
-        raise ValueError(f"{part.file}: copied {copied} chunks of {int(part.live.sum())}")
-    return copied
-
-
-def write_segment(
-    path: Path,
-    name: str,
-    parts: list[Part],
-    docs: list[db.DocRecord],
-    chunks: list[db.ChunkRecord],
-    names: list[str],
-    dim: int,
-) -> int:
-    """Write segment ``name`` of the index at ``path``: the live chunks of ``parts`` (the last
-    may be the new ones, with ``docs`` and ``chunks``), merged. Returns its number of chunks."""
-    directory = path / name
-    with diskio.writing(path, directory):
-        directory.mkdir()
-    with diskio.writing(path, directory / RECORDS):
-        write_records(directory / RECORDS, parts, docs, chunks, names)
-    rows = sum(int(p.live.sum()) for p in parts)
-    kept = [p for p in parts if p.file is not None]
-    whole = len(kept) == 1 and kept[0] is parts[0] and bool(kept[0].live.all())
-    new = [p for p in parts if p.file is None]
-    with diskio.writing(path, directory / VECTORS), _sequential(kept):
-        diskio.write_npy(
-            directory / VECTORS,
-            (rows, dim),
-            (block for p in kept for block in _live_blocks(p)),
-            np.concatenate([np.asarray(p.vectors) for p in new]) if new else np.zeros((0, dim)),
-            getattr(kept[0].vectors, "filename", None) and Path(kept[0].vectors.filename)
-            if whole and len(parts) <= 2
-            else None,
-        )
-    ids = np.concatenate([p.ids[p.live] for p in parts]) if parts else np.zeros(0, np.int64)
-    with diskio.writing(path, directory / IDS):
-        np.save(directory / IDS, ids.astype(np.int64), allow_pickle=False)
-    if len(parts) == 1 and parts[0].live.all():
-        merged = parts[0].postings
-    else:
-        merged = bm25.merge([(p.postings, p.live) for p in parts])
-    with diskio.writing(path, directory):
-        bm25.save(merged, directory)
-    return rows
-
-
-def _live_blocks(part: Part) -> Iterator[np.ndarray]:
-    """The live vectors of ``part``, a block at a time (slices of the map where all live)."""
-    whole = bool(part.live.all())
-    rows = np.flatnonzero(part.live)
-    for i in range(0, len(rows), dense.BLOCK):
-        block = slice(i, min(i + dense.BLOCK, len(rows))) if whole else rows[i : i + dense.BLOCK]
-        yield np.asarray(part.vectors[block])
-
-
-@contextlib.contextmanager
-def _sequential(parts: list[Part]) -> Iterator[None]:
-    from .store import sequential
-
-    with contextlib.ExitStack() as stack:
-        for p in parts:
-            stack.enter_context(sequential(p.vectors if isinstance(p.vectors, np.ndarray) else None))
-        yield

@@ -30,7 +30,6 @@ manifest but had not opened its files yet finds them gone and re-reads the manif
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import mmap
 from collections.abc import Iterator
@@ -40,17 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from . import bm25, db, dense, diskio, segments
+from . import bm25, db, dense, diskio, segments, writer
 from .errors import IndexCorrupt, IndexLocked, IndexWriteError, RagError
 from .manifest import (
-    FORMAT_VERSION,
     MANIFEST,
     PENDING,
     SUFFIXES,
     Manifest,
     read_manifest,
     read_pending,
-    sizes_and_checksums,
     verify,
 )
 
@@ -160,7 +157,13 @@ def _open_segments(path: Path, manifest: Manifest) -> Snapshot:
     if (opened.lexical.num_docs if opened.lexical is not None else 0) != chunks:
         raise IndexCorrupt(path, f"the BM25 index does not cover the {chunks} chunks")
     return Snapshot(
-        path, manifest, opened.records, opened.vectors, opened.filters, ann, opened.lexical,
+        path,
+        manifest,
+        opened.records,
+        opened.vectors,
+        opened.filters,
+        ann,
+        opened.lexical,
         opened.ids,
     )
 
@@ -224,7 +227,7 @@ def write(
     try:
         with diskio.writing(path, path / PENDING):
             diskio.write_json(path / PENDING, {"generation": gen, "files": pending})
-        new = _write_generation(path, gen, manifest, base, drop, docs, chunks, vectors)
+        new = writer.write_generation(path, gen, manifest, base, drop, docs, chunks, vectors)
         tmp = path / f"{MANIFEST}.tmp"
         with diskio.writing(path, tmp):
             diskio.write_json(tmp, new.model_dump(mode="json"))
@@ -244,181 +247,6 @@ def write(
         diskio.remove(path, [n for n in new.previous if n not in in_use])
     (path / PENDING).unlink(missing_ok=True)
     return new
-
-
-def _write_generation(
-    path: Path,
-    gen: int,
-    manifest: Manifest,
-    base: Snapshot | None,
-    drop: set[str],
-    docs: list[db.DocRecord],
-    chunks: list[db.ChunkRecord],
-    vectors: np.ndarray,
-) -> Manifest:
-    """Write the files of generation ``gen`` and return its manifest (not yet switched to).
-
-    The base's segments are kept; the new chunks go into segment ``seg-gen``, merged with the
-    newest ones when due (`rag.bm25.merge_start`); removed documents are only marked in the
-    masks. A format-2 or 3 base is converted: all of it is written into that one segment.
-    """
-    dim = int(manifest.embedder["dim"])
-    parts = _parts(path, base)
-    last_id = max((int(p.ids[-1]) for p in parts if len(p.ids)), default=-1)
-    base_live = [p.live.copy() for p in parts]
-    segments.drop(parts, drop)
-    names = segments.outlets(parts[-1].file) if parts else []
-    names += sorted({d.source.casefold() for d in docs if d.source} - set(names))
-    codes = {n: i for i, n in enumerate(names)}
-    new_vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, dim)
-    new_ids = np.arange(last_id + 1, last_id + 1 + len(chunks), dtype=np.int64)
-    kept = [p for p in parts if p.live.any() or p.docs.any()]
-    if docs or chunks:
-        fresh = segments.Part(
-            None, None, new_vectors, new_ids, bm25.build([c.terms for c in chunks]),
-            np.ones(len(chunks), dtype=bool), np.ones(len(docs), dtype=bool),
-        )
-        kept.append(fresh)
-    sizes = [(int(p.live.sum()), len(p.live)) for p in kept]
-    converting = any(p.name is None and p.file is not None for p in kept)
-    start = 0 if converting else bm25.merge_start(sizes, fresh=bool(docs or chunks))
-    names_in_use = [str(p.name) for p in kept[:start]]
-    lives = [p.live for p in kept[:start]]
-    doc_lives = [p.docs for p in kept[:start]]
-    new_segment = None
-    if start < len(kept):
-        new_segment = f"seg-{gen}"
-        tail = kept[start:]
-        rows = segments.write_segment(path, new_segment, tail, docs, chunks, names, dim)
-        names_in_use.append(new_segment)
-        lives.append(np.ones(rows, dtype=bool))
-        doc_lives.append(np.ones(sum(int(p.docs.sum()) for p in tail), dtype=bool))
-    live = np.concatenate(lives) if lives else np.zeros(0, dtype=bool)
-    doc_live = np.concatenate(doc_lives) if doc_lives else np.zeros(0, dtype=bool)
-    # Filters of the kept rows carry over (outlet codes never change); the new ones follow.
-    filters = np.zeros((0, 2), dtype=np.int32)
-    if base is not None and parts:
-        still = np.concatenate([p.live[was] for p, was in zip(parts, base_live, strict=True)])
-        filters = np.asarray(base.filters)[still]
-    per_doc = {d.doc_id: db._filter(d.date, d.source, codes) for d in docs}
-    new_filters = np.array([per_doc[c.doc_id] for c in chunks], dtype=np.int32).reshape(-1, 2)
-    filters = np.concatenate([filters, new_filters]).astype(np.int32)
-    files = {kind: f"{kind}-{gen}.npy" for kind in ("filters", "live", "docs")}
-    for kind, array in (("filters", filters), ("live", live), ("docs", doc_live)):
-        with diskio.writing(path, path / files[kind]):
-            np.save(path / files[kind], array, allow_pickle=False)
-    ann = dense.ann_spec(int(live.sum()))
-    if ann is not None:
-        files["ann"] = f"ann-{gen}.faiss"
-        killed = [p.ids[was & ~p.live] for p, was in zip(parts, base_live, strict=True)]
-        with diskio.writing(path, path / files["ann"]):
-            _write_faiss(
-                _ann(path, ann, base, kept[:start], new_segment, live, killed, new_ids, new_vectors),
-                path / files["ann"],
-            )
-    written = [*files.values(), *([new_segment] if new_segment else [])]
-    for name in written:
-        with diskio.writing(path, path / name):
-            diskio.fsync(path / name)
-    sizes_, checksums = sizes_and_checksums(path, written)
-    # Segments kept from earlier generations are unchanged: their recorded sums carry over.
-    carried = set(names_in_use) - set(written)
-    sizes_.update({n: v for n, v in manifest.sizes.items() if n.split("/")[0] in carried})
-    checksums.update({n: v for n, v in manifest.checksums.items() if n.split("/")[0] in carried})
-    return manifest.model_copy(
-        update={
-            "format_version": FORMAT_VERSION,
-            "generation": gen,
-            "updated": dt.datetime.now(dt.timezone.utc),
-            "ann": ann,
-            "documents": int(doc_live.sum()),
-            "chunks": int(live.sum()),
-            "files": files,
-            "sizes": sizes_,
-            "checksums": checksums,
-            "segments": names_in_use,
-            "previous": list(dict.fromkeys([*manifest.files.values(), *manifest.segments]))
-            if base is not None
-            else [],
-        }
-    )
-
-
-def _parts(path: Path, base: Snapshot | None) -> list[segments.Part]:
-    """The base's chunks as parts of the next write: its segments (format 4), or all of it as
-    one part to convert (formats 2 and 3, whose row = id in their approximate index)."""
-    if base is None:
-        return []
-    if isinstance(base.records, segments.Records):
-        lexical = base.bm25
-        assert isinstance(base.vectors, segments.Rows)
-        assert isinstance(lexical, bm25.Segments) or not base.manifest.segments
-        parts = []
-        for i, name in enumerate(base.manifest.segments):
-            start, end = base.records.starts[i], base.records.starts[i + 1]
-            dstart, dend = base.records.doc_starts[i], base.records.doc_starts[i + 1]
-            parts.append(
-                segments.Part(
-                    name,
-                    path / name / segments.RECORDS,
-                    base.vectors.arrays[i],
-                    np.load(path / name / segments.IDS, mmap_mode="r"),
-                    lexical.segments[i].postings,  # type: ignore[union-attr]
-                    base.records.live[start:end].copy(),
-                    base.records.doc_live[dstart:dend].copy(),
-                )
-            )
-        return parts
-    rows, documents = len(base), base.manifest.documents
-    if not rows and not documents:
-        return []
-    file = base.records.file
-    if isinstance(base.bm25, bm25.Segments):
-        postings = bm25.merge([(s.postings, s.live) for s in base.bm25.segments])
-    else:  # format 2: one bm25s index of final scores; built again from the terms
-        postings = bm25.build(db.terms(file))
-    return [
-        segments.Part(
-            None, file, base.vectors, np.arange(rows, dtype=np.int64), postings,
-            np.ones(rows, dtype=bool), np.ones(documents, dtype=bool),
-        )
-    ]
-
-
-def _ann(
-    path: Path,
-    spec: dict[str, Any],
-    base: Snapshot | None,
-    kept: list[segments.Part],
-    new_segment: str | None,
-    live: np.ndarray,
-    killed: list[np.ndarray],
-    new_ids: np.ndarray,
-    new_vectors: np.ndarray,
-) -> Any:
-    """The approximate index of the new generation: the base's with the removed chunks' ids
-    taken out and the new ones added (its lists and training kept), or one trained anew when
-    the base had none of this spec."""
-    import faiss
-
-    if base is not None and base.ann is not None and base.manifest.ann == spec:
-        index = faiss.clone_index(base.ann)
-        gone = np.concatenate(killed) if killed else np.zeros(0, dtype=np.int64)
-        if len(gone):
-            gone = np.ascontiguousarray(gone, dtype=np.int64)
-            index.remove_ids(faiss.IDSelectorBatch(len(gone), faiss.swig_ptr(gone)))
-        if len(new_ids):
-            index.add_with_ids(np.ascontiguousarray(new_vectors), new_ids)
-        return index
-    arrays = [p.vectors for p in kept]
-    ids = [np.asarray(p.ids) for p in kept]
-    if new_segment is not None:
-        arrays.append(np.load(path / new_segment / segments.VECTORS, mmap_mode="r"))
-        ids.append(np.load(path / new_segment / segments.IDS))
-    view = segments.Rows(arrays, live, int(new_vectors.shape[1]))
-    all_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-    with sequential(view):
-        return dense.build(view, spec, ids=all_ids[live])
 
 
 def check_new(path: Path) -> None:

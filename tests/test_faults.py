@@ -172,7 +172,7 @@ def _inject(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
         raise full
 
     if target == "db.write":
-        monkeypatch.setattr("rag.segments.write_records", fail)
+        monkeypatch.setattr("rag.writer.write_records", fail)
     elif target == "write_npy":
         monkeypatch.setattr(diskio, "write_npy", fail)
     elif target == "np.save":

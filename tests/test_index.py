@@ -197,8 +197,9 @@ def _current(path: Path, kind: str) -> Path:
     """The current generation's file of ``kind`` (the previous generation's are kept too);
     records and vectors: the newest segment's."""
     manifest = json.loads((path / "manifest.json").read_text())
-    if kind in ("records", "vectors"):
-        return path / manifest["segments"][-1] / ("records.sqlite" if kind == "records" else "vectors.npy")
+    inside = {"records": "records.sqlite", "vectors": "vectors.npy"}
+    if kind in inside:
+        return path / manifest["segments"][-1] / inside[kind]
     return path / manifest["files"][kind]
 
 
@@ -350,7 +351,7 @@ def test_adding_by_copying_the_files_writes_what_copying_rows_writes(
     """A merge whose first segment is kept whole: its records and vectors files are copied by
     the kernel and the rest added (the fast path); the result equals the row-by-row copy,
     filters included."""
-    from rag import diskio, segments
+    from rag import diskio, writer
 
     def build(name: str) -> store.Snapshot:
         index = Index.create(tmp_path / name, embedder="fake")
@@ -360,7 +361,7 @@ def test_adding_by_copying_the_files_writes_what_copying_rows_writes(
 
     fast = build("fast")
     with monkeypatch.context() as patch:
-        patch.setattr(segments, "_whole_file", lambda *a: False)
+        patch.setattr(writer, "_whole_file", lambda *a: False)
         patch.setattr(diskio, "_header_bytes", lambda *a: -1)
         slow = build("slow")
     assert list(fast.records.all_chunks()) == list(slow.records.all_chunks())

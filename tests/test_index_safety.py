@@ -253,7 +253,7 @@ def _enospc(*args: object) -> OSError:
     ("target", "error", "file"),
     [
         (
-            "rag.segments.write_records",
+            "rag.writer.write_records",
             sqlite3.OperationalError("database or disk is full"),
             "seg-3/records.sqlite",
         ),

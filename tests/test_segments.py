@@ -15,7 +15,9 @@ import pytest
 from rag import Index, store
 
 FORMAT3 = Path(__file__).parent / "data" / "format3-index"
-WORDS = "카카오 반도체 수출 삼성전자 현대차 전기차 배터리 금리 환율 주가 정부 예산 선거 국회".split()
+WORDS = (
+    "카카오 반도체 수출 삼성전자 현대차 전기차 배터리 금리 환율 주가 정부 예산 선거 국회".split()
+)
 OUTLETS = ["연합뉴스", "가나일보", "다라신문", None]
 QUERIES = ["반도체 수출", "카카오 금리", "전기차 배터리 정부", "선거 국회 예산", "주가"]
 
