@@ -1,18 +1,21 @@
-"""The index directory on disk: a manifest, SQLite records, vectors, BM25.
+"""The index directory on disk: a manifest, segments of records, vectors and BM25, masks.
 
-Layout (``N`` is the generation, bumped by every write)::
+Layout (``N`` is the generation, bumped by every write; format 4)::
 
-    manifest.json            model, settings, counts, version, the files of generation N with
-                             their sizes and checksums, and the names of generation N-1's
-    records-N.sqlite         tables documents (metadata, cleaned text), chunks (row = vector
-                             row: span, text, BM25 terms, hash) and outlets
-    vectors-N.npy            fp32 vectors, one row per chunk (memory-mapped when read)
-    filters-N.npy            per chunk: article date (ordinal, -1 unknown) and outlet code
-    ann-N.faiss              approximate FAISS index, only above a size threshold (rag.dense)
-    bm25-G/                  a BM25 segment (JSON + .npy, memory-mapped; no pickle), written by
-                             generation G <= N and kept while later ones add theirs (rag.bm25)
-    live-N.npy               which chunks of the BM25 segments are still in the index
+    manifest.json            model, settings, counts, version, the files and segments of
+                             generation N with their sizes and checksums, and the names of
+                             generation N-1's
+    seg-G/                   a segment, written by generation G <= N and kept while later ones
+                             add theirs: records.sqlite (documents, chunks, outlets), vectors.npy
+                             (fp32, memory-mapped), ids.npy and BM25 postings (`rag.segments`)
+    live-N.npy, docs-N.npy   which chunks and documents of the segments are still indexed
+    filters-N.npy            per live chunk: article date (ordinal, -1 unknown) and outlet code
+    ann-N.faiss              approximate FAISS index by chunk id, only above a size threshold
     pending.json             only during a write: the files of the generation being written
+
+Formats 2 and 3 had ``records-N.sqlite`` and ``vectors-N.npy`` in every generation (and BM25 in
+one bm25s index, or in ``bm25-G/`` segments); they are read, and converted by the next write
+(`rag.writer`).
 
 Nothing of a large index has to fit in memory to search it: records are read by row from
 SQLite, vectors and BM25 are memory-mapped, and only the approximate index is loaded.
@@ -22,7 +25,7 @@ fsyncs them, then atomically replaces ``manifest.json``. An interrupted write th
 the old manifest pointing at the old, complete generation; the next write removes the files
 ``pending.json`` lists. Only files a manifest or ``pending.json`` names are ever removed, so
 nothing else in the directory is touched. The old generation's files are removed right after
-the switch, except BM25 segments the new generation still uses (the manifest lists them as
+the switch, except segments the new generation still uses (the manifest lists them as
 ``previous`` until the next write, in case the writer dies first); a reader that read the old
 manifest but had not opened its files yet finds them gone and re-reads the manifest.
 """

@@ -177,7 +177,9 @@ def _parts(path: Path, base: Snapshot | None) -> list[Part]:
         return []
     file = base.records.file
     if isinstance(base.bm25, bm25.Segments):
-        postings = bm25.merge([(s.postings, s.live) for s in base.bm25.segments])
+        old = base.bm25.segments
+        whole = len(old) == 1 and old[0].whole
+        postings = old[0].postings if whole else bm25.merge([(s.postings, s.live) for s in old])
     else:  # format 2: one bm25s index of final scores; built again from the terms
         postings = bm25.build(db.terms(file))
     return [

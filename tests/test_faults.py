@@ -166,12 +166,12 @@ def _inject(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    target = rng.choice(["db.write", "write_npy", "np.save", "bm25", "write_json"])
+    target = rng.choice(["records", "write_npy", "np.save", "bm25", "write_json"])
 
     def fail(*args: object, **kwargs: object) -> None:
         raise full
 
-    if target == "db.write":
+    if target == "records":
         monkeypatch.setattr("rag.writer.write_records", fail)
     elif target == "write_npy":
         monkeypatch.setattr(diskio, "write_npy", fail)
