@@ -143,7 +143,8 @@ def write(path: Path, drop: set[str], new: Any, cold: bool) -> dict[str, Any]:
     with store.lock(path):
         base = store.read(path)
         opened = time.perf_counter() - started
-        docs, chunks, vectors = new if new else ([], [], np.zeros((0, base.manifest.embedder["dim"]), np.float32))
+        dim = int(base.manifest.embedder["dim"])
+        docs, chunks, vectors = new or ([], [], np.zeros((0, dim), np.float32))
         m = store.write(path, base.manifest, base, drop, docs, chunks, vectors)
     total = time.perf_counter() - started
     del base

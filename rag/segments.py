@@ -147,10 +147,8 @@ class Records:
                 continue
             hashes, rows = zip(*pairs, strict=True)
             physical = np.asarray(rows, dtype=np.int64) + self.starts[s]
-            keep = self.live[physical]
-            found.update(
-                zip(np.asarray(hashes)[keep].tolist(), rank[physical[keep]].tolist(), strict=True)
-            )
+            live, ranks = self.live[physical].tolist(), rank[physical].tolist()
+            found.update((h, r) for h, r, k in zip(hashes, ranks, live, strict=True) if k)
         return found
 
     def docs(self, ids: Any = None, text: bool = True) -> dict[str, db.DocRecord]:
