@@ -58,13 +58,20 @@ PARTS = [
 TIMES: dict[str, float] = {}
 
 
+ACTIVE: set[str] = set()
+
+
 def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
+        if name in ACTIVE:  # a recursive call (diskio.fsync of a directory): counted once
+            return fn(*args, **kwargs)
+        ACTIVE.add(name)
         started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
+            ACTIVE.discard(name)
             TIMES[name] = TIMES.get(name, 0.0) + time.perf_counter() - started
 
     return run
@@ -81,7 +88,7 @@ def instrument() -> None:
         fn = getattr(module, attr, None)
         if fn is None:
             continue
-        wrapped = _timed(attr, fn)
+        wrapped = _timed(f"{module_name.removeprefix('rag.')}.{attr}", fn)
         for other in list(sys.modules.values()):  # `from x import f` copies too
             name = getattr(other, "__name__", "")
             if name.startswith("rag") and getattr(other, attr, None) is fn:
@@ -152,7 +159,7 @@ def write(path: Path, drop: set[str], new: Any, cold: bool) -> dict[str, Any]:
         "total_s": round(total, 2),
         "open_s": round(opened, 2),
         "write_s": round(total - opened, 2),
-        "parts_s": {k: round(v, 2) for k, v in TIMES.items() if k != "read"},
+        "parts_s": {k: round(v, 2) for k, v in TIMES.items() if k != "store.read"},
         "chunks": m.chunks,
         "format": m.format_version,
         "segments": len(m.segments),

@@ -159,15 +159,10 @@ def _open_segments(path: Path, manifest: Manifest) -> Snapshot:
         raise IndexCorrupt(path, f"{files['ann']} has {ann.ntotal} vectors for {chunks} chunks")
     if (opened.lexical.num_docs if opened.lexical is not None else 0) != chunks:
         raise IndexCorrupt(path, f"the BM25 index does not cover the {chunks} chunks")
+    # Ids 0..n-1 are the rows themselves (nothing removed yet): no mapping on every search.
+    ids = opened.ids if len(opened.ids) and opened.ids[-1] != len(opened.ids) - 1 else None
     return Snapshot(
-        path,
-        manifest,
-        opened.records,
-        opened.vectors,
-        opened.filters,
-        ann,
-        opened.lexical,
-        opened.ids,
+        path, manifest, opened.records, opened.vectors, opened.filters, ann, opened.lexical, ids
     )
 
 
