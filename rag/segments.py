@@ -142,13 +142,17 @@ class Records:
         rank = np.cumsum(self.live) - 1
         found: dict[str, int] = {}
         for s, part in enumerate(self.parts):
-            pairs = part._query("SELECT hash, row FROM chunks")
-            if not pairs:
+            live = self.live[self.starts[s] : self.starts[s + 1]]
+            if not live.any():
                 continue
-            hashes, rows = zip(*pairs, strict=True)
-            physical = np.asarray(rows, dtype=np.int64) + self.starts[s]
-            live, ranks = self.live[physical].tolist(), rank[physical].tolist()
-            found.update((h, r) for h, r, k in zip(hashes, ranks, live, strict=True) if k)
+            if live.all():  # SQLite adds the first row's live row: no Python loop over the rows
+                offset = int(rank[self.starts[s]])
+                found.update(part._query("SELECT hash, row + ? FROM chunks", [offset]))
+                continue
+            pairs = part._query("SELECT hash, row FROM chunks")
+            rows = np.asarray([r for _, r in pairs], dtype=np.int64) + self.starts[s]
+            keep, ranks = self.live[rows].tolist(), rank[rows].tolist()
+            found.update((h, r) for (h, _), r, k in zip(pairs, ranks, keep, strict=True) if k)
         return found
 
     def docs(self, ids: Any = None, text: bool = True) -> dict[str, db.DocRecord]:

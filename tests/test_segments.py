@@ -136,6 +136,11 @@ def test_removing_writes_no_segment_and_renumbers_nothing(
     assert kept == {c: i for c, i in ids.items() if c not in ("n3#0", "n17#0")}
     hits = Index.open(index.path).search("3번째 기사", k=40, fusion="dense")
     assert {h.doc_id for h in hits} == {f"n{i}" for i in range(40)} - {"n3", "n17"}
+    index.add(_articles(3, start=40))  # a second segment, after the one with removed chunks
+    snap = store.read(index.path)
+    hashes = snap.records.chunk_hashes()  # the embedding cache: live row by text hash
+    assert len(hashes) == len(snap) == 41
+    assert all(snap.records.chunks([row])[0].hash == h for h, row in hashes.items())
 
 
 def test_format_3_index_is_searched_then_converted_by_the_next_write(tmp_path: Path) -> None:
