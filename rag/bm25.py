@@ -357,8 +357,8 @@ def _indptr(columns: np.ndarray, n: int) -> np.ndarray:
 
 
 def save(postings: Postings, directory: Path) -> None:
-    """Write a segment's files into ``directory`` (created; no pickle)."""
-    directory.mkdir()
+    """Write a segment's files into ``directory`` (created if it is not there; no pickle)."""
+    directory.mkdir(exist_ok=True)
     vocab = json.dumps(postings.terms, ensure_ascii=False)
     (directory / "vocab.json").write_text(vocab, encoding="utf-8")
     for name in _ARRAYS:
@@ -411,7 +411,7 @@ def write(
         fresh = build(new_terms)
         parts.append((None, fresh, np.ones(len(new_terms), dtype=bool)))
     sizes = [(int(live.sum()), len(live)) for _, _, live in parts]
-    start = _merge_start(sizes, fresh=bool(new_terms))
+    start = merge_start(sizes, fresh=bool(new_terms))
     if start < len(parts):
         tail = parts[start:]
         if len(tail) == 1 and tail[0][0] is None:
@@ -425,7 +425,7 @@ def write(
     return Written(names, live, name if name in names else None)
 
 
-def _merge_start(sizes: list[tuple[int, int]], fresh: bool) -> int:
+def merge_start(sizes: list[tuple[int, int]], fresh: bool) -> int:
     """Where the run of newest segments to write as one starts (``len(sizes)``: none).
 
     ``sizes`` are each segment's live and total chunks, oldest first; with ``fresh`` the

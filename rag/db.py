@@ -1,20 +1,19 @@
-"""The SQLite file of an index generation: documents, chunks (row = vector row) and outlets.
+"""The SQLite file of a segment (or of a format-2/3 generation): documents, chunks (row =
+vector row) and outlets.
 
-`Records` reads it (by row for search hits, in bulk for writes); `write` makes the next
-generation's file, copying the records it keeps inside SQLite.
+`Records` reads one file (by row for search hits, in bulk for writes); `rag.writer` writes
+them, copying the records it keeps inside SQLite.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 from pydantic import BaseModel
 
 from .errors import IndexCorrupt
@@ -163,96 +162,6 @@ class Records:
             raise IndexCorrupt(self.index_path, f"{self.file.name}: {e}") from e
 
 
-class Written(NamedTuple):
-    """What `write` wrote, for the rest of the generation."""
-
-    keep: np.ndarray  # the base rows kept, in order
-    documents: int
-    filters: np.ndarray  # per chunk: date ordinal, outlet code
-
-
-def write(
-    file: Path,
-    base: Path | None,
-    drop: set[str],
-    docs: list[DocRecord],
-    chunks: list[ChunkRecord],
-    base_filters: np.ndarray | None = None,
-) -> Written:
-    """Write a generation's SQLite file: the records of ``base`` (the previous generation's
-    file) except documents ``drop``, then ``docs`` and ``chunks``.
-
-    The kept records are copied inside SQLite (no Python loop over them); their chunk rows
-    are renumbered from 0 and the new chunks follow. When nothing of ``base`` is dropped (new
-    articles only) its file is copied as it is and the new records inserted into the copy:
-    at a million chunks that takes seconds where copying row by row takes half a minute.
-    ``base_filters`` (the previous generation's) then spare reading every chunk's article.
-    """
-    file.unlink(missing_ok=True)
-    if base is not None and not _holds_any(base, drop):
-        return _append(file, base, docs, chunks, base_filters)
-    with contextlib.closing(sqlite3.connect(file)) as db:
-        # No rollback journal: a failed write discards the whole file anyway, and a killed one
-        # would leave a records-N.sqlite-journal beside it that no manifest names.
-        db.execute("PRAGMA journal_mode=OFF")
-        db.executescript(SCHEMA)
-        keep = np.zeros(0, dtype=np.int64)
-        if base is not None:
-            _copy_kept(db, base, drop)
-            rows = db.execute("SELECT base_row FROM kept ORDER BY row").fetchall()
-            keep = np.array(rows, dtype=np.int64).reshape(-1)
-        _insert(db, docs, chunks, len(keep))
-        sql = "SELECT DISTINCT source FROM documents WHERE source IS NOT NULL"
-        outlets = sorted({s.casefold() for (s,) in db.execute(sql)})
-        db.executemany("INSERT INTO outlets VALUES (?, ?)", enumerate(outlets))
-        db.commit()
-        (documents,) = db.execute("SELECT count(*) FROM documents").fetchone()
-        return Written(keep, int(documents), _filters(db))
-
-
-def _holds_any(file: Path, ids: set[str]) -> bool:
-    """Whether the SQLite file holds any of the documents ``ids``."""
-    values = list(ids)
-    with contextlib.closing(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)) as db:
-        for start in range(0, len(values), 500):
-            part = values[start : start + 500]
-            sql = f"SELECT 1 FROM documents WHERE doc_id IN ({_marks(part)}) LIMIT 1"
-            if db.execute(sql, part).fetchone():
-                return True
-    return False
-
-
-def _append(
-    file: Path,
-    base: Path,
-    docs: list[DocRecord],
-    chunks: list[ChunkRecord],
-    base_filters: np.ndarray | None,
-) -> Written:
-    """`write` when no record of ``base`` is dropped: a byte copy of it plus the new ones."""
-    shutil.copyfile(base, file)  # copy_file_range: no pass through Python
-    with contextlib.closing(sqlite3.connect(file)) as db:
-        db.execute("PRAGMA journal_mode=OFF")
-        (rows,), (documents,) = (
-            db.execute("SELECT coalesce(max(row) + 1, 0) FROM chunks").fetchone(),
-            db.execute("SELECT coalesce(max(rowid), 0) FROM documents").fetchone(),
-        )
-        old = dict(db.execute("SELECT name, code FROM outlets"))
-        _insert(db, docs, chunks, rows)
-        names = sorted(set(old) | {d.source.casefold() for d in docs if d.source})
-        if len(names) != len(old):  # codes follow the names' order: renumber them all
-            db.execute("DELETE FROM outlets")
-            db.executemany("INSERT INTO outlets VALUES (?, ?)", enumerate(names))
-        db.commit()
-        if base_filters is None or len(base_filters) != rows or len(names) != len(old):
-            filters = _filters(db)
-        else:
-            per_doc = {d.doc_id: _filter(d.date, d.source, old) for d in docs}
-            new = np.array([per_doc[c.doc_id] for c in chunks], dtype=np.int32).reshape(-1, 2)
-            filters = np.concatenate([base_filters, new])
-    return Written(np.arange(rows, dtype=np.int64), int(documents) + len(docs), filters)
-
-
 def _insert(
     db: sqlite3.Connection, docs: list[DocRecord], chunks: list[ChunkRecord], first: int
 ) -> None:
@@ -273,40 +182,6 @@ def _filter(
     if isinstance(date, str):
         date = dt.date.fromisoformat(date)
     return (date.toordinal() if date else -1, codes[source.casefold()] if source else -1)
-
-
-def _copy_kept(db: sqlite3.Connection, base: Path, drop: set[str]) -> None:
-    """Copy the documents and chunks of ``base`` not in ``drop``; leaves a temp table
-    ``kept(row, base_row)`` mapping each copied chunk to its row in ``base``."""
-    db.execute("ATTACH DATABASE ? AS base", (str(base),))
-    db.execute("CREATE TEMP TABLE dropped (doc_id TEXT PRIMARY KEY)")
-    db.executemany("INSERT INTO dropped VALUES (?)", [(d,) for d in drop])
-    where = "WHERE doc_id NOT IN (SELECT doc_id FROM dropped)"
-    docs, chunks = _columns(DOC_COLUMNS), _columns(CHUNK_COLUMNS)
-    db.execute(
-        f"INSERT INTO documents ({docs}) SELECT {docs} FROM base.documents {where} ORDER BY rowid"
-    )
-    db.execute(
-        "CREATE TEMP TABLE kept AS SELECT row_number() OVER (ORDER BY row) - 1 AS row, "
-        f"row AS base_row FROM base.chunks {where}"
-    )
-    db.execute(
-        f"INSERT INTO chunks (row, {chunks}) SELECT kept.row, {_columns(CHUNK_COLUMNS, 'c.')} "
-        "FROM kept JOIN base.chunks AS c ON c.row = kept.base_row ORDER BY kept.row"
-    )
-    db.commit()
-    db.execute("DETACH DATABASE base")
-
-
-def _filters(db: sqlite3.Connection) -> np.ndarray:
-    """Date ordinal and outlet code of every chunk's article, in row order."""
-    codes = dict(db.execute("SELECT name, code FROM outlets"))
-    per_doc = {
-        doc_id: _filter(date, source, codes)
-        for doc_id, date, source in db.execute("SELECT doc_id, date, source FROM documents")
-    }
-    rows = [per_doc[d] for (d,) in db.execute("SELECT doc_id FROM chunks ORDER BY row")]
-    return np.array(rows, dtype=np.int32).reshape(-1, 2)
 
 
 def terms(file: Path) -> Iterator[str]:

@@ -43,7 +43,13 @@ def ann_spec(rows: int) -> dict[str, Any] | None:
     return {"factory": f"IVF{nlist},SQ8", "nprobe": min(config.ANN_NPROBE, nlist)}
 
 
-def build(vectors: np.ndarray, spec: dict[str, Any], previous: Any = None, start: int = 0) -> Any:
+def build(
+    vectors: Any,
+    spec: dict[str, Any],
+    previous: Any = None,
+    start: int = 0,
+    ids: np.ndarray | None = None,
+) -> Any:
     """The approximate index of ``spec`` over ``vectors`` (rows in order).
 
     Args:
@@ -53,6 +59,7 @@ def build(vectors: np.ndarray, spec: dict[str, Any], previous: Any = None, start
             lists and quantizer are reused instead of training again.
         start: With ``previous``, the rows before ``start`` are already in it unchanged (new
             articles were only appended), so only the rest is added.
+        ids: Each row's id in the index (default: its row).
     """
     import faiss
 
@@ -66,10 +73,10 @@ def build(vectors: np.ndarray, spec: dict[str, Any], previous: Any = None, start
         sample = vectors[_sample_rows(len(vectors), POINTS_PER_LIST * nlist)]
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
         start = 0
-    return _add(index, vectors, start)
+    return _add(index, vectors, start, ids)
 
 
-def flat(vectors: np.ndarray) -> Any:
+def flat(vectors: Any) -> Any:
     """An exact inner-product index over ``vectors``."""
     import faiss
 
@@ -77,13 +84,14 @@ def flat(vectors: np.ndarray) -> Any:
 
 
 def search(
-    vectors: np.ndarray,
+    vectors: Any,
     exact: Any,
     ann: Any | None,
     nprobe: int,
     query: np.ndarray,
     n: int,
     mask: np.ndarray | None,
+    ids: np.ndarray | None = None,
 ) -> dict[int, float]:
     """Top-``n`` rows by inner product with ``query``, among the rows in ``mask``.
 
@@ -96,6 +104,7 @@ def search(
         query: The query vector.
         n: How many rows to return.
         mask: Rows allowed, or ``None`` for all.
+        ids: Each row's id in ``ann``, increasing (``None``: the ids are the rows).
 
     Returns:
         Row -> inner product, exact also for rows the approximate index found.
@@ -116,22 +125,32 @@ def search(
     params = faiss.SearchParametersIVF()
     params.nprobe = nprobe
     if mask is not None:
+        if ids is not None:  # the allowed rows' ids, as a bitmap over all ids
+            allowed = np.zeros(int(ids[-1]) + 1 if len(ids) else 0, dtype=bool)
+            allowed[ids[mask]] = True
+            mask = allowed
         bitmap = np.packbits(mask, bitorder="little")
         params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
     with _one_thread():
         _, rows = ann.search(q, n, params=params)
     found = rows[0][rows[0] >= 0]
+    if ids is not None:
+        found = np.searchsorted(ids, found)
     return _exact_rows(vectors, np.sort(found), q[0], n)
 
 
-def _add(index: Any, vectors: np.ndarray, start: int) -> Any:
+def _add(index: Any, vectors: Any, start: int, ids: np.ndarray | None = None) -> Any:
     """Add ``vectors[start:]`` to ``index`` a block at a time (they may be memory-mapped)."""
     for first in range(start, len(vectors), BLOCK):
-        index.add(np.ascontiguousarray(vectors[first : first + BLOCK], dtype=np.float32))
+        block = np.ascontiguousarray(vectors[first : first + BLOCK], dtype=np.float32)
+        if ids is None:
+            index.add(block)
+        else:
+            index.add_with_ids(block, np.ascontiguousarray(ids[first : first + BLOCK], np.int64))
     return index
 
 
-def _exact_rows(vectors: np.ndarray, rows: np.ndarray, q: np.ndarray, n: int) -> dict[int, float]:
+def _exact_rows(vectors: Any, rows: np.ndarray, q: np.ndarray, n: int) -> dict[int, float]:
     """The best ``n`` of ``rows`` by exact inner product (rows read from the fp32 vectors)."""
     if len(rows) == 0:
         return {}

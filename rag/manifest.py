@@ -21,9 +21,10 @@ from pydantic import BaseModel, Field, StrictInt, ValidationError, field_validat
 
 from .errors import IndexCorrupt, IndexNotFound, RagError
 
-# 3: BM25 in segments kept across generations (`rag.bm25`); 2: one bm25s index per generation,
-# still read, and converted by the next write.
-FORMAT_VERSION = 3
+# 4: records, vectors and BM25 in segments kept across generations (`rag.segments`); 3: only
+# BM25 in segments (`rag.bm25`), records and vectors copied into every generation; 2: one bm25s
+# index per generation. 2 and 3 are still read, and converted by the next write.
+FORMAT_VERSION = 4
 OLDEST_FORMAT = 2
 MANIFEST = "manifest.json"
 # The files of the generation being written, listed before the first of them is created: an
@@ -36,11 +37,17 @@ SUFFIXES = {
     "ann": ".faiss",
     "bm25": "",
     "live": ".npy",
+    "seg": "",
+    "docs": ".npy",
 }
-REQUIRED = ("records", "vectors", "filters")
-# A file a generation wrote: "records-12.sqlite", or "bm25-12" and the files inside it.
+# The files every generation has, by format (format 4 keeps records and vectors in segments).
+REQUIRED = {2: ("records", "vectors", "filters"), 3: ("records", "vectors", "filters")}
+REQUIRED[4] = ("filters", "live", "docs")
+# Directories of files written once and kept by later generations, by format.
+SEGMENT_KIND = {3: "bm25", 4: "seg"}
+# A file a generation wrote: "records-12.sqlite", or "seg-12" and the files inside it.
 GENERATION_FILE = re.compile(
-    r"(?P<kind>records|vectors|filters|ann|bm25|live)-(?P<gen>0|[1-9][0-9]{0,17})"
+    r"(?P<kind>records|vectors|filters|ann|bm25|live|seg|docs)-(?P<gen>0|[1-9][0-9]{0,17})"
     r"(?P<suffix>\.sqlite|\.npy|\.faiss|)(?:/(?P<inner>[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}))?"
 )
 # Checksums of files up to this size are verified on every open (hashing 8 MB takes ~1 ms).
@@ -68,8 +75,9 @@ class Manifest(BaseModel):
     # The last generation's files: removed right after the switch, or by the next write if
     # the writer died first (except those this generation still uses).
     previous: list[str] = []
-    # Format 3: the BM25 segments in use, oldest first, each written by this generation or an
-    # earlier one ("bm25-G" directories; `rag.bm25`).
+    # The segments in use, oldest first, each written by this generation or an earlier one:
+    # format 4 "seg-G" directories (records, vectors and BM25 of a run of chunks;
+    # `rag.segments`), format 3 "bm25-G" (BM25 only; `rag.bm25`).
     segments: list[str] = []
 
     @field_validator("embedder")
@@ -106,8 +114,8 @@ class Manifest(BaseModel):
     def _segments(cls, v: list[str]) -> list[str]:
         for name in v:
             match = GENERATION_FILE.fullmatch(name)
-            if match is None or match["kind"] != "bm25" or match["inner"]:
-                raise ValueError(f"{name!r} is not a BM25 segment name")
+            if match is None or match["kind"] not in ("bm25", "seg") or match["inner"]:
+                raise ValueError(f"{name!r} is not a segment name")
         if len(set(v)) != len(v):
             raise ValueError("segments lists a segment twice")
         return v
@@ -116,7 +124,7 @@ class Manifest(BaseModel):
     def _files(self) -> Manifest:
         gen = self.generation
         if self.files or self.sizes:  # a manifest being built has neither yet
-            for kind in REQUIRED:
+            for kind in REQUIRED.get(self.format_version, REQUIRED[FORMAT_VERSION]):
                 if kind not in self.files:
                     raise ValueError(f"files has no {kind!r}")
         for kind, name in self.files.items():
@@ -124,9 +132,12 @@ class Manifest(BaseModel):
                 raise ValueError(f"files has an unknown kind {kind!r}")
             if name != f"{kind}-{gen}{SUFFIXES[kind]}":
                 raise ValueError(f"{name!r} is not the {kind} file of generation {gen}")
+        segment_kind = SEGMENT_KIND.get(self.format_version)
         for name in self.segments:
             if int(name.split("-")[1]) > gen:
                 raise ValueError(f"segment {name!r} is newer than generation {gen}")
+            if not name.startswith(f"{segment_kind}-"):
+                raise ValueError(f"segment {name!r} is not one of format {self.format_version}")
         segment = self.files.get("bm25")
         if self.format_version >= 3 and segment is not None and segment not in self.segments:
             raise ValueError(f"{segment!r} is not in segments")
@@ -136,7 +147,8 @@ class Manifest(BaseModel):
                 match = GENERATION_FILE.fullmatch(name)
                 top = name.split("/")[0]
                 nested = match is not None and match["inner"] is not None
-                if match is None or top not in names or (nested and match["kind"] != "bm25"):
+                folder = match is not None and match["kind"] in ("bm25", "seg")
+                if match is None or top not in names or (nested and not folder):
                     raise ValueError(f"{name!r} is not a file of generation {gen}")
         if self.checksums and set(self.checksums) != set(self.sizes):
             raise ValueError("checksums and sizes list different files")
@@ -175,8 +187,8 @@ def new_manifest(embedder: dict[str, Any], max_tokens: int, overlap: int) -> Man
 
 
 def generation_files(gen: int, ann: bool, bm25: bool) -> dict[str, str]:
-    """The file names of generation ``gen``, by kind."""
-    kinds = [*REQUIRED, *(["ann"] if ann else []), *(["bm25"] if bm25 else [])]
+    """The file names of generation ``gen`` of a format-3 index, by kind."""
+    kinds = [*REQUIRED[3], *(["ann"] if ann else []), *(["bm25"] if bm25 else [])]
     return {kind: f"{kind}-{gen}{SUFFIXES[kind]}" for kind in kinds}
 
 

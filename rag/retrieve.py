@@ -112,7 +112,7 @@ def dense_scores(
     """Top-``n`` rows by inner product, searching only rows in ``keep``."""
     nprobe = snapshot.manifest.ann["nprobe"] if snapshot.manifest.ann else 0
     return dense.search(
-        snapshot.vectors, snapshot.exact_index, snapshot.ann, nprobe, query, n, keep
+        snapshot.vectors, snapshot.exact_index, snapshot.ann, nprobe, query, n, keep, snapshot.ids
     )
 
 

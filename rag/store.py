@@ -1,18 +1,21 @@
-"""The index directory on disk: a manifest, SQLite records, vectors, BM25.
+"""The index directory on disk: a manifest, segments of records, vectors and BM25, masks.
 
-Layout (``N`` is the generation, bumped by every write)::
+Layout (``N`` is the generation, bumped by every write; format 4)::
 
-    manifest.json            model, settings, counts, version, the files of generation N with
-                             their sizes and checksums, and the names of generation N-1's
-    records-N.sqlite         tables documents (metadata, cleaned text), chunks (row = vector
-                             row: span, text, BM25 terms, hash) and outlets
-    vectors-N.npy            fp32 vectors, one row per chunk (memory-mapped when read)
-    filters-N.npy            per chunk: article date (ordinal, -1 unknown) and outlet code
-    ann-N.faiss              approximate FAISS index, only above a size threshold (rag.dense)
-    bm25-G/                  a BM25 segment (JSON + .npy, memory-mapped; no pickle), written by
-                             generation G <= N and kept while later ones add theirs (rag.bm25)
-    live-N.npy               which chunks of the BM25 segments are still in the index
+    manifest.json            model, settings, counts, version, the files and segments of
+                             generation N with their sizes and checksums, and the names of
+                             generation N-1's
+    seg-G/                   a segment, written by generation G <= N and kept while later ones
+                             add theirs: records.sqlite (documents, chunks, outlets), vectors.npy
+                             (fp32, memory-mapped), ids.npy and BM25 postings (`rag.segments`)
+    live-N.npy, docs-N.npy   which chunks and documents of the segments are still indexed
+    filters-N.npy            per live chunk: article date (ordinal, -1 unknown) and outlet code
+    ann-N.faiss              approximate FAISS index by chunk id, only above a size threshold
     pending.json             only during a write: the files of the generation being written
+
+Formats 2 and 3 had ``records-N.sqlite`` and ``vectors-N.npy`` in every generation (and BM25 in
+one bm25s index, or in ``bm25-G/`` segments); they are read, and converted by the next write
+(`rag.writer`).
 
 Nothing of a large index has to fit in memory to search it: records are read by row from
 SQLite, vectors and BM25 are memory-mapped, and only the approximate index is loaded.
@@ -22,7 +25,7 @@ fsyncs them, then atomically replaces ``manifest.json``. An interrupted write th
 the old manifest pointing at the old, complete generation; the next write removes the files
 ``pending.json`` lists. Only files a manifest or ``pending.json`` names are ever removed, so
 nothing else in the directory is touched. The old generation's files are removed right after
-the switch, except BM25 segments the new generation still uses (the manifest lists them as
+the switch, except segments the new generation still uses (the manifest lists them as
 ``previous`` until the next write, in case the writer dies first); a reader that read the old
 manifest but had not opened its files yet finds them gone and re-reads the manifest.
 """
@@ -30,7 +33,6 @@ manifest but had not opened its files yet finds them gone and re-reads the manif
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import mmap
 from collections.abc import Iterator
@@ -40,17 +42,15 @@ from typing import Any
 
 import numpy as np
 
-from . import bm25, db, dense, diskio
+from . import bm25, db, dense, diskio, segments, writer
 from .errors import IndexCorrupt, IndexLocked, IndexWriteError, RagError
 from .manifest import (
-    FORMAT_VERSION,
     MANIFEST,
     PENDING,
     SUFFIXES,
     Manifest,
     read_manifest,
     read_pending,
-    sizes_and_checksums,
     verify,
 )
 
@@ -73,11 +73,13 @@ class Snapshot:
 
     path: Path
     manifest: Manifest
-    records: db.Records
-    vectors: np.ndarray  # memory-mapped fp32, row i = chunk row i
+    records: db.Records | segments.Records
+    vectors: np.ndarray | segments.Rows  # memory-mapped fp32, row i = chunk row i
     filters: np.ndarray  # int32 (rows, 2): date ordinal, outlet code
     ann: Any | None
     bm25: bm25.Lexical | None
+    # Format 4: each row's id in ``ann`` (increasing); before, ids were rows.
+    ids: np.ndarray | None = None
     _flat: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -117,6 +119,8 @@ def _open(path: Path, manifest: Manifest) -> Snapshot:
     if problems:
         raise IndexCorrupt(path, problems[0])
     files = manifest.files
+    if manifest.format_version >= 4:
+        return _open_segments(path, manifest)
     records = db.Records(path / files["records"], path)
     vectors = _read_npy(path / files["vectors"], path)
     _advise(vectors, mmap.MADV_RANDOM)
@@ -139,6 +143,27 @@ def _open(path: Path, manifest: Manifest) -> Snapshot:
     if not np.isfinite(sample).all() or np.abs(sample).max(initial=0.0) > 1e6:
         raise IndexCorrupt(path, f"{files['vectors']} holds values no embedder produces")
     return Snapshot(path, manifest, records, vectors, filters, ann, lexical)
+
+
+def _open_segments(path: Path, manifest: Manifest) -> Snapshot:
+    files, dim = manifest.files, int(manifest.embedder["dim"])
+    opened = segments.read(path, files, manifest.segments, dim, manifest.bm25)
+    ann = _read_faiss(path / files["ann"], path) if "ann" in files else None
+    _advise(opened.vectors, mmap.MADV_RANDOM)
+    docs, chunks = opened.records.counts()
+    if docs != manifest.documents or chunks != manifest.chunks:
+        raise IndexCorrupt(path, "document or chunk count differs from the manifest")
+    if len(opened.filters) != chunks:
+        raise IndexCorrupt(path, f"{files['filters']} has {len(opened.filters)} rows for {chunks}")
+    if ann is not None and ann.ntotal != chunks:
+        raise IndexCorrupt(path, f"{files['ann']} has {ann.ntotal} vectors for {chunks} chunks")
+    if (opened.lexical.num_docs if opened.lexical is not None else 0) != chunks:
+        raise IndexCorrupt(path, f"the BM25 index does not cover the {chunks} chunks")
+    # Ids 0..n-1 are the rows themselves (nothing removed yet): no mapping on every search.
+    ids = opened.ids if len(opened.ids) and opened.ids[-1] != len(opened.ids) - 1 else None
+    return Snapshot(
+        path, manifest, opened.records, opened.vectors, opened.filters, ann, opened.lexical, ids
+    )
 
 
 def check(path: Path) -> tuple[Manifest, list[str]]:
@@ -200,7 +225,7 @@ def write(
     try:
         with diskio.writing(path, path / PENDING):
             diskio.write_json(path / PENDING, {"generation": gen, "files": pending})
-        new = _write_generation(path, gen, manifest, base, drop, docs, chunks, vectors)
+        new = writer.write_generation(path, gen, manifest, base, drop, docs, chunks, vectors)
         tmp = path / f"{MANIFEST}.tmp"
         with diskio.writing(path, tmp):
             diskio.write_json(tmp, new.model_dump(mode="json"))
@@ -220,102 +245,6 @@ def write(
         diskio.remove(path, [n for n in new.previous if n not in in_use])
     (path / PENDING).unlink(missing_ok=True)
     return new
-
-
-def _write_generation(
-    path: Path,
-    gen: int,
-    manifest: Manifest,
-    base: Snapshot | None,
-    drop: set[str],
-    docs: list[db.DocRecord],
-    chunks: list[db.ChunkRecord],
-    vectors: np.ndarray,
-) -> Manifest:
-    """Write the files of generation ``gen`` and return its manifest (not yet switched to)."""
-    files = {kind: f"{kind}-{gen}{SUFFIXES[kind]}" for kind in ("records", "vectors", "filters")}
-    records = path / files["records"]
-    with diskio.writing(path, records):
-        written = db.write(
-            records,
-            base.records.file if base is not None else None,
-            drop,
-            docs,
-            chunks,
-            base.filters if base is not None else None,
-        )
-    keep = written.keep
-    rows = len(keep) + len(chunks)
-    dim = int(manifest.embedder["dim"])
-    with diskio.writing(path, path / files["vectors"]), sequential(base.vectors if base else None):
-        diskio.write_npy(
-            path / files["vectors"],
-            (rows, dim),
-            (base.vectors[keep[i : i + dense.BLOCK]] for i in range(0, len(keep), dense.BLOCK))
-            if base is not None
-            else iter(()),
-            np.asarray(vectors, dtype=np.float32).reshape(-1, dim),
-            # Nothing removed: the kernel copies the old file and the new rows follow.
-            path / base.manifest.files["vectors"]
-            if base is not None and len(keep) == len(base.vectors)
-            else None,
-        )
-    with diskio.writing(path, path / files["filters"]):
-        np.save(path / files["filters"], written.filters, allow_pickle=False)
-    all_vectors = np.load(path / files["vectors"], mmap_mode="r")
-    ann = dense.ann_spec(rows)
-    if ann is not None:
-        files["ann"] = f"ann-{gen}.faiss"
-        # Reuse the last generation's training; if rows were only appended, its lists too.
-        same = base is not None and base.manifest.ann == ann
-        old = base.ann if same and base is not None else None
-        start = len(keep) if old is not None and len(keep) == old.ntotal else 0
-        with diskio.writing(path, path / files["ann"]):
-            _write_faiss(dense.build(all_vectors, ann, old, start), path / files["ann"])
-    del all_vectors
-    # BM25: a segment for the new chunks (merged with the newest ones when due), tombstones
-    # for the removed ones; the segments written before are kept, not rebuilt.
-    segment = f"bm25-{gen}"
-    with diskio.writing(path, path / segment):
-        lexical = bm25.write(
-            path,
-            segment,
-            base.bm25 if base is not None else None,
-            keep,
-            [c.terms for c in chunks],
-            lambda: db.terms(records),
-        )
-    if lexical.new:
-        files["bm25"] = lexical.new
-    if lexical.segments:
-        files["live"] = f"live-{gen}.npy"
-        with diskio.writing(path, path / files["live"]):
-            np.save(path / files["live"], lexical.live, allow_pickle=False)
-    for name in files.values():
-        with diskio.writing(path, path / name):
-            diskio.fsync(path / name)
-    sizes, checksums = sizes_and_checksums(path, files.values())
-    # Segments kept from earlier generations are unchanged: their recorded sums carry over.
-    kept = set(lexical.segments) - set(files.values())
-    sizes.update({n: v for n, v in manifest.sizes.items() if n.split("/")[0] in kept})
-    checksums.update({n: v for n, v in manifest.checksums.items() if n.split("/")[0] in kept})
-    return manifest.model_copy(
-        update={
-            "format_version": FORMAT_VERSION,
-            "generation": gen,
-            "updated": dt.datetime.now(dt.timezone.utc),
-            "ann": ann,
-            "documents": written.documents,
-            "chunks": rows,
-            "files": files,
-            "sizes": sizes,
-            "checksums": checksums,
-            "segments": lexical.segments,
-            "previous": list(dict.fromkeys([*manifest.files.values(), *manifest.segments]))
-            if base is not None
-            else [],
-        }
-    )
 
 
 def check_new(path: Path) -> None:
@@ -404,7 +333,7 @@ def disk_size(path: Path, manifest: Manifest) -> int:
 
 
 @contextlib.contextmanager
-def sequential(vectors: np.ndarray | None) -> Iterator[None]:
+def sequential(vectors: np.ndarray | segments.Rows | None) -> Iterator[None]:
     """Read the memory-mapped ``vectors`` with readahead while in the block (a bulk copy)."""
     _advise(vectors, mmap.MADV_SEQUENTIAL)
     try:
@@ -413,7 +342,7 @@ def sequential(vectors: np.ndarray | None) -> Iterator[None]:
         _advise(vectors, mmap.MADV_RANDOM)
 
 
-def _advise(vectors: np.ndarray | None, advice: int) -> None:
+def _advise(vectors: np.ndarray | segments.Rows | None, advice: int) -> None:
     """Tell the kernel how the memory-mapped ``vectors`` will be read.
 
     Searches read scattered rows (re-scoring candidates): with the default readahead every
@@ -421,9 +350,10 @@ def _advise(vectors: np.ndarray | None, advice: int) -> None:
     cache with the vectors and thrashed in 2 GB of memory. `MADV_RANDOM` reads only the pages
     asked for; a bulk copy asks for `MADV_SEQUENTIAL` meanwhile.
     """
-    handle = getattr(vectors, "_mmap", None)
-    if handle is not None and len(handle):
-        handle.madvise(advice)
+    for array in vectors.arrays if isinstance(vectors, segments.Rows) else [vectors]:
+        handle = getattr(array, "_mmap", None)
+        if handle is not None and len(handle):
+            handle.madvise(advice)
 
 
 def _write_faiss(index: Any, file: Path) -> None:

@@ -139,7 +139,7 @@ def test_index_add_and_remove_keep_segments_and_scores(seeds: Path, tmp_path: Pa
     index.add([_articles(tmp_path / "b.jsonl", range(40, 42))])
     m = store.read_manifest(index.path)
     assert m.format_version == manifest.FORMAT_VERSION
-    assert m.segments == [first[0], f"bm25-{m.generation}"]  # the first one is kept
+    assert m.segments == [first[0], f"seg-{m.generation}"]  # the first one is kept
     _assert_terms_scored_like_fresh(index)
     index.remove(["n1", "n41"])
     assert store.read_manifest(index.path).segments == m.segments  # tombstones only
@@ -198,7 +198,7 @@ def test_format_2_index_is_searched_then_converted_by_the_next_write(tmp_path: P
     _assert_terms_scored_like_fresh(index)
     index.add([_articles(tmp_path / "a.jsonl", range(2))])
     m = store.read_manifest(path)
-    assert (m.format_version, m.segments) == (3, [f"bm25-{m.generation}"])
+    assert (m.format_version, m.segments) == (4, [f"seg-{m.generation}"])
     assert not (path / "bm25-2").exists()  # the bm25s index went with its generation
     _assert_terms_scored_like_fresh(index)
     index.remove(["n0", "n1"])  # back to the old articles: the same ranking and scores
@@ -214,20 +214,20 @@ def _segment_file(path: Path, name: str) -> Path:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda p: shutil.rmtree(p / store.read_manifest(p).segments[0]), r"bm25-\d+ is missing"),
+        (lambda p: shutil.rmtree(p / store.read_manifest(p).segments[0]), r"seg-\d+ is missing"),
         (
             lambda p: (p / store.read_manifest(p).files["live"]).unlink(),
             r"live-\d+\.npy is missing",
         ),
         (
             lambda p: _segment_file(p, "rows.npy").write_bytes(b"\x93NUMPY garbage"),
-            r"bm25-\d+/rows\.npy is \d+ bytes, manifest says \d+",
+            r"seg-\d+/rows\.npy is \d+ bytes, manifest says \d+",
         ),
         (
             lambda p: _segment_file(p, "tf.npy").write_bytes(
                 _segment_file(p, "tf.npy").read_bytes()[:-4] + b"\xff\xff\xff\x7f"
             ),
-            r"bm25-\d+/tf\.npy has changed since it was written \(checksum differs\)",
+            r"seg-\d+/tf\.npy has changed since it was written \(checksum differs\)",
         ),
     ],
 )
@@ -277,5 +277,5 @@ def test_interrupted_merge_leaves_the_previous_index(
     assert [(h.chunk_id, h.score) for h in Index.open().search("반도체 수출", k=5)] == hits
     Index.open().add([seeds])
     m = store.read_manifest(index.path)
-    assert m.segments == [before.segments[0], f"bm25-{m.generation}"]
+    assert m.segments == [before.segments[0], f"seg-{m.generation}"]
     _assert_terms_scored_like_fresh(Index.open())

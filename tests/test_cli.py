@@ -72,7 +72,7 @@ def test_index_search_info_remove_transcript(run, tmp_path: Path) -> None:
         r"outlets    디지털데일리 \(1\)\n"
         r"created    \S+\n"
         r"updated    \S+\n"
-        r"version    rag \S+, format 3\n",
+        r"version    rag \S+, format 4\n",
         out,
     )
     assert run("remove", KAKAO) == (0, f"Removed 1 document(s): {KAKAO}\n")

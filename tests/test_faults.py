@@ -166,13 +166,13 @@ def _inject(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    target = rng.choice(["db.write", "write_npy", "np.save", "bm25", "write_json"])
+    target = rng.choice(["records", "write_npy", "np.save", "bm25", "write_json"])
 
     def fail(*args: object, **kwargs: object) -> None:
         raise full
 
-    if target == "db.write":
-        monkeypatch.setattr("rag.db.write", fail)
+    if target == "records":
+        monkeypatch.setattr("rag.writer.write_records", fail)
     elif target == "write_npy":
         monkeypatch.setattr(diskio, "write_npy", fail)
     elif target == "np.save":

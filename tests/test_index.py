@@ -167,7 +167,7 @@ def test_interrupted_write_leaves_previous_index(
     names = {p.name for p in index.path.iterdir()}
     in_use = {*manifest.files.values(), *manifest.segments}
     assert names == {".lock", ".readers", "manifest.json", *in_use}
-    previous = ["records-2.sqlite", "vectors-2.npy", "filters-2.npy", "bm25-2", "live-2.npy"]
+    previous = ["filters-2.npy", "live-2.npy", "docs-2.npy", "seg-2"]
     assert manifest.previous == previous
 
 
@@ -194,8 +194,13 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
 
 
 def _current(path: Path, kind: str) -> Path:
-    """The current generation's file of ``kind`` (the previous generation's are kept too)."""
-    return path / json.loads((path / "manifest.json").read_text())["files"][kind]
+    """The current generation's file of ``kind`` (the previous generation's are kept too);
+    records and vectors: the newest segment's."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    inside = {"records": "records.sqlite", "vectors": "vectors.npy"}
+    if kind in inside:
+        return path / manifest["segments"][-1] / inside[kind]
+    return path / manifest["files"][kind]
 
 
 def _garble(file: Path) -> None:
@@ -210,14 +215,14 @@ def _garble(file: Path) -> None:
             lambda p: (p / "manifest.json").write_text("{not json"),
             "manifest.json is not valid JSON",
         ),
-        (lambda p: _current(p, "vectors").unlink(), r"vectors-\d+\.npy is missing"),
+        (lambda p: _current(p, "vectors").unlink(), r"seg-\d+/vectors\.npy is missing"),
         (
             lambda p: _current(p, "records").write_text("truncated"),
-            r"records-\d+\.sqlite is 9 bytes, manifest says",
+            r"seg-\d+/records\.sqlite is 9 bytes, manifest says",
         ),
         (
             lambda p: _garble(_current(p, "records")),
-            r"records-\d+\.sqlite has changed since it was written",
+            r"seg-\d+/records\.sqlite has changed since it was written",
         ),
         (
             lambda p: _garble(_current(p, "filters")),
@@ -322,7 +327,7 @@ def test_vectors_are_read_without_readahead_except_when_copied(seeds: Path) -> N
     # MADV_RANDOM and MADV_SEQUENTIAL.
     Index.create(embedder="fake").add([seeds])
     snap = store.read(Index.open().path)
-    file = (snap.path / snap.manifest.files["vectors"]).resolve()
+    file = (snap.path / snap.manifest.segments[-1] / "vectors.npy").resolve()
     assert "rr" in _vm_flags(file)
     with store.sequential(snap.vectors):
         assert {"sr"} <= _vm_flags(file) and "rr" not in _vm_flags(file)
@@ -343,9 +348,10 @@ def _batch(path: Path, ids: range, source: str) -> Path:
 def test_adding_by_copying_the_files_writes_what_copying_rows_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
 ) -> None:
-    """New articles only: the records and vectors files are copied by the kernel and the new
-    rows added (the fast path); the result equals the row-by-row copy, filters included."""
-    from rag import db, diskio
+    """A merge whose first segment is kept whole: its records and vectors files are copied by
+    the kernel and the rest added (the fast path); the result equals the row-by-row copy,
+    filters included."""
+    from rag import diskio, writer
 
     def build(name: str) -> store.Snapshot:
         index = Index.create(tmp_path / name, embedder="fake")
@@ -355,7 +361,7 @@ def test_adding_by_copying_the_files_writes_what_copying_rows_writes(
 
     fast = build("fast")
     with monkeypatch.context() as patch:
-        patch.setattr(db, "_holds_any", lambda *a: True)
+        patch.setattr(writer, "_whole_file", lambda *a: False)
         patch.setattr(diskio, "_header_bytes", lambda *a: -1)
         slow = build("slow")
     assert list(fast.records.all_chunks()) == list(slow.records.all_chunks())

@@ -113,7 +113,7 @@ def test_writes_remove_only_files_the_index_wrote(seeds: Path) -> None:
     index.remove(KAKAO)
     assert {name: (index.path / name).read_bytes() for name in before} == before
     m = store.read_manifest(index.path)
-    assert m.generation == 5 and m.files["records"] == "records-5.sqlite"  # 2 was taken
+    assert m.generation == 5 and m.files["live"] == "live-5.npy"  # 2 was taken
     theirs = {p.name for p in index.path.iterdir()} - {n.split("/")[0] for n in before}
     assert theirs == {".lock", ".readers", "manifest.json", *m.files.values(), *m.segments}
     assert len(Index.open()) == 1
@@ -134,7 +134,7 @@ def test_interrupted_write_leftovers_are_removed_by_name(seeds: Path) -> None:
     assert not (index.path / "pending.json").exists()
     assert (index.path.parent / "escape.txt").read_text() == "outside"
     m = store.read_manifest(index.path)
-    assert m.files["records"] == "records-3.sqlite" and len(Index.open()) == 2
+    assert m.files["live"] == "live-3.npy" and len(Index.open()) == 2
 
 
 def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, seeds: Path) -> None:
@@ -252,9 +252,13 @@ def _enospc(*args: object) -> OSError:
 @pytest.mark.parametrize(
     ("target", "error", "file"),
     [
-        ("rag.db.write", sqlite3.OperationalError("database or disk is full"), "records-3.sqlite"),
-        ("rag.diskio.write_npy", _enospc(), "vectors-3.npy"),
-        ("rag.bm25.save", OSError("123 requested and 45 written"), "bm25-3"),
+        (
+            "rag.writer.write_records",
+            sqlite3.OperationalError("database or disk is full"),
+            "seg-3/records.sqlite",
+        ),
+        ("rag.diskio.write_npy", _enospc(), "seg-3/vectors.npy"),
+        ("rag.bm25.save", OSError("123 requested and 45 written"), "seg-3"),
         (
             "faiss.write_index",
             RuntimeError("write error in x: 1 != 2 (No space left on device)"),
@@ -300,7 +304,7 @@ def test_cli_says_no_space_in_one_line(run, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr("rag.diskio.write_npy", _full(_enospc()))
     assert run("index", "articles") == (
         1,
-        "error: no space left on device while writing idx/vectors-3.npy; "
+        "error: no space left on device while writing idx/seg-3/vectors.npy; "
         "the index was not changed\n",
     )
 
@@ -317,7 +321,7 @@ def test_reader_holding_an_old_manifest_gets_a_complete_generation(
     index.add([seeds / f"{KAKAO}.txt"])
     stale = store.read_manifest(index.path)
     index.add([seeds])
-    with pytest.raises(IndexCorrupt, match=r"records-2\.sqlite is missing"):
+    with pytest.raises(IndexCorrupt, match=r"filters-2\.npy is missing"):
         store._open(index.path, stale)  # what the probe's reader hit
     calls = []
     real = store.read_manifest
@@ -470,7 +474,7 @@ def _vocabulary_of_another_size(path: Path) -> None:
 
 def _garble_vectors(path: Path) -> None:
     """Random bytes over the vectors after the header: same size, readable header."""
-    file = path / store.read_manifest(path).files["vectors"]
+    file = path / store.read_manifest(path).segments[0] / "vectors.npy"
     header = len(file.read_bytes()) - np.load(file).nbytes
     data = np.random.default_rng(0).bytes(file.stat().st_size - header)
     file.write_bytes(file.read_bytes()[:header] + data)
@@ -479,7 +483,7 @@ def _garble_vectors(path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda p: _edit_manifest(p, lambda d: d.update(files={})), "files has no 'records'"),
+        (lambda p: _edit_manifest(p, lambda d: d.update(files={})), "files has no 'filters'"),
         (
             lambda p: _edit_manifest(p, lambda d: d.update(files={}, sizes={}, checksums={})),
             "manifest.json is invalid: files is empty",
@@ -492,7 +496,7 @@ def _garble_vectors(path: Path) -> None:
             lambda p: _edit_manifest(p, lambda d: d.update(format_version="2")),
             "format_version '2' is not a number",
         ),
-        (_vocabulary_of_another_size, r"bm25-\d+ is not a readable BM25 segment"),
+        (_vocabulary_of_another_size, r"seg-\d+ is not a readable BM25 segment"),
         (
             lambda p: _edit_manifest(
                 p, lambda d: d["files"].update(records="../other/records-2.sqlite")
@@ -507,7 +511,10 @@ def _garble_vectors(path: Path) -> None:
             lambda p: _edit_manifest(p, lambda d: d.update(previous=["../keep.txt"])),
             r"'\.\./keep\.txt' is not a generation file name",
         ),
-        (_garble_vectors, r"vectors-2\.npy has changed since it was written \(checksum differs\)"),
+        (
+            _garble_vectors,
+            r"seg-2/vectors\.npy has changed since it was written \(checksum differs\)",
+        ),
     ],
 )
 def test_tampered_index_is_refused_in_one_line(seeds: Path, damage, message: str) -> None:
@@ -529,14 +536,14 @@ def test_garbage_in_large_vectors_is_caught_on_open_and_by_check(
     code, out = run("search", "카카오")
     assert (code, out) == (
         1,
-        "error: index at idx is corrupt: vectors-2.npy holds values no embedder produces\n",
+        "error: index at idx is corrupt: seg-2/vectors.npy holds values no embedder produces\n",
     )
 
 
 def test_info_check(run, tmp_path: Path) -> None:
     run("index", "articles", "--embedder", "fake")
     code, out = run("info", "--check")
-    assert code == 0 and out.splitlines()[-1] == "check      all 9 files match their checksums"
+    assert code == 0 and out.splitlines()[-1] == "check      all 11 files match their checksums"
     # An index written before checksums were recorded still opens; --check says what it did.
     _edit_manifest(tmp_path / "idx", lambda d: d.pop("checksums"))
     code, out = run("info", "--check")
@@ -552,12 +559,12 @@ def test_info_check_finds_a_changed_large_file(
 ) -> None:
     run("index", "articles", "--embedder", "fake")
     monkeypatch.setattr(manifest, "CHECK_ON_OPEN_BYTES", 0)
-    records = tmp_path / "idx" / "records-2.sqlite"
+    records = tmp_path / "idx" / "seg-2" / "records.sqlite"
     data = bytearray(records.read_bytes())
     data[-100] ^= 0xFF  # one flipped byte in a page SQLite may never read
     records.write_bytes(bytes(data))
     assert run("info", "--check")[1].endswith(
-        "error: index at idx is corrupt: records-2.sqlite has changed since it was written "
+        "error: index at idx is corrupt: seg-2/records.sqlite has changed since it was written "
         "(checksum differs)\n"
     )
 
