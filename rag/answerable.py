@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from .kinds import answer_kind, counts_people, holds_kind
 from .korean import Token, sentence_spans, tagged_batch
-from .names import latin_names, match_names, translatable
+from .names import latin_names, match_names, misspelt_in, translatable
 from .records import Hit
 from .support import QUESTION_WORDS, key_terms, language, numbers
 
@@ -107,6 +107,7 @@ class _Question:
     runs: dict[str, str]  # a noun's form -> the run of adjacent nouns it is written in
     head: tuple[str, str] | None  # the noun naming the kind of answer ("사람", "장소")
     entities: list[str]
+    unknown: set[str]  # entities no chunk of the index holds: perhaps misspelt
     numbers: set[str]
     people: bool  # a "how many" question counting people (`rag.kinds.counts_people`)
 
@@ -152,7 +153,7 @@ def _decide_korean(
             found += q.terms[q.head] * (q.head[0] not in plain)
         score = found / total
         passage = passages[s.n - 1]
-        problem = _missing_entity(q.entities, plain, tokens, passage)
+        problem = _missing_entity(q, plain, tokens, passage)
         # A number may set the scene (the year of an event) a few sentences away.
         problem = problem or _missing_number(q.numbers, passage)
         problem = problem or _missing_kind(q, tokens)
@@ -261,8 +262,13 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
     if head is not None and (head.form, head.tag) in terms:
         terms[head.form, head.tag] *= HEAD_WEIGHT
     entities = _entities(question, tokens)
+    unknown: set[str] = set()
     if stats is not None and terms:
         df, n = stats({form for form, _ in terms} | set(entities))
+        # A name the index never holds may be misspelt (헤리슨 for 해리슨): a spelling a
+        # letter or two off stands for it (`rag.names.misspelt_in`). A name it does hold is
+        # a real one, and a name close to it is another.
+        unknown = {_nospace(e) for e in entities if n and not df.get(e, 0)}
         if n > 100:
             # A name found in a good share of all chunks (한국 in Korean news) is the
             # corpus's setting more than the question's subject: no passage need repeat it.
@@ -280,6 +286,7 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
         terms=terms,
         head=(head.form, head.tag) if head is not None else None,
         entities=entities,
+        unknown=unknown,
         numbers={t.form.replace(",", "") for t in tokens if t.tag == "SN"},
         people=counts_people(question, tokens),
         runs={t.form: "".join(x.form for x in run) for run in _noun_runs(tokens) for t in run},
@@ -407,27 +414,35 @@ def _coverage(q: _Question, tokens: list[Token], plain: str) -> float:
             # (한빛/마/린) that a passage's context gives whole (한빛마린).
             piece = form if len(form) >= MIN_INFIX else q.runs.get(form, "")
             hit = form in forms or (len(piece) >= MIN_INFIX and piece in plain)
+            hit = hit or _spelt(q, form, plain)
         found += weight if hit else 0.0
     return found
 
 
-def _missing_entity(entities: list[str], plain: str, tokens: list[Token], passage: str) -> str:
+def _missing_entity(q: _Question, plain: str, tokens: list[Token], passage: str) -> str:
     """Why the window does not name the question's entities ("" when it does).
 
     An entity named elsewhere in the passage (the article's subject, referred to as "그"
     near the answer) is enough, unless the window names a look-alike instead: a different
-    name opening with the same two syllables (카카오엔터프라이즈 for 카카오브레인).
+    name opening with the same two syllables (카카오엔터프라이즈 for 카카오브레인). A name
+    the index never holds may be written a letter or two off (`_spelt`).
     """
-    for e in entities:
+    for e in q.entities:
         wanted = _nospace(e)
-        if wanted in plain:
+        if wanted in plain or _spelt(q, wanted, plain):
             continue
         near = [n for n in _name_runs(tokens) if n[:2] == wanted[:2] and not wanted.startswith(n)]
         if near:
             return f"'{e}' is not named in the window, only {near[0]}"
-        if wanted not in passage:
+        if wanted not in passage and not _spelt(q, wanted, passage):
             return f"'{e}' is not named in the passage"
     return ""
+
+
+def _spelt(q: _Question, wanted: str, text: str) -> bool:
+    """Whether ``text`` names entity ``wanted``, which the index never holds, spelt a
+    letter or two otherwise (the user's typo: 헤리슨 for 해리슨)."""
+    return wanted in q.unknown and bool(misspelt_in(wanted, text))
 
 
 def _answer_beside_lookalike(

@@ -333,3 +333,25 @@ def test_a_name_most_chunks_hold_need_not_be_in_the_passage() -> None:
     question = "한국 해운사 한빛마린의 대표는 누구인가?"
     assert not decide(question, [hit(HANBIT)], stats(korea=10)).answerable
     assert decide(question, [hit(HANBIT)], stats(korea=400)).answerable
+
+
+def test_a_name_the_index_never_holds_may_be_misspelt_by_a_letter() -> None:
+    def stats(df: int) -> Callable[[Iterable[str]], tuple[dict[str, int], int]]:
+        return lambda terms: ({t: df if t.startswith("한빛마") else 3 for t in terms}, 1000)
+
+    # The user wrote 한빛마룬; no chunk holds it, and the passage names 한빛마린.
+    typo = "한빛마룬의 대표는 누구인가?"
+    assert decide(typo, [hit(HANBIT)], stats(df=0)).answerable
+    # A name the index does hold is a real one: a name a letter off is another.
+    assert not decide(typo, [hit(HANBIT)], stats(df=5)).answerable
+    # A syllable more or less is another name, not a typo (카카오페이 / 카카오페이지).
+    assert not decide("한빛마린즈의 대표는 누구인가?", [hit(HANBIT)], stats(df=0)).answerable
+
+
+def test_misspelt_in() -> None:
+    from rag.names import misspelt_in
+
+    assert misspelt_in("바르세롤나", "1992년바르셀로나올림픽") == "바르셀로나"
+    assert misspelt_in("헤리슨", "벤저민해리슨대통령") == "해리슨"
+    assert misspelt_in("카카오브레인", "카카오엔터프라이즈") == ""
+    assert misspelt_in("이경", "이정") == ""  # too short to tell a typo from another name
