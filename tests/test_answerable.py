@@ -355,3 +355,18 @@ def test_misspelt_in() -> None:
     assert misspelt_in("헤리슨", "벤저민해리슨대통령") == "해리슨"
     assert misspelt_in("카카오브레인", "카카오엔터프라이즈") == ""
     assert misspelt_in("이경", "이정") == ""  # too short to tell a typo from another name
+
+
+def test_a_korean_window_counts_its_passages_dense_cosine_for_the_calibrated_model() -> None:
+    from rag.answerable import DENSE_MODEL
+
+    question = "한빛마린이 작년 바다의날 행사에서 받은 상은?"  # the passage says 올해
+    near, far = hit(MARINE_DAY, dense=0.90), hit(MARINE_DAY, dense=0.78)
+    assert decide(question, [near], model=DENSE_MODEL).answerable
+    # Most names and words in place, but the passage as a whole is far from the question:
+    # a sibling paragraph more often than the answer.
+    decision = decide(question, [far], model=DENSE_MODEL)
+    assert not decision.answerable
+    assert "passage cosine 0.78" in decision.reason
+    # Another model's cosines are on another scale: not counted.
+    assert decide(question, [far], model="fake/bigram-hash").answerable
