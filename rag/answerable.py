@@ -75,6 +75,11 @@ _WEIGHTS = {"NNP": 1.0, "NNG": 1.0, "SL": 1.0, "SN": 1.0, "NR": 1.0, "SH": 1.0, 
 _PREDICATES = frozenset({"VV", "VA"})
 _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+# Ordinals ("두 번째", "3번째", "셋째"): the question's must be the passage's too, as its
+# numbers must (the second concert is not the fourth).
+_NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7}
+_NATIVE.update({"여덟": 8, "아홉": 9, "열": 10})
+_ORDINAL = re.compile(r"(\d+|두|세|네|다섯|여섯|일곱|여덟|아홉|열)\s*번째|(둘|셋|넷|다섯|여섯)째")
 
 #: ``stats(terms)`` -> (chunks holding each term, number of chunks): `Index.document_frequencies`.
 Stats = Callable[[Iterable[str]], tuple[dict[str, int], int]]
@@ -174,6 +179,7 @@ def _decide_korean(
         problem = _missing_entity(q, plain, tokens, passage)
         # A number may set the scene (the year of an event) a few sentences away.
         problem = problem or _missing_number(q.numbers, passage)
+        problem = problem or _missing_ordinal(q.text, passage)
         problem = problem or _missing_kind(q, tokens)
         problem = problem or _answer_beside_lookalike(
             q, [sentences[r] for r in rows], lambda x: _korean_lookalike(q.entities, x)
@@ -523,6 +529,18 @@ def _name_runs(tokens: list[Token]) -> list[str]:
 def _missing_number(wanted: set[str], text: str) -> str:
     missing = wanted - numbers(text)
     return f"number {sorted(missing)[0]} not in the passage" if missing else ""
+
+
+def _ordinals(text: str) -> set[int]:
+    found = set()
+    for digits, word in ((m[1], m[2]) for m in _ORDINAL.finditer(text)):
+        found.add(int(digits) if digits and digits.isdigit() else _NATIVE[digits or word])
+    return {n for n in found if n >= 2}
+
+
+def _missing_ordinal(question: str, passage: str) -> str:
+    missing = _ordinals(question) - _ordinals(passage)
+    return f"ordinal {min(missing)} (번째) not in the passage" if missing else ""
 
 
 def _missing_kind(q: _Question, tokens: list[Token], given: str | None = None) -> str:

@@ -370,3 +370,10 @@ def test_a_korean_window_counts_its_passages_dense_cosine_for_the_calibrated_mod
     assert "passage cosine 0.78" in decision.reason
     # Another model's cosines are on another scale: not counted.
     assert decide(question, [far], model="fake/bigram-hash").answerable
+
+
+def test_an_ordinal_the_question_names_must_be_the_passages() -> None:
+    text = "한빛마린은 올해 네 번째 컨테이너선을 띄웠다. 배는 부산항에서 출항했다."
+    assert decide("한빛마린이 띄운 네번째 컨테이너선이 출항한 곳은?", [hit(text)]).answerable
+    decision = decide("한빛마린이 띄운 두 번째 컨테이너선이 출항한 곳은?", [hit(text)])
+    assert not decision.answerable and "ordinal 2" in decision.reason
