@@ -5,13 +5,15 @@ title. A Korean question is answerable when one window
 - holds enough of the question's informative words, weighted by IDF (from the index's BM25
   term statistics) and by part of speech: question words (누구, 무엇, 어떤), bound nouns and
   pronouns are left out, and predicates (가지다, 변하다, 받다) count for little, because
-  questions paraphrase verbs far more freely than names and nouns;
+  questions paraphrase verbs far more freely than names and nouns; with the default
+  embedding model, the share is moved by the passage's dense cosine to the question;
 - names every entity of the question (proper nouns, Latin names), or the passage does and
-  the window names no look-alike (카카오엔터프라이즈 for 카카오브레인);
+  the window names no look-alike (카카오엔터프라이즈 for 카카오브레인); a name the index
+  never holds may be the user's typo for one a letter off (헤리슨 for 해리슨);
 - holds something of the kind the question asks for (`rag.kinds`: a person's name for
   누구/who, an amount for 얼마/how much, a date for 언제/when, a number for 몇/how many, a
   place for 어디/where), in a sentence that names no look-alike of the question's entity;
-and the passage holds every number the question names.
+and the passage holds every number and ordinal (두 번째) the question names.
 
 An English question over Korean articles has few shared words, so its signals are its
 names (`rag.names`: romanised Hangul names compared with the Latin ones), years, Latin
@@ -96,7 +98,9 @@ class Window(BaseModel):
 
 
 class Decision(BaseModel):
-    """Whether to answer, why, the window's score and the answer kind asked for."""
+    """Whether to answer, why, the window's score and the answer kind asked for. A Korean
+    window's score is its weighted word coverage moved by its passage's dense cosine
+    (`DENSE_WEIGHT`), so it may exceed 1."""
 
     answerable: bool
     reason: str

@@ -175,8 +175,8 @@ MISSPELT_JAMO = {3: 1, 4: 1}  # and 2 from 5 syllables on
 
 
 def misspelt_in(name: str, text: str) -> str:
-    """The spelling of Hangul ``name`` that ``text`` (spaces removed) holds instead, off by
-    a letter or two: the name as the user misspelt it, or "" when there is none."""
+    """A name in ``text`` (spaces removed) as long as Hangul ``name`` and a letter or two
+    (jamo) off it -- the right spelling of a name the user misspelt -- or "" if none."""
     if len(name) < MIN_MISSPELT_SYLLABLES or not all("가" <= c <= "힣" for c in name):
         return ""
     limit = MISSPELT_JAMO.get(len(name), 2)
