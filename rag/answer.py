@@ -176,7 +176,7 @@ def answer_stream(
     ``judge`` (`rag.judge.Judge`) settles the claims the support rules cannot."""
     started = time.perf_counter()
     lang = language(question)
-    decision = decide(question, hits, stats)
+    decision = decide(question, hits, stats, embedder.model_id)
     shown = list(hits)
     notes: list[str] = []
 

@@ -165,3 +165,37 @@ def phonetic(text: str) -> str:
     for pattern, replacement in _SOUNDS:
         key = re.sub(pattern, replacement, key)
     return key
+
+
+# A misspelt Korean name (헤리슨 for 해리슨, 바르세롤나 for 바르셀로나) is as long as the
+# right one and differs by a letter or two (jamo), MISSPELT_JAMO[syllables] at most; a name
+# one syllable longer or shorter is more often another name (카카오페이 / 카카오페이지).
+MIN_MISSPELT_SYLLABLES = 3
+MISSPELT_JAMO = {3: 1, 4: 1}  # and 2 from 5 syllables on
+
+
+def misspelt_in(name: str, text: str) -> str:
+    """A name in ``text`` (spaces removed) as long as Hangul ``name`` and a letter or two
+    (jamo) off it -- the right spelling of a name the user misspelt -- or "" if none."""
+    if len(name) < MIN_MISSPELT_SYLLABLES or not all("가" <= c <= "힣" for c in name):
+        return ""
+    limit = MISSPELT_JAMO.get(len(name), 2)
+    wanted = _jamo(name)
+    for i in range(len(text) - len(name) + 1):
+        part = text[i : i + len(name)]
+        if part == name or (part[0] != name[0] and part[-1] != name[-1]):
+            continue
+        if all("가" <= c <= "힣" for c in part) and edit_distance(_jamo(part), wanted) <= limit:
+            return part
+    return ""
+
+
+def _jamo(text: str) -> str:
+    """Hangul syllables as their letters (initial, vowel, final) by Unicode arithmetic."""
+    out = []
+    for c in text:
+        code = ord(c) - 0xAC00
+        out.append(chr(0x1100 + code // 588) + chr(0x1161 + code % 588 // 28))
+        if code % 28:
+            out.append(chr(0x11A7 + code % 28))
+    return "".join(out)

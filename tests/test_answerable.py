@@ -333,3 +333,47 @@ def test_a_name_most_chunks_hold_need_not_be_in_the_passage() -> None:
     question = "한국 해운사 한빛마린의 대표는 누구인가?"
     assert not decide(question, [hit(HANBIT)], stats(korea=10)).answerable
     assert decide(question, [hit(HANBIT)], stats(korea=400)).answerable
+
+
+def test_a_name_the_index_never_holds_may_be_misspelt_by_a_letter() -> None:
+    def stats(df: int) -> Callable[[Iterable[str]], tuple[dict[str, int], int]]:
+        return lambda terms: ({t: df if t.startswith("한빛마") else 3 for t in terms}, 1000)
+
+    # The user wrote 한빛마룬; no chunk holds it, and the passage names 한빛마린.
+    typo = "한빛마룬의 대표는 누구인가?"
+    assert decide(typo, [hit(HANBIT)], stats(df=0)).answerable
+    # A name the index does hold is a real one: a name a letter off is another.
+    assert not decide(typo, [hit(HANBIT)], stats(df=5)).answerable
+    # A syllable more or less is another name, not a typo (카카오페이 / 카카오페이지).
+    assert not decide("한빛마린즈의 대표는 누구인가?", [hit(HANBIT)], stats(df=0)).answerable
+
+
+def test_misspelt_in() -> None:
+    from rag.names import misspelt_in
+
+    assert misspelt_in("바르세롤나", "1992년바르셀로나올림픽") == "바르셀로나"
+    assert misspelt_in("헤리슨", "벤저민해리슨대통령") == "해리슨"
+    assert misspelt_in("카카오브레인", "카카오엔터프라이즈") == ""
+    assert misspelt_in("이경", "이정") == ""  # too short to tell a typo from another name
+
+
+def test_a_korean_window_counts_its_passages_dense_cosine_for_the_calibrated_model() -> None:
+    from rag.answerable import DENSE_MODEL
+
+    question = "한빛마린이 작년 바다의날 행사에서 받은 상은?"  # the passage says 올해
+    near, far = hit(MARINE_DAY, dense=0.90), hit(MARINE_DAY, dense=0.78)
+    assert decide(question, [near], model=DENSE_MODEL).answerable
+    # Most names and words in place, but the passage as a whole is far from the question:
+    # a sibling paragraph more often than the answer.
+    decision = decide(question, [far], model=DENSE_MODEL)
+    assert not decision.answerable
+    assert "passage cosine 0.78" in decision.reason
+    # Another model's cosines are on another scale: not counted.
+    assert decide(question, [far], model="fake/bigram-hash").answerable
+
+
+def test_an_ordinal_the_question_names_must_be_the_passages() -> None:
+    text = "한빛마린은 올해 네 번째 컨테이너선을 띄웠다. 배는 부산항에서 출항했다."
+    assert decide("한빛마린이 띄운 네번째 컨테이너선이 출항한 곳은?", [hit(text)]).answerable
+    decision = decide("한빛마린이 띄운 두 번째 컨테이너선이 출항한 곳은?", [hit(text)])
+    assert not decision.answerable and "ordinal 2" in decision.reason
