@@ -446,7 +446,8 @@ class Index:
         else:
             docs, chunks, texts = cluster.prepare(plan, self.embedder, chunker, progress)
             encode = cluster.encoder(self.embedder, self._snap.manifest.embedder)
-        vectors = update.embed(chunks, texts, self._snap, self.embedder, report, progress, encode)
+        cached = update.cached_vectors(self._snap)
+        vectors = update.embed(chunks, texts, cached, self.embedder, report, progress, encode)
         self._write({d.doc_id for d in docs}, docs, chunks, vectors, progress)
 
     def _write(

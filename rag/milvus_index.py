@@ -371,26 +371,9 @@ class MilvusIndex(Index):
             docs, chunks, texts = cluster.prepare(plan, self.embedder, chunker, progress)
             encode = cluster.encoder(self.embedder, self.manifest["embedder"])
         # The embedding cache: vectors of chunk texts the index holds, by hash.
-        cached = self.store.vectors([c.hash for c in chunks])
-        vectors = np.zeros((len(chunks), self.embedder.dim), dtype=np.float32)
-        todo = [i for i, c in enumerate(chunks) if c.hash not in cached]
-        for i, c in enumerate(chunks):
-            if c.hash in cached:
-                vectors[i] = cached[c.hash]
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress("embed", done, len(todo))
-
-        if progress:
-            progress("embed", 0, len(todo))
-        if todo:
-            vectors[todo] = encode([texts[i] for i in todo], progress=tick)
-        report.chunks_embedded = len(todo)
-        report.chunks_reused = len(chunks) - len(todo)
+        vectors = update.embed(
+            chunks, texts, self.store.vectors, self.embedder, report, progress, encode
+        )
         if progress:
             progress("write", 0, len(docs))
         for written in self.store.replace(docs, chunks, vectors):

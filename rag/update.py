@@ -246,7 +246,7 @@ def assemble(
 def embed(
     chunks: list[ChunkRecord],
     texts: list[str],
-    indexed: Snapshot,
+    cached: Callable[[list[str]], dict[str, np.ndarray]],
     embedder: Embedder,
     report: IndexReport,
     progress: Progress | None,
@@ -255,15 +255,16 @@ def embed(
     """Vectors for ``chunks``, embedding only texts not already in the index.
 
     The cache key is the hash of the retrieval text, so the unchanged chunks of an edited
-    article keep their vectors. ``encode`` embeds the rest (default:
+    article keep their vectors; ``cached`` returns the index's vectors of those of the given
+    hashes it holds (`cached_vectors` for a directory). ``encode`` embeds the rest (default:
     ``embedder.embed_passages``; `rag.distributed` passes one that runs on a Ray cluster).
     """
-    cached = indexed.records.chunk_hashes()
+    found = cached([c.hash for c in chunks])
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     todo = []
     for i, c in enumerate(chunks):
-        if c.hash in cached:
-            vectors[i] = indexed.vectors[cached[c.hash]]
+        if c.hash in found:
+            vectors[i] = found[c.hash]
         else:
             todo.append(i)
     done = 0
@@ -282,6 +283,16 @@ def embed(
     report.chunks_embedded = len(todo)
     report.chunks_reused = len(chunks) - len(todo)
     return vectors
+
+
+def cached_vectors(indexed: Snapshot) -> Callable[[list[str]], dict[str, np.ndarray]]:
+    """`embed`'s cache over a directory index's generation."""
+
+    def lookup(hashes: list[str]) -> dict[str, np.ndarray]:
+        rows = indexed.records.chunk_hashes()
+        return {h: indexed.vectors[rows[h]] for h in hashes if h in rows}
+
+    return lookup
 
 
 def _same(old: DocRecord, a: Article) -> bool:
