@@ -106,8 +106,8 @@ def test_writes_remove_only_files_the_index_wrote(seeds: Path) -> None:
     generation files the next write would use."""
     index = Index.create(embedder="fake")
     before = _make_user_files(index.path)
-    (index.path / "records-2.sqlite").write_bytes(b"not ours")  # the next generation's name
-    before["records-2.sqlite"] = b"not ours"
+    (index.path / "live-2.npy").write_bytes(b"not ours")  # the next generation's name
+    before["live-2.npy"] = b"not ours"
     index.add([seeds / f"{KAKAO}.txt"])
     index.add([seeds])
     index.remove(KAKAO)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import EmbedderMismatch, Index
+from rag import EmbedderMismatch, Index, store
 from tests.conftest import FLITTO, KAKAO
 
 pytestmark = pytest.mark.model
@@ -141,8 +141,10 @@ def test_killed_rag_index_leaves_the_previous_index(tmp_path: Path) -> None:
     after = Index.open(index_dir)
     assert sorted(d.doc_id for d in after.documents()) == before
     assert after.search("카카오엔터프라이즈 구조조정", k=1)[0].doc_id == KAKAO
-    # A new run completes, and only one generation of files remains.
+    # A new run completes, and nothing the killed run wrote remains: only what the manifest
+    # names (the current generation and the previous one, kept for readers).
     report = after.add([feed])
     assert len(report.added) == len(paragraphs) * 3
-    assert len(list(index_dir.glob("vectors-*.npy"))) == 1
-    assert len(list(index_dir.glob("records-*.sqlite"))) == 1
+    m = store.read_manifest(index_dir)
+    named = {*m.files.values(), *m.segments, *m.previous}
+    assert {p.name for p in index_dir.iterdir()} <= {".lock", ".readers", "manifest.json", *named}
