@@ -27,6 +27,8 @@ ADDRESS_FORMS = ("auto", "local", "local:N", "HOST:PORT")
 # A local cluster's object store per node: small, Ray spills to disk beyond it.
 LOCAL_OBJECT_STORE = 200 * 2**20
 CONNECT_TIMEOUT = 5.0
+# Seconds a local cluster's nodes may take to join (Ray's own wait is 30 s).
+LOCAL_START_TIMEOUT = 120.0
 _ADDRESS = re.compile(r"^(?P<host>[\w.-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 
 
@@ -154,9 +156,16 @@ def _local_cluster(nodes: int) -> Iterator[str]:
     }
     cluster = RayCluster(shutdown_at_exit=True)
     try:
-        for _ in range(nodes):
-            cluster.add_node(**args)
-        cluster.wait_for_nodes()
+        try:
+            for _ in range(nodes):
+                try:
+                    cluster.add_node(**args)
+                except TimeoutError:  # Ray waits 30 s for a node, too little on a busy machine
+                    cluster.wait_for_nodes(timeout=LOCAL_START_TIMEOUT)
+            cluster.wait_for_nodes(timeout=LOCAL_START_TIMEOUT)
+        except Exception as e:  # Ray raises what its subprocesses and GCS calls raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RagError(f"cannot start a local Ray cluster of {nodes} nodes: {first}") from e
         yield str(cluster.address)
     finally:
         cluster.shutdown()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
+import os
 import shutil
 import signal
 from pathlib import Path
@@ -21,6 +23,34 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "examples" / "articles"
 KAKAO = "004_9dd825083520fc60"
 FLITTO = "000_53a2b83788777dff"
+KORQUAD = ROOT / "evals" / "korquad" / "KorQuAD_v1.0_dev.json"
+
+
+def korquad_paragraphs(paragraphs: int) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The first ``paragraphs`` KorQuAD dev paragraphs as JSONL records (``kq-AAA-PP`` ids),
+    and their questions with the id of the paragraph that answers each."""
+    data = json.loads(KORQUAD.read_text(encoding="utf-8"))["data"]
+    records, questions = [], []
+    for a, article in enumerate(data):
+        for p, para in enumerate(article["paragraphs"]):
+            doc_id = f"kq-{a:03d}-{p:02d}"
+            records.append({"id": doc_id, "title": article["title"], "text": para["context"]})
+            questions.extend((qa["question"], doc_id) for qa in para["qas"])
+    kept = {r["id"] for r in records[:paragraphs]}
+    return records[:paragraphs], [(q, d) for q, d in questions if d in kept]
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The onnx model directory for the Ray and Milvus suites: ``$RAG_TEST_MODEL_DIR`` (CI
+    passes the one its first command built), else built once for the session
+    (test_model_runtime's own fixture always builds one: it tests the build)."""
+    given = os.environ.get("RAG_TEST_MODEL_DIR")
+    if given and (Path(given) / "onnx" / "model_qint8.onnx").is_file():
+        return Path(given)
+    from rag import model
+
+    return model.install(tmp_path_factory.mktemp("model") / "e5")
 
 
 class FakeEmbedder(Embedder):

@@ -26,21 +26,10 @@ from typer.testing import CliRunner
 
 from rag import Index
 from rag.cli import app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, korquad_paragraphs
 
-KORQUAD = ROOT / "evals" / "korquad" / "KorQuAD_v1.0_dev.json"
 PARAGRAPHS = 40
 PER_FILE = 5
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("RAG_TEST_MODEL_DIR")
-    if given and (Path(given) / "onnx" / "model_qint8.onnx").is_file():
-        return Path(given)
-    from rag import model
-
-    return model.install(tmp_path_factory.mktemp("model") / "e5")
 
 
 @pytest.fixture(scope="module")
@@ -79,22 +68,14 @@ def cluster(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture
 def korquad(tmp_path: Path) -> tuple[Path, list[tuple[str, str]]]:
     """The first KorQuAD paragraphs as JSONL files of a few records, and their questions."""
-    data = json.loads(KORQUAD.read_text(encoding="utf-8"))["data"]
-    records, questions = [], []
-    for a, article in enumerate(data):
-        for p, para in enumerate(article["paragraphs"]):
-            doc_id = f"kq-{a:03d}-{p:02d}"
-            records.append({"id": doc_id, "title": article["title"], "text": para["context"]})
-            questions.extend((qa["question"], doc_id) for qa in para["qas"])
-    records = records[:PARAGRAPHS]
-    kept = {r["id"] for r in records}
+    records, questions = korquad_paragraphs(PARAGRAPHS)
     folder = tmp_path / "korquad"
     folder.mkdir()
     for start in range(0, len(records), PER_FILE):
         part = records[start : start + PER_FILE]
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
         (folder / f"part-{start:03d}.jsonl").write_text(lines, encoding="utf-8")
-    return folder, [(q, d) for q, d in questions if d in kept]
+    return folder, questions
 
 
 def _chunks(index: Index) -> list[tuple]:
@@ -234,6 +215,46 @@ def test_without_ray_the_error_names_the_extra(
         'error: indexing on Ray needs the ray extra: pip install "kornews-rag[ray]"\n'
     )
     assert not (tmp_path / "i").exists()
+
+
+def test_a_local_cluster_that_does_not_start_is_one_line_and_shut_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray's 30 s wait for a node is retried with a longer one, then reported in one line;
+    the nodes that did start are shut down."""
+    import types
+
+    from rag import cluster
+    from rag.errors import RagError
+
+    calls: list[str] = []
+
+    class Cluster:
+        address = "127.0.0.1:1"
+
+        def __init__(self, shutdown_at_exit: bool) -> None:
+            calls.append("new")
+
+        def add_node(self, **args: object) -> None:
+            calls.append("add")
+            raise TimeoutError("Timed out waiting for node")
+
+        def wait_for_nodes(self, timeout: float) -> None:
+            calls.append(f"wait {timeout:.0f}")
+            raise TimeoutError("Timed out while waiting for nodes to join.\nmore")
+
+        def shutdown(self) -> None:
+            calls.append("shutdown")
+
+    fake = types.ModuleType("ray.cluster_utils")
+    fake.Cluster = Cluster  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ray.cluster_utils", fake)
+    with pytest.raises(RagError) as e, cluster._local_cluster(2):
+        pass
+    assert str(e.value) == (
+        "cannot start a local Ray cluster of 2 nodes: Timed out while waiting for nodes to join."
+    )
+    assert calls == ["new", "add", f"wait {cluster.LOCAL_START_TIMEOUT:.0f}", "shutdown"]
 
 
 def test_rag_and_a_local_index_do_not_import_ray(seeds: Path, tmp_path: Path) -> None:

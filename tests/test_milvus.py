@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +27,8 @@ from rag.cli import app
 from rag.errors import EmbedderMismatch, InvalidOption, RagError
 from rag.milvus import parse
 from rag.milvus_schema import filter_expression
-from tests.conftest import FLITTO, KAKAO, ROOT
+from tests.conftest import FLITTO, KAKAO, ROOT, korquad_paragraphs
 
-KORQUAD = ROOT / "evals" / "korquad" / "KorQuAD_v1.0_dev.json"
 PARAGRAPHS = 40
 QUESTION = "카카오엔터프라이즈는 왜 구조조정되었나?"
 
@@ -52,7 +51,10 @@ def cli(*args: str, input: str | None = None) -> tuple[int, str]:
     all output."""
     result = CliRunner().invoke(app, list(args), input=input)
     json_out = "--json" in args and result.exit_code == 0
-    return result.exit_code, result.stdout if json_out else result.output
+    output = result.stdout if json_out else result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        output += "".join(traceback.format_exception(result.exception))
+    return result.exit_code, output
 
 
 def _chunks(chunks: list) -> list[tuple]:
@@ -228,16 +230,6 @@ def test_cli_errors(lite: str, seeds: Path, tmp_path: Path) -> None:
     assert code == 1 and out.startswith("error: no index at")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("RAG_TEST_MODEL_DIR")
-    if given and (Path(given) / "onnx" / "model_qint8.onnx").is_file():
-        return Path(given)
-    from rag import model
-
-    return model.install(tmp_path_factory.mktemp("model") / "e5")
-
-
 @pytest.mark.milvus
 def test_korquad_top1_matches_the_local_index(
     lite: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -245,17 +237,10 @@ def test_korquad_top1_matches_the_local_index(
     """The issue's check: the same KorQuAD paragraphs indexed locally and into milvus-lite
     give the same top-1 for at least 95% of their questions (measured: 287 of 288)."""
     monkeypatch.setenv("RAG_MODEL_DIR", str(model_dir))
-    data = json.loads(KORQUAD.read_text(encoding="utf-8"))["data"]
-    records, questions = [], []
-    for a, article in enumerate(data):
-        for p, para in enumerate(article["paragraphs"]):
-            doc_id = f"kq-{a:03d}-{p:02d}"
-            records.append({"id": doc_id, "title": article["title"], "text": para["context"]})
-            questions.extend((qa["question"], doc_id) for qa in para["qas"])
-    kept = {r["id"] for r in records[:PARAGRAPHS]}
-    questions = [q for q, doc_id in questions if doc_id in kept]
+    records, pairs = korquad_paragraphs(PARAGRAPHS)
+    questions = [q for q, _ in pairs]
     file = tmp_path / "korquad.jsonl"
-    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records[:PARAGRAPHS]]
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
     file.write_text("".join(lines), encoding="utf-8")
     local = Index.create(tmp_path / "local", embedder="onnx-int8")
     local.add([file])
