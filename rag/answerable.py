@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from .kinds import answer_kind, counts_people, holds_kind
 from .korean import Token, sentence_spans, tagged_batch
-from .names import latin_names, match_names, misspelt_in, translatable
+from .names import latin_names, match_names, misspelt_in, months, translatable
 from .records import Hit
 from .support import QUESTION_WORDS, key_terms, language, numbers
 
@@ -77,6 +77,7 @@ _WEIGHTS = {"NNP": 1.0, "NNG": 1.0, "SL": 1.0, "SN": 1.0, "NR": 1.0, "SH": 1.0, 
 _PREDICATES = frozenset({"VV", "VA"})
 _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+_MONTH = re.compile(r"(?<!\d)(1[0-2]|[1-9])\s*월")  # "11월": an English question's November
 # Ordinals ("두 번째", "3번째", "셋째"): the question's must be the passage's too, as its
 # numbers must (the second concert is not the fourth).
 _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7}
@@ -229,6 +230,7 @@ def _decide_english(
 ) -> Decision:
     names = latin_names(q.text)
     years = set(_YEAR.findall(q.text))
+    wanted_months = {str(m) for m in months(q.text)}
     dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
     abouts = [_about(h) for h in hits]
     acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
@@ -242,6 +244,10 @@ def _decide_english(
         missing_years = years - set(_YEAR.findall(f"{abouts[s.n - 1]} {text}"))
         if missing_years:
             failure = max(failure, (1, f"year {sorted(missing_years)[0]} not in any window"))
+            continue
+        missing_months = wanted_months - set(_MONTH.findall(f"{abouts[s.n - 1]} {text}"))
+        if missing_months:
+            failure = max(failure, (1, f"month {min(missing_months)} not in any window"))
             continue
         matched, given, near = match_names(names, tokens + titles[s.n - 1], text)
         if near:

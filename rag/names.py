@@ -22,13 +22,31 @@ _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
 # (호), a city, county, province, district or town (시 군 도 구 동), a mountain, river or
 # island (산 강 섬), a station or port (역 항), a party (당).
 _KIND_SUFFIXES = frozenset("호시군도구동산강섬역항당")
-_LATIN_NAME = re.compile(r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
+# A capitalised word, or one opening with a lower-case letter before a capital (iPhone, eBay).
+_LATIN_NAME = re.compile(r"(?:[A-Z]|\b[a-z](?=[A-Z]))[\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
+# "NASA-funded", "Seoul-based": the name is what comes before the hyphen.
+_MODIFIER = re.compile(r"-(?:funded|based|led|owned|backed|born|made|run|bound|linked)\b", re.I)
+_MONTH_NAME = re.compile(
+    r"\b(January|February|March|April|June|July|August|September|October|November|December|"
+    r"May(?=,?\s+\d)|(?:(?<=\d )|(?<=\bin )|(?<=\bsince )|(?<=\buntil )|(?<=\bof ))May)\b"
+)
+MONTHS = {
+    m: n
+    for n, m in enumerate(
+        "january february march april may june july august september october november "
+        "december".split(),
+        1,
+    )
+}
 
 
 def latin_names(question: str) -> list[str]:
-    """Capitalised word runs that are names: not question words, not all-caps acronyms."""
+    """Capitalised word runs that are names: not question words, not all-caps acronyms, not
+    month names (`months`)."""
     names = []
     question = re.sub(r"['’]s\b", "", question)  # Kakao Brain's
+    question = _MODIFIER.sub(",", question)  # "Seoul-based Kakao" names two
+    question = _MONTH_NAME.sub(",", question)
     for run in _LATIN_NAME.findall(question):
         words = run.split()
         if question.startswith(run) and words[0].lower() in english_stopwords():
@@ -88,6 +106,12 @@ def match_names(
         elif best >= NEAR_NAME_SIMILARITY and near is None and same_start(name, which):
             near = (name, which)
     return matched, given, near
+
+
+def months(text: str) -> set[int]:
+    """The months an English text names ("in November 2013" -> {11}; May only beside a
+    number or after "in", "since" and the like, as the word is also a verb and a name)."""
+    return {MONTHS[m.lower()] for m in _MONTH_NAME.findall(text)}
 
 
 def hangul_names(tokens: list[Token]) -> list[str]:

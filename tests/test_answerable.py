@@ -18,6 +18,7 @@ from rag import Index
 from rag.answerable import decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator
 from rag.kinds import answer_kind
+from rag.names import latin_names, months
 from rag.output import print_sources, quoted_snippet
 from rag.records import Hit
 from rag.support import Evidence
@@ -53,6 +54,8 @@ HANBIT_CUTS = "한빛마린은 운임 하락에 직원 300명을 줄였다. 김�
 JOBS = (
     "애플은 9일 새 휴대전화를 공개했다. 잡스는 발표회에서 이 제품이 전화를 다시 발명했다고 말했다."
 )
+PAY_NOV = "카카오페이는 11월 20일 간담회에서 해외 결제 사업을 넓히겠다고 밝혔다."
+IPHONE = "애플은 9일 아이폰을 공개했다. 잡스는 아이폰이 전화를 다시 발명했다고 말했다."
 SUCCESSOR = "이사회는 이민호 전무를 새 대표로 선임했다."
 
 
@@ -114,6 +117,13 @@ def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) ->
         ("What was Kakao Bank's revenue in 2023?", [BANK_AND_PAY], False),
         # A foreign person is named by the family name after the first mention.
         ("What did Steve Jobs say at the launch?", [JOBS], True),
+        # An English month is a Korean 월, not a name to find romanised; the question's
+        # month must be the passage's. "Seoul-based" names Seoul; iPhone is a name.
+        ("What did Kakao Pay announce at its briefing on November 20?", [PAY_NOV], True),
+        ("What did Kakao Pay announce at its briefing on December 20?", [PAY_NOV], False),
+        ("What did the Busan-based Hanbit Marine win last month?", [HANBIT], True),
+        ("How did Apple describe the iPhone at the launch?", [IPHONE], True),
+        ("How did Apple describe the iPad at the launch?", [IPHONE], False),
     ],
 )
 def test_decide(question: str, passages: list[str], expected: bool) -> None:
@@ -324,6 +334,20 @@ def test_a_year_or_month_the_question_names_may_come_from_the_article_date() -> 
     for question in questions:
         assert not decide(question, [undated]).answerable
         assert decide(question, [dated]).answerable, decide(question, [dated]).reason
+
+
+@pytest.mark.parametrize(
+    ("question", "names", "month"),
+    [
+        ("What rose in the November 2013 rate rise?", [], {11}),
+        ("Where was the NASA-funded team's microbe found?", [], set()),
+        ("What did the Seoul-based Kakao Pay say on 5 May?", ["Seoul", "Kakao Pay"], {5}),
+        ("May Kim say that Kakao Pay may grow in May?", ["May Kim", "Kakao Pay"], {5}),
+        ("Who repaired the iPhone 4 for KT?", ["iPhone"], set()),
+    ],
+)
+def test_latin_names_and_months(question: str, names: list[str], month: set[int]) -> None:
+    assert (latin_names(question), months(question)) == (names, month)
 
 
 def test_a_name_most_chunks_hold_need_not_be_in_the_passage() -> None:
