@@ -230,7 +230,7 @@ def _decide_english(
 ) -> Decision:
     names = latin_names(q.text)
     years = set(_YEAR.findall(q.text))
-    wanted_months = {str(m) for m in months(q.text)}
+    wanted_months = months(q.text)
     dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
     abouts = [_about(h) for h in hits]
     acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
@@ -241,11 +241,12 @@ def _decide_english(
         s = sentences[i]
         tokens = [t for r in rows for t in sentences[r].tokens]
         text = " ".join(sentences[r].text for r in rows)
-        missing_years = years - set(_YEAR.findall(f"{abouts[s.n - 1]} {text}"))
+        said = f"{abouts[s.n - 1]} {text}"
+        missing_years = years - set(_YEAR.findall(said))
         if missing_years:
             failure = max(failure, (1, f"year {sorted(missing_years)[0]} not in any window"))
             continue
-        missing_months = wanted_months - set(_MONTH.findall(f"{abouts[s.n - 1]} {text}"))
+        missing_months = wanted_months - {int(m) for m in _MONTH.findall(said)}
         if missing_months:
             failure = max(failure, (1, f"month {min(missing_months)} not in any window"))
             continue
