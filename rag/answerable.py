@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from .kinds import answer_kind, counts_people, holds_kind
+from .kinds import answer_kind, asked_measure, holds_kind
 from .korean import Token, sentence_spans, tagged_batch
 from .names import latin_names, match_names, misspelt_in, months, translatable
 from .records import Hit
@@ -84,6 +84,8 @@ _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "네": 4, "넷": 4, "다섯":
 _NATIVE.update({"여덟": 8, "아홉": 9, "열": 10})
 _ORDINAL = re.compile(r"(\d+|두|세|네|다섯|여섯|일곱|여덟|아홉|열)\s*번째|(둘|셋|넷|다섯|여섯)째")
 
+_MEASURES = {"people": "number of people", "share": "percentage", "money": "sum of money"}
+
 #: ``stats(terms)`` -> (chunks holding each term, number of chunks): `Index.document_frequencies`.
 Stats = Callable[[Iterable[str]], tuple[dict[str, int], int]]
 
@@ -130,7 +132,7 @@ class _Question:
     entities: list[str]
     unknown: set[str]  # entities no chunk of the index holds: perhaps misspelt
     numbers: set[str]
-    people: bool  # a "how many" question counting people (`rag.kinds.counts_people`)
+    measure: str  # what the number asked for measures (`rag.kinds.asked_measure`)
 
 
 def decide(
@@ -187,7 +189,7 @@ def _decide_korean(
         problem = problem or _missing_ordinal(q.text, passage)
         problem = problem or _missing_kind(q, tokens)
         problem = problem or _answer_beside_lookalike(
-            q, [sentences[r] for r in rows], lambda x: _korean_lookalike(q.entities, x)
+            q, [sentences[r] for r in rows], lambda x: _korean_lookalike(q, x)
         )
         if problem:
             if score > failure[0]:
@@ -333,7 +335,7 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
         entities=entities,
         unknown=unknown,
         numbers={t.form.replace(",", "") for t in tokens if t.tag == "SN"},
-        people=counts_people(question, tokens),
+        measure=asked_measure(question, tokens),
         runs={t.form: "".join(x.form for x in run) for run in _noun_runs(tokens) for t in run},
     )
 
@@ -476,7 +478,7 @@ def _missing_entity(q: _Question, plain: str, tokens: list[Token], passage: str)
         wanted = _nospace(e)
         if wanted in plain or _spelt(q, wanted, plain):
             continue
-        near = [n for n in _name_runs(tokens) if n[:2] == wanted[:2] and not wanted.startswith(n)]
+        near = [n for n in _name_runs(tokens) if _looks_alike(n, wanted, wanted not in q.unknown)]
         if near:
             return f"'{e}' is not named in the window, only {near[0]}"
         if wanted not in passage and not _spelt(q, wanted, passage):
@@ -505,24 +507,46 @@ def _answer_beside_lookalike(
     if q.kind == "other":
         return ""
     exclude = _nospace(" ".join([q.text, *given]))
-    holding = [s for s in window if holds_kind(q.kind, s.tokens, exclude, q.people)]
+    holding = [s for s in window if holds_kind(q.kind, s.tokens, exclude, q.measure)]
     conflicts = [lookalike(s) for s in holding]
     if holding and all(conflicts):
         return f"the {q.kind} in the window goes with {conflicts[0]}"
     return ""
 
 
-def _korean_lookalike(entities: list[str], sentence: _Sentence) -> str:
+def _korean_lookalike(q: _Question, sentence: _Sentence) -> str:
     plain = _nospace(sentence.text)
     runs = _name_runs(sentence.tokens)
-    for e in entities:
+    for e in q.entities:
         wanted = _nospace(e)
         if wanted in plain:
             continue
-        near = [n for n in runs if n[:2] == wanted[:2] and not wanted.startswith(n)]
+        near = [n for n in runs if _looks_alike(n, wanted, wanted not in q.unknown)]
         if near:
             return f"{near[0]}, not '{e}'"
     return ""
+
+
+# A shared ending this long makes two names look alike (부산저축은행 for 대전저축은행).
+LOOKALIKE_SUFFIX = 2
+
+
+def _looks_alike(name: str, wanted: str, by_ending: bool = True) -> bool:
+    """Whether ``name`` is another entity like ``wanted``: it opens with the same two
+    syllables (카카오엔터프라이즈 for 카카오브레인), or, with ``by_ending``, ends with the same
+    kind of name after one that starts otherwise (부산저축은행 for 대전저축은행, LG전자 for
+    삼성전자; not 보로디노 for 보르디노, which is more likely misspelt: a name the index
+    never holds is compared by its opening only)."""
+    if wanted.startswith(name) or name.startswith(wanted):
+        return False
+    if name[:2] == wanted[:2]:
+        return True
+    if not (by_ending and LOOKALIKE_SUFFIX) or name[0] == wanted[0]:
+        return False
+    shared = 0
+    while shared < min(len(name), len(wanted)) and name[-1 - shared] == wanted[-1 - shared]:
+        shared += 1
+    return shared >= LOOKALIKE_SUFFIX and shared < min(len(name), len(wanted))
 
 
 def _english_lookalike(names: list[str], sentence: _Sentence) -> str:
@@ -558,9 +582,9 @@ def _missing_kind(q: _Question, tokens: list[Token], given: str | None = None) -
     """Empty when ``tokens`` hold something of the kind ``q`` asks for (names in ``given``,
     by default the question, do not count), else why not."""
     exclude = _nospace(q.text if given is None else given)
-    if q.kind == "other" or holds_kind(q.kind, tokens, exclude, q.people):
+    if q.kind == "other" or holds_kind(q.kind, tokens, exclude, q.measure):
         return ""
-    return f"no {'number of people' if q.people else q.kind} in the window"
+    return f"no {_MEASURES.get(q.measure, q.kind)} in the window"
 
 
 def _about(hit: Hit) -> str:

@@ -9,9 +9,13 @@ from .korean import Token
 from .support import language, numbers
 
 # Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
+# Each places an event in time, given the article's date; 현재, 최근 and 당시 do not ("현재
+# 개발 중" does not say when it comes out).
 _TIME_WORDS = frozenset(
-    "지난해 올해 작년 내년 어제 오늘 내일 당시 현재 최근 이날 전날 다음날 오전 오후 새벽".split()
+    "지난해 올해 작년 내년 어제 오늘 내일 이날 전날 다음날 오전 오후 새벽".split()
 )
+# An age or period a noun names ("계몽주의 시대", "조선 중기"): a date without digits.
+_PERIODS = frozenset("시대 시기 무렵 초기 말기 중기".split())
 _TIME_UNITS = frozenset("년 월 일 시 분 년대 세기 시대 주 초 말 분기 반기".split())
 # The most common Korean surnames (Statistics Korea, 2015 census: these cover about 95% of
 # people); a closed class, like the time words.
@@ -43,7 +47,14 @@ _KINDS = (
         ),
     ),
     ("date", re.compile(r"언제|몇\s*년도|\bwhen\b|\bwhat (year|date|day|month)\b", re.I)),
-    ("number", re.compile(r"몇|얼마나|\bhow (?:many|long|old|far|tall|high|deep)\b", re.I)),
+    (
+        "number",
+        re.compile(
+            r"몇|얼마나|\bhow (?:many|long|old|far|tall|high|deep)\b|"
+            r"\bwhat (?:percentage|share|proportion|fraction)\b",
+            re.I,
+        ),
+    ),
     ("place", re.compile(r"어디|\bwhere\b", re.I)),
     # "어느 도시에서 열렸나", "러시아군을 벗어났던 지점은?": a place, named by its kind.
     ("place", _PLACE_NOUNS),
@@ -73,19 +84,30 @@ _ROLE_QUESTION = re.compile(
 )
 
 
+# Korean question words asking for no particular kind; one after every kind's question
+# word is what the sentence asks ("몇 개 주에서 시행한 법을 뭐라고 하나?": a name, not a
+# number), since a Korean sentence ends on what it asks.
+_WHAT = re.compile(r"무엇|뭐|뭘|무슨|어떤|어떻게|어떠|왜")
+
+
 def answer_kind(question: str) -> str:
     """What the question asks for: person, amount, date, number, place or other.
 
     An English question asks with its first question word: the later ones open a clause
-    ("How many were on board *when* it crashed?" asks for a number, not a date).
+    ("How many were on board *when* it crashed?" asks for a number, not a date). A Korean
+    one asks with the last, when that one asks for no particular kind (`_WHAT`).
     """
+    english = language(question) == "en"
     found = [
-        (m.start() if english else rank, kind)
-        for english in [language(question) == "en"]
+        (m.start() if english else rank, kind, m.end())
         for rank, (kind, pattern) in enumerate(_KINDS)
         for m in [pattern.search(question)]
         if m
     ]
+    if found and not english:
+        last = max(end for *_, end in found)
+        if any(m.start() >= last for m in _WHAT.finditer(question)):
+            return "other"
     if found:
         return min(found)[1]
     return "person" if _ROLE_QUESTION.search(question) else "other"
@@ -99,6 +121,60 @@ def counts_people(question: str, tokens: list[Token]) -> bool:
     ):
         return True
     return bool(_HOW_MANY_PEOPLE.search(question))
+
+
+# What the number asked for measures, where the question says so: a share ("몇 퍼센트",
+# "득표율은 얼마", "what percentage") is written with % or 퍼센트, a sum of money ("과징금은
+# 얼마", "비용은 얼마", "What was the price") with a currency. A count is not a share, and a
+# count of records (1억건) or a launch's number (3차) is not a sum. 환율 (an exchange rate)
+# is a sum per unit, not a share.
+_SHARE_ASKED = re.compile(
+    r"몇\s*(?:퍼센트|%|프로(?![가-힣]))|(?<!환)[율률](?:은|는|이|가)?\s*(?:\S+\s+)?(?:몇|얼마)|비중|"
+    r"\b(?:what|which) (?:percentage|share|proportion|fraction)\b|\bhow many percent|"
+    r"\bpercent(?:age)?\b",
+    re.I,
+)
+_MONEY_ASKED = re.compile(
+    r"비용|가격|값|금액|과징금|벌금|상금|예산|매출|이익|손실|적자|흑자|수익|연봉|급여|임금|월급|"
+    r"투자금|투자액|배상금|배상액|보상금|피해액|요금|시가총액|몸값|이적료|자본금|부채|세금|기부금|"
+    r"사업비|공사비|판매가|입찰가|낙찰가|보증금|수출액|수입액|거래액|출연료|수수료|"
+    r"\b(?:cost|costs|price|revenue|sales|profits?|loss(?:es)?|budget|salary|fine|fees?|"
+    r"income|deficit|damages|paid|pay|spent|spend|earned|worth|dollars?)\b",
+    re.I,
+)
+_HOW_LONG = re.compile(
+    r"얼마나\s*(?:오래|걸)|기간|\bhow long\b|\bhow many (?:years|months|"
+    r"weeks|days|hours|minutes|seconds|decades|centuries)\b",
+    re.I,
+)
+_SHARE_UNITS = frozenset({"%", "퍼센트", "프로", "%p", "퍼센트포인트", "percent"})
+_CURRENCIES = frozenset(
+    "원 달러 엔 유로 위안 파운드 루블 페소 프랑 불 원화 달러화 엔화 유로화 위안화 마르크 루피 "
+    "won dollars dollar usd krw eur yen".split()
+)
+_CURRENCY_SIGNS = frozenset("$₩€£¥")
+# Counters that number a thing in a series (3차 발사, 제61회, 2위) rather than measure it.
+_SERIAL_COUNTERS = frozenset({"차", "번째", "위", "회", "호", "등", "회차", "기"})
+# Calendar parts: a number before these dates something; it counts nothing.
+_CALENDAR_UNITS = frozenset({"년", "월", "일", "년대", "세기"})
+
+
+def asked_measure(question: str, tokens: list[Token]) -> str:
+    """What the asked number measures: ``people`` (`counts_people`), ``share``, ``money``,
+    ``duration`` (a time a number of 년/days measures: "몇 년", "how long"), or "" for any
+    number. ``tokens`` are the question's."""
+    kind = answer_kind(question)
+    if kind not in ("number", "amount"):
+        return ""
+    if kind == "number" and counts_people(question, tokens):
+        return "people"
+    if _SHARE_ASKED.search(question):
+        return "share"
+    if kind == "amount" and _MONEY_ASKED.search(question):
+        return "money"
+    if _HOW_LONG.search(question) or asked_counter(tokens) in _TIME_UNITS:
+        return "duration"
+    return ""
 
 
 def asked_counter(tokens: list[Token]) -> str:
@@ -119,10 +195,10 @@ def holds_counter(tokens: list[Token], counter: str) -> bool:
     return False
 
 
-def holds_kind(kind: str, tokens: list[Token], question: str, people: bool = False) -> bool:
+def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "") -> bool:
     """Whether ``tokens`` (`rag.korean.tagged_batch`) hold an answer of ``kind`` (see
     `answer_kind`); names already in ``question`` do not count as a person or place, and a
-    number must count people when ``people`` (`counts_people`)."""
+    number must measure what ``measure`` (`asked_measure`) says."""
     after = [*tokens[1:], Token("", "", 0, 0)]
     if kind in ("person", "place"):
         # A name the question does not already give.
@@ -139,30 +215,52 @@ def holds_kind(kind: str, tokens: list[Token], question: str, people: bool = Fal
         t._replace(tag="") if t.tag == "SN" and t.form.replace(",", "") in asked else t
         for t in tokens
     ]
-    after = [*tokens[1:], Token("", "", 0, 0)]
-    if kind == "number" and people:
-        for i, t in enumerate(tokens):
-            if t.tag in ("SN", "NR") or (t.tag == "MM" and t.form in _NATIVE_NUMERALS):
-                rest = [x.form for x in tokens[i + 1 : i + 3] if x.tag != "XSN"]  # 1,200여 명
-                if rest and rest[0] in _PEOPLE_COUNTERS:
-                    return True
-        return False
-    if kind == "number":
-        return any(t.tag in ("SN", "NR") for t in tokens)
-    if kind == "amount":
-        return any(
-            # A number with a unit (억, 원, 달러, kg), not a share (%) or a time (년, 분기).
-            t.tag in ("SN", "NR")
-            and nxt.tag in ("NNB", "NR", "SW", "SL")
-            and nxt.form not in _TIME_UNITS | {"%"}
-            for t, nxt in zip(tokens, after, strict=True)
-        )
     if kind == "date":
+        after = [*tokens[1:], Token("", "", 0, 0)]
         return any(
-            (t.tag in ("SN", "NR") and nxt.form in _TIME_UNITS) or t.form in _TIME_WORDS
+            (t.tag in ("SN", "NR") and nxt.form in _TIME_UNITS)
+            or t.form in _TIME_WORDS
+            or (t.tag in ("NNG", "NNP") and nxt.form in _PERIODS and nxt.start - t.end <= 1)
             for t, nxt in zip(tokens, after, strict=True)
         )
-    return True
+    if kind not in ("number", "amount"):
+        return True
+    for i, t in enumerate(tokens):
+        before_number = i + 1 < len(tokens) and tokens[i + 1].tag == "SN"
+        if measure == "money" and t.form in _CURRENCY_SIGNS and before_number:  # $140.6 billion
+            return True
+        # A native numeral counts before a counter (세 명, 두 척; not 한 빛).
+        native = t.tag == "MM" and t.form in _NATIVE_NUMERALS and i + 1 < len(tokens)
+        if native and (kind == "amount" or measure in ("share", "money")):
+            continue
+        if t.tag not in ("SN", "NR") and not native:
+            continue
+        # The unit: the first word after the number's own parts (1,200여 명, 68억8800만원).
+        unit = next(
+            (x.form for x in tokens[i + 1 : i + 5] if x.tag not in ("SN", "NR", "XSN", "SP")),
+            "",
+        )
+        if unit.lower() in _SHARE_UNITS and measure != "share" and kind == "amount":
+            continue  # a share is not an amount
+        if measure == "money" and unit and unit.lower() not in _CURRENCIES:
+            # A currency named by its country: 100만 캐나다 달러, 5억 홍콩 달러.
+            rest = [x for x in tokens[i + 1 : i + 6] if x.tag not in ("SN", "NR", "XSN", "SP")]
+            unit = rest[1].form if len(rest) > 1 and rest[0].tag == "NNP" else unit
+        if measure == "people":
+            found = unit in _PEOPLE_COUNTERS
+        elif measure == "share":
+            found = unit.lower() in _SHARE_UNITS
+        elif measure == "money":
+            found = unit.lower() in _CURRENCIES
+        elif kind == "amount":  # a number with a unit (억, 원, 달러, kg), not a time or rank
+            found = bool(unit) and tokens[i + 1].tag in ("NNB", "NR", "SW", "SL")
+            found = found and unit not in _TIME_UNITS | _SERIAL_COUNTERS
+        else:  # any number (a native one before its counter), but not a date's
+            found = measure == "duration" or unit not in _CALENDAR_UNITS
+            found = found and (not native or tokens[i + 1].tag == "NNB")
+        if found:
+            return True
+    return False
 
 
 def _is_person(t: Token, nxt: Token) -> bool:

@@ -57,6 +57,18 @@ JOBS = (
 PAY_NOV = "카카오페이는 11월 20일 간담회에서 해외 결제 사업을 넓히겠다고 밝혔다."
 IPHONE = "애플은 9일 아이폰을 공개했다. 잡스는 아이폰이 전화를 다시 발명했다고 말했다."
 SUCCESSOR = "이사회는 이민호 전무를 새 대표로 선임했다."
+LEAK = (
+    "카드사 세 곳에서 고객 정보 1억건이 유출됐다. "
+    "금융당국은 유출 책임을 물어 카드사들에 과징금을 부과하기로 했다."
+)
+LEAK_FINE = LEAK + " 금융당국이 카드사들에 부과한 과징금은 한 곳당 60억원이다."
+LAUNCH = "항공우주연구원은 누리호 3차 발사를 다음 달로 미뤘다. 누리호는 1차와 2차 발사에 실패했다."
+ARENA = "시는 새 경기장 대신 기존 경기장을 고쳐 쓰기로 해 예산 100만 캐나다 달러를 아꼈다."
+EXPORT = "한빛마린 매출의 64%는 수출에서 나왔다. 회사는 유럽 항로를 늘릴 계획이다."
+BANKS = (
+    "금융위원회는 지난달 대전 저축은행에 이어 부산저축은행에 영업정지 조치를 내렸다. "
+    "부산저축은행은 BIS 비율이 5.13%였다."
+)
 
 
 def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) -> Hit:
@@ -124,6 +136,26 @@ def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) ->
         ("What did the Busan-based Hanbit Marine win last month?", [HANBIT], True),
         ("How did Apple describe the iPhone at the launch?", [IPHONE], True),
         ("How did Apple describe the iPad at the launch?", [IPHONE], False),
+        # A number must measure what is asked: a sum of money is written with a currency
+        # (1억건 counts records, 3차 numbers a launch), a share with % (820억원 is no
+        # share), a count is not a date (11월 20일), a length of time may be years.
+        ("카드사들에 부과된 과징금은 얼마인가?", [LEAK], False),
+        ("카드사들에 부과된 과징금은 얼마인가?", [LEAK_FINE], True),
+        ("How much was the fine imposed on the card companies?", [LEAK], False),
+        ("누리호 3차 발사 비용은 얼마인가?", [LAUNCH], False),
+        ("카카오페이 거래액은 전년보다 몇 퍼센트 늘었나?", [PAY], True),
+        ("What percentage did Kakao Pay's transactions grow?", [PAY], True),
+        ("한빛마린의 순이익은 몇 퍼센트 줄었나?", [HANBIT], False),
+        ("카카오페이는 해외 결제 사업을 몇 개 나라로 넓히나?", [PAY_NOV], False),
+        ("한빛마린은 컨테이너선을 몇 척 발주했나?", [MARINE_DAY], True),
+        ("김도윤 대표는 물류 분야에서 몇 년간 이력을 쌓았나?", [HANBIT], True),
+        ("기존 경기장을 고쳐 쓴 시가 아낀 예산은 얼마인가?", [ARENA], True),
+        ("한빛마린 매출에서 수출 비중은 얼마인가?", [EXPORT], True),
+        ("카카오페이의 2023년 거래액 증가율은 대략 얼마인가?", [PAY], True),
+        ("한빛마린의 2023년 순이익 감소율은 얼마인가?", [HANBIT], False),
+        # A look-alike by its ending: another savings bank's ratio is not the one asked.
+        ("대전저축은행의 BIS 비율은 얼마였나?", [BANKS], False),
+        ("부산저축은행의 BIS 비율은 얼마였나?", [BANKS], True),
     ],
 )
 def test_decide(question: str, passages: list[str], expected: bool) -> None:
@@ -209,6 +241,9 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
         ("How old was she?", "number"),
         ("Which coach led the team to the title?", "person"),
         ("Which team won the title?", "other"),
+        ("What percentage of sales came from exports?", "number"),
+        # Korean asks with its last question word when that one asks for no kind.
+        ("미국의 몇 개 주에서 시행한 이 법을 뭐라고 하나?", "other"),
     ],
 )
 def test_answer_kind(question: str, kind: str) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from ..answerable import tagged
 from ..embed import Embedder
 from ..generate import Generator, Message
-from ..kinds import answer_kind, asked_counter, counts_people, holds_counter, holds_kind
+from ..kinds import answer_kind, asked_counter, asked_measure, holds_counter, holds_kind
 from ..names import latin_names, match_names
 from ..records import Hit
 from ..support import Evidence, Sentence, evidence_for, key_terms
@@ -140,16 +140,16 @@ class ExtractiveGenerator(Generator):
         close = [i for i in order if scores[i] >= scores[order[0]] - KIND_MARGIN]
         plain = "".join(question.split())
         [asked, *analyzed] = tagged([question, *(sentences[i].text for i in close)])
-        people = counts_people(question, asked)
+        measure = asked_measure(question, asked)
         names = latin_names(question)
         holding = []
         for i, tokens in zip(close, analyzed, strict=True):
             # An English question's names, written in Hangul (이세돌 for Lee Sedol), are
             # not its answer either.
             given = "".join(match_names(names, tokens, sentences[i].text)[1])
-            if holds_kind(kind, tokens, plain + given, people):
+            if holds_kind(kind, tokens, plain + given, measure):
                 holding.append(i)
-        counter = asked_counter(asked) if kind == "number" and not people else ""
+        counter = asked_counter(asked) if kind == "number" and measure != "people" else ""
         if counter:  # "몇 개": a sentence counting in 개 first, then any other number
             tokens_of = dict(zip(close, analyzed, strict=True))
             holding.sort(key=lambda i: not holds_counter(tokens_of[i], counter))
