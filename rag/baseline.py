@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -217,7 +218,21 @@ def make_baseline(result: EvalResult, previous: Baseline | None = None) -> Basel
     )
 
 
+def check_writable(path: str | Path) -> None:
+    """Raise `RagError` unless a baseline can be written at ``path`` (its folder exists and
+    may be written): checked before the evaluation, whose results would be lost after it."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise RagError(f"cannot write the baseline {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise RagError(f"cannot write the baseline {path}: {folder} is not writable")
+
+
 def write_baseline(baseline: Baseline, path: str | Path) -> None:
-    """Write the baseline as readable JSON."""
+    """Write the baseline as readable JSON, whole or not at all (a killed write leaves the
+    previous file)."""
     text = json.dumps(baseline.model_dump(mode="json"), ensure_ascii=False, indent=2)
-    Path(path).write_text(text + "\n", encoding="utf-8")
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(target)

@@ -193,16 +193,16 @@ def index_cmd(
         with _writing(idx.path, generation):
             report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
     except WriteInterrupted as e:
-        if created and not e.saved:
-            store.delete(idx.path, directory=not existed)  # no empty index left behind
+        if created and not e.saved:  # no empty index left behind
+            store.undo_create(idx.path, generation, directory=not existed)
         raise
     except RagError:  # e.g. the Ray cluster cannot be reached: nothing was written
         if created:
-            store.delete(idx.path, directory=not existed)
+            store.undo_create(idx.path, generation, directory=not existed)
         raise
     indexed = report.added or report.updated or report.unchanged or report.duplicates
     if not indexed and created:
-        store.delete(idx.path, directory=not existed)
+        store.undo_create(idx.path, generation, directory=not existed)
     with _writing(idx.path, generation):
         if as_json:
             output.print_json(report.model_dump(mode="json"))
@@ -486,6 +486,10 @@ def eval_cmd(
     if update_baseline and baseline is None:
         raise typer.BadParameter("needs --baseline FILE", param_hint="--update-baseline")
     items = load_gold(gold)
+    if report is not None:
+        reports.check_directory(report)  # before the long run, not after
+    if update_baseline and baseline is not None:
+        baselines.check_writable(baseline)
     previous = None
     if baseline is not None and (baseline.exists() or not update_baseline):
         previous = baselines.read_baseline(baseline)

@@ -422,11 +422,21 @@ class Index:
             raise WriteInterrupted(self.path, saved) from None
 
     def _resolve(self, target: str) -> list[str]:
+        """The doc ids ``target`` names: a doc id, or a file or folder (every document from
+        it). A name that is both (a document "news" and a folder news/) is refused, as is
+        an empty one, which would name the working directory."""
+        if not target.strip():
+            raise RagError("an empty name matches no document; give a doc id or a path")
         target = update.printable(target)  # stored paths have undecodable bytes escaped
-        if self._snap.records.docs([target], text=False):
-            return [target]
+        by_id = [target] if self._snap.records.docs([target], text=False) else []
         path = update.printable(str(Path(target).expanduser().resolve()))
-        return self._snap.records.doc_ids_under(path)
+        by_path = self._snap.records.doc_ids_under(path) if Path(target).exists() else []
+        if by_id and by_path and by_path != by_id:
+            raise RagError(
+                f"{target!r} is both a doc id and the path {path} ({len(by_path)} documents); "
+                f"give the path as ./{target} or the full path to remove those"
+            )
+        return by_id or self._snap.records.doc_ids_under(path)
 
     @property
     def _dim(self) -> int:

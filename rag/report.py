@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .baseline import Comparison, comparison_table, fmt
+from .errors import RagError
 from .evaluate import CUTOFFS, EvalResult, QuestionResult
 from .metrics import recall_at
 
@@ -167,7 +168,9 @@ def plot_recall(result: EvalResult, directory: Path) -> Path | None:
         from matplotlib.figure import Figure
     except ImportError:
         path = directory / "recall_at_k.svg"
-        _plot_svg(curve, path)
+        tmp = directory / f".{path.name}.tmp"
+        _plot_svg(curve, tmp)
+        tmp.replace(path)
         return path
     fig = Figure(figsize=(5, 3.2), layout="tight")
     ax = fig.subplots()
@@ -176,20 +179,64 @@ def plot_recall(result: EvalResult, directory: Path) -> Path | None:
     ax.set_title("recall@k")
     ax.grid(alpha=0.3)
     path = directory / "recall_at_k.png"
-    fig.savefig(path, dpi=100)
+    tmp = directory / f".{path.name}.tmp"
+    fig.savefig(tmp, dpi=100, format="png")
+    tmp.replace(path)
     return path
+
+
+TITLE = "# Evaluation report"
+_OURS = ("report.md", "recall_at_k.png", "recall_at_k.svg")
+
+
+def check_directory(directory: str | Path) -> None:
+    """Refuse a report directory where the report would replace files it did not write:
+    ``report.md`` and the plot are rewritten only beside a ``report.md`` of ours. Makes the
+    directory, so that a place that cannot be written fails before the evaluation runs.
+
+    Raises:
+        RagError: ``directory`` is a file, cannot be made, or holds a ``report.md`` or plot
+            that is not an earlier report's.
+    """
+    out = Path(directory)
+    if out.exists() and not out.is_dir():
+        raise RagError(f"{out} is a file, not a report directory")
+    report = out / "report.md"
+    if report.is_symlink() or (report.exists() and not _is_report(report)):
+        raise RagError(f"{report} is not an evaluation report; not replacing it")
+    if not report.exists():
+        theirs = [name for name in _OURS[1:] if (out / name).exists()]
+        if theirs:
+            raise RagError(f"{out / theirs[0]} is not an evaluation report's; not replacing it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RagError(f"cannot write the report in {out}: {e.strerror}") from None
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().rstrip("\n") == TITLE
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def write_report(
     result: EvalResult, directory: str | Path, comparison: Comparison | None = None
 ) -> Path:
     """Write ``directory``/report.md (metrics, notes, baseline comparison, one row per
-    question) and the recall@k plot beside it; returns the report's path."""
+    question) and the recall@k plot beside it; returns the report's path.
+
+    Raises:
+        RagError: The directory holds files of the same names that no report wrote
+            (`check_directory`).
+    """
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    check_directory(out)
     plot = plot_recall(result, out)
     md = [
-        "# Evaluation report",
+        TITLE,
         "",
         f"- Gold: `{result.gold or 'gold items'}`, {result.questions} questions "
         f"({result.gold_digest})",
@@ -222,5 +269,7 @@ def write_report(
         *[_row(i) for i in result.items],
     ]
     path = out / "report.md"
-    path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    tmp = out / ".report.md.tmp"
+    tmp.write_text("\n".join(md) + "\n", encoding="utf-8")
+    tmp.replace(path)
     return path

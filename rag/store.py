@@ -267,18 +267,33 @@ def check_new(path: Path) -> None:
         )
 
 
-def delete(path: Path, directory: bool) -> None:
-    """Remove the index at ``path``: exactly the files its manifest names, and the directory
-    too if ``directory`` and nothing else is left in it (used to undo an index that received
-    nothing)."""
-    manifest = read_manifest(path)
-    names = [*manifest.files.values(), *manifest.segments, *manifest.previous, *read_pending(path)]
-    diskio.remove(path, names)
-    for name in (MANIFEST, PENDING, LOCK, READERS):
-        (path / name).unlink(missing_ok=True)
+def undo_create(path: Path, generation: int, directory: bool) -> bool:
+    """Remove the index this process created at ``path`` and put nothing in: exactly the
+    files its manifest names, and the directory too if ``directory`` and nothing else is
+    left in it. Only under the write lock and only while the index is still at
+    ``generation``: another process may have opened the new index and written to it (or be
+    writing now), and then it is that process's index and stays.
+
+    Returns:
+        Whether the index was removed.
+    """
+    if not (path / MANIFEST).is_file():  # gone already: don't make the directory again
+        return False
+    try:
+        with lock(path):
+            manifest = read_manifest(path)
+            if manifest.generation != generation:
+                return False
+            names = [*manifest.files.values(), *manifest.segments, *manifest.previous]
+            diskio.remove(path, [*names, *read_pending(path)])
+            for name in (MANIFEST, PENDING, READERS, LOCK):
+                (path / name).unlink(missing_ok=True)
+    except RagError:  # locked by another writer, gone, or unreadable: not ours to remove
+        return False
     if directory:
         with contextlib.suppress(OSError):
             path.rmdir()
+    return True
 
 
 @contextlib.contextmanager

@@ -384,6 +384,37 @@ def test_rag_eval_prints_a_summary_and_writes_a_report(run, tmp_path: Path) -> N
     assert data["denominators"]["hit@1"] == 2 and data["denominators"]["refusal_accuracy"] == 1
 
 
+def test_rag_eval_never_replaces_files_it_did_not_write(run, tmp_path: Path) -> None:
+    """--report into a folder of the user's: a report.md or plot of theirs stays, and the
+    run stops before the evaluation; an earlier report is replaced. A baseline that cannot
+    be written stops it too."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name, text in [("report.md", "MY NOTES\n"), ("notes.txt", "keep\n")]:
+        (mine / name).write_text(text)
+    result = run("eval", "gold.jsonl", "--report", "mine")
+    assert (
+        result.exit_code == 1 and "is not an evaluation report; not replacing it" in result.output
+    )
+    (mine / "report.md").unlink()
+    (mine / "recall_at_k.png").write_text("a picture of mine")
+    result = run("eval", "gold.jsonl", "--report", "mine")
+    assert (
+        result.exit_code == 1 and "recall_at_k.png is not an evaluation report's" in result.output
+    )
+    assert (mine / "recall_at_k.png").read_text() == "a picture of mine"
+    assert (mine / "notes.txt").read_text() == "keep\n"
+    assert not (mine / "report.md").exists()
+
+    assert run("eval", "gold.jsonl", "--report", "out").exit_code == 0
+    assert run("eval", "gold.jsonl", "--report", "out").exit_code == 0  # its own: replaced
+    assert sorted(p.name for p in (tmp_path / "out").iterdir())[1:] == ["report.md"]
+
+    result = run("eval", "gold.jsonl", "--baseline", "nowhere/b.json", "--update-baseline")
+    assert result.exit_code == 1 and "no folder nowhere" in result.output
+    assert "Evaluated" not in result.output
+
+
 def test_rag_eval_gate_exit_codes(run, tmp_path: Path) -> None:
     updated = run("eval", "gold.jsonl", "--baseline", "b.json", "--update-baseline")
     assert updated.exit_code == 0 and "Wrote baseline b.json" in updated.output

@@ -140,6 +140,26 @@ def test_remove_folder_spares_sibling_folders(tmp_path: Path) -> None:
     assert sorted(d.doc_id for d in index.documents()) == ["w", "z"]
 
 
+def test_remove_refuses_an_empty_or_ambiguous_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "" would name the working directory (every document under it: `rag remove "$FILE"`
+    with an unset variable); "news" naming both the document from other/news.txt and the
+    folder news/ must not remove the one the user did not mean."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("news/a.txt", "other/news.txt"):
+        Path(name).parent.mkdir(exist_ok=True)
+        Path(name).write_text(f"{name} 기사. 반도체 수출이 늘었다.")
+    index = Index.create(tmp_path / "idx", embedder="fake")
+    index.add([Path("news"), Path("other")])
+    for name, message in [("", "an empty name"), ("  ", "an empty name"), ("news", "both")]:
+        with pytest.raises(RagError, match=message):
+            index.remove(name)
+    assert sorted(d.doc_id for d in index.documents()) == ["a", "news"]
+    assert index.remove("./news") == ["a"]
+    assert index.remove("news") == ["news"]  # now only the document
+
+
 def test_interrupted_write_leaves_previous_index(
     seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,6 +211,34 @@ def test_second_writer_is_refused(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.join()
+
+
+def test_undoing_a_new_index_never_removes_one_another_process_took_over(tmp_path: Path) -> None:
+    """`rag index` removes the index it created when nothing went in; but another `rag
+    index` may have opened the new index meanwhile, and then it is not this run's to remove."""
+    index = Index.create(tmp_path / "new", embedder="fake")
+    created = store.read_manifest(index.path).generation
+    ready = multiprocessing.get_context("fork").Event()
+    proc = multiprocessing.get_context("fork").Process(
+        target=_hold_lock, args=(str(index.path), ready)
+    )
+    proc.start()
+    try:
+        assert ready.wait(10)
+        assert not store.undo_create(index.path, created, directory=True)  # being written
+    finally:
+        proc.terminate()
+        proc.join()
+    Index.open(index.path).add(_records(1, "X", "2024-01-01", "테스트"))
+    assert not store.undo_create(index.path, created, directory=True)  # written since
+    assert len(Index.open(index.path).documents()) == 1
+
+    empty = Index.create(tmp_path / "empty", embedder="fake")
+    generation = store.read_manifest(empty.path).generation
+    assert store.undo_create(empty.path, generation, directory=True)
+    assert not empty.path.exists()
+    assert not store.undo_create(empty.path, generation, directory=True)
+    assert not empty.path.exists()
 
 
 def _current(path: Path, kind: str) -> Path:
