@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from .config import write_whole
 from .errors import RagError
 from .evaluate import CUTOFFS, EvalResult
 
@@ -232,7 +233,4 @@ def write_baseline(baseline: Baseline, path: str | Path) -> None:
     """Write the baseline as readable JSON, whole or not at all (a killed write leaves the
     previous file)."""
     text = json.dumps(baseline.model_dump(mode="json"), ensure_ascii=False, indent=2)
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(target)
+    write_whole(Path(path), text + "\n")

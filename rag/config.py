@@ -53,10 +53,16 @@ def cache_dir() -> Path:
 
 
 def write_cached(file: Path, text: str) -> None:
-    """Write a cache entry whole or not at all (a reader sees the old file, the new one or
-    none; two writers do not share a temporary file). Raises OSError, for example on a
-    read-only cache, which the caller reports and otherwise ignores."""
+    """Write a cache entry whole or not at all (`write_whole`), making its folder. Raises
+    OSError, for example on a read-only cache, which the caller reports and otherwise
+    ignores."""
     file.parent.mkdir(parents=True, exist_ok=True)
+    write_whole(file, text)
+
+
+def write_whole(file: Path, text: str) -> None:
+    """Write ``file`` whole or not at all: a reader sees the old file, the new one or none,
+    a killed write leaves the old one, and two writers do not share a temporary file."""
     tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(file)

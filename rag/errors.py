@@ -9,6 +9,11 @@ class RagError(Exception):
     """Base class for every error this package raises on purpose."""
 
 
+def first_and_more(names: list[str]) -> str:
+    """``names`` in an error message: the first, and how many more ("notes.txt and 3 more")."""
+    return names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+
+
 class IndexNotFound(RagError):
     """No index exists at the given directory."""
 

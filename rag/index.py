@@ -430,13 +430,13 @@ class Index:
         target = update.printable(target)  # stored paths have undecodable bytes escaped
         by_id = [target] if self._snap.records.docs([target], text=False) else []
         path = update.printable(str(Path(target).expanduser().resolve()))
-        by_path = self._snap.records.doc_ids_under(path) if Path(target).exists() else []
-        if by_id and by_path and by_path != by_id:
+        by_path = self._snap.records.doc_ids_under(path)
+        if by_id and by_path and by_path != by_id and Path(target).exists():
             raise RagError(
                 f"{target!r} is both a doc id and the path {path} ({len(by_path)} documents); "
                 f"give the path as ./{target} or the full path to remove those"
             )
-        return by_id or self._snap.records.doc_ids_under(path)
+        return by_id or by_path
 
     @property
     def _dim(self) -> int:

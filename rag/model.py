@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .convert import bundled_model_file, read_q4, reference_tokenize
-from .errors import BackendUnavailable, RagError
+from .errors import BackendUnavailable, RagError, first_and_more
 from .graph import write_graphs
 from .tokenizer import NORMALIZER_FILE, QUERY_VOCAB_FILE, SENTENCEPIECE_FILE, write_sentencepiece
 from .tokenizer import load as load_tokenizer
@@ -199,9 +199,8 @@ def check_model_dir(target: Path) -> None:
     others = sorted(p.name for p in target.iterdir())
     if others:
         raise RagError(
-            f"{target} is not empty and holds no rag model (it has {others[0]}"
-            + (f" and {len(others) - 1} more" if len(others) > 1 else "")
-            + "); build into a new or empty directory"
+            f"{target} is not empty and holds no rag model (it has {first_and_more(others)}); "
+            "build into a new or empty directory"
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .baseline import Comparison, comparison_table, fmt
+from .config import write_whole
 from .errors import RagError
 from .evaluate import CUTOFFS, EvalResult, QuestionResult
 from .metrics import recall_at
@@ -123,7 +124,7 @@ def recall_curve(result: EvalResult) -> list[tuple[int, float]]:
     return [(k, sum(recall_at(r, g, k) for r, g in ranked) / len(ranked)) for k in range(1, 11)]
 
 
-def _plot_svg(curve: list[tuple[int, float]], path: Path) -> None:
+def _svg(curve: list[tuple[int, float]]) -> str:
     """A small dependency-free line chart."""
     w, h, left, top, right, bottom = 480, 300, 50, 30, 20, 40
 
@@ -156,7 +157,7 @@ def _plot_svg(curve: list[tuple[int, float]], path: Path) -> None:
         parts.append(f'<circle cx="{px(k):.1f}" cy="{py(v):.1f}" r="3" fill="#1f77b4">')
         parts.append(f"<title>recall@{k} = {v:.3f}</title></circle>")
     parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return "\n".join(parts) + "\n"
 
 
 def plot_recall(result: EvalResult, directory: Path) -> Path | None:
@@ -168,9 +169,7 @@ def plot_recall(result: EvalResult, directory: Path) -> Path | None:
         from matplotlib.figure import Figure
     except ImportError:
         path = directory / "recall_at_k.svg"
-        tmp = directory / f".{path.name}.tmp"
-        _plot_svg(curve, tmp)
-        tmp.replace(path)
+        write_whole(path, _svg(curve))
         return path
     fig = Figure(figsize=(5, 3.2), layout="tight")
     ax = fig.subplots()
@@ -269,7 +268,5 @@ def write_report(
         *[_row(i) for i in result.items],
     ]
     path = out / "report.md"
-    tmp = out / ".report.md.tmp"
-    tmp.write_text("\n".join(md) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_whole(path, "\n".join(md) + "\n")
     return path

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from . import bm25, db, dense, diskio, segments, writer
-from .errors import IndexCorrupt, IndexLocked, IndexWriteError, RagError
+from .errors import IndexCorrupt, IndexLocked, IndexWriteError, RagError, first_and_more
 from .manifest import (
     MANIFEST,
     PENDING,
@@ -261,9 +261,8 @@ def check_new(path: Path) -> None:
     others = sorted(p.name for p in path.iterdir() if p.name not in ours)
     if others:
         raise RagError(
-            f"{path} is not empty and holds no index (it has {others[0]}"
-            + (f" and {len(others) - 1} more" if len(others) > 1 else "")
-            + "); give --index a new or empty directory"
+            f"{path} is not empty and holds no index (it has {first_and_more(others)}); "
+            "give --index a new or empty directory"
         )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,20 +199,27 @@ def _hold_lock(path: str, ready: Any) -> None:
         time.sleep(5)
 
 
-def test_second_writer_is_refused(tmp_path: Path) -> None:
-    index = Index.create(embedder="fake")
+@contextlib.contextmanager
+def _locked_by_another_process(path: Path) -> Iterator[None]:
+    """Another process holds the index's write lock while in the block."""
     ready = multiprocessing.get_context("fork").Event()
-    proc = multiprocessing.get_context("fork").Process(
-        target=_hold_lock, args=(str(index.path), ready)
-    )
+    proc = multiprocessing.get_context("fork").Process(target=_hold_lock, args=(str(path), ready))
     proc.start()
     try:
         assert ready.wait(10)
-        with pytest.raises(IndexLocked, match="being written by another process"):
-            index.add(_records(1, "X", "2024-01-01", "테스트"))
+        yield
     finally:
         proc.terminate()
         proc.join()
+
+
+def test_second_writer_is_refused(tmp_path: Path) -> None:
+    index = Index.create(embedder="fake")
+    with (
+        _locked_by_another_process(index.path),
+        pytest.raises(IndexLocked, match="being written by another process"),
+    ):
+        index.add(_records(1, "X", "2024-01-01", "테스트"))
 
 
 def test_undoing_a_new_index_never_removes_one_another_process_took_over(tmp_path: Path) -> None:
@@ -218,17 +227,8 @@ def test_undoing_a_new_index_never_removes_one_another_process_took_over(tmp_pat
     index` may have opened the new index meanwhile, and then it is not this run's to remove."""
     index = Index.create(tmp_path / "new", embedder="fake")
     created = store.read_manifest(index.path).generation
-    ready = multiprocessing.get_context("fork").Event()
-    proc = multiprocessing.get_context("fork").Process(
-        target=_hold_lock, args=(str(index.path), ready)
-    )
-    proc.start()
-    try:
-        assert ready.wait(10)
+    with _locked_by_another_process(index.path):
         assert not store.undo_create(index.path, created, directory=True)  # being written
-    finally:
-        proc.terminate()
-        proc.join()
     Index.open(index.path).add(_records(1, "X", "2024-01-01", "테스트"))
     assert not store.undo_create(index.path, created, directory=True)  # written since
     assert len(Index.open(index.path).documents()) == 1
