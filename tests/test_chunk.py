@@ -99,6 +99,7 @@ def test_query_analyzer_reads_queries_as_the_shared_kiwi_does() -> None:
         "에노모토 해군인 반류마루가 주력함이 되었던 전쟁은?",
         "1규빗을 미터법으로 환산하면 얼마인가?",  # a dictionary noun: 미터법
         "광주외국인학굔 어디 있어?",  # 광주외국인학교 + ㄴ: the noun is not written whole
+        "회의가 괜찬은 분위기였나?",  # 괜찬: an entry of Kiwi's typo dictionary
         "Kakao Enterprise cut jobs in 2024",
     ]
     analyzer = korean.query_kiwi(queries)
