@@ -589,12 +589,12 @@ def _index_store(
     try:
         report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
     except RagError:  # e.g. the Ray cluster cannot be reached
-        if created:  # the collections this run made go, with anything written into them
-            cast("MilvusIndex", idx).drop()
+        if created:  # the collections this run made go if nothing was written into them
+            cast("MilvusIndex", idx).drop_if_empty()
         raise
     indexed = report.added or report.updated or report.unchanged or report.duplicates
     if not indexed and created:
-        cast("MilvusIndex", idx).drop()
+        cast("MilvusIndex", idx).drop_if_empty()
     if as_json:
         output.print_json(report.model_dump(mode="json"))
     else:

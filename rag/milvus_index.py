@@ -150,9 +150,16 @@ class MilvusIndex(Index):
         )
         return cls(store, store.manifest(), model)
 
-    def drop(self) -> None:
-        """Drop the index's collections (the CLI undoes an index that received nothing)."""
+    def drop_if_empty(self) -> bool:
+        """Drop the index's collections if they hold no article; whether they were dropped.
+
+        The CLI undoes an index it created and wrote nothing into. Milvus has no locks: another
+        run may have opened the new index and written into it meanwhile, and its articles
+        stay. (Between the count and the drop, another write can still slip in.)"""
+        if len(self):
+            return False
         self.store.drop()
+        return True
 
     # -- reading -------------------------------------------------------------------------
 

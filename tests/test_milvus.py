@@ -231,6 +231,28 @@ def test_cli_errors(lite: str, seeds: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.milvus
+def test_a_new_index_another_run_wrote_into_is_not_dropped(
+    lite: str, seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two `rag index --store` runs on a new index: this one finds no article to add, and
+    # meanwhile the other one opens the index this one created and adds the seeds.
+    create = Index.create
+
+    def create_then_another_writes(*args, **kwargs):  # type: ignore[no-untyped-def]
+        index = create(*args, **kwargs)
+        Index.open(store=lite).add([seeds])
+        return index
+
+    monkeypatch.setattr(Index, "create", create_then_another_writes)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = cli("index", str(empty), "--store", lite, "--embedder", "fake")
+    assert code == 1, out
+    monkeypatch.undo()
+    assert len(Index.open(store=lite)) == 2
+
+
+@pytest.mark.milvus
 def test_korquad_top1_matches_the_local_index(
     lite: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
