@@ -380,17 +380,17 @@ class Index:
             The doc ids removed.
 
         Raises:
-            RagError: A target matches no indexed document (nothing is removed then).
+            RagError: A target matches no indexed document, is empty, or names both a
+                document and a path holding others (nothing is removed then;
+                `rag.update.resolve`).
         """
         targets = [targets] if isinstance(targets, str) else list(targets)
         with store.lock(self.path), self._interruptible():
             self._snap = store.read(self.path)
-            gone: list[str] = []
-            for target in targets:
-                ids = self._resolve(target)
-                if not ids:
-                    raise RagError(f"no indexed document matches {target!r}")
-                gone.extend(i for i in ids if i not in gone)
+            records = self._snap.records
+            gone = update.resolve(
+                targets, lambda i: bool(records.docs([i], text=False)), records.doc_ids_under
+            )
             self._write(drop=set(gone), docs=[], chunks=[], vectors=_empty(self._dim))
         return gone
 
@@ -420,23 +420,6 @@ class Index:
             except RagError:
                 saved = False
             raise WriteInterrupted(self.path, saved) from None
-
-    def _resolve(self, target: str) -> list[str]:
-        """The doc ids ``target`` names: a doc id, or a file or folder (every document from
-        it). A name that is both (a document "news" and a folder news/) is refused, as is
-        an empty one, which would name the working directory."""
-        if not target.strip():
-            raise RagError("an empty name matches no document; give a doc id or a path")
-        target = update.printable(target)  # stored paths have undecodable bytes escaped
-        by_id = [target] if self._snap.records.docs([target], text=False) else []
-        path = update.printable(str(Path(target).expanduser().resolve()))
-        by_path = self._snap.records.doc_ids_under(path)
-        if by_id and by_path and by_path != by_id and Path(target).exists():
-            raise RagError(
-                f"{target!r} is both a doc id and the path {path} ({len(by_path)} documents); "
-                f"give the path as ./{target} or the full path to remove those"
-            )
-        return by_id or by_path
 
     @property
     def _dim(self) -> int:

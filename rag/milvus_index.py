@@ -336,12 +336,9 @@ class MilvusIndex(Index):
     def remove(self, targets: Iterable[str] | str) -> list[str]:
         """`Index.remove` from Milvus (by doc id or file path)."""
         targets = [targets] if isinstance(targets, str) else list(targets)
-        gone: list[str] = []
-        for target in targets:
-            ids = self._resolve(target)
-            if not ids:
-                raise RagError(f"no indexed document matches {target!r}")
-            gone.extend(i for i in ids if i not in gone)
+        gone = update.resolve(
+            targets, lambda i: bool(self.store.docs([i])), self.store.doc_ids_under
+        )
         with self._interruptible():
             self.store.delete(gone)
             self._written()
@@ -355,13 +352,6 @@ class MilvusIndex(Index):
             if isinstance(e, WriteInterrupted):
                 raise
             raise StoreInterrupted(self.uri) from None
-
-    def _resolve(self, target: str) -> list[str]:
-        target = update.printable(target)
-        if self.store.docs([target]):
-            return [target]
-        path = update.printable(str(Path(target).expanduser().resolve()))
-        return self.store.doc_ids_under(path)
 
     def _apply(
         self,

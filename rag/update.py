@@ -19,6 +19,7 @@ from . import ingest
 from .chunk import chunk_text, header, retrieval_text
 from .db import ChunkRecord, DocRecord
 from .embed import Embedder
+from .errors import RagError
 from .korean import morphemes_batch
 from .records import Article, IndexReport, Skipped
 from .store import Snapshot
@@ -127,6 +128,38 @@ def printable(text: str) -> str:
     except UnicodeEncodeError:  # a lone surrogate that did not come from a file name
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+def resolve(
+    targets: Iterable[str], is_doc: Callable[[str], bool], under: Callable[[str], list[str]]
+) -> list[str]:
+    """The doc ids `rag remove` ``targets`` name, each a doc id or a file or folder (every
+    document from it); ``is_doc`` says whether an id is indexed, ``under`` lists the ids of
+    the documents read from under a path.
+
+    Raises:
+        RagError: A target names nothing; is empty, which would name the working directory
+            (`rag remove "$FILE"` with the variable unset); or names both a document and a
+            path holding others (a document "news" and a folder news/).
+    """
+    found: list[str] = []
+    for given in targets:
+        if not given.strip():
+            raise RagError("an empty name matches no document; give a doc id or a path")
+        target = printable(given)  # stored paths have undecodable bytes escaped
+        by_id = [target] if is_doc(target) else []
+        path = printable(str(Path(target).expanduser().resolve()))
+        by_path = under(path)
+        if by_id and by_path and by_path != by_id and Path(target).exists():
+            raise RagError(
+                f"{target!r} is both a doc id and the path {path} ({len(by_path)} documents); "
+                f"give the path as ./{target} or the full path to remove those"
+            )
+        ids = by_id or by_path
+        if not ids:
+            raise RagError(f"no indexed document matches {given!r}")
+        found.extend(i for i in ids if i not in found)
+    return found
 
 
 RecordT = TypeVar("RecordT", Article, Skipped)

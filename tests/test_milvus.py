@@ -231,6 +231,26 @@ def test_cli_errors(lite: str, seeds: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.milvus
+def test_remove_refuses_an_empty_or_ambiguous_name(
+    lite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As for a directory (tests/test_index.py): "" names the working directory.
+    monkeypatch.chdir(tmp_path)
+    for name in ("news/a.txt", "other/news.txt"):
+        Path(name).parent.mkdir(exist_ok=True)
+        Path(name).write_text(f"{name} 기사. 반도체 수출이 늘었다.")
+    index = Index.create(store=lite, embedder="fake")
+    index.add([Path("news"), Path("other")])
+    for name, message in [("", "an empty name"), ("news", "both")]:
+        with pytest.raises(RagError, match=message):
+            index.remove(name)
+    assert sorted(d.doc_id for d in index.documents()) == ["a", "news"]
+    code, out = cli("remove", "", "--store", lite)
+    assert (code, out) == (1, "error: an empty name matches no document; give a doc id or a path\n")
+    assert index.remove("./news") == ["a"]
+
+
+@pytest.mark.milvus
 def test_a_new_index_another_run_wrote_into_is_not_dropped(
     lite: str, seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
