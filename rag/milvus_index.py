@@ -36,7 +36,7 @@ from .embed import Embedder
 from .errors import IndexNotFound, InvalidOption, RagError, WriteInterrupted
 from .index import Index
 from .korean import query_morphemes
-from .records import Hit, IndexInfo, IndexReport
+from .records import Article, Hit, IndexInfo, IndexReport, Skipped
 from .sanitize import check_query
 from .update import Progress, Source
 
@@ -327,7 +327,7 @@ class MilvusIndex(Index):
                 cluster = stack.enter_context(connect(ray, progress))
             collect = cluster.collect if cluster else update.collect
             articles = collect(inputs, report, progress)
-            plan = update.plan(self.store.docs(), articles, report)
+            plan = _storable(update.plan(self.store.docs(), articles, report), report)
             if plan:
                 self._apply(plan, report, progress, cluster)
         report.seconds = time.perf_counter() - started
@@ -389,6 +389,22 @@ class MilvusIndex(Index):
         if words not in self._frequencies:
             self._frequencies[words] = self.store.matching(list(words))
         return self._frequencies[words]
+
+
+def _storable(plan: list[tuple[Article, str]], report: IndexReport) -> list[tuple[Article, str]]:
+    """The planned articles Milvus can hold; the others are reported skipped
+    (`milvus_schema.unstorable`)."""
+    kept = []
+    for article, doc_id in plan:
+        problem = milvus_schema.unstorable(doc_id, article.path)
+        if not problem:
+            kept.append((article, doc_id))
+            continue
+        for planned in (report.added, report.updated):
+            if doc_id in planned:
+                planned.remove(doc_id)
+        report.skipped.append(Skipped(path=article.path or article.key, reason=problem))
+    return kept
 
 
 def _store(uri: str) -> milvus.Store:

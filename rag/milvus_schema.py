@@ -162,6 +162,30 @@ def doc_rows(doc: DocRecord, seq: int) -> list[dict[str, Any]]:
     ]
 
 
+# pymilvus reads a collection in pages (`query_iterator`), each filtered on the last primary
+# key read, which it quotes without escaping: a doc id (in every primary key) holding " or \
+# or a control character breaks every read past the first 1,000 rows, or widens it (with
+# the id `x" or pk > "0`, a `rag remove` of its file deleted other folders' articles).
+_UNPAGEABLE = re.compile(r'["\\\x00-\x1f\x7f]')
+_SUFFIX_BYTES = 12  # a chunk id is the doc id, "#" and the chunk's number
+
+
+def unstorable(doc_id: str, path: str | None) -> str:
+    """Why an article with this doc id and path cannot be stored safely ("" if it can);
+    checked before a batch's old chunks are deleted, so a row Milvus would refuse never
+    leaves the batch's other articles without chunks."""
+    if _UNPAGEABLE.search(doc_id):
+        return (
+            'a doc id holding ", \\ or a control character, which Milvus reads back '
+            "unescaped: give the article another id"
+        )
+    if len(doc_id.encode()) > ID_BYTES - _SUFFIX_BYTES:
+        return f"a doc id longer than {ID_BYTES - _SUFFIX_BYTES:,} bytes"
+    if path is not None and len(path.encode()) > ID_BYTES:
+        return f"a path longer than {ID_BYTES:,} bytes"
+    return ""
+
+
 def literal(value: str) -> str:
     """``value`` as a string literal of a Milvus filter expression (no injection)."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
