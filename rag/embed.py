@@ -111,9 +111,9 @@ class Embedder(ABC):
         file = config.cache_dir() / "probes" / f"{key}.json"
         try:
             cached = np.asarray(json.loads(file.read_text(encoding="utf-8")), dtype=np.float32)
-            if cached.shape == (len(PROBE_TEXTS), self.dim):
+            if cached.shape == (len(PROBE_TEXTS), self.dim) and _unit_rows(cached):
                 return cached
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError, RecursionError):  # a damaged cache file
             pass
         vectors = self.embed_passages(PROBE_TEXTS)
         try:
@@ -133,12 +133,15 @@ class Embedder(ABC):
             raise EmbedderMismatch(
                 name, self.spec, f"dimension {recorded.get('dim')} != {self.dim}"
             )
-        probe = np.asarray(recorded.get("probe", []), dtype=np.float32)
+        try:
+            probe = np.asarray(recorded.get("probe", []), dtype=np.float32)
+        except (ValueError, TypeError):
+            probe = np.zeros(0, dtype=np.float32)
         mine = self.probe_vectors()
-        if probe.size != mine.size:
+        if probe.size != mine.size or not _unit_rows(probe.reshape(mine.shape)):
             raise EmbedderMismatch(name, self.spec, "no usable probe vectors in the manifest")
         cosines = np.sum(probe.reshape(mine.shape) * mine, axis=1)
-        if float(cosines.min()) < PROBE_MIN_COSINE:
+        if not float(cosines.min()) >= PROBE_MIN_COSINE:  # NaN fails too
             raise EmbedderMismatch(
                 name, self.spec, f"probe cosine {float(cosines.min()):.3f} < {PROBE_MIN_COSINE}"
             )
@@ -151,6 +154,13 @@ def file_stamps(paths: Sequence[str | os.PathLike[str]]) -> str:
         st = os.stat(path)
         stamps.append(f"{os.fspath(path)}:{st.st_size}:{st.st_mtime_ns}")
     return " ".join(stamps)
+
+
+def _unit_rows(x: np.ndarray) -> bool:
+    """Whether every row of ``x`` is a finite vector of length 1, as embeddings are: a probe
+    of nulls or zeros read from a damaged cache or manifest would let any model pass."""
+    norms = np.linalg.norm(x, axis=1)
+    return bool(np.isfinite(x).all() and np.allclose(norms, 1.0, atol=1e-3))
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:

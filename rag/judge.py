@@ -88,9 +88,10 @@ class Judge:
         if path is None or not path.exists():
             return None
         try:
-            return bool(json.loads(path.read_text(encoding="utf-8"))["entailed"])
-        except (OSError, ValueError, KeyError):
+            verdict = json.loads(path.read_text(encoding="utf-8"))["entailed"]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return None  # a damaged entry is asked again and rewritten
+        return verdict if isinstance(verdict, bool) else None  # "false" is no True
 
     def _write(self, key: str, verdict: bool, claim: str) -> None:
         path = self._path(key)

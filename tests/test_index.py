@@ -336,6 +336,35 @@ def test_probe_vectors_are_cached_by_fingerprint(tmp_path: Path, seeds: Path) ->
     assert again.embedder.calls == 3
 
 
+@pytest.mark.parametrize(
+    "damaged",
+    ["[[null]]", "[[0.0]]", '{"a": 1}', '[{"a": 1}]', "[" * 100_000],
+    ids=["nulls", "zeros", "object", "objects", "deep"],
+)
+def test_a_damaged_probe_cache_never_lets_another_model_pass(
+    tmp_path: Path, seeds: Path, damaged: str
+) -> None:
+    """A cache of the right shape but no embedding (nulls: cosine NaN, which no threshold
+    refuses) let "b" pass as "a"; other damage was a traceback."""
+    Index.create(embedder=_Stamped()).add([seeds])
+    with pytest.raises(EmbedderMismatch, match="probe cosine"):
+        Index.open(embedder=_Stamped("b")).search("카카오")
+    for file in (tmp_path / "cache" / "probes").glob("*.json"):
+        rows = damaged.replace("[[null]]", json.dumps([[None] * 64] * 2))
+        file.write_text(rows.replace("[[0.0]]", json.dumps([[0.0] * 64] * 2)), encoding="utf-8")
+    with pytest.raises(EmbedderMismatch, match="probe cosine"):
+        Index.open(embedder=_Stamped("b")).search("카카오")
+    assert len(Index.open(embedder=_Stamped()).search("카카오")) > 0
+
+
+def test_a_manifest_probe_of_nulls_is_no_probe(seeds: Path) -> None:
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    recorded = dict(index._snap.manifest.embedder, probe=[None] * 128)
+    with pytest.raises(EmbedderMismatch, match="no usable probe vectors"):
+        FakeEmbedder().check_compatible(recorded)
+
+
 def test_create_refuses_existing_index(seeds: Path) -> None:
     Index.create(embedder="fake")
     with pytest.raises(RagError, match="an index already exists"):

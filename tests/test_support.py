@@ -351,6 +351,23 @@ def test_judge_reads_yes_and_no(
     assert judge_for(llm_server, tmp_path)("주장", "창") is expected
 
 
+@pytest.mark.parametrize(
+    "entry",
+    ['{"entailed": "false"}', "[]", "null", '"x"', "[" * 100_000],
+    ids=["string", "list", "null", "text", "deep"],
+)
+def test_a_damaged_judge_cache_entry_is_asked_again(
+    llm_server: LLMServer, tmp_path: Path, entry: str
+) -> None:
+    llm_server.queue(reply("no"))
+    assert judge_for(llm_server, tmp_path)("주장", "창") is False
+    [cached] = (tmp_path / "judge").rglob("*.json")
+    cached.write_text(entry, encoding="utf-8")  # "false" was read as True
+    llm_server.queue(reply("no"))
+    assert judge_for(llm_server, tmp_path)("주장", "창") is False
+    assert len(llm_server.requests) == 2
+
+
 @pytest.mark.parametrize("behaviour", [reply("maybe, it depends"), status(500)])
 def test_judge_without_a_verdict_leaves_the_rules_verdict(
     llm_server: LLMServer, tmp_path: Path, behaviour: object
