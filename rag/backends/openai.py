@@ -123,9 +123,17 @@ class OpenAIGenerator(Generator):
         self.deadline = _number("deadline", deadline, "RAG_LLM_DEADLINE", DEFAULT_DEADLINE)
         if not self.deadline > 0:
             raise InvalidOption("deadline", self.deadline, ["a positive number of seconds"])
-        self._client = OpenAI(
-            base_url=self.base_url, api_key=key, timeout=self.timeout, max_retries=self.max_retries
-        )
+        try:
+            self._client = OpenAI(
+                base_url=self.base_url,
+                api_key=key,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+            )
+        except Exception as e:  # httpx's InvalidURL ("http://h:abc/v1"), whatever its module
+            if type(e).__name__ != "InvalidURL":
+                raise
+            raise InvalidOption("base_url", self.base_url, [f"a URL ({e})"]) from None
 
     def stream(
         self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
