@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
+import subprocess
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -109,6 +112,43 @@ def test_query_analyzer_reads_queries_as_the_shared_kiwi_does() -> None:
         got = [(t.form, t.tag, t.start, t.len) for t in analyzer.tokenize(query)]
         assert got == expected, query
     assert ("광주외국인학교", "NNP") in [(t.form, t.tag) for t in analyzer.tokenize(queries[3])]
+
+
+def test_rag_search_starts_analyzing_its_query_before_the_command_loads() -> None:
+    # In a fresh process, as the `rag` entry point runs it: the child started for every
+    # argument that may be the query gives the query's terms; the shared Kiwi never loads.
+    code = """
+import json, sys
+from rag import korean
+korean.search_early(["search", "--index", "idx", "1규빗을 미터법으로 환산하면", "-k", "3"])
+early = korean._early
+korean.one_query("1규빗을 미터법으로 환산하면")
+assert early is not None and korean._one_query.child is early, korean._one_query
+terms = korean.query_morphemes("1규빗을 미터법으로 환산하면")
+print(json.dumps([terms, korean.kiwi.cache_info().currsize]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [["1", "규", "빗", "미터법", "환산"], 0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["index", "news"],
+        ["search", "--help"],
+        ["search", "카카오", "--fusion", "dense"],
+        ["search", "카카오", "--fusion=dense"],
+        ["search"],
+    ],
+)
+def test_only_a_search_that_uses_bm25_starts_early(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag import korean
+
+    monkeypatch.setattr(korean, "_Aside", lambda texts: pytest.fail("forked"))
+    korean.search_early(args)
+    assert korean._early is None
 
 
 def test_one_query_analyzes_the_query_without_the_shared_kiwi(
