@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from . import ingest
+from . import config, ingest
 from .chunk import chunk_text, header, retrieval_text
 from .db import ChunkRecord, DocRecord
 from .embed import Embedder
@@ -67,6 +67,12 @@ def keep_articles(
     ``report.skipped``."""
     articles: list[Article] = []
     for i, result in enumerate(results, 1):
+        if isinstance(result, Article) and len(result.text) > config.MAX_ARTICLE_CHARS:
+            why = (
+                f"article of {len(result.text):,} characters, over the limit of "
+                f"{config.MAX_ARTICLE_CHARS:,}: split it into articles"
+            )
+            result = Skipped(path=result.path or result.key, reason=why)
         if isinstance(result, Skipped):
             report.skipped.append(_printable_fields(result))
         else:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import EmbedderMismatch, Index, IndexCorrupt, IndexNotFound, RagError, store
+from rag import EmbedderMismatch, Index, IndexCorrupt, IndexNotFound, RagError, config, store
 from rag.errors import IndexLocked
 from tests.conftest import FLITTO, KAKAO, FakeEmbedder
 
@@ -363,6 +363,22 @@ def test_a_manifest_probe_of_nulls_is_no_probe(seeds: Path) -> None:
     recorded = dict(index._snap.manifest.embedder, probe=[None] * 128)
     with pytest.raises(EmbedderMismatch, match="no usable probe vectors"):
         FakeEmbedder().check_compatible(recorded)
+
+
+def test_an_article_over_the_size_limit_is_reported_not_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "MAX_ARTICLE_CHARS", 200)  # 1,000,000 by default
+    (tmp_path / "news").mkdir()
+    (tmp_path / "news" / "long.txt").write_text("반도체 수출이 늘었다. " * 20)  # 259 cleaned
+    (tmp_path / "news" / "short.txt").write_text("반도체 수출이 늘었다. 기업들은 투자를 늘렸다.")
+    report = Index.create(tmp_path / "idx", embedder="fake").add([tmp_path / "news"])
+    assert report.added == ["short"]
+    [skipped] = report.skipped
+    assert skipped.path.endswith("long.txt")
+    assert (
+        skipped.reason == "article of 259 characters, over the limit of 200: split it into articles"
+    )
 
 
 def test_create_refuses_existing_index(seeds: Path) -> None:
