@@ -26,16 +26,26 @@ Ctrl-C cancels the answer being written."""
 PROMPT = "rag> "
 
 
-def history_file() -> Path:
-    """``$RAG_HISTORY``, else ``$XDG_STATE_HOME/rag/history`` (``~/.local/state``)."""
+HISTORY_LENGTH = 1000  # entries kept in the default history file
+
+
+def history_file() -> tuple[Path, bool]:
+    """``$RAG_HISTORY``, else ``$XDG_STATE_HOME/rag/history`` (``~/.local/state``); and
+    whether it is that default, rag's own file."""
     if os.environ.get("RAG_HISTORY"):
-        return Path(os.environ["RAG_HISTORY"])
+        return Path(os.environ["RAG_HISTORY"]), False
     state = os.environ.get("XDG_STATE_HOME") or config.home() / ".local" / "state"
-    return Path(state) / "rag" / "history"
+    return Path(state) / "rag" / "history", True
 
 
 def _setup_readline() -> Callable[[], None]:
-    """Enable line editing and history on a terminal; returns a function saving history."""
+    """Enable line editing and history on a terminal; returns a function saving history.
+
+    The new questions are appended to the file, never written over it: a ``$RAG_HISTORY``
+    naming a user's file lost all but its last 1,000 lines (readline rewrote it whole), and
+    two chats at once lost the first one's questions. Only rag's own file is trimmed to
+    `HISTORY_LENGTH` entries. A symlink is followed here, as readline 8.2 followed it from
+    the working directory and wrote a file there."""
     if not sys.stdin.isatty():
         return lambda: None
     try:
@@ -43,17 +53,29 @@ def _setup_readline() -> Callable[[], None]:
     except ImportError:  # e.g. Windows without pyreadline
         return lambda: None
     try:
-        path = history_file()
+        named, ours = history_file()
     except RagError:  # no home directory: no history
+        return lambda: None
+    path = Path(os.path.realpath(named))
+    folder = path.parent.is_dir() or ours
+    if (path.exists() and not path.is_file()) or not folder:
+        what = "is not a file" if folder else "is in a folder that does not exist"
+        print(f"rag: not keeping the chat history: {named} {what}", file=sys.stderr)
         return lambda: None
     with contextlib.suppress(OSError):
         readline.read_history_file(path)
-    readline.set_history_length(1000)
+    before = readline.get_current_history_length()
 
     def save() -> None:
+        new = readline.get_current_history_length() - before
+        if new <= 0:
+            return
         with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            readline.write_history_file(path)
+            if ours:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)  # readline appends only to a file that exists
+            readline.set_history_length(HISTORY_LENGTH if ours else -1)  # -1: no trimming
+            readline.append_history_file(new, path)
 
     return save
 

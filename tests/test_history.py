@@ -1,0 +1,80 @@
+"""`rag chat`'s history file (`rag.repl`): appended to, never written over."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rag import repl
+
+readline = pytest.importorskip("readline")
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat on a terminal (history is kept only there), with an empty history in memory."""
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    readline.clear_history()
+
+
+def chat(*questions: str) -> None:
+    save = repl._setup_readline()
+    for q in questions:
+        readline.add_history(q)
+    save()
+
+
+def test_a_users_file_named_as_history_only_grows(
+    terminal: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # readline wrote the file over: a 1,500-line notes file kept its last 1,000 lines.
+    notes = tmp_path / "notes.txt"
+    lines = [f"note {i}" for i in range(1500)]
+    notes.write_text("\n".join(lines) + "\n")
+    notes.chmod(0o644)
+    monkeypatch.setenv("RAG_HISTORY", str(notes))
+    chat("카카오엔터프라이즈는 왜 구조조정되었나?")
+    assert notes.read_text().splitlines() == [*lines, "카카오엔터프라이즈는 왜 구조조정되었나?"]
+    assert notes.stat().st_mode & 0o777 == 0o644
+
+
+def test_rags_own_history_keeps_the_last_entries(
+    terminal: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv("RAG_HISTORY")
+    chat(*(f"q{i}" for i in range(repl.HISTORY_LENGTH + 5)))
+    kept = (tmp_path / "rag" / "history").read_text().splitlines()
+    assert len(kept) == repl.HISTORY_LENGTH and kept[-1] == f"q{repl.HISTORY_LENGTH + 4}"
+
+
+def test_a_symlinked_history_is_written_where_it_points(
+    terminal: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # readline 8.2 followed the link from the working directory and wrote a file there.
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "target.txt").write_text("old\n")
+    (tmp_path / "h" / "link.txt").symlink_to("target.txt")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setenv("RAG_HISTORY", str(tmp_path / "h" / "link.txt"))
+    chat("new")
+    assert (tmp_path / "h" / "target.txt").read_text().splitlines() == ["old", "new"]
+    assert os.listdir(tmp_path / "elsewhere") == []
+
+
+@pytest.mark.parametrize("where", ["folder", "missing/history"])
+def test_a_history_that_cannot_be_kept_is_said_once(
+    terminal: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    (tmp_path / "folder").mkdir()
+    monkeypatch.setenv("RAG_HISTORY", str(tmp_path / where))
+    chat("q")
+    assert capsys.readouterr().err.startswith("rag: not keeping the chat history: ")
+    assert not (tmp_path / "missing").exists()
