@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from . import config, output
 from .cli_model import model_app
 from .errors import RagError, WriteInterrupted
-from .sanitize import MAX_QUERY_CHARS, configured_secrets, safe_message
+from .sanitize import MAX_QUERY_CHARS, configured_secrets, not_text, safe_message
 
 if TYPE_CHECKING:
     from .index import Index
@@ -84,6 +84,8 @@ def _query(value: str) -> str:
         raise typer.BadParameter(
             f"is {len(value):,} characters long; the limit is {MAX_QUERY_CHARS:,}"
         )
+    if not_text(value):
+        raise typer.BadParameter("holds bytes that are not UTF-8 text")
     return value
 
 

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from .errors import QueryTooLong
+from .errors import QueryTooLong, RagError
 
 # A question or search query is at most this many characters. Real questions are far shorter
 # (the longest of the 5,774 KorQuAD dev questions has 111); a pasted article is not a question,
@@ -226,10 +226,23 @@ def safe_message(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 
 def check_query(text: str, what: str = "query") -> None:
-    """Refuse a query longer than `MAX_QUERY_CHARS`.
+    """Refuse a query longer than `MAX_QUERY_CHARS`, or one holding bytes that are not
+    UTF-8 (a command-line argument or typed line keeps them as lone surrogates, on which
+    Kiwi failed with a traceback).
 
     Raises:
         QueryTooLong: With the length and the limit.
+        RagError: The query holds bytes that are not UTF-8.
     """
     if len(text) > MAX_QUERY_CHARS:
         raise QueryTooLong(what, len(text), MAX_QUERY_CHARS)
+    if not_text(text):
+        raise RagError(f"the {what} holds bytes that are not UTF-8 text")
+
+
+def not_text(text: str) -> bool:
+    """Whether ``text`` holds lone surrogates: bytes that were not UTF-8."""
+    return bool(_SURROGATE.search(text))
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")

@@ -116,6 +116,8 @@ def index_dir(tmp_path: Path) -> Path:
         ("", "must not be empty"),
         ("  \t ", "must not be empty"),
         ("카" * (MAX_QUERY_CHARS + 1), "is 2,001 characters long; the limit is 2,000"),
+        # The byte 0xff of an argument, as Python keeps it: Kiwi failed with a traceback.
+        ("\udcff 카카오", "holds bytes that are not UTF-8 text"),
     ],
 )
 def test_empty_or_overlong_query_is_bad_usage(
@@ -138,6 +140,8 @@ def test_library_refuses_an_overlong_query(index_dir: Path) -> None:
         index.search("가" * 100_000)
     with pytest.raises(QueryTooLong):
         index.ask("가" * 100_000)
+    with pytest.raises(RagError, match="the query holds bytes that are not UTF-8 text"):
+        index.search("\udcff 카카오")
     assert index.search("카카오", k=1)
 
 
@@ -149,12 +153,13 @@ def test_chat_refuses_an_overlong_question_and_goes_on(
     from rag.repl import run
 
     index = Index.open(index_dir)
-    lines = iter(["가" * 50_000, "카카오엔터프라이즈는 왜 구조조정되었나?", "/quit"])
+    lines = iter(["가" * 50_000, "\udcff", "카카오엔터프라이즈는 왜 구조조정되었나?", "/quit"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
     session = ChatSession(index, index.answerer("extractive"))
     run(session, output.stream_answer, output.print_sources)
     out = capsys.readouterr().out
     assert "error: the question is 50,000 characters long; the limit is 2,000\n" in out
+    assert "error: the question holds bytes that are not UTF-8 text\n" in out
     assert len(session.turns) == 1  # the next question was answered
 
 
