@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from . import config
 from .errors import LLMError, RagError
@@ -34,6 +34,7 @@ from .metrics import (
     recall_at,
     token_f1,
 )
+from .sanitize import check_query
 
 if TYPE_CHECKING:
     from .answer import Answer
@@ -61,6 +62,17 @@ class GoldItem(BaseModel):
     answer: str = ""
     docs: list[str] = Field(default_factory=list)
     facts: list[list[str]] = Field(default_factory=list)
+
+    @field_validator("question")
+    @classmethod
+    def _askable(cls, question: str) -> str:
+        """A question the index would refuse to search (too long, not UTF-8) stops the run
+        before it starts; it used to stop it at that question, keeping nothing."""
+        try:
+            check_query(question, "question")
+        except RagError as e:
+            raise ValueError(str(e)) from None
+        return question
 
 
 class CitedPassage(BaseModel):
@@ -116,17 +128,25 @@ def load_gold(path: str | Path) -> list[GoldItem]:
         RagError: The file is missing, a line is not a valid item, or an id repeats.
     """
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        # JSONL lines end at \n only: a JSON string may hold U+2028, which splitlines splits.
+        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
     except OSError as e:
         raise RagError(f"cannot read gold file {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise RagError(f"gold file {path} is not UTF-8 (byte {e.start:,})") from None
     items: list[GoldItem] = []
     for number, line in enumerate(lines, 1):
         if line.strip():
             try:
                 items.append(GoldItem.model_validate(json.loads(line)))
-            except (json.JSONDecodeError, ValidationError) as e:
-                problem = str(e).splitlines()[0]
-                raise RagError(f"{path}:{number}: not a gold item: {problem}") from e
+            except ValidationError as e:
+                error = e.errors()[0]
+                field = ".".join(map(str, error["loc"]))
+                problem = f"{field}: {error['msg']}" if field else error["msg"]
+                raise RagError(f"{path}:{number}: not a gold item: {problem}") from None
+            except (json.JSONDecodeError, RecursionError) as e:
+                problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise RagError(f"{path}:{number}: not a gold item: {problem}") from None
     repeated = [i for i, n in Counter(x.id for x in items).items() if n > 1]
     if repeated:
         raise RagError(f"{path}: question id {repeated[0]!r} occurs twice")

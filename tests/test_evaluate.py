@@ -218,14 +218,32 @@ def test_the_first_k_of_a_deeper_search_are_the_k_search(seeds: Path, fusion: st
     ("line", "message"),
     [
         ("not json", "gold.jsonl:2: not a gold item"),
-        ('{"id": "x"}', "gold.jsonl:2: not a gold item"),
+        ('{"id": "x"}', "gold.jsonl:2: not a gold item: question: Field required"),
         ('{"id": "a", "question": "다시?"}', "question id 'a' occurs twice"),
+        # Stopped the run at that question, keeping nothing (and onnxruntime aborted it).
+        (
+            json.dumps({"id": "x", "question": "가" * 3000}),
+            "gold.jsonl:2: not a gold item: question: Value error, the question is 3,000 "
+            "characters long; the limit is 2,000",
+        ),
+        ("[" * 100_000, "gold.jsonl:2: not a gold item: maximum recursion depth exceeded"),
     ],
+    ids=["not json", "no question", "id twice", "question too long", "deep"],
 )
 def test_bad_gold_files(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "gold.jsonl"
     path.write_text('{"id": "a", "question": "질문?"}\n' + line + "\n", encoding="utf-8")
     with pytest.raises(RagError, match=re.escape(message)):
+        load_gold(path)
+
+
+def test_gold_files_as_editors_write_them(tmp_path: Path) -> None:
+    path = tmp_path / "gold.jsonl"
+    # A byte-order mark, and a raw U+2028 inside a string (json.dumps writes it so).
+    path.write_text('\ufeff{"id": "a", "question": "질문\u2028둘?"}\n', encoding="utf-8")
+    assert [i.question for i in load_gold(path)] == ["질문\u2028둘?"]
+    path.write_bytes('{"id": "a", "question": "질문?"}\n'.encode("cp949"))
+    with pytest.raises(RagError, match=r"gold file .*gold.jsonl is not UTF-8 \(byte 25\)"):
         load_gold(path)
 
 

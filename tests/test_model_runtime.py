@@ -691,6 +691,14 @@ def test_a_query_never_loads_the_whole_tokenizer(
 
 
 @pytest.mark.model
+def test_an_exit_while_the_model_loads_waits_for_it(model_dir: Path) -> None:
+    # An error right after opening the embedder: onnxruntime aborted the process (134).
+    code = f"from rag.backends import get_embedder; get_embedder('onnx-int8:{model_dir}'); 1 / 0"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.endswith("ZeroDivisionError: division by zero\n")
+
+
+@pytest.mark.model
 def test_a_failed_background_load_is_raised_on_first_use(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ directory written by `rag.model.install`.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -192,7 +193,8 @@ class OnnxEmbedder(Embedder):
 
 def _in_background(load: Callable[[], T]) -> Future[T]:
     """Run ``load`` in a daemon thread (Ctrl-C need not wait for it); its result or error
-    comes from the future."""
+    comes from the future. A process that exits while one runs waits for it first
+    (`_finish_loads`)."""
     future: Future[T] = Future()
 
     def run() -> None:
@@ -202,8 +204,23 @@ def _in_background(load: Callable[[], T]) -> Future[T]:
         except BaseException as e:  # raised again by future.result(), where it is needed
             future.set_exception(e)
 
-    threading.Thread(target=run, name="rag-load", daemon=True).start()
+    thread = threading.Thread(target=run, name="rag-load", daemon=True)
+    if not _loading:
+        atexit.register(_finish_loads)
+    _loading[:] = [*(t for t in _loading if t.is_alive()), thread]
+    thread.start()
     return future
+
+
+_loading: list[threading.Thread] = []
+
+
+def _finish_loads() -> None:
+    """At exit, wait for the loads still running: onnxruntime aborted the process ("terminate
+    called without an active exception", exit 134) when it exited in the middle of one,
+    as an error right after opening the embedder did."""
+    for thread in _loading:
+        thread.join(timeout=30)
 
 
 def onnx_int8(path: str | None = None, **options: Any) -> OnnxEmbedder:
