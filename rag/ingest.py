@@ -96,9 +96,23 @@ def _walk(directory: Path, visited: set[Path]) -> Iterator[Path | Skipped]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
+            if _is_index(entry):  # "rag index news --index news/idx": not articles
+                continue
             yield from _walk(entry, visited)
         elif entry.is_file() and entry.suffix.lower() in SUPPORTED_SUFFIXES:
             yield entry.resolve()
+
+
+def _is_index(directory: Path) -> bool:
+    """Whether ``directory`` holds a rag index: a ``manifest.json`` with its keys."""
+    manifest = directory / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        keys = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(keys, dict) and {"format_version", "generation", "embedder"} <= keys.keys()
 
 
 def load(paths: PathsArg) -> Iterator[Article | Skipped]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -379,6 +380,21 @@ def test_an_article_over_the_size_limit_is_reported_not_indexed(
     assert (
         skipped.reason == "article of 259 characters, over the limit of 200: split it into articles"
     )
+
+
+def test_an_index_inside_the_folder_indexed_is_not_read_as_articles(
+    seeds: Path, tmp_path: Path
+) -> None:
+    # The second run read the index's 491 JSON files and printed a skipped line for each.
+    news = tmp_path / "news"
+    shutil.copytree(seeds, news)
+    (news / "app").mkdir()
+    (news / "app" / "manifest.json").write_text('{"name": "not an index"}')  # still read
+    index = Index.create(news / "idx", embedder="fake")
+    first = index.add([news])
+    again = index.add([news])
+    assert len(first.added) == 2 and len(again.unchanged) == 2
+    assert [Path(s.path).name for s in [*first.skipped, *again.skipped]] == ["manifest.json"] * 2
 
 
 def test_create_refuses_existing_index(seeds: Path) -> None:
