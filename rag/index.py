@@ -384,7 +384,6 @@ class Index:
                 document and a path holding others (nothing is removed then;
                 `rag.update.resolve`).
         """
-        targets = [targets] if isinstance(targets, str) else list(targets)
         with store.lock(self.path), self._interruptible():
             self._snap = store.read(self.path)
             records = self._snap.records

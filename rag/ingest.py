@@ -15,6 +15,7 @@ from typing import Any
 
 from rag.clean import ScrapedMeta, clean_html, clean_scraped, parse_byline, parse_datetime
 from rag.errors import IngestError
+from rag.manifest import MANIFEST
 from rag.records import Article, Skipped
 from rag.sanitize import clean_field
 
@@ -104,8 +105,8 @@ def _walk(directory: Path, visited: set[Path]) -> Iterator[Path | Skipped]:
 
 
 def _is_index(directory: Path) -> bool:
-    """Whether ``directory`` holds a rag index: a ``manifest.json`` with its keys."""
-    manifest = directory / "manifest.json"
+    """Whether ``directory`` holds a rag index: a `MANIFEST` with its keys."""
+    manifest = directory / MANIFEST
     if not manifest.is_file():
         return False
     try:

@@ -335,7 +335,6 @@ class MilvusIndex(Index):
 
     def remove(self, targets: Iterable[str] | str) -> list[str]:
         """`Index.remove` from Milvus (by doc id or file path)."""
-        targets = [targets] if isinstance(targets, str) else list(targets)
         gone = update.resolve(
             targets, lambda i: bool(self.store.docs([i])), self.store.doc_ids_under
         )

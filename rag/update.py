@@ -137,7 +137,7 @@ def printable(text: str) -> str:
 
 
 def resolve(
-    targets: Iterable[str], is_doc: Callable[[str], bool], under: Callable[[str], list[str]]
+    targets: Iterable[str] | str, is_doc: Callable[[str], bool], under: Callable[[str], list[str]]
 ) -> list[str]:
     """The doc ids `rag remove` ``targets`` name, each a doc id or a file or folder (every
     document from it); ``is_doc`` says whether an id is indexed, ``under`` lists the ids of
@@ -149,7 +149,7 @@ def resolve(
             path holding others (a document "news" and a folder news/).
     """
     found: list[str] = []
-    for given in targets:
+    for given in [targets] if isinstance(targets, str) else targets:
         if not given.strip():
             raise RagError("an empty name matches no document; give a doc id or a path")
         target = printable(given)  # stored paths have undecodable bytes escaped
