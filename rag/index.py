@@ -6,35 +6,30 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config, retrieve, store, update
 from .backends import embedder_for, get_embedder
-from .db import ChunkRecord, DocRecord
+from .db import DocRecord
 from .embed import Embedder
-from .errors import (
-    IndexNotFound,
-    InvalidOption,
-    RagError,
-    WriteInterrupted,
-)
+from .errors import IndexNotFound, InvalidOption, RagError
 from .manifest import new_manifest
-from .records import Article, Hit, IndexInfo, IndexReport
+from .records import Hit, IndexInfo, IndexReport
+from .save import Saving, empty
 from .store import Snapshot
 from .update import Progress, Source
 
 if TYPE_CHECKING:
     from .answer import Answer, AnswerStream
-    from .distributed import Cluster
     from .generate import Generator
     from .support import JudgeFn
 
 log = logging.getLogger(__name__)
 
 
-class Index:
+class Index(Saving):
     """A searchable index of Korean news articles stored in one directory.
 
     Open an existing index with `Index.open`, make a new one with `Index.create`; the
@@ -147,7 +142,7 @@ class Index:
             raise InvalidOption("max_tokens", max_tokens, [f"at most {model.max_tokens}"])
         manifest = new_manifest(model.describe(), max_tokens, overlap)
         with store.lock(directory):
-            store.write(directory, manifest, None, set(), [], [], _empty(model.dim))
+            store.write(directory, manifest, None, set(), [], [], empty(model.dim))
         return cls(directory, store.read(directory), model)
 
     # -- reading -------------------------------------------------------------------------
@@ -326,7 +321,7 @@ class Index:
             return get_generator("extractive", embedder=self.embedder)
         return get_generator(name, **(options or {}))
 
-    # -- writing -------------------------------------------------------------------------
+    # -- writing (`_apply`, `_write`, `_interruptible`: `rag.save.Saving`) ---------------
 
     def add(
         self,
@@ -390,7 +385,7 @@ class Index:
             gone = update.resolve(
                 targets, lambda i: bool(records.docs([i], text=False)), records.doc_ids_under
             )
-            self._write(drop=set(gone), docs=[], chunks=[], vectors=_empty(self._dim))
+            self._write(drop=set(gone), docs=[], chunks=[], vectors=empty(self._dim))
         return gone
 
     def check(self) -> tuple[int, list[str]]:
@@ -403,63 +398,3 @@ class Index:
         """
         manifest, problems = store.check(self.path)
         return len(manifest.checksums), problems
-
-    @contextlib.contextmanager
-    def _interruptible(self) -> Iterator[None]:
-        """Turn Ctrl-C into `WriteInterrupted`, saying whether the new generation was already
-        switched to (then the change is saved) or not."""
-        before = store.read_manifest(self.path).generation  # the lock is held: it is current
-        try:
-            yield
-        except KeyboardInterrupt as e:
-            if isinstance(e, WriteInterrupted):
-                raise
-            try:
-                saved = store.read_manifest(self.path).generation != before
-            except RagError:
-                saved = False
-            raise WriteInterrupted(self.path, saved) from None
-
-    @property
-    def _dim(self) -> int:
-        return int(self._snap.manifest.embedder["dim"])
-
-    def _apply(
-        self,
-        plan: list[tuple[Article, str]],
-        report: IndexReport,
-        progress: Progress | None,
-        cluster: Cluster | None = None,
-    ) -> None:
-        chunker = self._snap.manifest.chunker
-        if cluster is None:
-            docs, chunks, texts = update.prepare(plan, self.embedder, chunker, progress)
-            encode = None
-        else:
-            docs, chunks, texts = cluster.prepare(plan, self.embedder, chunker, progress)
-            encode = cluster.encoder(self.embedder, self._snap.manifest.embedder)
-        cached = update.cached_vectors(self._snap)
-        vectors = update.embed(chunks, texts, cached, self.embedder, report, progress, encode)
-        self._write({d.doc_id for d in docs}, docs, chunks, vectors, progress)
-
-    def _write(
-        self,
-        drop: set[str],
-        docs: list[DocRecord],
-        chunks: list[ChunkRecord],
-        vectors: Any,
-        progress: Progress | None = None,
-    ) -> None:
-        """Write a generation = current minus ``drop`` plus the new docs, chunks, vectors."""
-        if progress:
-            progress("write", 0, 1)
-        store.write(self.path, self._snap.manifest, self._snap, drop, docs, chunks, vectors)
-        self._snap = store.read(self.path)
-        if progress:
-            progress("write", 1, 1)
-
-
-def _empty(dim: int, rows: int = 0) -> Any:
-    import numpy as np
-
-    return np.zeros((rows, dim), dtype=np.float32)
