@@ -19,7 +19,7 @@ from .answerable import Decision, Stats, decide, quote_span
 from .embed import Embedder
 from .errors import LLMError
 from .generate import Cutoff, Generator, Message
-from .korean import sentence_spans
+from .korean import passage_sentences, sentence_spans
 from .records import Hit
 from .reply import (
     LoopGuard,
@@ -279,7 +279,7 @@ def _halve(hits: list[Hit]) -> list[Hit]:
         return hits[: len(hits) // 2]
     if not hits:
         return []
-    spans = sentence_spans(hits[0].text)
+    spans = passage_sentences(hits[0].text)
     end = spans[len(spans) // 2 - 1][1] if len(spans) > 1 else len(hits[0].text) // 2
     if end <= 0:
         return []

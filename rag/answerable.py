@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from .kinds import answer_kind, asked_measure, holds_kind
-from .korean import Token, sentence_spans, tagged_batch
+from .korean import Token, passage_sentences, tagged
 from .names import latin_names, match_names, misspelt_in, months, translatable
 from .records import Hit
 from .support import QUESTION_WORDS, key_terms, language, numbers
@@ -295,7 +294,7 @@ def _decide_english(
 
 
 def _analyze(question: str, stats: Stats | None) -> _Question:
-    [tokens] = tagged_batch([question])
+    [tokens] = tagged([question])
     terms: dict[tuple[str, str], float] = {}
     for t in tokens:
         form = t.form.lower() if t.tag == "SL" else t.form
@@ -389,7 +388,7 @@ def quote_span(passage: str, claims: Sequence[str]) -> tuple[int, int] | None:
     """
     if not claims:
         return None
-    spans = sentence_spans(passage)
+    spans = passage_sentences(passage)
     claim = _nospace(re.sub(r"\[\d+\]", "", claims[0]))
     for a, b in spans:
         sentence = _nospace(passage[a:b])
@@ -402,7 +401,7 @@ def quote_span(passage: str, claims: Sequence[str]) -> tuple[int, int] | None:
 
 
 def _sentences(hits: Sequence[Hit]) -> tuple[list[_Sentence], list[list[Token]]]:
-    spans = [(n, a, b) for n, h in enumerate(hits, 1) for a, b in sentence_spans(h.text)]
+    spans = [(n, a, b) for n, h in enumerate(hits, 1) for a, b in passage_sentences(h.text)]
     texts = [hits[n - 1].text[a:b] for n, a, b in spans]
     analyzed = tagged(texts + [h.title or "" for h in hits])
     sentences = [
@@ -410,24 +409,6 @@ def _sentences(hits: Sequence[Hit]) -> tuple[list[_Sentence], list[list[Token]]]
         for (n, a, b), tokens, text in zip(spans, analyzed[: len(texts)], texts, strict=True)
     ]
     return sentences, analyzed[len(texts) :]
-
-
-# Consecutive questions (a chat, a benchmark) retrieve the same passages again: their
-# sentences are analyzed once per process. Bounded, least recently used out first.
-_CACHE: OrderedDict[str, list[Token]] = OrderedDict()
-CACHE_SIZE = 50_000
-
-
-def tagged(texts: list[str]) -> list[list[Token]]:
-    """`rag.korean.tagged_batch`, cached per text."""
-    missing = list(dict.fromkeys(t for t in texts if t not in _CACHE))
-    if missing:
-        _CACHE.update(zip(missing, tagged_batch(missing), strict=True))
-    for t in texts:
-        _CACHE.move_to_end(t)
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return [_CACHE[t] for t in texts]
 
 
 def _windows(sentences: list[_Sentence]) -> Iterable[tuple[int, list[int]]]:

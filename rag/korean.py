@@ -8,6 +8,7 @@ import os
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -105,6 +106,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
                     spans.append((start, end))
         offset += len(line)
     return spans
+
+
+@functools.lru_cache(maxsize=1024)
+def passage_sentences(text: str) -> tuple[tuple[int, int], ...]:
+    """`sentence_spans` of a retrieved passage, cached: the refusal gate, the answerer and
+    the context fitting each split the same passages."""
+    return tuple(sentence_spans(text))
 
 
 def morphemes(text: str) -> list[str]:
@@ -396,3 +404,22 @@ def tagged_batch(texts: Sequence[str]) -> list[list[Token]]:
             [Token(t.form, t.tag.split("-")[0], t.start, t.start + t.len) for t in tokens]
             for tokens in analyzed
         ]
+
+
+# Consecutive questions (a chat, a benchmark) retrieve the same passages again, and the
+# refusal gate, the answerer and the citation check read the same sentences: each text is
+# analyzed once per process. Bounded, least recently used out first.
+_TAGGED: OrderedDict[str, list[Token]] = OrderedDict()
+TAGGED_CACHE_SIZE = 50_000
+
+
+def tagged(texts: Sequence[str]) -> list[list[Token]]:
+    """`tagged_batch`, cached per text."""
+    missing = list(dict.fromkeys(t for t in texts if t not in _TAGGED))
+    if missing:
+        _TAGGED.update(zip(missing, tagged_batch(missing), strict=True))
+    for t in texts:
+        _TAGGED.move_to_end(t)
+    while len(_TAGGED) > TAGGED_CACHE_SIZE:
+        _TAGGED.popitem(last=False)
+    return [_TAGGED[t] for t in texts]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .embed import Embedder
-from .korean import morphemes_batch, sentence_spans
+from .korean import _content, passage_sentences, tagged
 
 if TYPE_CHECKING:
     from .claims import Analysis
@@ -60,8 +60,9 @@ def numbers(text: str) -> set[str]:
 
 
 def key_terms(texts: Sequence[str]) -> list[set[str]]:
-    """Content morphemes of each text, without question words."""
-    return [set(t) - QUESTION_WORDS for t in morphemes_batch(list(texts))]
+    """Content morphemes of each text (as `rag.korean.morphemes` reads them, from the
+    cached analysis), without question words."""
+    return [set(_content(tokens)) - QUESTION_WORDS for tokens in tagged(texts)]
 
 
 @dataclass
@@ -106,15 +107,14 @@ class Evidence:
     sentences: list[Sentence] = field(default_factory=list)
     judge: JudgeFn | None = None
     _terms: list[set[str]] = field(default_factory=list)
-    _passage_terms: list[set[str]] = field(default_factory=list)
     _vectors: np.ndarray | None = None
     _analyses: list[Analysis] | None = None
 
     def __post_init__(self) -> None:
         for n, text in enumerate(self.passages, 1):
-            self.sentences.extend(Sentence(n, a, b, text[a:b]) for a, b in sentence_spans(text))
+            spans = passage_sentences(text)
+            self.sentences.extend(Sentence(n, a, b, text[a:b]) for a, b in spans)
         self._terms = key_terms([s.text for s in self.sentences])
-        self._passage_terms = key_terms(list(self.passages))
 
     @property
     def vectors(self) -> np.ndarray:
@@ -142,12 +142,6 @@ class Evidence:
         if not terms:
             return np.zeros(len(self.sentences), dtype=np.float32)
         return np.array([len(terms & t) / len(terms) for t in self._terms], dtype=np.float32)
-
-    def coverage(self, terms: set[str]) -> float:
-        """Largest share of ``terms`` found in any one passage."""
-        if not terms or not self._passage_terms:
-            return 0.0
-        return max(len(terms & t) / len(terms) for t in self._passage_terms)
 
     def with_judge(self, judge: JudgeFn | None) -> Evidence:
         """This evidence (sentences, vectors and analyses shared) with ``judge`` set."""

@@ -11,10 +11,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..answerable import tagged
 from ..embed import Embedder
 from ..generate import Generator, Message
 from ..kinds import answer_kind, asked_counter, asked_measure, holds_counter, holds_kind
+from ..korean import tagged
 from ..names import latin_names, match_names
 from ..records import Hit
 from ..support import Evidence, Sentence, evidence_for, key_terms
