@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
-from .korean import english_stopwords, kiwi
+from .korean import english_stopwords, tagged
 from .quantities import _MONTHS, Quantity, quantities
 
 # Negation: 않다/못하다 (auxiliaries), 못/안 (adverbs), 없다, 아니다.
@@ -76,12 +76,11 @@ class Analysis:
 
 
 def analyze(texts: Sequence[str]) -> list[Analysis]:
-    """`Analysis` of each text (one Kiwi batch)."""
-    from .korean import _content, _lock
+    """`Analysis` of each text (one Kiwi batch, for the texts not analyzed before)."""
+    from .korean import _content
     from .support import QUESTION_WORDS, language
 
-    with _lock:
-        analyzed = list(kiwi().tokenize(list(texts)))
+    analyzed = tagged(texts)  # the refusal gate and the answerer analyzed most already
     out = []
     for text, tokens in zip(texts, analyzed, strict=True):
         latin = language(text) == "en"
@@ -184,12 +183,9 @@ def _entities(text: str, tokens: Sequence, latin: bool) -> list[str]:
 def _is_proper(word: str) -> bool:
     """Whether Kiwi reads ``word`` alone as a proper noun: it tags a name by context, so
     "카카오엔터프라이즈의 외형" may come out as a common noun at a sentence's start."""
-    from .korean import _lock
-
     if len(word) < 3 or not re.fullmatch(r"[가-힣]+", word):
         return False
-    with _lock:
-        return any(t.tag == "NNP" for t in kiwi().tokenize(word))
+    return any(t.tag == "NNP" for t in tagged([word])[0])
 
 
 # A name ends at a possessive: "Kakao's AI Lab" is Kakao and AI Lab.

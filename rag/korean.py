@@ -395,6 +395,11 @@ class Token(NamedTuple):
     start: int
     end: int
 
+    @property
+    def len(self) -> int:
+        """Its length in characters, as Kiwi's own tokens give it."""
+        return self.end - self.start
+
 
 def tagged_batch(texts: Sequence[str]) -> list[list[Token]]:
     """Every morpheme of each text with its tag, for checks that need the tags (answerability)."""
