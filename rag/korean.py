@@ -8,10 +8,11 @@ import os
 import re
 import threading
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+
+from .memo import Memo
 
 if TYPE_CHECKING:
     from kiwipiepy import Kiwi
@@ -411,20 +412,9 @@ def tagged_batch(texts: Sequence[str]) -> list[list[Token]]:
         ]
 
 
-# Consecutive questions (a chat, a benchmark) retrieve the same passages again, and the
-# refusal gate, the answerer and the citation check read the same sentences: each text is
-# analyzed once per process. Bounded, least recently used out first.
-_TAGGED: OrderedDict[str, list[Token]] = OrderedDict()
-TAGGED_CACHE_SIZE = 50_000
+_TAGGED: Memo[str, list[Token]] = Memo(size=50_000)
 
 
 def tagged(texts: Sequence[str]) -> list[list[Token]]:
-    """`tagged_batch`, cached per text."""
-    missing = list(dict.fromkeys(t for t in texts if t not in _TAGGED))
-    if missing:
-        _TAGGED.update(zip(missing, tagged_batch(missing), strict=True))
-    for t in texts:
-        _TAGGED.move_to_end(t)
-    while len(_TAGGED) > TAGGED_CACHE_SIZE:
-        _TAGGED.popitem(last=False)
-    return [_TAGGED[t] for t in texts]
+    """`tagged_batch`, each text analyzed once per process (`rag.memo`)."""
+    return _TAGGED.get(texts, tagged_batch)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ import numpy as np
 
 from .embed import Embedder
 from .korean import _content, passage_sentences, tagged
+from .memo import Memo
 
 if TYPE_CHECKING:
     from .claims import Analysis
@@ -171,20 +171,16 @@ def evidence_for(embedder: Embedder, passages: tuple[str, ...]) -> Evidence:
     return Evidence(embedder, passages)
 
 
-# Consecutive questions (a chat, an eval run) keep retrieving the same passages; their
-# sentences are embedded once per process. Bounded, least recently used out first.
-_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-CACHE_SIZE = 20_000
+# Sentence vectors by (embedder spec, text), each embedded once per process (`rag.memo`).
+_VECTORS: Memo[tuple[str, str], np.ndarray] = Memo(size=20_000)
 
 
 def _sentence_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, embedder.dim), np.float32)
     keys = [(embedder.spec, t) for t in texts]
-    missing = list(dict.fromkeys(k for k in keys if k not in _CACHE))
-    if missing:
-        fresh = embedder.embed_passages([t for _, t in missing])
-        _CACHE.update(zip(missing, fresh, strict=True))
-    for k in keys:
-        _CACHE.move_to_end(k)
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return np.stack([_CACHE[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
+
+    def embed(missing: list[tuple[str, str]]) -> list[np.ndarray]:
+        return list(embedder.embed_passages([t for _, t in missing]))
+
+    return np.stack(_VECTORS.get(keys, embed))

