@@ -182,7 +182,8 @@ def answer_stream(
 
     def finish(text: str, stop: str | None) -> Answer:
         evidence = evidence_for(embedder, tuple(h.text for h in shown)).with_judge(judge)
-        answer = verify(question, text, shown, evidence, lang, complete=stop is None)
+        silent_refusal = stop is None and generator.silence_refuses
+        answer = verify(question, text, shown, evidence, lang, silence_refuses=silent_refusal)
         answer.complete, answer.stop_reason = stop is None, stop
         if stop in STOPPED:
             answer.notes.insert(0, STOPPED[stop].format(max_tokens=generator.max_tokens))
@@ -311,17 +312,18 @@ def verify(
     hits: Sequence[Hit],
     evidence: Evidence,
     lang: str,
-    complete: bool = True,
+    silence_refuses: bool = True,
 ) -> Answer:
     """Check an answer's markers and claims against the passages it was given.
 
-    An empty reply is a refusal when the model finished it (the extractive answerer says
-    nothing when nothing answers); a reply of citation markers alone, or one cut off
-    before any text, is no answer: neither refused nor verified.
+    An empty reply is a refusal when ``silence_refuses`` (the extractive answerer, which
+    finished, says nothing when nothing answers); a model's empty reply (or one of only
+    reasoning), a reply of citation markers alone, or one cut off before any text, is no
+    answer: neither refused nor verified.
     """
     stripped, leftovers = normalize_markers(strip_reasoning(text).strip())
     refusal = is_refusal(stripped, list(REFUSALS.values()))
-    if refusal or (not stripped and complete):
+    if refusal or (not stripped and silence_refuses):
         return Answer(question=question, text=REFUSALS[lang], passages=list(hits), refused=True)
     if not stripped or only_markers(stripped):
         what = "only citation markers" if stripped else "no text"

@@ -48,6 +48,9 @@ class Generator(ABC):
     name: str = "generator"
     #: Whether the backend can rewrite a follow-up question from the chat history.
     can_condense: bool = True
+    #: Whether a finished answer with no text means that nothing in the passages answers
+    #: (the extractive answerer's way of refusing). A model's empty reply is no answer.
+    silence_refuses: bool = False
     #: The model's context in tokens, prompt and answer together (``None``: no limit), and
     #: the most tokens it may answer with; the passages shown are cut to fit both.
     context_tokens: int | None = None

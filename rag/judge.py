@@ -23,6 +23,7 @@ from pathlib import Path
 from . import config
 from .errors import LLMError
 from .generate import Generator
+from .reply import strip_reasoning
 from .templates import render
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Judge:
         except LLMError as e:
             log.warning("the judge could not ask %s: %s", self.model, e)
             return None
+        reply = strip_reasoning(reply).strip()  # a thinking model's <think> comes first
         verdict = True if _YES.match(reply) else False if _NO.match(reply) else None
         if verdict is None:
             log.warning("the judge's reply is neither yes nor no: %.60r", reply)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # -- reasoning -------------------------------------------------------------------------------
 
@@ -150,7 +150,8 @@ _REFUSAL_MEANING = re.compile(
     r"(기사|문단|자료|정보|본문|내용|지문).{0,25}(없습니다|없다|없어요|않습니다|않는다|알 수 없)"
     r"|(passages?|articles?|context|text|information)\b.{0,40}\b"
     r"(do(es)? not|don't|doesn't|contains? no|provides? no|no information)"
-    r"|\b(cannot|can't|unable to) (be )?(answer|determin|find)",
+    r"|\b(cannot|can't|unable to) (be )?(answer|determin|find)"
+    r"|(답|대답|답변)\S{0,4}\s?수\s?(없|가\s?없)",  # 답할 수 없습니다, 답변드릴 수가 없어요
     re.IGNORECASE,
 )
 
@@ -190,6 +191,9 @@ class LoopGuard:
     min_span: int = 90
     max_unit: int = 400
     _checked: int = 0
+    _scanned: int = 0  # where the sentences not yet counted start
+    _looked: int = 0  # how much text the last look at sentences saw
+    _seen: dict[str, list[int]] = field(default_factory=dict)
 
     def cut(self, text: str) -> int | None:
         """Where to cut ``text`` (everything so far) so the repetition is gone, or ``None``."""
@@ -198,8 +202,8 @@ class LoopGuard:
         self._checked = len(text)
         for unit in range(4, min(self.max_unit, len(text) // self.repeats) + 1):
             copies = max(self.repeats, -(-self.min_span // unit))
-            if copies * unit > len(text):
-                continue
+            if copies * unit > len(text) or text[-1] != text[-1 - unit]:
+                continue  # (the second test: a cheap look before comparing blocks)
             block = text[-unit:]
             if all(text[-(i + 1) * unit : -i * unit] == block for i in range(1, copies)):
                 start = len(text) - copies * unit
@@ -213,11 +217,23 @@ class LoopGuard:
         return self._repeated_sentence(text)
 
     def _repeated_sentence(self, text: str) -> int | None:
-        seen: dict[str, list[int]] = {}
-        for m in re.finditer(r"[^.!?。\n]{20,}[.!?。]?", text):
+        """Where the second copy of a sentence said ``repeats`` times starts. Each whole
+        sentence is counted once, as the text grows (rescanning all of it every few
+        characters cost 5 s of CPU at 40,000), and only once a sentence may have ended."""
+        looked, self._looked = self._looked, len(text)
+        if not _SENTENCE_END.search(text, looked):
+            return None
+        for m in _SENTENCE.finditer(text, self._scanned):
+            if m.end() == len(text):
+                break  # may still be growing
+            self._scanned = m.end()
             key = " ".join(_PLAIN.sub("", m.group(0)).split())
-            starts = seen.setdefault(key, [])
+            starts = self._seen.setdefault(key, [])
             starts.append(m.start())
             if len(starts) >= self.repeats:
                 return starts[1]  # keep the first time it was said
         return None
+
+
+_SENTENCE = re.compile(r"[^.!?。\n]{20,}[.!?。]?")
+_SENTENCE_END = re.compile(r"[.!?。\n]")

@@ -92,8 +92,14 @@ _CONFUSABLES = str.maketrans(
     }
 )
 _ROLES = r"system|user|assistant|human|ai|developer|tool|instructions?|response|input|question"
-# Chat-template control tokens that a server may parse as special tokens inside content.
-_TEMPLATE_TOKEN = r"<\|[^<>|\s]{1,40}\|>|<<\s*/?\s*sys\s*>>|\[\s*/?\s*inst\s*\]|<\s*/?\s*s\s*>"
+# Chat-template control tokens that a server may parse as special tokens inside content:
+# <|im_start|> and its kin (ChatML, Llama 3, Phi, Command R), Llama 2's [INST] and <<SYS>>,
+# Mistral's [SYSTEM_PROMPT] and tool tokens, Gemma's <start_of_turn>, and </s>, <bos>, <eos>.
+_TEMPLATE_TOKEN = (
+    r"<\|[^<>|\s]{1,40}\|>|<<\s*/?\s*sys\s*>>"
+    r"|\[\s*/?\s*(?:inst|system_prompt|available_tools|tool_calls|tool_results)\s*\]"
+    r"|<\s*/?\s*(?:s|bos|eos|start_of_turn|end_of_turn)\s*>"
+)
 _ROLE_LINE = re.compile(
     rf"^[ \t>*_-]*(?:#{{1,6}}\s*(?:{_ROLES})\b|(?:{_ROLES})\s*:)", re.IGNORECASE | re.MULTILINE
 )

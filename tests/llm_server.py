@@ -55,6 +55,7 @@ class Reply:
     keepalive: float = 0.0
     pace: float = 0.0
     reasoning: tuple[str, ...] = ()
+    raw: tuple[Any, ...] = ()  # events sent as they are before the content (odd shapes)
     times: int | None = 1
 
 
@@ -311,6 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._event(_chunk(model, {"role": "assistant", "content": ""}, None))
         for thought in behaviour.reasoning:
             self._event(_chunk(model, {"reasoning_content": thought}, None))
+        for event in behaviour.raw:
+            self._event(event)
         for n, piece in enumerate(behaviour.chunks):
             if n == behaviour.cut_after:
                 self.connection.shutdown(socket.SHUT_RDWR)  # mid-body: no terminating chunk

@@ -58,14 +58,16 @@ def make(server: LLMServer, **options: Any) -> OpenAIGenerator:
     return OpenAIGenerator(**options)
 
 
-def test_generate_sends_one_non_streaming_request(llm_server: LLMServer) -> None:
+def test_generate_sends_one_streaming_request(llm_server: LLMServer) -> None:
+    """`generate` reads a stream, so that the deadline and the length bound hold for it
+    (a non-streaming body trickled a byte a second outlasted both)."""
     llm_server.queue(reply(ANSWER))
     assert make(llm_server).generate(MESSAGES) == ANSWER
     [request] = llm_server.requests
     assert request.path == "/v1/chat/completions"
     assert request.model == "test-model"
     assert request.messages == MESSAGES
-    assert request.stream is False
+    assert request.stream is True
     assert request.body["temperature"] == 0
     assert request.authorization == "Bearer sk-test"
 
@@ -354,6 +356,93 @@ def test_the_deadline_bounds_the_whole_answer(llm_server: LLMServer, script: Beh
     if received:
         assert message.endswith(f"the {len(''.join(received))} characters received are incomplete")
     assert "\n" not in message
+
+
+def test_the_deadline_holds_while_pieces_keep_coming_faster_than_they_are_read(
+    llm_server: LLMServer,
+) -> None:
+    """A server streaming faster than its reader always had a piece waiting, and the
+    deadline was only looked at when none was."""
+    llm_server.queue(reply("가나" * 3000, ["가나"] * 3000))
+    generator = make(llm_server, deadline=0.5, max_retries=0)
+    started = time.perf_counter()
+    with pytest.raises(LLMError) as caught:
+        for _ in generator.stream(MESSAGES):
+            time.sleep(0.002)  # a slow reader: a terminal, a chat printing the answer
+    assert caught.value.kind == "timeout"
+    assert time.perf_counter() - started < 2
+
+
+def test_a_server_ignoring_max_tokens_is_cut_off(llm_server: LLMServer) -> None:
+    """A reply far longer than max_tokens allows ends as if the server had said length,
+    instead of filling memory until it stops."""
+    llm_server.queue(reply("가나다라마바사아 " * 5000, ["가나다라마바사아 "] * 5000))
+    pieces = list(make(llm_server, max_tokens=8).stream(MESSAGES))
+    text = "".join(pieces)
+    assert len(text) == 16 * 8 and text.startswith("가나다라마바사아 ")
+    assert isinstance(pieces[-1], Cutoff) and pieces[-1].reason == "length"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"id": "x", "choices": ["가나다"]},  # a choice that is a string
+        {"id": "x", "choices": [{"index": 0, "delta": {"content": 5}, "finish_reason": None}]},
+        {"id": "x", "choices": [{"index": 0, "delta": {"content": ["a"]}}]},
+        {"id": "x", "error": {"message": "model crashed"}},  # an error event, no choices
+    ],
+    ids=["string choice", "number content", "list content", "error event"],
+)
+def test_a_malformed_piece_breaks_the_stream_in_one_line(
+    llm_server: LLMServer, event: dict[str, Any]
+) -> None:
+    """Chunks of shapes no server should send raised TypeError or AttributeError out of
+    rag ask, rag chat and rag eval."""
+    llm_server.queue(reply(ANSWER, raw=(event,)))
+    with pytest.raises(LLMError) as caught:
+        list(make(llm_server, max_retries=0).stream(MESSAGES))
+    assert caught.value.kind == "stream"
+    assert "\n" not in str(caught.value)
+
+
+def test_an_event_without_choices_is_skipped(llm_server: LLMServer) -> None:
+    """A usage report or an event of another kind carries no piece of the answer."""
+    events = ({"id": "x", "choices": []}, {"id": "x", "choices": None}, {"id": "x", "usage": {}})
+    llm_server.queue(reply(ANSWER, raw=events))
+    assert "".join(make(llm_server).stream(MESSAGES)) == ANSWER
+
+
+@pytest.mark.parametrize("reason", ["abort", "error", "tool_calls"])
+def test_a_finish_for_another_reason_is_not_a_whole_answer(
+    llm_server: LLMServer, reason: str
+) -> None:
+    """vLLM's abort and OpenRouter's error ended answers that were then taken as whole."""
+    llm_server.queue(reply("영업손실은", finish_reason=reason))
+    with pytest.raises(LLMError) as caught:
+        list(make(llm_server).stream(MESSAGES))
+    assert caught.value.kind == "stream"
+    assert repr(reason) in str(caught.value)
+
+
+def test_generate_is_held_to_the_deadline(llm_server: LLMServer) -> None:
+    """The chat's rewrite and the judge waited for a slow server past --deadline (the
+    per-read timeout restarts with every byte of a trickled body)."""
+    llm_server.queue(delay(3))
+    started = time.perf_counter()
+    with pytest.raises(LLMError) as caught:
+        make(llm_server, timeout=10, deadline=0.5, max_retries=0).generate(MESSAGES)
+    assert caught.value.kind == "timeout"
+    assert time.perf_counter() - started < 2
+
+
+def test_errors_of_a_stream_do_not_show_url_credentials(llm_server: LLMServer) -> None:
+    """The CLI redacted these again, but the Python API raised them as they were."""
+    llm_server.queue(delay(3))
+    url = llm_server.base_url.replace("http://", "http://alice:hunter2-secret@")
+    with pytest.raises(LLMError) as caught:
+        list(make(llm_server, base_url=url, deadline=0.5, max_retries=0).stream(MESSAGES))
+    assert caught.value.kind == "timeout"
+    assert "hunter2-secret" not in str(caught.value)
 
 
 def test_a_fast_answer_is_not_held_to_the_deadline(llm_server: LLMServer) -> None:

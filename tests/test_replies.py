@@ -114,6 +114,18 @@ def test_a_reply_of_markers_only_is_no_answer(
     assert answer.notes == ["no answer: the model's reply holds only citation markers"]
 
 
+@pytest.mark.parametrize("text", ["", "<think>The user wants a name. The passages say"])
+def test_a_models_empty_reply_is_no_answer_not_a_refusal(
+    index: Index, llm_server: LLMServer, text: str
+) -> None:
+    """A model that finished with nothing to say (or only reasoning) was taken as refusing,
+    which the eval counts right on an unanswerable question; only the extractive answerer
+    refuses by silence."""
+    answer = ask(index, llm_server, text)
+    assert not answer.refused and not answer.verified and answer.text == ""
+    assert answer.notes == ["no answer: the model's reply holds no text"]
+
+
 def test_an_answer_citing_nothing_is_never_verified(index: Index, llm_server: LLMServer) -> None:
     answer = ask(index, llm_server, f"카카오엔터프라이즈의 {LOSS}.")
     assert not answer.refused and answer.citations == [] and not answer.verified
@@ -143,6 +155,8 @@ def test_a_supported_cited_answer_still_verifies(index: Index, llm_server: LLMSe
         "The indexed articles do not contain the answer to this question!",
         "The passages do not mention who the CEO is.",  # cites nothing, says so
         "제공된 기사에는 관련 정보가 없습니다.",
+        "죄송하지만 답할 수 없습니다.",  # cites nothing, says it cannot answer
+        "그 질문에는 답변드릴 수가 없어요.",
     ],
 )
 def test_refusals_are_recognised_in_their_variants(text: str) -> None:
@@ -157,6 +171,7 @@ def test_refusals_are_recognised_in_their_variants(text: str) -> None:
         "기사에 따르면 매각 가격은 공개되지 않았습니다 [1].",
         f"카카오엔터프라이즈의 {LOSS} [1].",
         "The articles do not say it directly, but the loss grew fourfold [1].",
+        "대표는 질문에 답할 수 없다고 말했다 [1].",  # cites a passage: an answer
     ],
 )
 def test_answers_that_say_not_are_not_refusals(text: str) -> None:
@@ -418,8 +433,5 @@ def test_a_statement_from_the_server_falls_back_to_the_offline_rewrite(
     stream.result()
     assert standalone == "카카오엔터프라이즈 그럼 새 대표는 누구야?"  # carry_over's rewrite
     condense, answer = llm_server.requests[1:]
-    assert (
-        not condense.stream
-        and "Last question: 그럼 새 대표는 누구야?" in condense.messages[0]["content"]
-    )
+    assert "Last question: 그럼 새 대표는 누구야?" in condense.messages[0]["content"]
     assert "Question: 카카오엔터프라이즈 그럼 새 대표는 누구야?" in answer.messages[1]["content"]

@@ -342,7 +342,15 @@ def test_judge_settles_what_the_rules_cannot(llm_server: LLMServer, tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("behaviour", "expected"),
-    [(reply("yes"), True), (reply("네, 맞습니다."), True), (reply("no"), False)],
+    [
+        (reply("yes"), True),
+        (reply("네, 맞습니다."), True),
+        (reply("no"), False),
+        # a thinking model: the verdict after its reasoning was no verdict, so the rules'
+        # "supported by meaning" stood
+        (reply("<think>The claim swaps the subject.</think>No"), False),
+        (reply("<think>\nIt matches the window.\n</think>\n\nYes"), True),
+    ],
 )
 def test_judge_reads_yes_and_no(
     llm_server: LLMServer, tmp_path: Path, behaviour: object, expected: bool

@@ -63,6 +63,7 @@ class ExtractiveGenerator(Generator):
 
     name = "extractive"
     can_condense = False
+    silence_refuses = True
 
     def __init__(self, embedder: Embedder, max_sentences: int = 3) -> None:
         self.embedder = embedder

@@ -5,10 +5,15 @@ refused connections are first retried by the SDK itself, ``max_retries`` times w
 exponential backoff (0.5 s doubling up to 8 s, with jitter) or the server's
 ``retry-after-ms`` / ``Retry-After`` when that is positive and at most two minutes.
 
-A streamed answer is bounded three ways: ``max_tokens`` is sent, so a looping model stops;
-``deadline`` limits the whole answer's wall-clock time (the per-read ``timeout`` never fires
-while tokens or keep-alives keep arriving); and a server saying its context is exceeded
-gets the kind ``context``, which `rag.answer` answers by retrying with fewer passages.
+A streamed answer is bounded four ways: ``max_tokens`` is sent, so a looping model stops;
+a server that ignores it is cut off after `CHARS_PER_TOKEN` characters a token, as if it had
+said ``length``; ``deadline`` limits the whole answer's wall-clock time (the per-read
+``timeout`` never fires while tokens or keep-alives keep arriving), also while pieces keep
+coming; and a server saying its context is exceeded gets the kind ``context``, which
+`rag.answer` answers by retrying with fewer passages. `generate` (the chat's rewrite, the
+judge) reads the same stream, so the same bounds hold for it. A piece of a shape no server
+should send (a choice that is not an object, content that is not text) breaks the stream
+with the kind ``stream``; an event with no choices (usage, keep-alive) is skipped.
 """
 
 from __future__ import annotations
@@ -43,6 +48,17 @@ DEFAULT_MAX_TOKENS = 512
 # The whole answer, prompt processing included: a 1.5B model on two CPU cores needs about
 # a minute for a 5-passage prompt and 512 tokens (docs/local-llm.md).
 DEFAULT_DEADLINE = 300.0
+# A reply longer than this many characters a token of max_tokens is cut as "length": a
+# server that ignores max_tokens cannot fill memory. A token is about one Hangul syllable or
+# four Latin letters; 16 leaves room for runs of spaces and long words.
+CHARS_PER_TOKEN = 16
+# Streamed events waiting to be read; the reader thread waits while this many are.
+STREAM_BUFFER = 256
+# finish_reason values that end a whole answer, and those that cut it short ("max_tokens":
+# Anthropic-style servers). Any other ("abort" from vLLM, "error" from OpenRouter, a tool
+# call nobody asked for) means the answer did not finish.
+_FINISHED = frozenset({"stop", "eos", "eos_token", "stop_sequence", "end_turn"})
+_CUT_SHORT = {"length": "length", "max_tokens": "length", "content_filter": "content_filter"}
 # The context assumed when none is configured: small, so a prompt fits most servers
 # (llama.cpp and Ollama often run with 4096); raise it for large-context models.
 DEFAULT_CONTEXT_TOKENS = 4096
@@ -69,13 +85,12 @@ class OpenAIGenerator(Generator):
         model: Model name (default ``gpt-4o-mini``).
         base_url: Server URL including ``/v1`` (default: OpenAI's).
         api_key: API key; local servers need none.
-        timeout: Seconds to wait for the server: to connect, for each streamed piece, and
-            for the whole answer of a non-streaming `generate` (slow local models may need
-            more than the default 60).
+        timeout: Seconds to wait for the server: to connect and for each streamed piece
+            (slow local models may need more than the default 60).
         max_retries: Retries after a rate limit, server error, timeout or refused connection.
         temperature: Sampling temperature; ``None`` leaves it to the server.
         max_tokens: The most tokens an answer may have (default 512).
-        deadline: Seconds a streamed answer may take in all (default 300).
+        deadline: Seconds an answer may take in all (default 300).
         context_tokens: The model's context, prompt and answer together (default 4096);
             the passages are cut to fit it.
 
@@ -141,17 +156,29 @@ class OpenAIGenerator(Generator):
         """Yield the answer as the server streams it; reasoning deltas are left out.
 
         The request runs in a thread so that the deadline holds even while the server
-        sends nothing but keep-alives. A ``length`` or ``content_filter`` finish ends the
-        stream with a `Cutoff`.
+        sends nothing but keep-alives. A ``length`` or ``content_filter`` finish, or a reply
+        past `CHARS_PER_TOKEN` characters a token of ``max_tokens``, ends the stream with a
+        `Cutoff`.
 
         Raises:
             LLMError: The request failed, the deadline passed (kind ``timeout``) or the
-                stream broke (kind ``stream``) after the pieces already yielded.
+                stream broke (kind ``stream``: malformed, cut off, or finished for a reason
+                other than a whole answer) after the pieces already yielded.
         """
 
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        events: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=STREAM_BUFFER)
         stopping = threading.Event()
         opened: list[Any] = []
+
+        def put(event: tuple[str, Any]) -> bool:
+            """Hand ``event`` to the reader of the answer; False once it stopped reading."""
+            while not stopping.is_set():
+                try:
+                    events.put(event, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def read() -> None:
             try:
@@ -159,7 +186,7 @@ class OpenAIGenerator(Generator):
                     **self._request(messages), stream=True
                 )
             except BaseException as e:
-                events.put(("failed", e))
+                put(("failed", e))
                 return
             opened.append(response)
             if stopping.is_set():  # the deadline passed while the server was connecting
@@ -168,50 +195,63 @@ class OpenAIGenerator(Generator):
             try:
                 with response:  # closes the connection when the answer is not read to its end
                     for chunk in response:
-                        if stopping.is_set():
+                        if not put(("chunk", chunk)):
                             return
-                        events.put(("chunk", chunk))
-                events.put(("end", None))
+                put(("end", None))
             except BaseException as e:
-                events.put(("broken", e))
+                put(("broken", e))
 
         worker = threading.Thread(target=read, name="rag-llm-stream", daemon=True)
         ends = time.monotonic() + self.deadline
+        limit = CHARS_PER_TOKEN * (self.max_tokens or DEFAULT_MAX_TOKENS)
         received = 0
         finished: str | None = None
         worker.start()
         try:
-            while True:
+            while finished not in _CUT_SHORT:
+                left = ends - time.monotonic()
+                if left <= 0:
+                    raise self._overdue(received)
                 try:
-                    what, value = events.get(timeout=max(0.0, ends - time.monotonic()))
+                    what, value = events.get(timeout=left)
                 except queue.Empty:
                     raise self._overdue(received) from None
                 if what == "end":
                     break
                 if what != "chunk":
                     raise self._stream_error(value, received, what == "failed") from value
-                for choice in value.choices:
-                    if choice.finish_reason is not None:
-                        finished = choice.finish_reason
-                    piece = choice.delta.content if choice.delta else None
+                try:
+                    deltas = _deltas(value)
+                except ValueError as e:
+                    raise self._redacted(_broken(received, _why(e, self.timeout))) from None
+                for reason, piece in deltas:
+                    finished = reason or finished
+                    piece = piece[: limit - received]
                     if piece:
                         received += len(piece)
                         yield piece
+                    if received >= limit:
+                        finished = "length"  # the server ignored max_tokens
+                        break
         finally:
             stopping.set()
             for response in opened:  # unblocks the reader if it is waiting for data
                 response.close()
         if finished is None:
             raise _broken(received, "the server ended it without a finish_reason")
-        if finished in ("length", "content_filter"):
-            yield Cutoff(finished)
+        if finished in _CUT_SHORT:
+            yield Cutoff(_CUT_SHORT[finished])
+        elif finished not in _FINISHED:
+            raise _broken(received, f"the server ended it with finish_reason {finished!r}")
 
     def _overdue(self, received: int) -> LLMError:
         kept = f"; the {received} characters received are incomplete" if received else ""
-        return LLMError(
-            "timeout",
-            f"the answer from {self.base_url} took longer than {self.deadline:g} s "
-            f"(--deadline){kept}",
+        return self._redacted(
+            LLMError(
+                "timeout",
+                f"the answer from {self.base_url} took longer than {self.deadline:g} s "
+                f"(--deadline){kept}",
+            )
         )
 
     def _stream_error(self, e: BaseException, received: int, failed: bool) -> BaseException:
@@ -223,30 +263,23 @@ class OpenAIGenerator(Generator):
         if received == 0 and isinstance(e, openai.APITimeoutError):
             return self._llm_error(e, retried=False)
         if isinstance(e, Exception):  # the SDK's errors, ValueError for malformed SSE, ...
-            return _broken(received, _why(e, self.timeout))
+            return self._redacted(_broken(received, _why(e, self.timeout)))
         return e
 
     def generate(
         self, messages: list[Message], *, question: str = "", passages: Sequence[Hit] = ()
     ) -> str:
-        """The whole answer from one non-streaming request.
+        """The whole answer, read from the same stream as `stream` (so the deadline, the
+        length bound and the checks on what the server sends hold for it too).
 
         Raises:
-            LLMError: The request failed.
+            LLMError: The request failed, the deadline passed or the stream broke.
         """
-        import openai
-
-        try:
-            completion = self._client.chat.completions.create(
-                **self._request(messages), stream=False
-            )
-        except openai.OpenAIError as e:
-            raise self._llm_error(e) from e
-        if not completion.choices:
-            raise LLMError("server", f"LLM at {self.base_url} returned no answer ({self.model})")
-        choice = completion.choices[0]
-        _warn_if_cut(choice.finish_reason, self.model)
-        return choice.message.content or ""
+        pieces = list(self.stream(messages))
+        cut = next((p.reason for p in pieces if isinstance(p, Cutoff)), None)
+        if cut:
+            log.info("%s stopped the answer early (finish_reason %s)", self.model, cut)
+        return "".join(pieces)
 
     def _request(self, messages: list[Message]) -> dict[str, Any]:
         request: dict[str, Any] = {
@@ -260,9 +293,12 @@ class OpenAIGenerator(Generator):
         return request
 
     def _llm_error(self, e: openai.OpenAIError, retried: bool = True) -> LLMError:
-        """`_describe` with the key, bearer tokens and URL credentials redacted: a server's
+        """`_describe`, `_redacted`."""
+        return self._redacted(self._describe(e, retried))
+
+    def _redacted(self, error: LLMError) -> LLMError:
+        """``error`` with the key, bearer tokens and URL credentials redacted: a server's
         401 body may echo the key, and ``--base-url`` may hold ``user:key@``."""
-        error = self._describe(e, retried)
         return LLMError(error.kind, redact(str(error), [self._client.api_key]))
 
     def _describe(self, e: openai.OpenAIError, retried: bool = True) -> LLMError:
@@ -341,9 +377,32 @@ def _one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _warn_if_cut(finish_reason: str | None, model: str) -> None:
-    if finish_reason in ("length", "content_filter"):
-        log.info("%s stopped the answer early (finish_reason %s)", model, finish_reason)
+def _deltas(chunk: Any) -> list[tuple[str | None, str]]:
+    """The (finish_reason, text) of each choice of a streamed chunk. A chunk without choices
+    (a usage report, an event of another kind) has none.
+
+    Raises:
+        ValueError: The chunk has a shape no server should send.
+    """
+    choices = getattr(chunk, "choices", None)
+    if choices is None:
+        error = getattr(chunk, "error", None)
+        if error:
+            raise ValueError(f"an error event: {error}")
+        return []
+    if not isinstance(choices, list):
+        raise ValueError(f"choices is {type(choices).__name__}, not a list")
+    out = []
+    for choice in choices:
+        if not hasattr(choice, "delta") and not hasattr(choice, "finish_reason"):
+            raise ValueError(f"a choice is {type(choice).__name__}, not an object")
+        reason = getattr(choice, "finish_reason", None)
+        delta = getattr(choice, "delta", None)
+        text = getattr(delta, "content", None) if delta is not None else None
+        if not isinstance(reason, str | None) or not isinstance(text, str | None):
+            raise ValueError("a finish_reason or content that is not text")
+        out.append((reason, text or ""))
+    return out
 
 
 def _env(name: str) -> str | None:
