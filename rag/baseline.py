@@ -157,10 +157,24 @@ def _verdict(gate: Gate, now: float | None) -> Verdict:
     return "better" if gain > gate.tolerance + 1e-9 else "ok"
 
 
+def _whole(result: EvalResult, what: str) -> None:
+    """Refuse an interrupted run: its metrics cover only the questions asked before Ctrl-C."""
+    if result.interrupted:
+        raise RagError(
+            f"cannot {what} an interrupted run ({result.scored} of {result.questions} "
+            "questions); run the whole gold set"
+        )
+
+
 def compare(result: EvalResult, baseline: Baseline) -> Comparison:
     """Each gated metric against the baseline: a drop (a rise, for lower-is-better
     metrics) larger than its tolerance is a regression; a metric the run could not compute
-    (null) regresses too. Values are compared rounded to 4 decimals, as stored."""
+    (null) regresses too. Values are compared rounded to 4 decimals, as stored.
+
+    Raises:
+        RagError: ``result`` is of an interrupted run.
+    """
+    _whole(result, "compare with a baseline")
     checks = []
     for name, gate in baseline.metrics.items():
         value = result.metrics.get(name)
@@ -196,7 +210,12 @@ def comparison_table(comparison: Comparison, markdown: bool = False) -> list[str
 
 def make_baseline(result: EvalResult, previous: Baseline | None = None) -> Baseline:
     """A baseline from ``result``; tolerances and reasons are kept from ``previous`` (a
-    person may have edited them), else taken from `GATES`."""
+    person may have edited them), else taken from `GATES`.
+
+    Raises:
+        RagError: ``result`` is of an interrupted run.
+    """
+    _whole(result, "make a baseline from")
     metrics = {}
     for name, (tolerance, why) in GATES.items():
         old = previous.metrics.get(name) if previous else None

@@ -395,7 +395,15 @@ def ask_cmd(
         context_tokens=context_tokens,
     )
     if as_json:
-        output.print_json(stream.result().model_dump(mode="json"))
+        from .errors import LLMError
+
+        try:
+            answer = stream.result()
+        except LLMError:
+            if stream.answer is not None:  # what was received, marked complete: false
+                output.print_json(stream.answer.model_dump(mode="json"))
+            raise
+        output.print_json(answer.model_dump(mode="json"))
         return
     output.stream_answer(stream)
 
@@ -479,11 +487,12 @@ def eval_cmd(
     """Score retrieval, answers, citations and refusals against gold questions.
 
     Exit 1 when a metric regressed against --baseline, 3 when an answer failed (an LLM
-    error; the run goes on and the report is written).
+    error; the run goes on and the report is written), 130 on Ctrl-C (the questions answered
+    so far are reported, marked interrupted; no baseline is compared or written).
     """
     from . import baseline as baselines
     from . import report as reports
-    from .evaluate import EvalResult, evaluate, gold_digest, load_gold
+    from .evaluate import EvalInterrupted, EvalResult, evaluate, gold_digest, load_gold
 
     if update_baseline and baseline is None:
         raise typer.BadParameter("needs --baseline FILE", param_hint="--update-baseline")
@@ -500,24 +509,32 @@ def eval_cmd(
     idx = _open(index, store, preload=True)
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
-    result = cast(
-        EvalResult,
-        output.with_progress(
-            lambda progress: evaluate(
-                idx,
-                items,
-                k=k,
-                answerer=llm,
-                fusion=fusion.value,
-                bm25_weight=bm25_weight,
-                progress=progress,
-                **options,
+    try:
+        result = cast(
+            EvalResult,
+            output.with_progress(
+                lambda progress: evaluate(
+                    idx,
+                    items,
+                    k=k,
+                    answerer=llm,
+                    fusion=fusion.value,
+                    bm25_weight=bm25_weight,
+                    progress=progress,
+                    **options,
+                )
+            ),
+        )
+    except EvalInterrupted as e:  # report the questions answered; exit 130 below
+        result = e.result
+        if not result.items:
+            typer.echo(
+                "error: interrupted before any question was answered; nothing written", err=True
             )
-        ),
-    )
+            raise typer.Exit(130) from None
     result.gold = str(gold)
     comparison = None
-    if previous is not None and not update_baseline:
+    if previous is not None and not update_baseline and not result.interrupted:
         comparison = baselines.compare(result, previous)
     if report is not None:
         reports.write_report(result, report, comparison)
@@ -533,7 +550,7 @@ def eval_cmd(
                 out.print(output.escape(line))
         if report is not None:
             out.print(f"\nReport: {report / 'report.md'}")
-    if update_baseline and baseline is not None:
+    if update_baseline and baseline is not None and not result.interrupted:
         baselines.write_baseline(baselines.make_baseline(result, previous), baseline)
         typer.echo(f"Wrote baseline {baseline}", err=True)
     if comparison is not None and comparison.regressions:
@@ -542,6 +559,13 @@ def eval_cmd(
     failed = [i for i in result.items if i.error is not None]
     for i in failed:
         typer.echo(f"error: question {i.id}: {i.error}", err=True)
+    if result.interrupted:
+        where = f"written to {report / 'report.md'}" if report is not None else "printed"
+        message = f"{result.scored} of {result.questions} questions; partial results {where}"
+        if baseline is not None:
+            message += f"; {baseline} not {'updated' if update_baseline else 'compared'}"
+        typer.echo(f"error: interrupted after {message}", err=True)
+        raise typer.Exit(130)
     if failed:
         raise typer.Exit(3)
     if comparison is not None and comparison.regressions:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, computed_field, field_validator
 
 from . import config
 from .errors import LLMError, RagError
@@ -103,13 +103,23 @@ class QuestionResult(BaseModel):
     unsupported: int = 0
     passed: bool
     timing: dict[str, float]
-    #: Whether the answer's first sentence holds a gold fact (answered answerable questions).
+    #: Whether the answer's first sentence holds a gold fact (answered answerable questions
+    #: whose answer did not fail).
     answer_first: bool | None = None
     error: str | None = None
+    #: False when the answer was cut short (the token limit, the content filter, a
+    #: repetition loop) or failed; ``stop_reason`` says why (`Answer.stop_reason`, or the
+    #: `LLMError` kind of a failed answer).
+    complete: bool = True
+    stop_reason: str | None = None
 
 
 class EvalResult(BaseModel):
-    """Metrics over a gold set, how many questions each is computed on, and every question."""
+    """Metrics over a gold set, how many questions each is computed on, and every question.
+
+    ``questions`` is the number of gold questions and ``scored`` the number in ``items``:
+    fewer when the run was ``interrupted`` (Ctrl-C), and the metrics are then over those.
+    """
 
     gold: str = ""
     gold_digest: str
@@ -119,6 +129,22 @@ class EvalResult(BaseModel):
     denominators: dict[str, int]
     items: list[QuestionResult]
     seconds: float
+    interrupted: bool = False
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def scored(self) -> int:
+        """The questions scored (in ``items``)."""
+        return len(self.items)
+
+
+class EvalInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `evaluate`: ``result`` holds the questions scored before it, marked
+    ``interrupted``."""
+
+    def __init__(self, result: EvalResult) -> None:
+        self.result = result
+        super().__init__(f"interrupted after {result.scored} of {result.questions} questions")
 
 
 def load_gold(path: str | Path) -> list[GoldItem]:
@@ -174,6 +200,8 @@ def score(
     timing: dict[str, float] | None = None,
     unsupported: int = 0,
     error: str | None = None,
+    complete: bool = True,
+    stop_reason: str | None = None,
 ) -> QuestionResult:
     """Score one answer against its gold item.
 
@@ -181,7 +209,8 @@ def score(
     fact coverage 1; on an answerable one as 0. An answerable question passes when it is
     answered, covers every fact and the answer is verified: at least one citation, every
     citation verified and no ``unsupported`` sentence. An unanswerable one passes when it
-    is refused. A question whose answer failed with an ``error`` never passes.
+    is refused. A question whose answer failed with an ``error``, or was cut short (not
+    ``complete``), never passes; a failed answer is not scored for ``answer_first``.
     """
     missing: list[str] = []
     em: float | None
@@ -216,12 +245,14 @@ def score(
         facts=facts,
         missing_facts=missing,
         unsupported=unsupported,
-        passed=passed and error is None,
+        passed=passed and error is None and complete,
         timing=timing or {},
         answer_first=None
-        if refused or not item.answerable or not item.facts
+        if refused or not item.answerable or not item.facts or error is not None
         else leads_with_fact(answer_text, item.facts),
         error=error,
+        complete=complete and error is None,
+        stop_reason=stop_reason,
     )
 
 
@@ -264,6 +295,8 @@ def aggregate(items: Sequence[QuestionResult]) -> tuple[dict[str, float | None],
     sizes["invalid_markers"] = len(items)
     metrics["errors"] = float(sum(i.error is not None for i in items))
     sizes["errors"] = len(items)
+    metrics["incomplete"] = float(sum(not i.complete and i.error is None for i in items))
+    sizes["incomplete"] = len(items)
     put("refusal_accuracy", [float(i.refused) for i in items if not i.answerable])
     put("false_refusal_rate", [float(i.refused) for i in items if i.answerable])
     put("pass_rate", [float(i.passed) for i in items])
@@ -277,11 +310,16 @@ def aggregate(items: Sequence[QuestionResult]) -> tuple[dict[str, float | None],
 
 
 def _scored(
-    item: GoldItem, answer: Answer | None, ranking: list[str], error: str | None
+    item: GoldItem,
+    answer: Answer | None,
+    ranking: list[str],
+    error: str | None,
+    kind: str | None = None,
 ) -> QuestionResult:
-    """`score` for an `Answer` (``None``: the answer failed before anything was received)."""
+    """`score` for an `Answer` (``None``: the answer failed before anything was received);
+    ``kind`` is the failure's `LLMError` kind."""
     if answer is None:
-        return score(item, "", False, ranking=ranking, error=error)
+        return score(item, "", False, ranking=ranking, error=error, stop_reason=kind)
     cited = answer.citations
     return score(
         item,
@@ -293,6 +331,8 @@ def _scored(
         timing=answer.timing,
         unsupported=len(answer.unsupported),
         error=error,
+        complete=answer.complete,
+        stop_reason=answer.stop_reason or kind,
     )
 
 
@@ -325,51 +365,59 @@ def evaluate(
 
     Raises:
         InvalidOption: A bad ``k``, ``fusion`` or ``bm25_weight``.
+        EvalInterrupted: Ctrl-C; no more questions are asked and its ``result`` holds the
+            questions scored before it (the one being answered is left out).
     """
     from .answer import answer_stream
 
     items = [GoldItem.model_validate(i) if isinstance(i, dict) else i for i in gold_items]
     generator = index.answerer(answerer, llm_options)
-    # Each question is searched once, deep enough for the retrieval metrics, and the
-    # answerer is shown the first k of those hits: the same as searching k, since fusion
-    # always ranks the same candidates.
-    # The first search builds lookup tables: keep that one-time cost out of the latencies.
-    index.search(items[0].question if items else "", k=1)
+    results: list[QuestionResult] = []
     started = time.perf_counter()
-    results = []
-    failed_in_a_row: list[str] = []
-    for done, item in enumerate(items, 1):
-        t0 = time.perf_counter()
-        hits = index.search(
-            item.question, k=max(RANKING_DEPTH, k), fusion=fusion, bm25_weight=bm25_weight
-        )
-        retrieve = time.perf_counter() - t0
-        ranking = doc_ranking(h.doc_id for h in hits)[: max(CUTOFFS)]
-        if len(failed_in_a_row) >= MAX_ERRORS_IN_A_ROW:
-            error = f"not asked after {len(failed_in_a_row)} failed answers in a row"
-            results.append(score(item, "", False, ranking=ranking, error=error))
-        else:
-            stream, error = None, None
-            try:
-                stream = answer_stream(
-                    item.question,
-                    hits[:k],
-                    generator,
-                    index.embedder,
-                    retrieve,
-                    index.document_frequencies,
-                )
-                stream.result()
-                failed_in_a_row.clear()
-            except LLMError as e:
-                error = str(e)
-                failed_in_a_row.append(error)
-            results.append(_scored(item, stream.answer if stream else None, ranking, error))
-        if progress:
-            progress("questions", done, len(items))
+    interrupted = False
+    try:
+        # Each question is searched once, deep enough for the retrieval metrics, and the
+        # answerer is shown the first k of those hits: the same as searching k, since fusion
+        # always ranks the same candidates.
+        # The first search builds lookup tables: keep that one-time cost out of the latencies.
+        index.search(items[0].question if items else "", k=1)
+        started = time.perf_counter()
+        failed_in_a_row: list[str] = []
+        for done, item in enumerate(items, 1):
+            t0 = time.perf_counter()
+            hits = index.search(
+                item.question, k=max(RANKING_DEPTH, k), fusion=fusion, bm25_weight=bm25_weight
+            )
+            retrieve = time.perf_counter() - t0
+            ranking = doc_ranking(h.doc_id for h in hits)[: max(CUTOFFS)]
+            if len(failed_in_a_row) >= MAX_ERRORS_IN_A_ROW:
+                error = f"not asked after {len(failed_in_a_row)} failed answers in a row"
+                results.append(score(item, "", False, ranking=ranking, error=error))
+            else:
+                stream, error, kind = None, None, None
+                try:
+                    stream = answer_stream(
+                        item.question,
+                        hits[:k],
+                        generator,
+                        index.embedder,
+                        retrieve,
+                        index.document_frequencies,
+                    )
+                    stream.result()
+                    failed_in_a_row.clear()
+                except LLMError as e:
+                    error, kind = str(e), e.kind
+                    failed_in_a_row.append(error)
+                answer = stream.answer if stream else None
+                results.append(_scored(item, answer, ranking, error, kind))
+            if progress:
+                progress("questions", done, len(items))
+    except KeyboardInterrupt:  # keep what was scored; the question being asked is left out
+        interrupted = True
     metrics, sizes = aggregate(results)
     info = index.info()
-    return EvalResult(
+    result = EvalResult(
         gold_digest=gold_digest(items),
         questions=len(items),
         config={
@@ -385,4 +433,8 @@ def evaluate(
         denominators=sizes,
         items=results,
         seconds=round(time.perf_counter() - started, 1),
+        interrupted=interrupted,
     )
+    if interrupted:
+        raise EvalInterrupted(result)
+    return result

@@ -30,10 +30,17 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "citation_recall": ("gold docs of answerable questions", "share cited"),
     "invalid_markers": ("answers", "total [n] markers naming no passage (a count)"),
     "errors": ("answers", "questions whose answer failed with an LLM error (a count)"),
+    "incomplete": (
+        "answers",
+        "answers cut short without an error: token limit, content filter, a loop (a count)",
+    ),
     "refusal_accuracy": ("unanswerable questions", "share refused"),
     "false_refusal_rate": ("answerable questions", "share refused"),
     "pass_rate": ("questions", "share passing (see below)"),
-    "answer_first": ("answered answerable questions with facts", "first sentence holds a fact"),
+    "answer_first": (
+        "answered answerable questions with facts",
+        "first sentence holds a fact (failed answers left out)",
+    ),
     **{
         f"latency_{stage}_{p}": ("answers", f"{p} of the {stage} time, seconds")
         for stage in ("retrieve", "answer", "total")
@@ -49,7 +56,8 @@ NOTES = [
     "coverage 1 (its citations are not counted); on an answerable one as 0.",
     "A question passes when it is unanswerable and refused, or answerable, answered, covers "
     "every fact, and is verified: at least one citation, every citation verified, no "
-    "unsupported sentence. A question whose answer failed (an LLM error) fails.",
+    "unsupported sentence. A question whose answer failed (an LLM error) or was cut short "
+    "(incomplete: the token limit, the content filter, a repetition loop) fails.",
     "Latency: seconds per question, p50/p95 by linear interpolation; retrieve is the one "
     "search per question (50 deep; the answerer sees its first k hits). Not gated: it "
     "depends on the machine.",
@@ -58,7 +66,7 @@ NOTES = [
 
 
 def _value(name: str, value: float | None) -> str:
-    return fmt(value, 0 if name in ("invalid_markers", "errors") else 3)
+    return fmt(value, 0 if name in ("invalid_markers", "errors", "incomplete") else 3)
 
 
 def _describe(result: EvalResult) -> str:
@@ -70,11 +78,30 @@ def _describe(result: EvalResult) -> str:
     )
 
 
+def _evaluated(result: EvalResult) -> str:
+    """How many questions were scored: all, or (interrupted) how many of how many."""
+    if not result.interrupted:
+        return f"{result.questions} questions"
+    return f"{result.scored} of {result.questions} questions"
+
+
+def interrupted_line(result: EvalResult) -> str | None:
+    """What an interrupted run's metrics are over (``None`` for a whole run)."""
+    if not result.interrupted:
+        return None
+    return (
+        f"INTERRUPTED after {result.scored} of {result.questions} questions: the metrics "
+        "cover only the questions answered before Ctrl-C"
+    )
+
+
 def summary_lines(result: EvalResult) -> list[str]:
     """The metrics as an aligned plain-text table, with what each is computed over."""
+    stopped = interrupted_line(result)
     lines = [
-        f"Evaluated {result.questions} questions from {result.gold or 'gold items'} "
+        f"Evaluated {_evaluated(result)} from {result.gold or 'gold items'} "
         f"in {result.seconds:.1f} s",
+        *([f"  {stopped}"] if stopped else []),
         f"  {_describe(result)}",
         "",
         f"{'metric':<22}{'value':>8}{'n':>6}  over",
@@ -83,7 +110,10 @@ def summary_lines(result: EvalResult) -> list[str]:
         over = DEFINITIONS.get(name, ("", ""))[0]
         lines.append(f"{name:<22}{_value(name, value):>8}{result.denominators[name]:>6}  {over}")
     failed = [i.id for i in result.items if not i.passed]
-    lines += ["", f"Failed {len(failed)} of {result.questions}: {', '.join(failed) or 'none'}"]
+    lines += ["", f"Failed {len(failed)} of {result.scored}: {', '.join(failed) or 'none'}"]
+    cut = [f"{i.id} ({i.stop_reason})" for i in result.items if not i.complete and i.error is None]
+    if cut:
+        lines.append(f"Incomplete {len(cut)}: {', '.join(cut)}")
     return lines
 
 
@@ -102,10 +132,13 @@ def _row(item: QuestionResult) -> str:
     facts = fmt(item.facts, 2) + (
         f" (missing: {', '.join(item.missing_facts)})" if item.missing_facts else ""
     )
+    answer = _cell(item.answer, 120)
+    if not item.complete and item.error is None:
+        answer += f" *(incomplete: {item.stop_reason})*"
     cells = [
         item.id,
         _cell(item.question),
-        _cell(item.answer, 120),
+        answer,
         _cell(cites) or "—",
         fmt(item.em, 0),
         fmt(item.f1, 2),
@@ -241,6 +274,7 @@ def write_report(
         f"({result.gold_digest})",
         f"- Configuration: {_describe(result)}",
         f"- Run: {result.seconds:.1f} s",
+        *([f"- **{interrupted_line(result)}**"] if result.interrupted else []),
         "",
         "## Metrics",
         "",
@@ -261,7 +295,7 @@ def write_report(
     md += [
         "## Questions",
         "",
-        f"Failed {len(failed)} of {result.questions}: {', '.join(failed) or 'none'}",
+        f"Failed {len(failed)} of {result.scored}: {', '.join(failed) or 'none'}",
         "",
         "| id | question | answer | citations | EM | F1 | facts | refused | pass |",
         "| --- | --- | --- | --- | ---: | ---: | --- | --- | --- |",

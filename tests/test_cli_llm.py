@@ -14,7 +14,15 @@ from rag.chat import ChatSession
 from rag.evaluate import evaluate, score
 from rag.repl import run
 from tests.conftest import KAKAO, SEEDS, FakeGenerator
-from tests.llm_server import LLMServer, break_stream, closed_port_url, delay, reply, status
+from tests.llm_server import (
+    LLMServer,
+    break_stream,
+    closed_port_url,
+    delay,
+    loop,
+    reply,
+    status,
+)
 
 QUESTION = "카카오엔터프라이즈 영업손실은 얼마나 늘었나?"
 
@@ -132,6 +140,35 @@ def test_json_carries_complete_false(index_dir: Path, llm_server: LLMServer) -> 
     assert code == 0 and data["complete"] is False and data["stop_reason"] == "length"
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "options", "stop", "message"),
+    [
+        (break_stream(2, ["영업손실 폭이 ", "1406억원으로 ", "증가했다 [1]."]), [], "stream",
+         "error: the LLM stream broke after "),
+        (reply("영업손실 폭이 " * 10, ["영업손실 폭이 "] * 10, pace=0.3), ["--deadline", "1"],
+         "timeout", "error: the answer from "),
+    ],
+    ids=["broken", "overdue"],
+)  # fmt: skip
+def test_json_shows_a_failed_answer_as_incomplete(
+    index_dir: Path,
+    llm_server: LLMServer,
+    behaviour: object,
+    options: list[str],
+    stop: str,
+    message: str,
+) -> None:
+    """--json used to print nothing when the stream broke or was overdue, so the answer's
+    complete: false and stop_reason could never be seen."""
+    llm_server.queue(behaviour)
+    code, out, err = ask(index_dir, llm_server.base_url, "--json", *options)
+    assert code == 1
+    data = json.loads(out)
+    assert data["complete"] is False and data["stop_reason"] == stop
+    assert data["text"].startswith("영업손실 폭이") and not data["verified"]
+    assert err.startswith(message) and err.count("\n") == 1
+
+
 def test_the_deadline_option_stops_a_slow_answer(index_dir: Path, llm_server: LLMServer) -> None:
     llm_server.queue(reply("영업손실은 " * 10, ["영업손실은 "] * 10, pace=0.3))
     code, out, err = ask(index_dir, llm_server.base_url, "--deadline", "1")
@@ -176,6 +213,43 @@ def test_one_failed_answer_is_recorded_and_the_run_goes_on(
     assert a.error is None and c.error is None
     assert result.metrics["errors"] == 1.0 and result.denominators["errors"] == 3
     assert len(llm_server.requests) == 3
+
+
+def test_an_answer_cut_short_does_not_pass(index_dir: Path, llm_server: LLMServer) -> None:
+    """An answer stopped at max_tokens, or cut as a repetition loop, used to pass when what
+    was kept covered the facts; the result did not say it was cut."""
+    from rag.backends.openai import OpenAIGenerator
+
+    index = Index.open(index_dir)
+    good = []
+    for g in GOLD:
+        hits = index.search(str(g["question"]), k=5)
+        n = next(n for n, h in enumerate(hits, 1) if LOSS in h.text)
+        good.append(f"카카오엔터프라이즈의 {LOSS} [{n}].")
+    loops = loop(good[1] + " ", 6)
+    llm_server.queue(reply(good[0], finish_reason="length"), loops, reply(good[2]))
+    generator = OpenAIGenerator(base_url=llm_server.base_url, model="m", max_retries=0)
+    result = evaluate(index, GOLD, answerer=generator)
+    a, b, c = result.items
+    assert (a.passed, a.complete, a.stop_reason, a.facts) == (False, False, "length", 1.0)
+    assert (b.passed, b.complete, b.stop_reason) == (False, False, "loop")
+    assert (c.passed, c.complete, c.stop_reason) == (True, True, None)
+    assert result.metrics["incomplete"] == 2.0 and result.metrics["errors"] == 0.0
+
+
+def test_a_failed_answer_is_left_out_of_answer_first(
+    index_dir: Path, llm_server: LLMServer
+) -> None:
+    from rag.backends.openai import OpenAIGenerator
+
+    n = loss_n(index_dir)
+    good = f"카카오엔터프라이즈의 {LOSS} [{n}]."
+    llm_server.queue(reply(good), break_stream(1, ["영업손실은 ", "1406억원이다."]), reply(good))
+    generator = OpenAIGenerator(base_url=llm_server.base_url, model="m", max_retries=0)
+    result = evaluate(Index.open(index_dir), GOLD, answerer=generator)
+    b = result.items[1]
+    assert b.error is not None and (b.complete, b.stop_reason) == (False, "stream")
+    assert b.answer_first is None and result.denominators["answer_first"] == 2
 
 
 def test_a_server_that_stays_down_is_not_asked_every_question(index_dir: Path) -> None:

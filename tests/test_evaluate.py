@@ -27,6 +27,7 @@ from rag.errors import RagError
 from rag.evaluate import (
     RANKING_DEPTH,
     CitedPassage,
+    EvalInterrupted,
     EvalResult,
     GoldItem,
     QuestionResult,
@@ -36,6 +37,7 @@ from rag.evaluate import (
     load_gold,
     score,
 )
+from rag.generate import Generator
 from rag.metrics import answer_tokens, exact_match, missing_facts, token_f1
 from rag.report import summary_lines, write_report
 from tests.conftest import FLITTO, KAKAO, ROOT, SEEDS, FakeGenerator
@@ -147,6 +149,48 @@ def test_an_answer_with_an_unverified_citation_or_a_missing_fact_fails() -> None
     assert unverified.facts == 1.0 and not unverified.passed
 
 
+def test_an_answer_cut_short_never_passes_and_is_counted(tmp_path: Path) -> None:
+    """An answer stopped at max_tokens or cut as a loop used to pass when what was kept
+    covered the facts, and the result did not say it was cut."""
+    whole = score(item(id="a"), "카카오브레인이다. [1]", False, citations=[cite(KAKAO)])
+    cut = score(
+        item(id="b"),
+        "카카오브레인이다. [1]",
+        False,
+        citations=[cite(KAKAO)],
+        complete=False,
+        stop_reason="length",
+    )
+    refused = score(item(False, id="c"), REFUSALS["ko"], True, complete=False, stop_reason="loop")
+    failed = score(item(id="d"), "카", False, error="boom", complete=False, stop_reason="stream")
+    assert whole.passed and whole.complete and whole.stop_reason is None
+    assert not cut.passed and (cut.complete, cut.stop_reason) == (False, "length")
+    assert not refused.passed and cut.facts == 1.0
+    result = result_of(whole, cut, refused, failed)
+    # Cut short without an error; a failed answer is counted by errors.
+    assert (result.metrics["incomplete"], result.denominators["incomplete"]) == (2.0, 4)
+    assert result.metrics["errors"] == 1.0
+    data = result.model_dump(mode="json")["items"][1]
+    assert (data["complete"], data["stop_reason"]) == (False, "length")
+    lines = summary_lines(result)
+    assert "incomplete                   2     4  answers" in lines
+    assert lines[-1] == "Incomplete 2: b (length), c (loop)"
+    md = write_report(result, tmp_path / "out").read_text(encoding="utf-8")
+    assert "| b | 질문? | 카카오브레인이다. [1] *(incomplete: length)* |" in md
+    assert "| incomplete | 2 | 4 | answers |" in md
+
+
+def test_answer_first_leaves_failed_answers_out() -> None:
+    """answer_first is over answered answerable questions: a failed answer used to count as
+    one whose first sentence holds no fact."""
+    answered = score(item(id="a"), "카카오브레인이다. [1]", False, citations=[cite(KAKAO)])
+    failed = score(item(id="b"), "", False, error="LLM at x did not answer within 1 s")
+    partial = score(item(id="c"), "카카오", False, error="the stream broke", complete=False)
+    assert failed.answer_first is None and partial.answer_first is None
+    metrics, sizes = aggregate([answered, failed, partial])
+    assert (metrics["answer_first"], sizes["answer_first"]) == (1.0, 1)
+
+
 def test_citation_precision_and_recall() -> None:
     both = item(id="a", docs=[KAKAO, FLITTO])
     r1 = score(both, "답 [1][2]", False, citations=[cite(KAKAO), cite(FLITTO, False, 2)])
@@ -200,6 +244,49 @@ def test_evaluate_counts_invalid_markers_and_refusals(seeds: Path) -> None:
     assert result.metrics["invalid_markers"] == 1.0 and result.metrics["hit@1"] == 1.0
     assert set(a.timing) == {"retrieve", "answer", "total"}
     assert result.config["answerer"] == "fake-llm" and result.gold_digest.startswith("sha256:")
+
+
+class Interrupting(Generator):
+    """Answers as ``inner`` does until its ``at``-th answer, where Ctrl-C is pressed."""
+
+    def __init__(self, inner: Generator, at: int = 2) -> None:
+        self.inner, self.at, self.calls = inner, at, 0
+        self.name = inner.name
+
+    def stream(self, messages, *, question="", passages=()):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == self.at:
+            yield "카카오"
+            raise KeyboardInterrupt
+        yield from self.inner.stream(messages, question=question, passages=passages)
+
+
+def test_ctrl_c_keeps_the_questions_scored(seeds: Path) -> None:
+    """Ctrl-C in the middle of an evaluation used to throw every finished question away."""
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    answerer = Interrupting(index.answerer("extractive"))
+    with pytest.raises(KeyboardInterrupt) as caught:  # still Ctrl-C to a caller
+        evaluate(index, TINY_GOLD, answerer=answerer)
+    assert isinstance(caught.value, EvalInterrupted)
+    result = caught.value.result
+    assert result.interrupted and (result.scored, result.questions) == (1, 3)
+    assert [i.id for i in result.items] == ["t1"]  # the question being answered is left out
+    assert result.denominators["pass_rate"] == 1 and result.metrics["pass_rate"] == 1.0
+    data = result.model_dump(mode="json")
+    assert data["interrupted"] is True and data["scored"] == 1 and data["questions"] == 3
+    assert summary_lines(result)[:2] == [
+        f"Evaluated 1 of 3 questions from gold items in {result.seconds:.1f} s",
+        "  INTERRUPTED after 1 of 3 questions: the metrics cover only the questions answered "
+        "before Ctrl-C",
+    ]
+    assert summary_lines(result)[-1] == "Failed 0 of 1: none"
+    # A partial run is neither compared with a baseline nor made into one.
+    with pytest.raises(RagError, match=r"cannot make a baseline from an interrupted run \(1 of 3"):
+        make_baseline(result)
+    baseline = make_baseline(two_questions())
+    with pytest.raises(RagError, match="cannot compare with a baseline an interrupted run"):
+        compare(result, baseline)
 
 
 @pytest.mark.parametrize("fusion", ["convex", "rrf", "dense", "bm25"])
@@ -450,6 +537,56 @@ def test_rag_eval_gate_exit_codes(run, tmp_path: Path) -> None:
     regressed = [line for line in worse.stderr.splitlines() if "regressed" in line]
     assert [line.split()[0] for line in regressed] == ["f1", "false_refusal_rate"]
     assert re.search(r"^f1 .* REGRESSED$", worse.stdout, re.M)
+
+
+@pytest.fixture
+def ctrl_c_at_t2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while `rag eval` waits for the answer to the second question."""
+    answerer = Index.answerer
+    monkeypatch.setattr(
+        Index, "answerer", lambda self, name=None, options=None: Interrupting(answerer(self))
+    )
+
+
+def test_rag_eval_ctrl_c_reports_the_questions_answered(
+    run, tmp_path: Path, ctrl_c_at_t2: None
+) -> None:
+    """It used to exit 130 saying the index was not changed, with an empty --report folder
+    and no JSON though a question had been answered."""
+    result = run("eval", "gold.jsonl", "--report", "out", "--json")
+    assert result.exit_code == 130
+    data = json.loads(result.stdout)
+    assert data["interrupted"] is True and (data["scored"], data["questions"]) == (1, 3)
+    assert [i["id"] for i in data["items"]] == ["t1"] and data["items"][0]["passed"]
+    assert result.stderr.splitlines()[-1] == (
+        "error: interrupted after 1 of 3 questions; partial results written to out/report.md"
+    )
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "- **INTERRUPTED after 1 of 3 questions: the metrics cover only" in md
+    assert "Failed 0 of 1: none" in md
+
+    text = run("eval", "gold.jsonl")
+    assert text.exit_code == 130
+    assert text.stdout.startswith("Evaluated 1 of 3 questions from gold.jsonl in ")
+    assert text.stderr.splitlines()[-1].endswith("1 of 3 questions; partial results printed")
+
+
+def test_rag_eval_ctrl_c_neither_passes_nor_updates_a_baseline(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("eval", "gold.jsonl", "--baseline", "b.json", "--update-baseline").exit_code == 0
+    before = (tmp_path / "b.json").read_bytes()
+    answerer = Index.answerer
+    monkeypatch.setattr(
+        Index, "answerer", lambda self, name=None, options=None: Interrupting(answerer(self))
+    )
+    gated = run("eval", "gold.jsonl", "--baseline", "b.json")
+    assert gated.exit_code == 130 and "Compared with" not in gated.stdout
+    assert gated.stderr.splitlines()[-1].endswith("partial results printed; b.json not compared")
+    updated = run("eval", "gold.jsonl", "--baseline", "b.json", "--update-baseline")
+    assert updated.exit_code == 130 and "Wrote baseline" not in updated.stderr
+    assert updated.stderr.splitlines()[-1].endswith("; b.json not updated")
+    assert (tmp_path / "b.json").read_bytes() == before
 
 
 @pytest.mark.parametrize(
