@@ -10,19 +10,20 @@ when that set is empty the metric is ``None``, never NaN.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, ValidationError, computed_field, field_validator
+from pydantic import BaseModel, computed_field
 
 from . import config
-from .errors import LLMError, RagError
+from .errors import LLMError
+
+# The gold set's model and reader, importable from here as before.
+from .gold import GoldItem as GoldItem
+from .gold import gold_digest as gold_digest
+from .gold import load_gold as load_gold
 from .metrics import (
     doc_ranking,
     exact_match,
@@ -34,7 +35,6 @@ from .metrics import (
     recall_at,
     token_f1,
 )
-from .sanitize import check_query
 
 if TYPE_CHECKING:
     from .answer import Answer
@@ -49,30 +49,6 @@ LATENCY_STAGES = ("retrieve", "answer", "total")
 #: Consecutive failed answers after which the model is taken to be down and the remaining
 #: questions are not asked (each failure may have waited for timeouts and retries).
 MAX_ERRORS_IN_A_ROW = 3
-
-
-class GoldItem(BaseModel):
-    """One gold question (a line of the gold JSONL file)."""
-
-    id: str
-    question: str
-    lang: str | None = None
-    type: str | None = None
-    answerable: bool = True
-    answer: str = ""
-    docs: list[str] = Field(default_factory=list)
-    facts: list[list[str]] = Field(default_factory=list)
-
-    @field_validator("question")
-    @classmethod
-    def _askable(cls, question: str) -> str:
-        """A question the index would refuse to search (too long, not UTF-8) stops the run
-        before it starts; it used to stop it at that question, keeping nothing."""
-        try:
-            check_query(question, "question")
-        except RagError as e:
-            raise ValueError(str(e)) from None
-        return question
 
 
 class CitedPassage(BaseModel):
@@ -145,46 +121,6 @@ class EvalInterrupted(KeyboardInterrupt):
     def __init__(self, result: EvalResult) -> None:
         self.result = result
         super().__init__(f"interrupted after {result.scored} of {result.questions} questions")
-
-
-def load_gold(path: str | Path) -> list[GoldItem]:
-    """Read a gold JSONL file (one `GoldItem` a line; blank lines are skipped).
-
-    Raises:
-        RagError: The file is missing, a line is not a valid item, or an id repeats.
-    """
-    try:
-        # JSONL lines end at \n only: a JSON string may hold U+2028, which splitlines splits.
-        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
-    except OSError as e:
-        raise RagError(f"cannot read gold file {path}: {e.strerror}") from e
-    except UnicodeDecodeError as e:
-        raise RagError(f"gold file {path} is not UTF-8 (byte {e.start:,})") from None
-    items: list[GoldItem] = []
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                items.append(GoldItem.model_validate(json.loads(line)))
-            except ValidationError as e:
-                error = e.errors()[0]
-                field = ".".join(map(str, error["loc"]))
-                problem = f"{field}: {error['msg']}" if field else error["msg"]
-                raise RagError(f"{path}:{number}: not a gold item: {problem}") from None
-            except (json.JSONDecodeError, RecursionError) as e:
-                problem = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise RagError(f"{path}:{number}: not a gold item: {problem}") from None
-    repeated = [i for i, n in Counter(x.id for x in items).items() if n > 1]
-    if repeated:
-        raise RagError(f"{path}: question id {repeated[0]!r} occurs twice")
-    if not items:
-        raise RagError(f"{path}: no gold questions")
-    return items
-
-
-def gold_digest(items: Sequence[GoldItem]) -> str:
-    """A hash of the gold questions' content, independent of file formatting."""
-    canonical = json.dumps([i.model_dump() for i in items], ensure_ascii=False, sort_keys=True)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 # -- scoring -----------------------------------------------------------------------------
