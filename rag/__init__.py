@@ -13,6 +13,7 @@ if TYPE_CHECKING:
         BackendUnavailable,
         EmbedderMismatch,
         IndexCorrupt,
+        IndexExists,
         IndexNotFound,
         RagError,
     )
@@ -33,6 +34,7 @@ _PUBLIC = {
     "Index": "index",
     "IndexCorrupt": "errors",
     "IndexInfo": "records",
+    "IndexExists": "errors",
     "IndexNotFound": "errors",
     "IndexReport": "records",
     "RagError": "errors",
@@ -50,6 +52,7 @@ __all__ = [
     "Hit",
     "Index",
     "IndexCorrupt",
+    "IndexExists",
     "IndexInfo",
     "IndexNotFound",
     "IndexReport",

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import diskio
 from .errors import IndexCorrupt
 
 try:  # as bm25s reads its vocabulary: orjson when installed (faster on a big one)
@@ -265,7 +266,7 @@ def read_postings(directory: Path, index_path: Path) -> Postings:
 
 def _load(file: Path, index_path: Path, mmap: bool = True) -> np.ndarray:
     try:
-        return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return diskio.load_array(file, mmap)
     except (OSError, ValueError) as e:
         raise IndexCorrupt(
             index_path, f"{file.relative_to(index_path)} is not a readable array"

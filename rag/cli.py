@@ -164,7 +164,7 @@ def index_cmd(
     """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
     from . import store, update
     from .backends import get_embedder
-    from .errors import IndexNotFound, InvalidOption, RagError
+    from .errors import IndexExists, IndexNotFound, InvalidOption, RagError
     from .index import Index
 
     if ray is not None:
@@ -188,8 +188,11 @@ def index_cmd(
             raise RagError(f"no such file or directory: {missing[0]}") from None
         store.check_new(index)  # before loading a model
         model = get_embedder(config.embedder_spec(embedder, build=True), **options)
-        idx = Index.create(index, embedder=model)
-        created = True
+        try:
+            idx = Index.create(index, embedder=model)
+            created = True
+        except IndexExists:  # another run created it since: add to that one
+            idx = Index.open(index, embedder=model)
     generation = store.read_manifest(idx.path).generation
     try:
         with _writing(idx.path, generation):

@@ -6,6 +6,7 @@ Nothing here is read at import time; every lookup happens when a function is cal
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -82,10 +83,15 @@ def write_cached(file: Path, text: str) -> None:
 
 def write_whole(file: Path, text: str) -> None:
     """Write ``file`` whole or not at all: a reader sees the old file, the new one or none,
-    a killed write leaves the old one, and two writers do not share a temporary file."""
-    tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(file)
+    a killed write leaves the old one, and two writers (processes or threads) do not share
+    a temporary file, which is removed when the write fails."""
+    tmp = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(file)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def ann_threshold() -> int:

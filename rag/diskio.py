@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,9 +137,22 @@ def write_npy(
         raise ValueError(f"{file.name}: wrote {written} rows of {shape[0]}")
 
 
+# numpy parses a .npy header with ast.literal_eval, which CPython 3.11 cannot run in two
+# threads at once: one fails with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905; 9 of 611 index opens by 4 threads). Headers are read one at a time.
+NPY_HEADERS = threading.Lock()
+
+
+def load_array(file: Path, mmap: bool = True) -> np.ndarray:
+    """``np.load`` of a ``.npy`` file (memory-mapped unless ``mmap`` is false), its header
+    parsed under `NPY_HEADERS`."""
+    with NPY_HEADERS:
+        return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
 def _header_bytes(file: Path) -> int:
     """Where the data of a version 1.0 ``.npy`` starts (-1 for another version)."""
-    with open(file, "rb") as f:
+    with open(file, "rb") as f, NPY_HEADERS:
         if np.lib.format.read_magic(f) != (1, 0):
             return -1
         np.lib.format.read_array_header_1_0(f)

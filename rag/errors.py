@@ -22,6 +22,15 @@ class IndexNotFound(RagError):
         super().__init__(f"no index at {path} (create one with: rag index PATH --index {path})")
 
 
+class IndexExists(RagError):
+    """An index was to be created where one exists (perhaps made by another process since
+    the caller looked)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"an index already exists at {path}")
+
+
 class IndexCorrupt(RagError):
     """The index directory exists but cannot be read back consistently."""
 

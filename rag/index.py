@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,7 +15,7 @@ from . import config, retrieve, store, update
 from .backends import embedder_for, get_embedder
 from .db import DocRecord
 from .embed import Embedder
-from .errors import IndexNotFound, InvalidOption, RagError
+from .errors import IndexExists, IndexNotFound, InvalidOption
 from .manifest import new_manifest
 from .records import Hit, IndexInfo, IndexReport
 from .save import Saving, empty
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from .support import JudgeFn
 
 log = logging.getLogger(__name__)
+
+# Loading an embedder takes a second and hundreds of MB: one load at a time in a process.
+_EMBEDDER_LOAD = threading.Lock()
 
 
 class Index(Saving):
@@ -81,7 +85,10 @@ class Index(Saving):
         except IndexNotFound:
             if not create:
                 raise
-            return cls.create(directory, embedder=embedder)
+            try:
+                return cls.create(directory, embedder=embedder)
+            except IndexExists:  # another process created it since: open that one
+                snapshot = store.read(directory)
         instance = embedder if isinstance(embedder, Embedder) else None
         if isinstance(embedder, str):
             instance = get_embedder(embedder)
@@ -109,7 +116,7 @@ class Index(Saving):
             **embedder_options: Passed to the backend, e.g. ``query_prefix``.
 
         Raises:
-            RagError: An index already exists at ``path``.
+            IndexExists: An index already exists at ``path``.
         """
         if store is not None:
             from .milvus_index import MilvusIndex
@@ -130,7 +137,7 @@ class Index(Saving):
     ) -> Index:
         directory = config.index_dir(path)
         if (directory / store.MANIFEST).exists():
-            raise RagError(f"an index already exists at {directory}")
+            raise IndexExists(directory)
         store.check_new(directory)  # never in a directory holding someone's files
         if isinstance(embedder, Embedder):
             model = embedder
@@ -155,14 +162,21 @@ class Index(Saving):
 
     @property
     def embedder(self) -> Embedder:
-        """The embedder, loaded on first use and checked against the index's model."""
-        if self._embedder is None:
-            self._embedder = embedder_for(self._snap.manifest.embedder)
-            self._checked = True
-        if not self._checked:  # an embedder the caller chose
-            self._embedder.check_compatible(self._snap.manifest.embedder)
-            self._checked = True
-        return self._embedder
+        """The embedder, loaded on first use and checked against the index's model (once,
+        also when threads ask for it at the same time: each built its own model)."""
+        with _EMBEDDER_LOAD:
+            if self._embedder is None:
+                self._embedder = embedder_for(self._model_record)
+                self._checked = True
+            if not self._checked:  # an embedder the caller chose
+                self._embedder.check_compatible(self._model_record)
+                self._checked = True
+            return self._embedder
+
+    @property
+    def _model_record(self) -> dict[str, Any]:
+        """The index's record of its embedding model (`rag.manifest`)."""
+        return self._snap.manifest.embedder
 
     def __len__(self) -> int:
         return self._snap.manifest.documents
@@ -359,7 +373,13 @@ class Index(Saving):
                 from .distributed import connect
 
                 cluster = stack.enter_context(connect(ray, progress))
+            model = self._snap.manifest.embedder
             self._snap = store.read(self.path)  # another process may have written since open
+            if self._snap.manifest.embedder != model:
+                # Rebuilt meanwhile, perhaps with another model: the embedder this object
+                # holds is checked again, or it would write its vectors beside the new ones.
+                self._checked = self._embedder is None
+                _ = self.embedder
             collect = cluster.collect if cluster else update.collect
             articles = collect(inputs, report, progress)
             plan = update.plan(self._snap.records.docs(text=False), articles, report)

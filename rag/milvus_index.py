@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import config, milvus, milvus_schema, retrieve, update
-from .backends import embedder_for, get_embedder
+from .backends import get_embedder
 from .db import DocRecord
 from .embed import Embedder
 from .errors import IndexNotFound, InvalidOption, RagError, WriteInterrupted
@@ -164,15 +164,8 @@ class MilvusIndex(Index):
     # -- reading -------------------------------------------------------------------------
 
     @property
-    def embedder(self) -> Embedder:
-        """The embedder, loaded on first use and checked against the index's model."""
-        if self._embedder is None:
-            self._embedder = embedder_for(self.manifest["embedder"])
-            self._checked = True
-        if not self._checked:
-            self._embedder.check_compatible(self.manifest["embedder"])
-            self._checked = True
-        return self._embedder
+    def _model_record(self) -> dict[str, Any]:
+        return dict(self.manifest["embedder"])
 
     def __len__(self) -> int:
         return self.store.count(documents=True)

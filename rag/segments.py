@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import bm25, db
+from . import bm25, db, diskio
 from .errors import IndexCorrupt
 
 RECORDS, VECTORS, IDS = "records.sqlite", "vectors.npy", "ids.npy"
@@ -270,6 +270,6 @@ def read(
 
 def _load(path: Path, name: str, mmap: bool = True) -> np.ndarray:
     try:
-        return np.load(path / name, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return diskio.load_array(path / name, mmap)
     except (OSError, ValueError) as e:
         raise IndexCorrupt(path, f"{name} is not a readable array") from e

@@ -114,7 +114,9 @@ class QueryTokenizer(SentencePieceTokenizer):
         import sentencepiece as spm
 
         self._spm = spm
-        with np.load(directory / QUERY_VOCAB_FILE) as vocab:
+        from .diskio import NPY_HEADERS
+
+        with NPY_HEADERS, np.load(directory / QUERY_VOCAB_FILE) as vocab:
             self._keys, self._ids, self._scores = vocab["keys"], vocab["ids"], vocab["scores"]
             self._kept = vocab["kept"].tolist()
             self._longest = int(vocab["longest"])

@@ -165,7 +165,7 @@ def _parts(path: Path, base: Snapshot | None) -> list[Part]:
                     name,
                     path / name / segments.RECORDS,
                     base.vectors.arrays[i],
-                    np.load(path / name / segments.IDS, mmap_mode="r"),
+                    diskio.load_array(path / name / segments.IDS),
                     lexical.segments[i].postings,  # type: ignore[union-attr]
                     base.records.live[start:end].copy(),
                     base.records.doc_live[dstart:dend].copy(),
@@ -223,8 +223,8 @@ def _ann(
     arrays = [p.vectors for p in kept]
     ids = [np.asarray(p.ids) for p in kept]
     if new_segment is not None:
-        arrays.append(np.load(path / new_segment / segments.VECTORS, mmap_mode="r"))
-        ids.append(np.load(path / new_segment / segments.IDS))
+        arrays.append(diskio.load_array(path / new_segment / segments.VECTORS))
+        ids.append(diskio.load_array(path / new_segment / segments.IDS, mmap=False))
     view = segments.Rows(arrays, live, int(new_vectors.shape[1]))
     all_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
     with store.sequential(view):

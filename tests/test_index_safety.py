@@ -617,3 +617,181 @@ def test_every_input_rejected_leaves_no_index(run, tmp_path: Path) -> None:
     before = _listing(tmp_path / "idx")
     assert run("index", "bad")[0] == 1
     assert _listing(tmp_path / "idx") == before
+
+
+def test_a_held_index_does_not_write_into_one_rebuilt_with_another_model(tmp_path: Path) -> None:
+    """An Index kept open while its directory was rebuilt with another model embedded new
+    articles with its own model into the new index: vectors of another space beside the
+    new ones, which the index's check did not see."""
+    from rag.errors import EmbedderMismatch
+    from tests.conftest import FakeEmbedder
+
+    path = tmp_path / "idx"
+    held = Index.create(path, embedder=FakeEmbedder())
+    held.add([{"id": "a", "text": "첫 번째 기사 본문이다. 내용이 길다."}])
+    shutil.rmtree(path)
+    rebuilt = Index.create(path, embedder=FakeEmbedder("b"))
+    rebuilt.add([{"id": "b", "text": "두 번째 기사 본문이다. 서울에서 행사가 열렸다."}])
+    with pytest.raises(EmbedderMismatch):
+        held.add([{"id": "c", "text": "세 번째 기사 본문이다. 부산에서 회의가 열렸다."}])
+    assert [d.doc_id for d in Index.open(path, embedder=FakeEmbedder("b")).documents()] == ["b"]
+
+
+def test_threads_asking_for_the_embedder_at_once_load_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads making their first search at the same time each built the model (8 threads:
+    1.8 GB instead of 0.35 GB with the onnx runtime)."""
+    import threading
+    import time
+
+    from rag import index as index_module
+    from tests.conftest import FakeEmbedder
+
+    Index.create(tmp_path / "idx", embedder=FakeEmbedder()).add([{"id": "a", "text": "기사 본문."}])
+    built = []
+
+    def slow_load(record: dict) -> FakeEmbedder:
+        built.append(record)
+        time.sleep(0.2)  # a model takes a while to load: the window the threads raced in
+        return FakeEmbedder()
+
+    monkeypatch.setattr(index_module, "embedder_for", slow_load)
+    shared = Index.open(tmp_path / "idx")
+    models = []
+    threads = [threading.Thread(target=lambda: models.append(shared.embedder)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and len({id(m) for m in models}) == 1
+
+
+def test_array_headers_are_parsed_one_at_a_time(
+    seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numpy parses a .npy header with ast.literal_eval, which CPython 3.11 cannot run in two
+    threads at once (python/cpython#106905): 9 of 611 index opens by 4 threads failed with
+    "SystemError: AST constructor recursion depth mismatch". Every array an index reads or
+    writes is loaded under one lock."""
+    from tests.conftest import FakeEmbedder
+
+    real_load = np.load
+    unguarded = []
+
+    def load(*args: object, **kwargs: object) -> object:
+        if not diskio.NPY_HEADERS.locked():
+            unguarded.append(args[0])
+        return real_load(*args, **kwargs)  # type: ignore[call-overload]
+
+    index = Index.create(tmp_path / "idx", embedder=FakeEmbedder())
+    index.add([seeds])
+    monkeypatch.setattr(np, "load", load)
+    index = Index.open(tmp_path / "idx")
+    index.search("카카오엔터프라이즈 구조조정")
+    index.add([{"id": "new", "text": "새 기사 본문이다. 서울에서 회의가 열렸다."}])
+    index.remove("new")
+    assert index.check()[1] == []
+    assert unguarded == []
+
+
+def test_a_check_beside_a_writer_finds_no_false_problems(
+    seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that read the manifest just before a writer switched generations then found
+    the old generation's files gone, and `rag info --check` called the index corrupt (5
+    false problems in 100 writes). Here the writer runs at exactly that moment."""
+    import threading
+
+    from tests.conftest import FakeEmbedder
+
+    Index.create(tmp_path / "idx", embedder=FakeEmbedder()).add([seeds])
+    checking = Index.open(tmp_path / "idx")
+    real_read = store.read_manifest
+    started: list[bool] = []
+    writers: list[threading.Thread] = []
+
+    def read_then_write(path: Path) -> manifest.Manifest:
+        read = real_read(path)
+        if not started:
+            # Once: a whole write between reading the manifest and verifying the files.
+            started.append(True)
+            writer = Index.open(tmp_path / "idx")
+            thread = threading.Thread(target=writer.add, args=([{"id": "n", "text": "새 기사."}],))
+            writers.append(thread)
+            thread.start()
+            thread.join(timeout=2)  # held back by the check, or done before it verifies
+        return read
+
+    monkeypatch.setattr(store, "read_manifest", read_then_write)
+    _, problems = checking.check()
+    writers[0].join()
+    assert problems == []
+    monkeypatch.setattr(store, "read_manifest", real_read)
+    assert "n" in {d.doc_id for d in Index.open(tmp_path / "idx").documents()}
+
+
+def test_open_or_create_opens_an_index_another_process_just_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes opening-or-creating a new index at once: the one that lost the race
+    failed with "an index already exists" instead of opening it."""
+    from rag.errors import IndexNotFound
+    from tests.conftest import FakeEmbedder
+
+    Index.create(tmp_path / "idx", embedder=FakeEmbedder()).add([{"id": "a", "text": "기사."}])
+    real_read = store.read
+    calls = []
+
+    def not_there_yet(path: Path) -> store.Snapshot:
+        calls.append(path)
+        if len(calls) == 1:  # it looked before the other process had written the manifest
+            raise IndexNotFound(path)
+        return real_read(path)
+
+    monkeypatch.setattr(store, "read", not_there_yet)
+    index = Index.open(tmp_path / "idx", embedder=FakeEmbedder(), create=True)
+    assert [d.doc_id for d in index.documents()] == ["a"]
+
+
+def test_threads_writing_one_cache_entry_do_not_share_a_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temporary name was the process's: two threads writing the same probe-cache or
+    judge-cache entry wrote one file, and the second rename failed ("cannot write the probe
+    cache"). A failed write leaves no temporary file behind."""
+    import threading
+
+    from rag import config
+
+    target = tmp_path / "entry.json"
+    both_written = threading.Barrier(2, timeout=5)
+    real_write = Path.write_text
+
+    def write_then_wait(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        written = real_write(self, text, *args, **kwargs)  # type: ignore[arg-type]
+        both_written.wait()  # neither renames before both have written
+        return written
+
+    monkeypatch.setattr(Path, "write_text", write_then_wait)
+    errors: list[BaseException] = []
+
+    def write(text: str) -> None:
+        try:
+            config.write_whole(target, text)
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in ('{"a": 1}', '{"a": 2}')]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_text(encoding="utf-8") in ('{"a": 1}', '{"a": 2}')
+    monkeypatch.setattr(Path, "write_text", real_write)
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    with pytest.raises(OSError):
+        config.write_whole(folder, "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.json", "folder.json"]

@@ -205,21 +205,25 @@ def _in_background(load: Callable[[], T]) -> Future[T]:
             future.set_exception(e)
 
     thread = threading.Thread(target=run, name="rag-load", daemon=True)
-    if not _loading:
-        atexit.register(_finish_loads)
-    _loading[:] = [*(t for t in _loading if t.is_alive()), thread]
-    thread.start()
+    with _loading_lock:  # threads opening embedders at once dropped each other's loads
+        if not _loading:
+            atexit.register(_finish_loads)
+        _loading[:] = [*(t for t in _loading if t.is_alive()), thread]
+        thread.start()
     return future
 
 
 _loading: list[threading.Thread] = []
+_loading_lock = threading.Lock()
 
 
 def _finish_loads() -> None:
     """At exit, wait for the loads still running: onnxruntime aborted the process ("terminate
     called without an active exception", exit 134) when it exited in the middle of one,
     as an error right after opening the embedder did."""
-    for thread in _loading:
+    with _loading_lock:
+        running = list(_loading)
+    for thread in running:
         thread.join(timeout=30)
 
 
