@@ -123,6 +123,9 @@ class AnswerStream:
         self._pieces = pieces
         self._finish = finish
         self.answer: Answer | None = None
+        #: Whether pieces already yielded were the model's reasoning, its block opened by
+        #: the chat template (the answer itself is without it): a terminal shows it again.
+        self.reasoning_shown = False
 
     def __iter__(self) -> Iterator[str]:
         received = ""
@@ -136,6 +139,7 @@ class AnswerStream:
                     continue
                 received += piece
                 shown = reasoning.feed(piece)
+                self.reasoning_shown = reasoning.shown_reasoning
                 if shown:
                     yield shown
                 cut = guard.cut(received)

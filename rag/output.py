@@ -37,6 +37,9 @@ def stream_answer(stream: Any) -> Any:
     answer = stream.answer
     if answer is None:
         return None
+    if getattr(stream, "reasoning_shown", False) and answer.text:
+        out.print(escape("note: the text above opened with the model's reasoning; the answer:"))
+        out.print(escape(answer.text))
     if not answer.complete:  # on a line of its own, never glued to the answer
         out.print(escape("[answer incomplete]"), style="bold red")
     if not answer.refused:

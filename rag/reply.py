@@ -52,7 +52,11 @@ class ReasoningFilter:
     """
 
     inside: bool = False
+    #: Whether text already let through turned out to be reasoning: a closing tag came with
+    #: no opening one (the chat template opened the block in the prompt).
+    shown_reasoning: bool = False
     _pending: str = ""
+    _shown_any: bool = False
 
     def feed(self, piece: str) -> str:
         """The part of ``piece`` (with what was held back) that is answer text."""
@@ -68,7 +72,10 @@ class ReasoningFilter:
                 continue
             opening, closing = _OPEN.search(text), _CLOSE.search(text)
             if closing and (opening is None or closing.start() < opening.start()):
-                shown.append(text[: closing.start()])  # a stray closing tag: just drop it
+                # A stray closing tag: what came before it was reasoning. What is still here
+                # is held back; what was shown already cannot be taken back, but is said.
+                self.shown_reasoning = self._shown_any or bool(shown)
+                shown.clear()
                 text = text[closing.end() :]
                 continue
             if opening is None:
@@ -79,7 +86,9 @@ class ReasoningFilter:
             shown.append(text[: opening.start()])
             text, self.inside = text[opening.end() :], True
         self._pending = text
-        return "".join(shown)
+        out = "".join(shown)
+        self._shown_any = self._shown_any or bool(out.strip())
+        return out
 
     def flush(self) -> str:
         """What was held back, at the end of the stream."""

@@ -55,6 +55,22 @@ def test_ask_streams_the_llm_answer_with_checked_citations(
     assert "<passages>\n[1] " in request.messages[1]["content"]
 
 
+def test_reasoning_opened_by_the_chat_template_is_followed_by_the_answer(
+    index_dir: Path, llm_server: LLMServer
+) -> None:
+    """A model whose chat template opens <think> streams its reasoning before a lone
+    </think>: it was on the screen, glued to the answer, with nothing saying so."""
+    reasoning = "The user wants the loss. Passage 1 says 1406. "
+    answer = "영업손실 폭이 1406억원으로 증가했다 [1]."
+    text = f"{reasoning}</think>\n\n{answer}"
+    llm_server.queue(reply(text, [text[i : i + 7] for i in range(0, len(text), 7)]))
+    code, out, err = ask(index_dir, llm_server.base_url)
+    assert code == 0, err
+    shown, _, rest = out.partition("note: the text above opened with the model's reasoning")
+    assert shown.startswith("The user wants the loss.")
+    assert rest.startswith("; the answer:\n" + answer + "\nSources:")
+
+
 @pytest.mark.parametrize(
     ("behaviour", "message"),
     [
