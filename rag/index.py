@@ -148,7 +148,7 @@ class Index(Saving):
         if max_tokens > model.max_tokens:
             raise InvalidOption("max_tokens", max_tokens, [f"at most {model.max_tokens}"])
         manifest = new_manifest(model.describe(), max_tokens, overlap)
-        with store.lock(directory):
+        with store.lock(directory, create=True):
             store.write(directory, manifest, None, set(), [], [], empty(model.dim))
         return cls(directory, store.read(directory), model)
 

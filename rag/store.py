@@ -47,6 +47,7 @@ from .errors import (
     IndexCorrupt,
     IndexExists,
     IndexLocked,
+    IndexNotFound,
     IndexWriteError,
     RagError,
     first_and_more,
@@ -326,15 +327,20 @@ def _readers(path: Path, exclusive: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def lock(path: Path) -> Iterator[None]:
-    """Hold the index's write lock; a second writer gets `IndexLocked` at once.
+def lock(path: Path, create: bool = False) -> Iterator[None]:
+    """Hold the index's write lock; a second writer gets `IndexLocked` at once. Only a
+    writer that ``create``s the index makes its directory: a write to an index whose
+    directory was removed meanwhile made it again, empty but for the lock file.
 
     Raises:
         IndexLocked: Another process holds the lock.
+        IndexNotFound: No directory at ``path``, and not ``create``.
         IndexWriteError: The directory cannot be written (read-only, no permission).
     """
     if path.exists() and not path.is_dir():
         raise RagError(f"{path} is a file, not an index directory")
+    if not create and not path.is_dir():
+        raise IndexNotFound(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         handle = open(path / LOCK, "a")  # noqa: SIM115 - held for the whole block

@@ -795,3 +795,19 @@ def test_threads_writing_one_cache_entry_do_not_share_a_temporary_file(
     with pytest.raises(OSError):
         config.write_whole(folder, "{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.json", "folder.json"]
+
+
+def test_a_write_to_a_removed_index_does_not_make_its_directory_again(tmp_path: Path) -> None:
+    """An Index whose directory was removed (rm -r) while it was open said IndexNotFound on
+    add or remove, but first made the directory again, empty but for a lock file."""
+    from rag.errors import IndexNotFound
+    from tests.conftest import FakeEmbedder
+
+    index = Index.create(tmp_path / "idx", embedder=FakeEmbedder())
+    index.add([{"id": "a", "text": "기사 본문이다."}])
+    shutil.rmtree(tmp_path / "idx")
+    with pytest.raises(IndexNotFound):
+        index.add([{"id": "b", "text": "다른 기사 본문이다."}])
+    with pytest.raises(IndexNotFound):
+        index.remove("a")
+    assert not (tmp_path / "idx").exists()
