@@ -44,7 +44,3 @@ class Memo(Generic[K, V]):
                 while len(self._items) > self.size:
                     self._items.popitem(last=False)
         return [found[k] for k in keys]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
