@@ -164,6 +164,8 @@ class Index(Saving):
     def embedder(self) -> Embedder:
         """The embedder, loaded on first use and checked against the index's model (once,
         also when threads ask for it at the same time: each built its own model)."""
+        if self._embedder is not None and self._checked:  # every search: no lock to take
+            return self._embedder
         with _EMBEDDER_LOAD:
             if self._embedder is None:
                 self._embedder = embedder_for(self._model_record)
@@ -373,9 +375,9 @@ class Index(Saving):
                 from .distributed import connect
 
                 cluster = stack.enter_context(connect(ray, progress))
-            model = self._snap.manifest.embedder
+            model = self._model_record
             self._snap = store.read(self.path)  # another process may have written since open
-            if self._snap.manifest.embedder != model:
+            if self._model_record != model:
                 # Rebuilt meanwhile, perhaps with another model: the embedder this object
                 # holds is checked again, or it would write its vectors beside the new ones.
                 self._checked = self._embedder is None
