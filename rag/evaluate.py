@@ -89,6 +89,11 @@ class QuestionResult(BaseModel):
     complete: bool = True
     stop_reason: str | None = None
 
+    @property
+    def cut_short(self) -> bool:
+        """Whether the answer was cut short without an error (the `incomplete` metric)."""
+        return not self.complete and self.error is None
+
 
 class EvalResult(BaseModel):
     """Metrics over a gold set, how many questions each is computed on, and every question.
@@ -231,7 +236,7 @@ def aggregate(items: Sequence[QuestionResult]) -> tuple[dict[str, float | None],
     sizes["invalid_markers"] = len(items)
     metrics["errors"] = float(sum(i.error is not None for i in items))
     sizes["errors"] = len(items)
-    metrics["incomplete"] = float(sum(not i.complete and i.error is None for i in items))
+    metrics["incomplete"] = float(sum(i.cut_short for i in items))
     sizes["incomplete"] = len(items)
     put("refusal_accuracy", [float(i.refused) for i in items if not i.answerable])
     put("false_refusal_rate", [float(i.refused) for i in items if i.answerable])

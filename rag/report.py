@@ -111,7 +111,7 @@ def summary_lines(result: EvalResult) -> list[str]:
         lines.append(f"{name:<22}{_value(name, value):>8}{result.denominators[name]:>6}  {over}")
     failed = [i.id for i in result.items if not i.passed]
     lines += ["", f"Failed {len(failed)} of {result.scored}: {', '.join(failed) or 'none'}"]
-    cut = [f"{i.id} ({i.stop_reason})" for i in result.items if not i.complete and i.error is None]
+    cut = [f"{i.id} ({i.stop_reason})" for i in result.items if i.cut_short]
     if cut:
         lines.append(f"Incomplete {len(cut)}: {', '.join(cut)}")
     return lines
@@ -133,7 +133,7 @@ def _row(item: QuestionResult) -> str:
         f" (missing: {', '.join(item.missing_facts)})" if item.missing_facts else ""
     )
     answer = _cell(item.answer, 120)
-    if not item.complete and item.error is None:
+    if item.cut_short:
         answer += f" *(incomplete: {item.stop_reason})*"
     cells = [
         item.id,
