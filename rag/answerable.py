@@ -7,13 +7,15 @@ title. A Korean question is answerable when one window
   pronouns are left out, and predicates (가지다, 변하다, 받다) count for little, because
   questions paraphrase verbs far more freely than names and nouns; with the default
   embedding model, the share is moved by the passage's dense cosine to the question;
-- names every entity of the question (proper nouns, Latin names), or the passage does and
-  the window names no look-alike (카카오엔터프라이즈 for 카카오브레인); a name the index
-  never holds may be the user's typo for one a letter off (헤리슨 for 해리슨);
+- names every entity of the question (proper nouns, Latin names, and words written together
+  that end like a name the passages hold: 삼화저축은행 beside 부산저축은행), or the passage
+  does and the window names no look-alike (카카오엔터프라이즈 for 카카오브레인); a name the
+  index never holds may be the user's typo for one a letter off (헤리슨 for 해리슨);
 - holds something of the kind the question asks for (`rag.kinds`: a person's name for
   누구/who, an amount for 얼마/how much, a date for 언제/when, a number for 몇/how many, a
   place for 어디/where), in a sentence that names no look-alike of the question's entity;
-and the passage holds every number and ordinal (두 번째) the question names.
+and the passage holds every number and ordinal (두 번째) the question names, and the window
+names the question's year if it names any year.
 
 An English question over Korean articles has few shared words, so its signals are its
 names (`rag.names`: romanised Hangul names compared with the Latin ones), years, Latin
@@ -76,6 +78,11 @@ _WEIGHTS = {"NNP": 1.0, "NNG": 1.0, "SL": 1.0, "SN": 1.0, "NR": 1.0, "SH": 1.0, 
 _PREDICATES = frozenset({"VV", "VA"})
 _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+# A year as a Korean sentence writes one: not an amount or count (1800만원, 2010명, 1,999개).
+_YEAR_OF = re.compile(
+    r"(?<![\d.,])(?:1[5-9]|20)\d\d(?![\d.,])"
+    r"(?!\s*(?:만|억|조|천|원|명|개|달러|건|회|호|번|대|곳|배|위|점|%|km|kg|m\b|t\b))"
+)
 _MONTH = re.compile(r"(?<!\d)(1[0-2]|[1-9])\s*월")  # "11월": an English question's November
 # Ordinals ("두 번째", "3번째", "셋째"): the question's must be the passage's too, as its
 # numbers must (the second concert is not the fourth).
@@ -129,6 +136,7 @@ class _Question:
     runs: dict[str, str]  # a noun's form -> the run of adjacent nouns it is written in
     head: tuple[str, str] | None  # the noun naming the kind of answer ("사람", "장소")
     entities: list[str]
+    compounds: list[str]  # nouns written together, no entity: perhaps a name Kiwi misread
     unknown: set[str]  # entities no chunk of the index holds: perhaps misspelt
     numbers: set[str]
     measure: str  # what the number asked for measures (`rag.kinds.asked_measure`)
@@ -156,6 +164,7 @@ def decide(
         return _decide_english(q, hits, sentences, titles)
     if model != DENSE_MODEL:
         hits = [h.model_copy(update={"dense_score": None}) for h in hits]
+    q.entities += _names_by_ending(q, sentences)
     return _decide_korean(q, hits, sentences, titles)
 
 
@@ -187,6 +196,7 @@ def _decide_korean(
         problem = problem or _missing_number(q.numbers, passage)
         problem = problem or _missing_ordinal(q.text, passage)
         problem = problem or _missing_kind(q, tokens)
+        problem = problem or _other_year(q.text, text)
         problem = problem or _answer_beside_lookalike(
             q, [sentences[r] for r in rows], lambda x: _korean_lookalike(q, x)
         )
@@ -332,6 +342,7 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
         terms=terms,
         head=(head.form, head.tag) if head is not None else None,
         entities=entities,
+        compounds=_compounds(question, tokens, entities),
         unknown=unknown,
         numbers={t.form.replace(",", "") for t in tokens if t.tag == "SN"},
         measure=asked_measure(question, tokens),
@@ -364,6 +375,48 @@ def _noun_runs(tokens: list[Token]) -> list[list[Token]]:
         else:
             runs.append([t])
     return runs
+
+
+# Tags of the pieces Kiwi may cut an unknown name into (삼화저축은행: 삼/NR 화/NNB 저축 은행).
+_PIECES = frozenset({"NNP", "NNG", "NR", "NNB", "SL", "SH", "XR", "SN"})
+
+
+def _compounds(text: str, tokens: list[Token], entities: list[str]) -> list[str]:
+    """Nouns (or pieces of one) written together, as written, that are no entity and hold
+    no part of one: a name Kiwi did not know may be among them (see `_names_by_ending`)."""
+    runs: list[list[Token]] = []
+    for t in tokens:
+        if t.tag not in _PIECES:
+            continue
+        if runs and runs[-1][-1].end == t.start:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    written = [
+        text[r[0].start : r[-1].end]
+        for r in runs
+        if len(r) > 1 and any(t.tag in ("NNG", "NNP") for t in r)
+    ]
+    return [w for w in written if not any(w in e or e in w for e in entities)]
+
+
+def _names_by_ending(q: _Question, sentences: list[_Sentence]) -> list[str]:
+    """The question's `compounds` that name an entity: those the passages write too, ending
+    like a name they hold that opens otherwise (삼화저축은행 beside 부산저축은행). Kiwi reads
+    a name it does not know as common nouns (삼/NR 화/NNB 저축/NNG 은행/NNG), which would
+    leave the question with no entity, and a window about 부산저축은행 answering it. A
+    compound the passages never write may be misspelt (주민민주주의인민공화국 for
+    조선민주주의인민공화국 in a KorQuAD question) and is left to the word coverage."""
+    if not q.compounds:
+        return []
+    names = {n for s in sentences for n in _name_runs(s.tokens)}
+    written = _nospace(" ".join(s.text for s in sentences))
+    return [
+        c
+        for c in q.compounds
+        if _nospace(c) in written
+        and any(_looks_alike(n, _nospace(c)) and n[:2] != _nospace(c)[:2] for n in names)
+    ]
 
 
 def _entities(text: str, tokens: list[Token]) -> list[str]:
@@ -540,6 +593,15 @@ def _name_runs(tokens: list[Token]) -> list[str]:
     return [
         "".join(t.form for t in r) for r in _noun_runs(tokens) if any(t.tag == "NNP" for t in r)
     ]
+
+
+def _other_year(question: str, window: str) -> str:
+    """Why the window is about another year than the question's ("" when it may be): it
+    names years, and not the question's ("2010에 ... 42회" for "2011년 ... 몇 번")."""
+    asked, given = set(_YEAR_OF.findall(question)), set(_YEAR_OF.findall(window))
+    if asked and given and not asked & given:
+        return f"the window names {', '.join(sorted(given))}, not {', '.join(sorted(asked))}"
+    return ""
 
 
 def _missing_number(wanted: set[str], text: str) -> str:

@@ -166,6 +166,55 @@ def test_decide(question: str, passages: list[str], expected: bool) -> None:
         assert decision.window is not None
 
 
+# Kiwi reads 삼화저축은행, which it does not know, as 삼/NR 화/NNB 저축/NNG 은행/NNG: no
+# name. Written together and ending like the passage's 부산저축은행, it is one all the same.
+SAVINGS = (
+    "금융위원회는 지난달 삼화 저축은행에 영업정지 조치를 내렸다. "
+    "이어 대전저축은행과 부산저축은행도 영업정지됐다. "
+    "금융감독원 자료에 따르면 부산저축은행은 BIS 비율이 5.13%였고 대전저축은행은 -3.18%였다."
+)
+QUAKES = "기상청은 2010에 한반도에서 규모 2.0 이상의 지진이 총 42회 발생하였다고 밝혔다."
+
+
+def dated(text: str, date: dt.date) -> Hit:
+    return hit(text).model_copy(update={"date": date})
+
+
+@pytest.mark.parametrize(
+    ("question", "passage", "expected"),
+    [
+        ("삼화저축은행의 BIS 비율은 얼마였어?", hit(SAVINGS), False),
+        ("부산저축은행의 BIS 비율은 얼마였어?", hit(SAVINGS), True),
+        # A compound no passage writes may be misspelt, and is not taken for another name.
+        (
+            "주민민주주의인민공화국의 해군 함정은 언제 NLL을 침입하였나?",
+            hit("조선민주주의인민공화국 해군 함정이 2009년 11월 10일 NLL을 침범했다."),
+            True,
+        ),
+        # The article is dated 2011, but the window counts 2010's earthquakes.
+        (
+            "2011년 한반도에서 규모 2.0 이상 지진은 몇 번 일어났어?",
+            dated(QUAKES, dt.date(2011, 1, 5)),
+            False,
+        ),
+        (
+            "2010년 한반도에서 규모 2.0 이상 지진은 몇 번 일어났어?",
+            dated(QUAKES, dt.date(2011, 1, 5)),
+            True,
+        ),
+        # An amount is no year (1800만원).
+        (
+            "2011년 한빛마린의 매출은 얼마였나?",
+            dated("한빛마린의 올해 매출은 1800만원이었다.", dt.date(2011, 12, 1)),
+            True,
+        ),
+    ],
+)
+def test_near_miss_entity_and_year(question: str, passage: Hit, expected: bool) -> None:
+    decision = decide(question, [passage])
+    assert decision.answerable is expected, decision.reason
+
+
 # The question's entity in one sentence, and the next names a person beside a look-alike.
 NEIGHBOURS = (
     "AI 사업은 카카오브레인 중심으로 옮겨갈 전망이다. "
