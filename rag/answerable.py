@@ -344,10 +344,30 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
         entities=entities,
         compounds=_compounds(question, tokens, entities),
         unknown=unknown,
-        numbers={t.form.replace(",", "") for t in tokens if t.tag == "SN"},
+        numbers=_numbers(tokens),
         measure=asked_measure(question, tokens),
         runs={t.form: "".join(x.form for x in run) for run in _noun_runs(tokens) for t in run},
     )
+
+
+# "1년 전과 비교해", "3개월 뒤": a time counted from the article's, which it writes as a
+# date or as 전년 ("전년동기 대비"), not as the question's number.
+_SPANS = frozenset({"년", "개월", "달", "주", "주일", "일", "시간", "분기"})
+_RELATIVE = frozenset({"전", "후", "뒤"})
+
+
+def _numbers(tokens: list[Token]) -> set[str]:
+    """The numbers a question names (digits, as written without commas), but for a time
+    counted back or on from the article's ("1년 전")."""
+    found = set()
+    for i, t in enumerate(tokens):
+        if t.tag != "SN":
+            continue
+        after = [x.form for x in tokens[i + 1 : i + 3]]
+        if len(after) == 2 and after[0] in _SPANS and after[1] in _RELATIVE:
+            continue
+        found.add(t.form.replace(",", ""))
+    return found
 
 
 def _head_noun(tokens: list[Token]) -> Token | None:

@@ -202,6 +202,12 @@ def dated(text: str, date: dt.date) -> Hit:
             dated(QUAKES, dt.date(2011, 1, 5)),
             True,
         ),
+        # "1년 전" counts back from the article; the article says 전년 동기, not 1.
+        (
+            "한빛마린의 3분기 매출은 1년 전보다 몇 퍼센트 늘었나?",
+            hit("한빛마린의 올해 3분기 매출은 680억원으로 전년 동기 대비 19% 늘었다."),
+            True,
+        ),
         # An amount is no year (1800만원).
         (
             "2011년 한빛마린의 매출은 얼마였나?",
