@@ -7,10 +7,9 @@ title. A Korean question is answerable when one window
   pronouns are left out, and predicates (가지다, 변하다, 받다) count for little, because
   questions paraphrase verbs far more freely than names and nouns; with the default
   embedding model, the share is moved by the passage's dense cosine to the question;
-- names every entity of the question (proper nouns, Latin names, and words written together
-  that end like a name the passages hold: 삼화저축은행 beside 부산저축은행), or the passage
-  does and the window names no look-alike (카카오엔터프라이즈 for 카카오브레인); a name the
-  index never holds may be the user's typo for one a letter off (헤리슨 for 해리슨);
+- names every entity of the question, or the passage does and the window names no
+  look-alike (카카오엔터프라이즈 for 카카오브레인): `rag.lookalike` decides which names are
+  the question's entities, whether a window names them, and which names are look-alikes;
 - holds something of the kind the question asks for (`rag.kinds`: a person's name for
   누구/who, an amount for 얼마/how much, a date for 언제/when, a number for 몇/how many, a
   place for 어디/where), in a sentence that names no look-alike of the question's entity;
@@ -29,13 +28,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from . import lookalike
 from .kinds import answer_kind, asked_measure, holds_kind
 from .korean import Token, passage_sentences, tagged
-from .names import latin_names, match_names, misspelt_in, months, translatable
+from .lookalike import Question, Sentence, nospace
+from .names import latin_names, match_names, months, translatable
 from .records import Hit
 from .support import QUESTION_WORDS, key_terms, language, numbers
 
@@ -76,7 +76,6 @@ DENSE_MODEL = "intfloat/multilingual-e5-small"
 _INTERROGATIVE = frozenset({"어떻", "어떠", "어찌", "웬", "얼마나"})
 _WEIGHTS = {"NNP": 1.0, "NNG": 1.0, "SL": 1.0, "SN": 1.0, "NR": 1.0, "SH": 1.0, "XR": 1.0}
 _PREDICATES = frozenset({"VV", "VA"})
-_NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
 # A year as a Korean sentence writes one: not an amount or count (1800만원, 2010명, 1,999개).
 _YEAR_OF = re.compile(
@@ -118,30 +117,6 @@ class Decision(BaseModel):
     window: Window | None = None
 
 
-@dataclass
-class _Sentence:
-    n: int
-    start: int
-    end: int
-    tokens: list[Token]
-    text: str
-
-
-@dataclass
-class _Question:
-    text: str
-    lang: str
-    kind: str
-    terms: dict[tuple[str, str], float]  # (form, tag) -> weight
-    runs: dict[str, str]  # a noun's form -> the run of adjacent nouns it is written in
-    head: tuple[str, str] | None  # the noun naming the kind of answer ("사람", "장소")
-    entities: list[str]
-    compounds: list[str]  # nouns written together, no entity: perhaps a name Kiwi misread
-    unknown: set[str]  # entities no chunk of the index holds: perhaps misspelt
-    numbers: set[str]
-    measure: str  # what the number asked for measures (`rag.kinds.asked_measure`)
-
-
 def decide(
     question: str, hits: Sequence[Hit], stats: Stats | None = None, model: str | None = None
 ) -> Decision:
@@ -164,12 +139,12 @@ def decide(
         return _decide_english(q, hits, sentences, titles)
     if model != DENSE_MODEL:
         hits = [h.model_copy(update={"dense_score": None}) for h in hits]
-    q.entities += _names_by_ending(q, sentences)
+    q.entities += lookalike.names_by_ending(q, sentences)
     return _decide_korean(q, hits, sentences, titles)
 
 
 def _decide_korean(
-    q: _Question, hits: Sequence[Hit], sentences: list[_Sentence], titles: list[list[Token]]
+    q: Question, hits: Sequence[Hit], sentences: list[Sentence], titles: list[list[Token]]
 ) -> Decision:
     total = sum(q.terms.values())
     if not total:
@@ -177,28 +152,28 @@ def _decide_korean(
     # The outlet and date are part of what a passage says about itself ("매일경제 기사",
     # "2013년 11월 전기요금 인상" in an article dated 2013-11-21).
     abouts = [_about(h) for h in hits]
-    passages = [_nospace(f"{a} {h.text}") for a, h in zip(abouts, hits, strict=True)]
+    passages = [nospace(f"{a} {h.text}") for a, h in zip(abouts, hits, strict=True)]
     best: tuple[tuple[float, bool, float], int] | None = None
     failure = (-1.0, "no window holds the question's words")
     for i, rows in _windows(sentences):
         s = sentences[i]
         tokens = [t for r in rows for t in sentences[r].tokens]
         text = " ".join(sentences[r].text for r in rows)
-        plain = _nospace(f"{abouts[s.n - 1]} {text}")
+        plain = nospace(f"{abouts[s.n - 1]} {text}")
         found = _coverage(q, tokens + titles[s.n - 1], plain)
         if q.head and q.kind != "other" and not _missing_kind(q, tokens):
             # "새로 이끌 사람은 누구인가": the window names a person, which is what 사람 asks.
             found += q.terms[q.head] * (q.head[0] not in plain)
         score = found / total + _dense_shift(hits[s.n - 1])
         passage = passages[s.n - 1]
-        problem = _missing_entity(q, plain, tokens, passage)
+        problem = lookalike.missing_entity(q, plain, tokens, passage)
         # A number may set the scene (the year of an event) a few sentences away.
         problem = problem or _missing_number(q.numbers, passage)
         problem = problem or _missing_ordinal(q.text, passage)
         problem = problem or _missing_kind(q, tokens)
         problem = problem or _other_year(q.text, text)
-        problem = problem or _answer_beside_lookalike(
-            q, [sentences[r] for r in rows], lambda x: _korean_lookalike(q, x)
+        problem = problem or lookalike.answer_beside_lookalike(
+            q, [sentences[r] for r in rows], lambda x: lookalike.korean_lookalike(q, x)
         )
         if problem:
             if score > failure[0]:
@@ -207,7 +182,7 @@ def _decide_korean(
         # Among equally good windows, the one whose own sentence holds the answer and
         # the question's words: its sentence is the one to quote.
         centre = not _missing_kind(q, s.tokens)
-        key = (score, centre, _coverage(q, s.tokens, _nospace(s.text)))
+        key = (score, centre, _coverage(q, s.tokens, nospace(s.text)))
         if best is None or key > best[0]:
             best = (key, i)
     if best is None:
@@ -237,7 +212,7 @@ def _dense_shift(hit: Hit) -> float:
 
 
 def _decide_english(
-    q: _Question, hits: Sequence[Hit], sentences: list[_Sentence], titles: list[list[Token]]
+    q: Question, hits: Sequence[Hit], sentences: list[Sentence], titles: list[list[Token]]
 ) -> Decision:
     names = latin_names(q.text)
     years = set(_YEAR.findall(q.text))
@@ -282,8 +257,8 @@ def _decide_english(
             failure = max(failure, (3, f"dense similarity {max(dense.values()):.2f} < {MIN_DENSE}"))
             continue
         problem = _missing_kind(q, tokens, " ".join(given))
-        problem = problem or _answer_beside_lookalike(
-            q, [sentences[r] for r in rows], lambda x: _english_lookalike(names, x), given
+        problem = problem or lookalike.answer_beside_lookalike(
+            q, [sentences[r] for r in rows], lambda x: lookalike.english_lookalike(names, x), given
         )
         if problem:
             failure = max(failure, (4, problem))
@@ -303,7 +278,7 @@ def _decide_english(
 # -- the question ------------------------------------------------------------------------
 
 
-def _analyze(question: str, stats: Stats | None) -> _Question:
+def _analyze(question: str, stats: Stats | None) -> Question:
     [tokens] = tagged([question])
     terms: dict[tuple[str, str], float] = {}
     for t in tokens:
@@ -317,14 +292,14 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
     head = _head_noun(tokens)
     if head is not None and (head.form, head.tag) in terms:
         terms[head.form, head.tag] *= HEAD_WEIGHT
-    entities = _entities(question, tokens)
+    entities = lookalike.entities(question, tokens)
     unknown: set[str] = set()
     if stats is not None and terms:
         df, n = stats({form for form, _ in terms} | set(entities))
         # A name the index never holds may be misspelt (헤리슨 for 해리슨): a spelling a
         # letter or two off stands for it (`rag.names.misspelt_in`). A name it does hold is
         # a real one, and a name close to it is another.
-        unknown = {_nospace(e) for e in entities if n and not df.get(e, 0)}
+        unknown = {nospace(e) for e in entities if n and not df.get(e, 0)}
         if n > 100:
             # A name found in a good share of all chunks (한국 in Korean news) is the
             # corpus's setting more than the question's subject: no passage need repeat it.
@@ -335,18 +310,20 @@ def _analyze(question: str, stats: Stats | None) -> _Question:
             # every chunk names is not weighed to nothing.
             for key in terms:
                 terms[key] *= math.log((n + 1) / (df.get(key[0], 0) + 1)) + 1
-    return _Question(
+    return Question(
         text=question,
         lang=language(question),
         kind=answer_kind(question),
         terms=terms,
         head=(head.form, head.tag) if head is not None else None,
         entities=entities,
-        compounds=_compounds(question, tokens, entities),
+        compounds=lookalike.compounds(question, tokens, entities),
         unknown=unknown,
         numbers=_numbers(tokens),
         measure=asked_measure(question, tokens),
-        runs={t.form: "".join(x.form for x in run) for run in _noun_runs(tokens) for t in run},
+        runs={
+            t.form: "".join(x.form for x in run) for run in lookalike.noun_runs(tokens) for t in run
+        },
     )
 
 
@@ -384,72 +361,6 @@ def _head_noun(tokens: list[Token]) -> Token | None:
     return None
 
 
-def _noun_runs(tokens: list[Token]) -> list[list[Token]]:
-    """Runs of nouns written together ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
-    runs: list[list[Token]] = []
-    for t in tokens:
-        if t.tag not in _NOUNS:
-            continue
-        if runs and runs[-1][-1].end == t.start:
-            runs[-1].append(t)
-        else:
-            runs.append([t])
-    return runs
-
-
-# Tags of the pieces Kiwi may cut an unknown name into (삼화저축은행: 삼/NR 화/NNB 저축 은행).
-_PIECES = frozenset({"NNP", "NNG", "NR", "NNB", "SL", "SH", "XR", "SN"})
-
-
-def _compounds(text: str, tokens: list[Token], entities: list[str]) -> list[str]:
-    """Nouns (or pieces of one) written together, as written, that are no entity and hold
-    no part of one: a name Kiwi did not know may be among them (see `_names_by_ending`)."""
-    runs: list[list[Token]] = []
-    for t in tokens:
-        if t.tag not in _PIECES:
-            continue
-        if runs and runs[-1][-1].end == t.start:
-            runs[-1].append(t)
-        else:
-            runs.append([t])
-    written = [
-        text[r[0].start : r[-1].end]
-        for r in runs
-        if len(r) > 1 and any(t.tag in ("NNG", "NNP") for t in r)
-    ]
-    return [w for w in written if not any(w in e or e in w for e in entities)]
-
-
-def _names_by_ending(q: _Question, sentences: list[_Sentence]) -> list[str]:
-    """The question's `compounds` that name an entity: those the passages write too, ending
-    like a name they hold that opens otherwise (삼화저축은행 beside 부산저축은행). Kiwi reads
-    a name it does not know as common nouns (삼/NR 화/NNB 저축/NNG 은행/NNG), which would
-    leave the question with no entity, and a window about 부산저축은행 answering it. A
-    compound the passages never write may be misspelt (주민민주주의인민공화국 for
-    조선민주주의인민공화국 in a KorQuAD question) and is left to the word coverage."""
-    if not q.compounds:
-        return []
-    names = {n for s in sentences for n in _name_runs(s.tokens)}
-    written = _nospace(" ".join(s.text for s in sentences))
-    return [
-        c
-        for c in q.compounds
-        if _nospace(c) in written
-        and any(_looks_alike(n, _nospace(c)) and n[:2] != _nospace(c)[:2] for n in names)
-    ]
-
-
-def _entities(text: str, tokens: list[Token]) -> list[str]:
-    """Runs of adjacent nouns holding a proper noun or a capitalised Latin word, as written
-    ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
-    names = [
-        text[r[0].start : r[-1].end]
-        for r in _noun_runs(tokens)
-        if any(t.tag == "NNP" or (t.tag == "SL" and t.form[:1].isupper()) for t in r)
-    ]
-    return [n for n in names if n.lower() not in QUESTION_WORDS]
-
-
 # -- windows -----------------------------------------------------------------------------
 
 
@@ -462,9 +373,9 @@ def quote_span(passage: str, claims: Sequence[str]) -> tuple[int, int] | None:
     if not claims:
         return None
     spans = passage_sentences(passage)
-    claim = _nospace(re.sub(r"\[\d+\]", "", claims[0]))
+    claim = nospace(re.sub(r"\[\d+\]", "", claims[0]))
     for a, b in spans:
-        sentence = _nospace(passage[a:b])
+        sentence = nospace(passage[a:b])
         if sentence and (sentence in claim or claim in sentence):
             return a, b
     [wanted, *found] = key_terms([claims[0], *(passage[a:b] for a, b in spans)])
@@ -473,24 +384,24 @@ def quote_span(passage: str, claims: Sequence[str]) -> tuple[int, int] | None:
     return spans[best] if best is not None and shares[best] >= 0.5 else None
 
 
-def _sentences(hits: Sequence[Hit]) -> tuple[list[_Sentence], list[list[Token]]]:
+def _sentences(hits: Sequence[Hit]) -> tuple[list[Sentence], list[list[Token]]]:
     spans = [(n, a, b) for n, h in enumerate(hits, 1) for a, b in passage_sentences(h.text)]
     texts = [hits[n - 1].text[a:b] for n, a, b in spans]
     analyzed = tagged(texts + [h.title or "" for h in hits])
     sentences = [
-        _Sentence(n, a, b, tokens, text)
+        Sentence(n, a, b, tokens, text)
         for (n, a, b), tokens, text in zip(spans, analyzed[: len(texts)], texts, strict=True)
     ]
     return sentences, analyzed[len(texts) :]
 
 
-def _windows(sentences: list[_Sentence]) -> Iterable[tuple[int, list[int]]]:
+def _windows(sentences: list[Sentence]) -> Iterable[tuple[int, list[int]]]:
     for i, s in enumerate(sentences):
         rows = range(max(0, i - WINDOW), min(len(sentences), i + WINDOW + 1))
         yield i, [r for r in rows if sentences[r].n == s.n]
 
 
-def _window(sentences: list[_Sentence], i: int) -> Window:
+def _window(sentences: list[Sentence], i: int) -> Window:
     rows = next(r for j, r in _windows(sentences) if j == i)
     s = sentences[i]
     return Window(
@@ -501,7 +412,7 @@ def _window(sentences: list[_Sentence], i: int) -> Window:
     )
 
 
-def _coverage(q: _Question, tokens: list[Token], plain: str) -> float:
+def _coverage(q: Question, tokens: list[Token], plain: str) -> float:
     forms = {t.form.lower() if t.tag == "SL" else t.form for t in tokens}
     predicates = [t.form for t in tokens if t.tag in _PREDICATES]
     found = 0.0
@@ -515,104 +426,9 @@ def _coverage(q: _Question, tokens: list[Token], plain: str) -> float:
             # (한빛/마/린) that a passage's context gives whole (한빛마린).
             piece = form if len(form) >= MIN_INFIX else q.runs.get(form, "")
             hit = form in forms or (len(piece) >= MIN_INFIX and piece in plain)
-            hit = hit or _spelt(q, form, plain)
+            hit = hit or lookalike.spelt(q, form, plain)
         found += weight if hit else 0.0
     return found
-
-
-def _missing_entity(q: _Question, plain: str, tokens: list[Token], passage: str) -> str:
-    """Why the window does not name the question's entities ("" when it does).
-
-    An entity named elsewhere in the passage (the article's subject, referred to as "그"
-    near the answer) is enough, unless the window names a look-alike instead: a different
-    name opening with the same two syllables (카카오엔터프라이즈 for 카카오브레인). A name
-    the index never holds may be written a letter or two off (`_spelt`).
-    """
-    for e in q.entities:
-        wanted = _nospace(e)
-        if wanted in plain or _spelt(q, wanted, plain):
-            continue
-        near = [n for n in _name_runs(tokens) if _looks_alike(n, wanted, wanted not in q.unknown)]
-        if near:
-            return f"'{e}' is not named in the window, only {near[0]}"
-        if wanted not in passage and not _spelt(q, wanted, passage):
-            return f"'{e}' is not named in the passage"
-    return ""
-
-
-def _spelt(q: _Question, wanted: str, text: str) -> bool:
-    """Whether ``text`` names entity ``wanted``, which the index never holds, spelt a
-    letter or two otherwise (the user's typo: 헤리슨 for 해리슨)."""
-    return wanted in q.unknown and bool(misspelt_in(wanted, text))
-
-
-def _answer_beside_lookalike(
-    q: _Question,
-    window: list[_Sentence],
-    lookalike: Callable[[_Sentence], str],
-    given: Sequence[str] = (),
-) -> str:
-    """Why the answer in the window is not about the question's entity ("" when it may be).
-
-    The window may name the entity in one sentence and hold a name (or date, amount) in the
-    next, where that name goes with a look-alike entity instead ("카카오브레인 ..." then "이경진
-    카카오엔터프라이즈 대표이사 ..."): the answer must sit in a sentence naming no look-alike.
-    """
-    if q.kind == "other":
-        return ""
-    exclude = _nospace(" ".join([q.text, *given]))
-    holding = [s for s in window if holds_kind(q.kind, s.tokens, exclude, q.measure)]
-    conflicts = [lookalike(s) for s in holding]
-    if holding and all(conflicts):
-        return f"the {q.kind} in the window goes with {conflicts[0]}"
-    return ""
-
-
-def _korean_lookalike(q: _Question, sentence: _Sentence) -> str:
-    plain = _nospace(sentence.text)
-    runs = _name_runs(sentence.tokens)
-    for e in q.entities:
-        wanted = _nospace(e)
-        if wanted in plain:
-            continue
-        near = [n for n in runs if _looks_alike(n, wanted, wanted not in q.unknown)]
-        if near:
-            return f"{near[0]}, not '{e}'"
-    return ""
-
-
-# A shared ending this long makes two names look alike (부산저축은행 for 대전저축은행).
-LOOKALIKE_SUFFIX = 2
-
-
-def _looks_alike(name: str, wanted: str, by_ending: bool = True) -> bool:
-    """Whether ``name`` is another entity like ``wanted``: it opens with the same two
-    syllables (카카오엔터프라이즈 for 카카오브레인), or, with ``by_ending``, ends with the same
-    kind of name after one that starts otherwise (부산저축은행 for 대전저축은행, LG전자 for
-    삼성전자; not 보로디노 for 보르디노, which is more likely misspelt: a name the index
-    never holds is compared by its opening only)."""
-    if wanted.startswith(name) or name.startswith(wanted):
-        return False
-    if name[:2] == wanted[:2]:
-        return True
-    if not (by_ending and LOOKALIKE_SUFFIX) or name[0] == wanted[0]:
-        return False
-    shared = 0
-    while shared < min(len(name), len(wanted)) and name[-1 - shared] == wanted[-1 - shared]:
-        shared += 1
-    return shared >= LOOKALIKE_SUFFIX and shared < min(len(name), len(wanted))
-
-
-def _english_lookalike(names: list[str], sentence: _Sentence) -> str:
-    _, _, near = match_names(names, sentence.tokens, sentence.text)
-    return f"{near[1]}, not '{near[0]}'" if near else ""
-
-
-def _name_runs(tokens: list[Token]) -> list[str]:
-    """Maximal runs of adjacent nouns holding a proper noun, joined ("카카오브레인")."""
-    return [
-        "".join(t.form for t in r) for r in _noun_runs(tokens) if any(t.tag == "NNP" for t in r)
-    ]
 
 
 def _other_year(question: str, window: str) -> str:
@@ -641,10 +457,10 @@ def _missing_ordinal(question: str, passage: str) -> str:
     return f"ordinal {min(missing)} (번째) not in the passage" if missing else ""
 
 
-def _missing_kind(q: _Question, tokens: list[Token], given: str | None = None) -> str:
+def _missing_kind(q: Question, tokens: list[Token], given: str | None = None) -> str:
     """Empty when ``tokens`` hold something of the kind ``q`` asks for (names in ``given``,
     by default the question, do not count), else why not."""
-    exclude = _nospace(q.text if given is None else given)
+    exclude = nospace(q.text if given is None else given)
     if q.kind == "other" or holds_kind(q.kind, tokens, exclude, q.measure):
         return ""
     return f"no {_MEASURES.get(q.measure, q.kind)} in the window"
@@ -655,7 +471,3 @@ def _about(hit: Hit) -> str:
     date = hit.date.isoformat() if hit.date else ""
     day = f"{hit.date.year}년 {hit.date.month}월 {hit.date.day}일" if hit.date else ""
     return f"{hit.title or ''} {hit.source or ''} {date} {day}"
-
-
-def _nospace(text: str) -> str:
-    return "".join(text.split())

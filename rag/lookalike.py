@@ -1,0 +1,214 @@
+"""Which names a question asks about, and whether a window names them or a look-alike.
+
+A question's entities are its runs of adjacent nouns holding a proper noun or a capitalised
+Latin word, and the words it writes together that end like a name the passages hold but
+open otherwise (삼화저축은행 beside 부산저축은행). A window misses an entity when it names a
+look-alike instead (카카오엔터프라이즈 for 카카오브레인, 부산저축은행 for 대전저축은행), or
+when neither it nor its passage names it; a name the index never holds may be the user's
+typo for one a letter off (헤리슨 for 해리슨). The answer a window holds (a name, date,
+amount) must sit in a sentence naming no look-alike of the question's entity. Used by
+`rag.answerable`, which weighs the rest of the evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .kinds import holds_kind
+from .korean import Token
+from .names import match_names, misspelt_in
+from .support import QUESTION_WORDS
+
+_NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
+
+
+@dataclass
+class Sentence:
+    """A sentence of passage ``n`` (1-based): its span in the passage's text, tokens, text."""
+
+    n: int
+    start: int
+    end: int
+    tokens: list[Token]
+    text: str
+
+
+@dataclass
+class Question:
+    """A question as `rag.answerable` analyses it: its weighted words, names and asked kind."""
+
+    text: str
+    lang: str
+    kind: str
+    terms: dict[tuple[str, str], float]  # (form, tag) -> weight
+    runs: dict[str, str]  # a noun's form -> the run of adjacent nouns it is written in
+    head: tuple[str, str] | None  # the noun naming the kind of answer ("사람", "장소")
+    entities: list[str]
+    compounds: list[str]  # nouns written together, no entity: perhaps a name Kiwi misread
+    unknown: set[str]  # entities no chunk of the index holds: perhaps misspelt
+    numbers: set[str]
+    measure: str  # what the number asked for measures (`rag.kinds.asked_measure`)
+
+
+# -- the question's names ----------------------------------------------------------------
+
+
+def noun_runs(tokens: list[Token], tags: frozenset[str] = _NOUNS) -> list[list[Token]]:
+    """Runs of nouns written together ("카카오브레인" is 카카오/NNP + 브레인/NNG), or with
+    ``tags``, of tokens of those tags."""
+    runs: list[list[Token]] = []
+    for t in tokens:
+        if t.tag not in tags:
+            continue
+        if runs and runs[-1][-1].end == t.start:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    return runs
+
+
+# Tags of the pieces Kiwi may cut an unknown name into (삼화저축은행: 삼/NR 화/NNB 저축 은행).
+_PIECES = frozenset({"NNP", "NNG", "NR", "NNB", "SL", "SH", "XR", "SN"})
+
+
+def compounds(text: str, tokens: list[Token], entities: list[str]) -> list[str]:
+    """Nouns (or pieces of one) written together, as written, that are no entity and hold
+    no part of one: a name Kiwi did not know may be among them (see `names_by_ending`)."""
+    written = [
+        text[r[0].start : r[-1].end]
+        for r in noun_runs(tokens, _PIECES)
+        if len(r) > 1 and any(t.tag in ("NNG", "NNP") for t in r)
+    ]
+    return [w for w in written if not any(w in e or e in w for e in entities)]
+
+
+def names_by_ending(q: Question, sentences: list[Sentence]) -> list[str]:
+    """The question's `compounds` that name an entity: those the passages write too, ending
+    like a name they hold that opens otherwise (삼화저축은행 beside 부산저축은행). Kiwi reads
+    a name it does not know as common nouns (삼/NR 화/NNB 저축/NNG 은행/NNG), which would
+    leave the question with no entity, and a window about 부산저축은행 answering it. A
+    compound the passages never write may be misspelt (주민민주주의인민공화국 for
+    조선민주주의인민공화국 in a KorQuAD question) and is left to the word coverage."""
+    if not q.compounds:
+        return []
+    names = {n for s in sentences for n in _name_runs(s.tokens)}
+    written = nospace(" ".join(s.text for s in sentences))
+    return [
+        c
+        for c in q.compounds
+        if nospace(c) in written
+        and any(_looks_alike(n, nospace(c)) and n[:2] != nospace(c)[:2] for n in names)
+    ]
+
+
+def entities(text: str, tokens: list[Token]) -> list[str]:
+    """Runs of adjacent nouns holding a proper noun or a capitalised Latin word, as written
+    ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
+    names = [
+        text[r[0].start : r[-1].end]
+        for r in noun_runs(tokens)
+        if any(t.tag == "NNP" or (t.tag == "SL" and t.form[:1].isupper()) for t in r)
+    ]
+    return [n for n in names if n.lower() not in QUESTION_WORDS]
+
+
+# -- in a window -------------------------------------------------------------------------
+
+
+def missing_entity(q: Question, plain: str, tokens: list[Token], passage: str) -> str:
+    """Why the window does not name the question's entities ("" when it does).
+
+    An entity named elsewhere in the passage (the article's subject, referred to as "그"
+    near the answer) is enough, unless the window names a look-alike instead: a different
+    name opening with the same two syllables (카카오엔터프라이즈 for 카카오브레인). A name
+    the index never holds may be written a letter or two off (`spelt`).
+    """
+    for e in q.entities:
+        wanted = nospace(e)
+        if wanted in plain or spelt(q, wanted, plain):
+            continue
+        near = [n for n in _name_runs(tokens) if _looks_alike(n, wanted, wanted not in q.unknown)]
+        if near:
+            return f"'{e}' is not named in the window, only {near[0]}"
+        if wanted not in passage and not spelt(q, wanted, passage):
+            return f"'{e}' is not named in the passage"
+    return ""
+
+
+def spelt(q: Question, wanted: str, text: str) -> bool:
+    """Whether ``text`` names entity ``wanted``, which the index never holds, spelt a
+    letter or two otherwise (the user's typo: 헤리슨 for 해리슨)."""
+    return wanted in q.unknown and bool(misspelt_in(wanted, text))
+
+
+def answer_beside_lookalike(
+    q: Question,
+    window: list[Sentence],
+    lookalike: Callable[[Sentence], str],
+    given: Sequence[str] = (),
+) -> str:
+    """Why the answer in the window is not about the question's entity ("" when it may be).
+
+    The window may name the entity in one sentence and hold a name (or date, amount) in the
+    next, where that name goes with a look-alike entity instead ("카카오브레인 ..." then "이경진
+    카카오엔터프라이즈 대표이사 ..."): the answer must sit in a sentence naming no look-alike.
+    """
+    if q.kind == "other":
+        return ""
+    exclude = nospace(" ".join([q.text, *given]))
+    holding = [s for s in window if holds_kind(q.kind, s.tokens, exclude, q.measure)]
+    conflicts = [lookalike(s) for s in holding]
+    if holding and all(conflicts):
+        return f"the {q.kind} in the window goes with {conflicts[0]}"
+    return ""
+
+
+def korean_lookalike(q: Question, sentence: Sentence) -> str:
+    plain = nospace(sentence.text)
+    runs = _name_runs(sentence.tokens)
+    for e in q.entities:
+        wanted = nospace(e)
+        if wanted in plain:
+            continue
+        near = [n for n in runs if _looks_alike(n, wanted, wanted not in q.unknown)]
+        if near:
+            return f"{near[0]}, not '{e}'"
+    return ""
+
+
+# A shared ending this long makes two names look alike (부산저축은행 for 대전저축은행).
+LOOKALIKE_SUFFIX = 2
+
+
+def _looks_alike(name: str, wanted: str, by_ending: bool = True) -> bool:
+    """Whether ``name`` is another entity like ``wanted``: it opens with the same two
+    syllables (카카오엔터프라이즈 for 카카오브레인), or, with ``by_ending``, ends with the same
+    kind of name after one that starts otherwise (부산저축은행 for 대전저축은행, LG전자 for
+    삼성전자; not 보로디노 for 보르디노, which is more likely misspelt: a name the index
+    never holds is compared by its opening only)."""
+    if wanted.startswith(name) or name.startswith(wanted):
+        return False
+    if name[:2] == wanted[:2]:
+        return True
+    if not (by_ending and LOOKALIKE_SUFFIX) or name[0] == wanted[0]:
+        return False
+    shared = 0
+    while shared < min(len(name), len(wanted)) and name[-1 - shared] == wanted[-1 - shared]:
+        shared += 1
+    return shared >= LOOKALIKE_SUFFIX and shared < min(len(name), len(wanted))
+
+
+def english_lookalike(names: list[str], sentence: Sentence) -> str:
+    _, _, near = match_names(names, sentence.tokens, sentence.text)
+    return f"{near[1]}, not '{near[0]}'" if near else ""
+
+
+def _name_runs(tokens: list[Token]) -> list[str]:
+    """Maximal runs of adjacent nouns holding a proper noun, joined ("카카오브레인")."""
+    return ["".join(t.form for t in r) for r in noun_runs(tokens) if any(t.tag == "NNP" for t in r)]
+
+
+def nospace(text: str) -> str:
+    """``text`` without white space: names and words are compared whatever the spacing."""
+    return "".join(text.split())
