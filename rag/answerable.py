@@ -82,6 +82,8 @@ _YEAR_OF = re.compile(
     r"(?<![\d.,])(?:1[5-9]|20)\d\d(?![\d.,])"
     r"(?!\s*(?:만|억|조|천|원|명|개|달러|건|회|호|번|대|곳|배|위|점|%|km|kg|m\b|t\b))"
 )
+# A year a window compares with is not the one it is about ("2010년보다 10% 늘었다").
+_COMPARED = re.compile(r"\s*년?\s*(?:보다|대비|에\s*비해|에\s*비하여|과\s*비교|와\s*비교)")
 _MONTH = re.compile(r"(?<!\d)(1[0-2]|[1-9])\s*월")  # "11월": an English question's November
 # Ordinals ("두 번째", "3번째", "셋째"): the question's must be the passage's too, as its
 # numbers must (the second concert is not the fourth).
@@ -434,7 +436,8 @@ def _coverage(q: Question, tokens: list[Token], plain: str) -> float:
 def _other_year(question: str, window: str) -> str:
     """Why the window is about another year than the question's ("" when it may be): it
     names years, and not the question's ("2010에 ... 42회" for "2011년 ... 몇 번")."""
-    asked, given = set(_YEAR_OF.findall(question)), set(_YEAR_OF.findall(window))
+    asked = set(_YEAR_OF.findall(question))
+    given = {m[0] for m in _YEAR_OF.finditer(window) if not _COMPARED.match(window, m.end())}
     if asked and given and not asked & given:
         return f"the window names {', '.join(sorted(given))}, not {', '.join(sorted(asked))}"
     return ""

@@ -208,6 +208,12 @@ def dated(text: str, date: dt.date) -> Hit:
             hit("한빛마린의 올해 3분기 매출은 680억원으로 전년 동기 대비 19% 늘었다."),
             True,
         ),
+        # A year the window compares with is not the year it is about.
+        (
+            "2011년 한빛마린의 수출액은 얼마였나?",
+            dated("한빛마린의 수출액은 500억원으로 2010년보다 10% 늘었다.", dt.date(2011, 12, 1)),
+            True,
+        ),
         # An amount is no year (1800만원).
         (
             "2011년 한빛마린의 매출은 얼마였나?",
