@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from . import config, output
 from .cli_model import model_app
 from .errors import RagError, WriteInterrupted
-from .sanitize import MAX_QUERY_CHARS, configured_secrets, not_text, safe_message
+from .sanitize import check_query, configured_secrets, safe_message
 
 if TYPE_CHECKING:
     from .index import Index
@@ -77,15 +77,14 @@ def _date(value: str | None) -> dt.date | None:
 
 
 def _query(value: str) -> str:
-    """An empty or overlong query is bad usage (exit 2), not a question to refuse."""
+    """An empty, overlong or undecodable query is bad usage (exit 2), not a question to
+    refuse: `check_query`'s reasons, said of the argument."""
     if not value.strip():
         raise typer.BadParameter("must not be empty")
-    if len(value) > MAX_QUERY_CHARS:
-        raise typer.BadParameter(
-            f"is {len(value):,} characters long; the limit is {MAX_QUERY_CHARS:,}"
-        )
-    if not_text(value):
-        raise typer.BadParameter("holds bytes that are not UTF-8 text")
+    try:
+        check_query(value)
+    except RagError as e:
+        raise typer.BadParameter(str(e).removeprefix("the query ")) from None
     return value
 
 
