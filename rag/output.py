@@ -37,8 +37,13 @@ def stream_answer(stream: Any) -> Any:
     answer = stream.answer
     if answer is None:
         return None
-    if getattr(stream, "reasoning_shown", False) and answer.text:
+    # What streamed is not the answer: the model's reasoning opened it, or the copies of a
+    # loop ran on before the loop was seen. Say so, and show the answer alone.
+    if answer.text and getattr(stream, "reasoning_shown", False):
         out.print(escape("note: the text above opened with the model's reasoning; the answer:"))
+        out.print(escape(answer.text))
+    elif answer.text and answer.stop_reason == "loop":
+        out.print(escape("note: the text above repeats itself; the answer without the repeats:"))
         out.print(escape(answer.text))
     if not answer.complete:  # on a line of its own, never glued to the answer
         out.print(escape("[answer incomplete]"), style="bold red")

@@ -134,6 +134,23 @@ def loss_n(index_dir: Path) -> int:
     return next(n for n, h in enumerate(hits, 1) if LOSS in h.text)
 
 
+def test_a_loop_on_the_screen_is_followed_by_the_answer_without_it(
+    index_dir: Path, llm_server: LLMServer
+) -> None:
+    """The copies of a loop were on the screen before it was seen and cut, with only a note
+    under them: the answer is shown again without them."""
+    n = loss_n(index_dir)
+    sentence = f"카카오엔터프라이즈의 {LOSS} [{n}]. "
+    llm_server.queue(loop(sentence, 6))
+    code, out, err = ask(index_dir, llm_server.base_url)
+    assert code == 0, err
+    shown, _, rest = out.partition("note: the text above repeats itself")
+    assert shown.count(LOSS) >= 3
+    answer, _, after = rest.removeprefix("; the answer without the repeats:\n").partition("\n")
+    assert answer.count(LOSS) == 1
+    assert after.startswith("[answer incomplete]\n")
+
+
 def test_a_cut_answer_says_so_on_a_line_of_its_own(index_dir: Path, llm_server: LLMServer) -> None:
     n = loss_n(index_dir)
     llm_server.queue(
