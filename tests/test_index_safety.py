@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -396,6 +397,31 @@ def test_ctrl_c_after_the_switch_says_saved(run, monkeypatch: pytest.MonkeyPatch
     )
     monkeypatch.setattr(store, "read", real)
     assert len(Index.open("idx")) == 2
+
+
+def test_ctrl_c_just_after_the_manifest_is_replaced_keeps_the_new_generation(
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C right after ``manifest.json`` was replaced, before the write noted it: the
+    write took itself for unfinished and removed the new generation's files, leaving a
+    manifest that named missing files (seen in tests/test_faults.py)."""
+    run("index", f"articles/{KAKAO}.txt", "--embedder", "fake")
+    real = Path.replace
+
+    def replaced_then_interrupted(self: Path, target: Any) -> Path:
+        done = real(self, target)
+        if Path(target).name == "manifest.json":
+            raise KeyboardInterrupt
+        return done
+
+    monkeypatch.setattr(Path, "replace", replaced_then_interrupted)
+    assert run("index", "articles") == (
+        130,
+        "error: interrupted after the index at idx was updated; the changes are saved\n",
+    )
+    monkeypatch.setattr(Path, "replace", real)
+    assert len(Index.open("idx")) == 2
+    assert Index.open("idx").check()[1] == []
 
 
 @pytest.mark.parametrize("where", ["rag.output.print_report", "rag.index.store.lock"])
