@@ -379,6 +379,9 @@ def test_ctrl_c_while_making_a_new_index_leaves_none(
     assert not (tmp_path / "idx").exists()
 
 
+SAVED = (130, "error: interrupted after the index at idx was updated; the changes are saved\n")
+
+
 def test_ctrl_c_after_the_switch_says_saved(run, monkeypatch: pytest.MonkeyPatch) -> None:
     run("index", f"articles/{KAKAO}.txt", "--embedder", "fake")
     real = store.read
@@ -391,10 +394,7 @@ def test_ctrl_c_after_the_switch_says_saved(run, monkeypatch: pytest.MonkeyPatch
         return real(path)
 
     monkeypatch.setattr(store, "read", interrupted_after_write)
-    assert run("index", "articles") == (
-        130,
-        "error: interrupted after the index at idx was updated; the changes are saved\n",
-    )
+    assert run("index", "articles") == SAVED
     monkeypatch.setattr(store, "read", real)
     assert len(Index.open("idx")) == 2
 
@@ -415,10 +415,7 @@ def test_ctrl_c_just_after_the_manifest_is_replaced_keeps_the_new_generation(
         return done
 
     monkeypatch.setattr(Path, "replace", replaced_then_interrupted)
-    assert run("index", "articles") == (
-        130,
-        "error: interrupted after the index at idx was updated; the changes are saved\n",
-    )
+    assert run("index", "articles") == SAVED
     monkeypatch.setattr(Path, "replace", real)
     assert len(Index.open("idx")) == 2
     assert Index.open("idx").check()[1] == []
@@ -443,10 +440,7 @@ def test_ctrl_c_once_the_write_is_done_says_saved(
             raise KeyboardInterrupt
 
         monkeypatch.setattr(where, interrupted_on_release)
-    assert run("index", "articles") == (
-        130,
-        "error: interrupted after the index at idx was updated; the changes are saved\n",
-    )
+    assert run("index", "articles") == SAVED
     assert len(Index.open("idx")) == 2
 
 
