@@ -194,27 +194,44 @@ def _svg(curve: list[tuple[int, float]]) -> str:
 
 
 def plot_recall(result: EvalResult, directory: Path) -> Path | None:
-    """Write the recall@k curve as recall_at_k.png (matplotlib) or recall_at_k.svg."""
-    curve = recall_curve(result)
-    if not curve:
+    """Write the recall@k curve as recall_at_k.png (matplotlib) or recall_at_k.svg (the name
+    `plot_name` gives), whole or not at all."""
+    name = plot_name(result)
+    if name is None:
         return None
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        path = directory / "recall_at_k.svg"
+    curve = recall_curve(result)
+    path = directory / name
+    if name.endswith(".svg"):
         write_whole(path, _svg(curve))
         return path
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(5, 3.2), layout="tight")
     ax = fig.subplots()
     ax.plot([k for k, _ in curve], [v for _, v in curve], marker="o")
     ax.set(xlabel="k (documents)", ylabel="mean recall@k", ylim=(0, 1.02), xticks=range(1, 11))
     ax.set_title("recall@k")
     ax.grid(alpha=0.3)
-    path = directory / "recall_at_k.png"
     tmp = directory / f".{path.name}.tmp"
-    fig.savefig(tmp, dpi=100, format="png")
-    tmp.replace(path)
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def plot_name(result: EvalResult) -> str | None:
+    """The plot's file name: recall_at_k.png with matplotlib, else recall_at_k.svg; ``None``
+    when there is no curve to plot."""
+    if not recall_curve(result):
+        return None
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        return "recall_at_k.svg"
+    return "recall_at_k.png"
 
 
 TITLE = "# Evaluation report"
@@ -266,7 +283,9 @@ def write_report(
     """
     out = Path(directory)
     check_directory(out)
-    plot = plot_recall(result, out)
+    # report.md first: a plot left alone in the directory, by a kill between the two, would
+    # look like somebody else's file to the next run (`check_directory`).
+    plot = plot_name(result)
     md = [
         TITLE,
         "",
@@ -287,7 +306,7 @@ def write_report(
         md.append(f"| {name} | {_value(name, value)} | {size} | {over} | {meaning} |")
     md += ["", *[f"- {n}" for n in NOTES], ""]
     if plot:
-        md += [f"![recall@k]({plot.name})", ""]
+        md += [f"![recall@k]({plot})", ""]
     if comparison:
         md += ["## Compared with the baseline", "", *comparison_table(comparison, markdown=True)]
         md += ["", *[f"- {line}" for line in comparison.changes()], ""]
@@ -303,4 +322,5 @@ def write_report(
     ]
     path = out / "report.md"
     write_whole(path, "\n".join(md) + "\n")
+    plot_recall(result, out)
     return path

@@ -308,8 +308,16 @@ def undo_create(path: Path, generation: int, directory: bool) -> bool:
             if manifest.generation != generation:
                 return False
             names = [*manifest.files.values(), *manifest.segments, *manifest.previous]
-            diskio.remove(path, [*names, *read_pending(path)])
-            for name in (MANIFEST, PENDING, READERS, LOCK):
+            names += read_pending(path)
+            # The manifest goes before the files it names, which pending.json lists until
+            # they are gone: an undo cut short by Ctrl-C or a kill leaves what the next
+            # write of a new index removes (`check_new`, `write`), not a manifest naming
+            # missing files.
+            with diskio.writing(path, path / PENDING):
+                diskio.write_json(path / PENDING, {"generation": generation, "files": names})
+            (path / MANIFEST).unlink()
+            diskio.remove(path, names)
+            for name in (PENDING, READERS, LOCK):
                 (path / name).unlink(missing_ok=True)
     except RagError:  # locked by another writer, gone, or unreadable: not ours to remove
         return False

@@ -8,6 +8,7 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -39,7 +40,7 @@ from rag.evaluate import (
 )
 from rag.generate import Generator
 from rag.metrics import answer_tokens, exact_match, missing_facts, token_f1
-from rag.report import summary_lines, write_report
+from rag.report import TITLE, summary_lines, write_report
 from tests.conftest import FLITTO, KAKAO, ROOT, SEEDS, FakeGenerator
 
 SEED_GOLD = ROOT / "evals" / "seeds_gold.jsonl"
@@ -440,6 +441,40 @@ def test_report_has_metrics_comparison_rows_and_a_plot(tmp_path: Path) -> None:
     assert f"![recall@k]({plots[0].name})" in md
     table = comparison_table(compare(now, baseline))
     assert table[0].split() == ["metric", "baseline", "now", "tolerance", "verdict"]
+
+
+def test_a_report_cut_short_leaves_one_the_next_run_may_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between the report's two files: the plot was written first, and a plot alone
+    was refused by the next run as somebody else's file. A Ctrl-C while the plot is saved
+    leaves no temporary file."""
+    from rag import report
+
+    now = two_questions()
+    real = report.plot_recall
+
+    def plotted_then_interrupted(result: Any, directory: Path) -> Path | None:
+        real(result, directory)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "plot_recall", plotted_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(now, tmp_path / "out")
+    monkeypatch.setattr(report, "plot_recall", real)
+    assert write_report(now, tmp_path / "out").read_text(encoding="utf-8").startswith(TITLE)
+
+    real_replace = Path.replace
+
+    def interrupted(self: Path, target: Any) -> Path:
+        if Path(target).name == "recall_at_k.png":
+            raise KeyboardInterrupt
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(now, tmp_path / "again")
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["report.md"]
 
 
 # -- rag eval ----------------------------------------------------------------------------

@@ -379,6 +379,30 @@ def test_ctrl_c_while_making_a_new_index_leaves_none(
     assert not (tmp_path / "idx").exists()
 
 
+def test_ctrl_c_while_undoing_a_new_empty_index_leaves_one_the_next_run_can_make(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rag index` on a folder with nothing it reads makes an index, then removes it again.
+    A Ctrl-C once its files were gone but not yet its manifest left a manifest naming
+    missing files, and the next `rag index` failed on it until the directory was deleted."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.pdf").write_text("not an article")
+    real = diskio.remove
+
+    def removed_then_interrupted(path: Path, names: Any) -> None:
+        names = list(names)
+        real(path, names)
+        if any(n.startswith("live-") for n in names):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(diskio, "remove", removed_then_interrupted)
+    assert run("index", "docs", "--embedder", "fake")[0] == 130
+    monkeypatch.setattr(diskio, "remove", real)
+    assert run("index", "articles", "--embedder", "fake")[0] == 0
+    assert len(Index.open("idx")) == 2
+    assert Index.open("idx").check()[1] == []
+
+
 SAVED = (130, "error: interrupted after the index at idx was updated; the changes are saved\n")
 
 
