@@ -192,7 +192,15 @@ def index_cmd(
             created = True
         except IndexExists:  # another run created it since: add to that one
             idx = Index.open(index, embedder=model)
-    generation = store.read_manifest(idx.path).generation
+        except KeyboardInterrupt:  # perhaps after the new index was switched in
+            _undo_empty(index, existed)
+            raise
+    try:
+        generation = store.read_manifest(idx.path).generation
+    except KeyboardInterrupt:
+        if created:
+            _undo_empty(index, existed)
+        raise
     try:
         with _writing(idx.path, generation):
             report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
@@ -214,6 +222,18 @@ def index_cmd(
             output.print_report(report, paths, index)
     if not indexed:
         raise RagError(update.nothing_indexed(paths, report))
+
+
+def _undo_empty(index: Path, existed: bool) -> None:
+    """After Ctrl-C as `rag index` made a new index: remove it if it was made and holds no
+    article (the CLI then says, truly, that nothing changed)."""
+    from . import store
+    from .errors import RagError
+
+    with contextlib.suppress(RagError):
+        made = store.read_manifest(index)
+        if made.documents == 0:
+            store.undo_create(index, made.generation, directory=not existed)
 
 
 @app.command("search")

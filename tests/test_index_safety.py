@@ -403,6 +403,25 @@ def test_ctrl_c_while_undoing_a_new_empty_index_leaves_one_the_next_run_can_make
     assert Index.open("idx").check()[1] == []
 
 
+def test_ctrl_c_as_a_new_index_is_made_leaves_none(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C once `Index.create` had switched in the new index, before `rag index` noted
+    it: an empty index was left where there was none, and the CLI said nothing changed."""
+    real = Index.create.__func__
+
+    def created_then_interrupted(cls: type[Index], *args: Any, **kwargs: Any) -> Index:
+        real(cls, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Index, "create", classmethod(created_then_interrupted))
+    assert run("index", "articles", "--embedder", "fake") == (
+        130,
+        "error: interrupted; the index on disk was not changed\n",
+    )
+    assert not (tmp_path / "idx").exists()
+
+
 SAVED = (130, "error: interrupted after the index at idx was updated; the changes are saved\n")
 
 
