@@ -1,5 +1,6 @@
 """The ``rag`` command (also ``python -m rag``): `rag.cli`, after starting the analysis of a
-``rag search`` query (`rag.korean.search_early`) before the command's modules load."""
+``rag search`` query (`rag.korean.search_early`), or the Kiwi of ``rag ask`` and ``rag chat``
+(`rag.remote_kiwi.start`), in a child process before the command's modules load."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import sys
 
 def main() -> None:
     """Console entry point."""
-    from . import korean
+    from . import korean, remote_kiwi
 
     korean.search_early(sys.argv[1:])
+    remote_kiwi.start(sys.argv[1:])
     from .cli import main as cli
 
     cli()

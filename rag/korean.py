@@ -17,6 +17,8 @@ from .memo import Memo
 if TYPE_CHECKING:
     from kiwipiepy import Kiwi
 
+    from .remote_kiwi import RemoteKiwi
+
 # Morpheme tags kept for lexical search: nouns, numerals, verb/adjective stems, roots,
 # foreign words, numbers and hanja. Particles, endings, affixes and punctuation are dropped.
 # Chosen on KorQuAD 1.0 dev (benchmarks/bench_korquad.py; numbers in docs/benchmarks.md).
@@ -36,8 +38,16 @@ KIWI_DICTIONARIES = "without the multi-word dictionary"  # as the index manifest
 
 
 @functools.cache
-def kiwi() -> Kiwi:
-    """The shared Kiwi analyzer (loading it takes about a second)."""
+def kiwi() -> Kiwi | RemoteKiwi:
+    """The shared Kiwi analyzer (loading it takes about a second): in `rag ask`, the one a
+    child process loaded (`rag.remote_kiwi`), else this process's own."""
+    from . import remote_kiwi
+
+    return remote_kiwi.started or load_kiwi()
+
+
+def load_kiwi() -> Kiwi:
+    """A new Kiwi analyzer with the package's options."""
     from kiwipiepy import Kiwi
 
     return Kiwi(**KIWI_OPTIONS)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from . import config, dense
+from . import config, dense, remote_kiwi
 from .bm25 import Lexical
 from .db import ChunkRecord, DocRecord
 from .errors import InvalidOption
@@ -43,10 +43,14 @@ def search(
     coverage = 0.0
     # The query's morphemes first: the ONNX embedder's files may still be loading in the
     # background (`Index.preload`), and Kiwi loads beside them; embedding the query first
-    # would wait for them, then load Kiwi.
+    # would wait for them, then load Kiwi. Unless Kiwi loads in another process
+    # (`rag.remote_kiwi`): then the query is embedded while it does.
+    dense_first = remote_kiwi.started is not None
+    if fusion != "bm25" and dense_first:
+        dense = dense_scores(snap, embed_query(query), n, keep)
     if fusion != "dense":
         lexical, coverage = bm25_scores(snap.bm25, query_morphemes(query), n, keep)
-    if fusion != "bm25":
+    if fusion != "bm25" and not dense_first:
         dense = dense_scores(snap, embed_query(query), n, keep)
     ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
     chunks = snap.records.chunks([row for row, _ in ranked])

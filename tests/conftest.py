@@ -42,9 +42,9 @@ def korquad_paragraphs(paragraphs: int) -> tuple[list[dict], list[tuple[str, str
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The onnx model directory for the Ray and Milvus suites: ``$RAG_TEST_MODEL_DIR`` (CI
-    passes the one its first command built), else built once for the session
-    (test_model_runtime's own fixture always builds one: it tests the build)."""
+    """The onnx model directory for the Ray and Milvus suites and the seed-baseline test:
+    ``$RAG_TEST_MODEL_DIR`` (CI passes the one its first command built), else built once for
+    the session (test_model_runtime's own fixture always builds one: it tests the build)."""
     given = os.environ.get("RAG_TEST_MODEL_DIR")
     if given and (Path(given) / "onnx" / "model_qint8.onnx").is_file():
         return Path(given)

@@ -1,0 +1,122 @@
+"""`rag ask` and `rag chat` load Kiwi in a forked child (`rag.remote_kiwi`): the same
+analyses, the same answers, and the parent carries on alone when the child is gone or a
+Ctrl-C cut a call short."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SEEDS
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+
+TEXTS = [
+    "카카오엔터프라이즈는 왜 구조조정되었나?",
+    "회의가 괜찬은 분위기였다. 영업손실은 1406억원으로 늘었다 그러나 매출은 3배 가까이 커졌다",
+    "Kakao Enterprise cut jobs in 2024.",
+    "",
+]
+
+# In a fresh process, as the `rag` entry point runs it: Kiwi's analyses through the child,
+# then (after the child is killed, if asked) through the parent's own Kiwi, then Kiwi's own.
+ANALYSES = """
+import json, os, signal, sys
+from rag import korean, remote_kiwi
+remote_kiwi.start(["ask", "질문"])
+remote = korean.kiwi()
+assert remote is remote_kiwi.started, remote
+texts = json.loads(sys.argv[2])
+if sys.argv[1] == "kill":
+    os.kill(remote.pid, signal.SIGKILL)
+    os.waitpid(remote.pid, 0)
+if sys.argv[1] == "ctrl-c":  # while the parent waits for a reply
+    class Cut:
+        def __init__(self, file):
+            self.file, self.cut = file, False
+        def read(self, n=-1):
+            if not self.cut:
+                self.cut = True
+                raise KeyboardInterrupt
+            return self.file.read(n)
+        def readline(self):
+            return self.file.readline()
+    remote._reader = Cut(remote._reader)
+    try:
+        remote.tokenize(texts[1])
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the Ctrl-C was lost")
+def analyses(kiwi):
+    return [
+        [(t.form, t.tag, t.start, t.len) for t in kiwi.tokenize(texts[0])],
+        [[(t.form, t.tag, t.start, t.len) for t in ts] for ts in kiwi.tokenize(texts)],
+        [[(s.start, s.end) for s in kiwi.split_into_sents(t)] for t in texts],
+    ]
+print(json.dumps([analyses(remote), remote._local is not None, analyses(korean.load_kiwi())]))
+"""
+
+
+def _run(code: str, *args: str, cwd: Path = ROOT) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("child", ["alive", "kill", "ctrl-c"])
+def test_the_child_analyzes_as_kiwi_does_and_the_parent_takes_over_if_it_dies(
+    child: str,
+) -> None:
+    remote, fell_back, local = json.loads(_run(ANALYSES, child, json.dumps(TEXTS)))
+    assert remote == local
+    assert fell_back == (child != "alive")
+    assert ["엔터프라이즈", "NNP"] in [t[:2] for t in local[0]]  # not trivially empty
+
+
+def test_only_rag_ask_forks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag import remote_kiwi
+
+    monkeypatch.setattr(remote_kiwi, "RemoteKiwi", lambda: pytest.fail("forked"))
+    for args in (["search", "질문"], ["ask", "--help"], ["chat", "--help"], ["index", "a"], []):
+        remote_kiwi.start(args)
+    assert remote_kiwi.started is None
+
+
+# `rag ask` as the entry point runs it (the child started first), and as the in-process
+# command runs it (no child), with the fake embedder.
+ASK = """
+import sys
+from rag import remote_kiwi
+if sys.argv[1] == "child":
+    remote_kiwi.start(sys.argv[2:])
+    assert remote_kiwi.started is not None
+from rag.backends import register_backend
+from rag.cli import main
+from tests.conftest import FakeEmbedder
+register_backend("fake", FakeEmbedder)
+sys.argv = ["rag", *sys.argv[2:]]
+main()
+"""
+
+
+def test_rag_ask_answers_the_same_with_kiwi_in_a_child(tmp_path: Path) -> None:
+    index = str(tmp_path / "idx")
+    _run(ASK, "none", "index", str(SEEDS), "--index", index, "--embedder", "fake")
+    refused = []
+    for question in ("카카오엔터프라이즈는 왜 구조조정되었나?", "카카오브레인의 대표는 누구인가?"):
+        args = ["ask", question, "--index", index, "--json"]
+        answers = [json.loads(_run(ASK, how, *args)) for how in ("child", "none")]
+        for a in answers:
+            del a["timing"]
+        assert answers[0] == answers[1]
+        refused.append(answers[0]["refused"] or not answers[0]["citations"])
+    assert refused == [False, True]  # one answered with citations, one refused
