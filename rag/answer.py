@@ -61,7 +61,8 @@ STOPPED = {
 
 
 class Citation(Hit):
-    """A passage the answer cites as [n], and whether every sentence citing it is supported."""
+    """A passage the answer cites as [n], and whether every sentence citing it is supported
+    with its help (`verify`: a citation that adds nothing to the others is not verified)."""
 
     n: int
     verified: bool
@@ -82,11 +83,11 @@ class Answer(BaseModel):
     """An answer, its citations and what the checks found.
 
     ``verified`` is true when the answer cites at least one passage, no marker was invalid
-    or unreadable and every sentence cites a passage that supports it (a refusal is not
-    verified: there is nothing to check). ``complete`` is false when the model's output was
-    cut off; ``stop_reason`` says why (``length``, ``content_filter``, ``loop``, or an
-    `LLMError` kind such as ``timeout`` or ``stream``). ``notes`` say, for people, what
-    the checks changed or found.
+    or unreadable, every sentence cites a passage that supports it and no citation pads a
+    sentence (a refusal is not verified: there is nothing to check). ``complete`` is false
+    when the model's output was cut off; ``stop_reason`` says why (``length``,
+    ``content_filter``, ``loop``, or an `LLMError` kind such as ``timeout`` or ``stream``).
+    ``notes`` say, for people, what the checks changed or found.
     """
 
     question: str
@@ -347,10 +348,18 @@ def verify(
         for s, c in split_claims(cleaned)
         for ok, score in [evidence.support(s, c) if c else (False, 0.0)]
     ]
+    padding = [(n, c) for c in claims for n in c.cited if _pads(evidence, c, n)]
     cited = sorted({n for c in claims for n in c.cited})
     citations = [
-        _citation(n, hits[n - 1], all(c.supported for c in claims if n in c.cited)) for n in cited
+        _citation(
+            n,
+            hits[n - 1],
+            all(c.supported for c in claims if n in c.cited) and n not in {m for m, _ in padding},
+        )
+        for n in cited
     ]
+    notes = [f"unreadable citation {x}" for x in leftovers]
+    notes += [f"[{n}] adds nothing to the sentence: {_opening(c.sentence)}" for n, c in padding]
     return Answer(
         question=question,
         text=cleaned,
@@ -361,8 +370,26 @@ def verify(
         verified=bool(citations)
         and not invalid
         and not leftovers
-        and all(c.supported for c in claims),
-        notes=[f"unreadable citation {x}" for x in leftovers],
+        and all(c.supported for c in claims)
+        and not padding,
+        notes=notes,
+    )
+
+
+def _opening(sentence: str, width: int = 60) -> str:
+    return sentence if len(sentence) <= width else sentence[: width - 1] + "…"
+
+
+def _pads(evidence: Evidence, claim: Claim, n: int) -> bool:
+    """Whether [n] pads ``claim``'s citations: the other passages it cites support the
+    sentence without it, and it does not support the sentence alone ("[1][5][3]" where [3]
+    says it all). A sentence combining two passages needs both, and each is kept."""
+    others = [m for m in claim.cited if m != n]
+    return (
+        claim.supported
+        and bool(others)
+        and not evidence.support(claim.sentence, [n])[0]
+        and evidence.support(claim.sentence, others)[0]
     )
 
 

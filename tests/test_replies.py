@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from rag.answer import REFUSALS, Answer, estimate_tokens, fit_passages
+from rag.answer import REFUSALS, Answer, Claim, _pads, estimate_tokens, fit_passages
 from rag.backends.openai import OpenAIGenerator
 from rag.errors import LLMError
 from rag.reply import LoopGuard, ReasoningFilter, is_refusal, normalize_markers, strip_reasoning
-from tests.conftest import SEEDS
+from tests.conftest import FLITTO, SEEDS
 from tests.llm_server import LLMServer, context_exceeded, loop, reply
 
 QUESTION = "카카오엔터프라이즈 영업손실"
@@ -134,6 +134,36 @@ def test_an_answer_citing_nothing_is_never_verified(index: Index, llm_server: LL
 def test_a_supported_cited_answer_still_verifies(index: Index, llm_server: LLMServer) -> None:
     answer = ask(index, llm_server, f"카카오엔터프라이즈의 {LOSS} [{loss_n(index)}].")
     assert answer.verified and answer.complete and answer.notes == []
+
+
+def test_a_padded_citation_is_not_verified(index: Index, llm_server: LLMServer) -> None:
+    """A sentence citing [loss][flitto] that only the loss passage supports: the Flitto
+    citation adds nothing, so it is not verified, and neither is the answer."""
+    n = loss_n(index)
+    hits = index.search(QUESTION, k=5)
+    other = next(m for m, h in enumerate(hits, 1) if h.doc_id == FLITTO)
+    answer = ask(index, llm_server, f"카카오엔터프라이즈의 {LOSS} [{n}][{other}].")
+    assert {c.n: c.verified for c in answer.citations} == {n: True, other: False}
+    assert answer.claims[0].supported and not answer.verified
+    [note] = answer.notes
+    assert note.startswith(f"[{other}] adds nothing to the sentence: 카카오엔터프라이즈의 {LOSS}")
+
+
+class _NeedsBoth:
+    """Evidence that supports a sentence only from passages 1 and 2 together."""
+
+    def support(self, sentence: str, cited: list[int]) -> tuple[bool, float]:
+        return {1, 2} <= set(cited), 1.0
+
+
+@pytest.mark.parametrize(
+    ("cited", "padding"), [([1, 2], []), ([1, 2, 3], [3]), ([3, 1, 2], [3]), ([1], [])]
+)
+def test_a_sentence_combining_passages_keeps_each_citation_it_needs(
+    cited: list[int], padding: list[int]
+) -> None:
+    claim = Claim(sentence="s", cited=cited, supported=len(cited) > 1, score=1.0)
+    assert [n for n in cited if _pads(_NeedsBoth(), claim, n)] == padding  # type: ignore[arg-type]
 
 
 # -- refusals ----------------------------------------------------------------------------------
