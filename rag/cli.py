@@ -294,8 +294,8 @@ def info_cmd(
     from .errors import IndexCorrupt
 
     idx = _open(index, store)
-    info = idx.info()
     files, problems = idx.check() if check else (0, [])
+    info = idx.info()  # of the generation checked: a write since the open moved it there
     if as_json:
         output.print_json(info.model_dump(mode="json") | ({"problems": problems} if check else {}))
     else:

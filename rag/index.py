@@ -15,7 +15,7 @@ from . import config, retrieve, store, update
 from .backends import embedder_for, get_embedder
 from .db import DocRecord
 from .embed import Embedder
-from .errors import IndexExists, IndexNotFound, InvalidOption
+from .errors import IndexExists, IndexNotFound, InvalidOption, RagError
 from .manifest import new_manifest
 from .records import Hit, IndexInfo, IndexReport
 from .save import Saving, empty
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # Loading an embedder takes a second and hundreds of MB: one load at a time in a process.
 _EMBEDDER_LOAD = threading.Lock()
+# `check` opens the generation a writer switched to meanwhile, this often.
+_CHECK_ATTEMPTS = 3
 
 
 class Index(Saving):
@@ -375,13 +377,8 @@ class Index(Saving):
                 from .distributed import connect
 
                 cluster = stack.enter_context(connect(ray, progress))
-            model = self._model_record
-            self._snap = store.read(self.path)  # another process may have written since open
-            if self._model_record != model:
-                # Rebuilt meanwhile, perhaps with another model: the embedder this object
-                # holds is checked again, or it would write its vectors beside the new ones.
-                self._checked = self._embedder is None
-                _ = self.embedder
+            if self._reread():
+                _ = self.embedder  # or it would write its vectors beside the new ones
             collect = cluster.collect if cluster else update.collect
             articles = collect(inputs, report, progress)
             plan = update.plan(self._snap.records.docs(text=False), articles, report)
@@ -410,13 +407,35 @@ class Index(Saving):
             self._write(drop=set(gone), docs=[], chunks=[], vectors=empty(self._dim))
         return gone
 
+    def _reread(self) -> bool:
+        """Open the current generation: another process may have written since this index
+        was opened. Returns whether the index's model changed (rebuilt meanwhile, perhaps
+        with another model): the embedder this index holds is then checked again on use."""
+        model = self._model_record
+        self._snap = store.read(self.path)
+        if self._model_record == model:
+            return False
+        self._checked = self._embedder is None
+        return True
+
     def check(self) -> tuple[int, list[str]]:
         """Verify every file of the index against the size and checksum recorded when it was
         written (reads all of it; opening checks only sizes and small files).
 
+        The generation checked is the one this index has open; if another process wrote a
+        new one since, this index opens that one and checks it, so `info` then describes
+        the generation checked.
+
         Returns:
             The number of files with a recorded checksum (0 for an index written before
             checksums were), and the problems found: empty when the index is intact.
+
+        Raises:
+            RagError: Writers switched generations on every attempt to check (retry).
         """
-        manifest, problems = store.check(self.path)
-        return len(manifest.checksums), problems
+        for _ in range(_CHECK_ATTEMPTS):
+            problems = store.check(self.path, self._snap.manifest)
+            if problems is not None:
+                return len(self._snap.manifest.checksums), problems
+            self._reread()
+        raise RagError(f"the index at {self.path} changed on every attempt to check it; retry")

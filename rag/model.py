@@ -176,18 +176,39 @@ def _building_prefix(target: Path) -> str:
     return f".{target.name}.building-"
 
 
+def _old_prefix(target: Path) -> str:
+    """The name the installed copy is renamed to while ``_replace`` swaps in a new one."""
+    return f".{target.name}.old-"
+
+
 def _replace(tmp: Path, target: Path) -> None:
-    """Swap ``tmp`` into ``target``; the old copy is removed only after the rename."""
+    """Swap ``tmp`` into ``target``; the old copy is removed only after the rename, and put
+    back if the swap is cut short."""
     check_model_dir(target)  # again: the directory may have been filled during the build
     for f in tmp.rglob("*"):
         if f.is_file():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
+    old = target.with_name(f"{_old_prefix(target)}{os.getpid()}")
+    try:
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+    except BaseException:  # Ctrl-C between the two renames left no model: put the old one back
+        if old.exists() and not target.exists():
+            old.rename(target)
+        raise
+    # The manifest goes first: a removal cut short leaves no copy taken for a model (`_lock`).
+    (old / MANIFEST).unlink(missing_ok=True)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_half_removed(target: Path) -> None:
+    """Remove the old copies whose removal a kill cut short; no lock is needed, as `_replace`
+    removes the manifest first and a copy without one is never used again."""
+    for old in target.parent.glob(f"{_old_prefix(target)}*"):
+        if not (old / MANIFEST).is_file():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _versions() -> dict[str, str]:
@@ -200,8 +221,10 @@ def _versions() -> dict[str, str]:
 
 
 class _lock:
-    """An exclusive file lock beside ``target`` for a build; stale temp dirs of a killed
-    build are removed once it is held."""
+    """An exclusive file lock beside ``target`` for a build. Once it is held, what a killed
+    build left is put right: its temporary directories are removed, and the old copy it had
+    moved aside (`_replace`) is moved back if ``target`` is missing, else removed. Every build
+    runs under this lock, so no other process is between those renames now."""
 
     def __init__(self, target: Path, say: Callable[[str], None] | None = None) -> None:
         from filelock import FileLock
@@ -221,6 +244,11 @@ class _lock:
             self.lock.acquire()
         for stale in self.target.parent.glob(f"{_building_prefix(self.target)}*"):
             shutil.rmtree(stale, ignore_errors=True)
+        for old in sorted(self.target.parent.glob(f"{_old_prefix(self.target)}*")):
+            if not self.target.exists() and (old / MANIFEST).is_file():
+                old.rename(self.target)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -243,6 +271,7 @@ def ensure_built(directory: str | Path | None = None) -> bool:
     """
     target = Path(directory).expanduser() if directory else default_model_dir()
     if installed(target) is not None:
+        _remove_half_removed(target)
         return True
     if os.environ.get(AUTO_BUILD_ENV, "1") == "0":
         return False

@@ -174,17 +174,20 @@ def _open_segments(path: Path, manifest: Manifest) -> Snapshot:
     )
 
 
-def check(path: Path) -> tuple[Manifest, list[str]]:
-    """Verify every file of the current generation against its recorded size and checksum.
+def check(path: Path, manifest: Manifest) -> list[str] | None:
+    """Verify every file of the generation ``manifest`` describes against its recorded size
+    and checksum.
 
     Returns:
-        The manifest and the problems found (empty when the index is intact).
+        The problems found (empty when the index is intact), or None when ``manifest`` is no
+        longer the index's: a writer switched generations, and may have removed its files.
     """
     # Under the readers' lock, as a reader opens: a writer removing the generation being
     # checked made files "missing" (5 false problems in 100 writes).
     with _readers(path, exclusive=False):
-        manifest = read_manifest(path)
-        return manifest, verify(path, manifest, full=True)
+        if read_manifest(path) != manifest:
+            return None
+        return verify(path, manifest, full=True)
 
 
 def _generation(path: Path) -> int | None:

@@ -60,7 +60,7 @@ def _documents(path: Path) -> int:
     """Open the index as a user would, search it, verify every checksum; its document count."""
     index = Index.open(path)
     assert index.search("반도체 수출", k=3), "an index with documents finds them"
-    _, problems = store.check(path)
+    _, problems = index.check()
     assert problems == []
     return len(index)
 

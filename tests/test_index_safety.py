@@ -617,6 +617,29 @@ def test_info_check(run, tmp_path: Path) -> None:
     )
 
 
+def test_info_check_describes_the_generation_it_checked(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rag info --check` printed the generation it had opened but checked the one on disk:
+    after a write in between, the two described different indexes."""
+    import rag.cli
+
+    run("index", "articles", "--embedder", "fake")
+    real_open = rag.cli._open
+
+    def open_then_another_process_writes(*args: Any, **kwargs: Any) -> Index:
+        opened = real_open(*args, **kwargs)
+        Index.open("idx").add(_records(2))
+        return opened
+
+    monkeypatch.setattr(rag.cli, "_open", open_then_another_process_writes)
+    code, out = run("info", "--check")
+    now = store.read_manifest(tmp_path / "idx")
+    lines = out.splitlines()
+    assert code == 0 and f"documents  {now.documents}" in lines
+    assert lines[-1] == f"check      all {len(now.checksums)} files match their checksums"
+
+
 def test_info_check_finds_a_changed_large_file(
     run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

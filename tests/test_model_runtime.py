@@ -486,6 +486,69 @@ def test_a_directory_filled_during_the_build_is_kept(tmp_path: Path) -> None:
     assert _listing(target) == before
 
 
+def _fake_model(directory: Path, which: str, manifest: bool = True) -> None:
+    directory.mkdir(parents=True)
+    (directory / "model.onnx").write_text(which)
+    if manifest:
+        (directory / MANIFEST).write_text(json.dumps({"which": which}))
+
+
+def _which(directory: Path) -> str:
+    return str(json.loads((directory / MANIFEST).read_text())["which"])
+
+
+def test_a_ctrl_c_between_the_two_renames_puts_the_old_model_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The swap renames the model aside, then the new one in: a Ctrl-C between the two left
+    no model and a 100 MB ``.e5.old-PID`` that nothing removed."""
+    built, target = tmp_path / ".e5.building-x", tmp_path / "e5"
+    _fake_model(built, "new")
+    _fake_model(target, "old")
+    real_rename = Path.rename
+    renames: list[Path] = []
+
+    def rename_then_interrupt(self: Path, dest: Path) -> Path:
+        moved = real_rename(self, dest)
+        renames.append(moved)
+        if len(renames) == 1:
+            raise KeyboardInterrupt
+        return moved
+
+    monkeypatch.setattr(Path, "rename", rename_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        rag_model._replace(built, target)
+    assert renames[0].name == f".e5.old-{os.getpid()}"
+    assert _which(target) == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".e5.building-x", "e5"]
+
+
+@pytest.mark.parametrize(
+    ("installed_now", "whole", "then"),
+    [
+        (False, True, "index"),  # killed between the renames: the old copy is the model
+        (True, False, "index"),  # killed while removing the old copy after the swap
+        (True, True, "build"),  # a whole copy beside a model: only a build may remove it
+    ],
+)
+def test_what_a_killed_swap_left_is_put_right(
+    auto: Path, monkeypatch: pytest.MonkeyPatch, installed_now: bool, whole: bool, then: str
+) -> None:
+    leftover = auto.parent / ".e5.old-4242"
+    _fake_model(leftover, "old", manifest=whole)
+    if installed_now:
+        _fake_model(auto, "new")
+    calls: list[str] = []
+    monkeypatch.setattr(rag_model, "_build", fake_build(calls))
+    if then == "index":
+        assert ensure_built() and calls == []  # no build: the model is there (again)
+    else:
+        with rag_model._lock(auto):  # what a build holds while it builds
+            pass
+    assert _which(auto) == ("new" if installed_now else "old")
+    assert not leftover.exists()
+
+
 def test_a_build_removes_only_its_own_leftovers(
     auto: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
