@@ -310,7 +310,7 @@ class Index(Saving, Asking):
                 `rag.update.resolve`).
         """
         with store.lock(self.path), self._interruptible():
-            self._snap = store.read(self.path)
+            self._reread()
             records = self._snap.records
             gone = update.resolve(
                 targets, lambda i: bool(records.docs([i], text=False)), records.doc_ids_under

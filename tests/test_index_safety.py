@@ -723,6 +723,26 @@ def test_a_held_index_does_not_write_into_one_rebuilt_with_another_model(tmp_pat
     assert [d.doc_id for d in Index.open(path, embedder=FakeEmbedder("b")).documents()] == ["b"]
 
 
+def test_a_held_index_that_removes_from_one_rebuilt_with_another_model_checks_it_next(
+    tmp_path: Path,
+) -> None:
+    """A remove re-reads the index as an add does: after removing from an index rebuilt
+    with another model, the held Index searched it with its old model's query vectors."""
+    from rag.errors import EmbedderMismatch
+    from tests.conftest import FakeEmbedder
+
+    path = tmp_path / "idx"
+    held = Index.create(path, embedder=FakeEmbedder())
+    held.add([{"id": "a", "text": "첫 번째 기사 본문이다. 내용이 길다."}])
+    assert held.search("기사")
+    shutil.rmtree(path)
+    rebuilt = Index.create(path, embedder=FakeEmbedder("b"))
+    rebuilt.add([{"id": "b", "text": "두 번째 기사 본문이다."}, {"id": "c", "text": "세 번째."}])
+    assert held.remove("b") == ["b"]
+    with pytest.raises(EmbedderMismatch):
+        held.search("기사")
+
+
 def test_threads_asking_for_the_embedder_at_once_load_it_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
