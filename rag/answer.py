@@ -43,6 +43,8 @@ LANGUAGE_NAMES = {"ko": "Korean", "en": "English"}
 MAX_SENTENCES = 4
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# Markers before a full stop or comma, with the spaces around them: a claim reads "늘었다."
+_BEFORE_STOP = re.compile(rf"\s*(?:{_MARKER.pattern}\s*)+(?=[.,!?;:…。])")
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 # Prompt tokens are estimated from characters, on the high side so a prompt that is
 # estimated to fit does: a Hangul syllable counts as one token, other text as one per three
@@ -408,7 +410,7 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
             sentence = sentence[lead.end() :]
         for part in _marked_parts(sentence):
             cited = [int(n) for m in _MARKER.finditer(part) for n in m.group(1).split(",")]
-            plain = " ".join(_MARKER.sub(" ", part).split())
+            plain = " ".join(_MARKER.sub(" ", _BEFORE_STOP.sub("", part)).split())
             if plain:
                 claims.append((plain, list(dict.fromkeys(cited))))
             elif cited and claims:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer import REFUSALS
 from tests.conftest import ROOT, SEEDS
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
@@ -63,10 +64,15 @@ print(json.dumps([analyses(remote), remote._local is not None, analyses(korean.l
 """
 
 
-def _run(code: str, *args: str, cwd: Path = ROOT) -> str:
+def _run(code: str, *args: str, stdin: str = "") -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -120,3 +126,14 @@ def test_rag_ask_answers_the_same_with_kiwi_in_a_child(tmp_path: Path) -> None:
         assert answers[0] == answers[1]
         refused.append(answers[0]["refused"] or not answers[0]["citations"])
     assert refused == [False, True]  # one answered with citations, one refused
+
+
+def test_rag_chat_answers_the_same_with_kiwi_in_a_child(tmp_path: Path) -> None:
+    index = str(tmp_path / "idx")
+    _run(ASK, "none", "index", str(SEEDS), "--index", index, "--embedder", "fake")
+    questions = "카카오엔터프라이즈는 왜 구조조정되었나?\n그 회사의 새 대표는?\n"
+    questions += "카카오브레인의 대표는 누구인가?\n"  # a near miss: refused
+    args = ["chat", "--index", index]
+    outputs = [_run(ASK, how, *args, stdin=questions) for how in ("child", "none")]
+    assert outputs[0] == outputs[1]
+    assert "Sources:" in outputs[0] and REFUSALS["ko"] in outputs[0]

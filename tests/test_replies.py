@@ -251,7 +251,7 @@ def test_think_blocks_are_never_streamed_or_checked(index: Index, llm_server: LL
     answer = stream.answer
     assert answer is not None and answer.verified
     assert answer.text == f"카카오엔터프라이즈의 {LOSS} [{n}]."
-    assert [c.sentence for c in answer.claims] == [f"카카오엔터프라이즈의 {LOSS} ."]
+    assert [c.sentence for c in answer.claims] == [f"카카오엔터프라이즈의 {LOSS}."]
 
 
 def test_reasoning_content_is_not_the_answer(index: Index, llm_server: LLMServer) -> None:
