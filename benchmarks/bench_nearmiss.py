@@ -1,0 +1,159 @@
+"""Near-miss benchmark: KorQuAD 1.0 dev questions asked about a look-alike of their entity.
+
+A user asks about 카카오브레인 and the index holds 카카오엔터프라이즈: the gate must not answer
+with the other company's facts. Here, each sampled question (held-out half of the articles, as
+in bench_answerability.py) whose entity E its gold paragraph writes is asked again with E
+replaced by E', a name from another article that looks like E as the gate defines it (the
+same first two syllables, or the same ending after a different start:
+`rag.lookalike._looks_alike`) and that E's article never writes. Names are the runs of nouns
+holding a proper noun that Kiwi finds in the paragraphs (`rag.lookalike.entities`).
+
+The swapped question is searched and decided as a user's would be (`Index.search`,
+`rag.answerable.decide`). The right output is a refusal: the question asks for a fact of
+E's paragraph about an entity that paragraph does not name. Swaps whose passages hold both E'
+and the gold span (the same fact may hold for E') are counted apart. The same questions
+unswapped are decided too: how many the gate answers at all.
+
+    python benchmarks/bench_nearmiss.py --index /tmp/rag-bench-korquad --questions 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench_answerability import holds, questions
+from bench_korquad import DATA, load
+
+from rag import Index, answerable, korean, lookalike
+
+
+def names_by_article(records: list[dict]) -> dict[str, set[str]]:
+    """The names each article's paragraphs write (no spaces), by article title."""
+    texts = [r["text"] for r in records]
+    out: dict[str, set[str]] = defaultdict(set)
+    for record, tokens in zip(records, korean.tagged_batch(texts), strict=True):
+        for name in lookalike.entities(record["text"], tokens):
+            out[record["title"]].add(lookalike.nospace(name))
+    return out
+
+
+def swap(row: dict, paragraph: str, names: dict[str, set[str]], rng: random.Random) -> dict | None:
+    """The question with one entity its paragraph writes replaced by a look-alike from
+    another article that the question's article never writes; ``None`` if it has none."""
+    [tokens] = korean.tagged_batch([row["q"]])
+    own = names[row["title"]]
+    written = lookalike.nospace(paragraph)
+    for entity in lookalike.entities(row["q"], tokens):
+        wanted = lookalike.nospace(entity)
+        if len(wanted) < 2 or wanted not in written:
+            continue
+        others = sorted(
+            {
+                n
+                for title, ns in names.items()
+                if title != row["title"]
+                for n in ns
+                if lookalike._looks_alike(n, wanted) and n not in written and n not in own
+            }
+        )
+        if others:
+            other = rng.choice(others)
+            at = row["q"].index(entity)
+            rest = _particle(row["q"][at + len(entity) :], other)
+            return {"entity": entity, "other": other, "q": row["q"][:at] + other + rest}
+    return None
+
+
+# A one-syllable particle after a name takes the form its last syllable calls for.
+_PARTICLES = {"이": "가", "은": "는", "을": "를", "과": "와"}
+
+
+def _particle(rest: str, name: str) -> str:
+    """``rest`` (what follows the name) with a particle that fits ``name``: 김영삼이 but
+    김영하가, so that the swap is not told apart by a misspelling."""
+    pairs = _PARTICLES | {v: k for k, v in _PARTICLES.items()}
+    if not rest or rest[0] not in pairs or (len(rest) > 1 and "가" <= rest[1] <= "힣"):
+        return rest
+    closed = "가" <= name[-1] <= "힣" and (ord(name[-1]) - 0xAC00) % 28 != 0
+    fits = rest[0] if (rest[0] in _PARTICLES) == closed else pairs[rest[0]]
+    return fits + rest[1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--index", type=Path, default=Path("/tmp/rag-bench-korquad"))
+    parser.add_argument("--embedder", default="onnx-int8")
+    parser.add_argument("--questions", type=int, default=600, help="Sampled from the split.")
+    parser.add_argument("-k", type=int, default=5, help="Passages shown to the gate.")
+    parser.add_argument("--tune", action="store_true", help="The tuning half instead.")
+    parser.add_argument("--show", type=int, default=10, help="Answered swaps printed.")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    records, _ = load(args.data)
+    tuning, held_out = questions(args.data)
+    rows = random.Random(0).sample(tuning if args.tune else held_out, args.questions)
+    index = Index.open(args.index, embedder=args.embedder, create=True)
+    index.add(records)  # unchanged paragraphs are not embedded again
+    model = index.embedder.model_id
+    started = time.perf_counter()
+    names = names_by_article(records)
+    by_doc = {r["id"]: r["text"] for r in records}
+    rng = random.Random(0)
+    results = []
+    for row in rows:
+        swapped = swap(row, by_doc[row["doc"]], names, rng)
+        if swapped is None:
+            continue
+        hits = index.search(swapped["q"], k=args.k)
+        original = index.search(row["q"], k=args.k)
+        decision = answerable.decide(swapped["q"], hits, index.document_frequencies, model)
+        before = answerable.decide(row["q"], original, index.document_frequencies, model)
+        other = lookalike.nospace(swapped["other"])
+        results.append(
+            {
+                **swapped,
+                "spans": row["spans"],
+                "answered": decision.answerable,
+                "reason": decision.reason,
+                "answered_unswapped": before.answerable,
+                "other_holds_span": any(
+                    other in lookalike.nospace(h.text) and holds(h.text, row["spans"]) for h in hits
+                ),
+            }
+        )
+    clean = [r for r in results if not r["other_holds_span"]]
+    both = [r for r in clean if r["answered_unswapped"]]
+    report = {
+        "split": "tuning (first half of the articles)" if args.tune else "held-out (second half)",
+        "questions": len(rows),
+        "swapped": len(results),
+        "other_holds_span": len(results) - len(clean),
+        "refused_swapped": _share([not r["answered"] for r in clean]),
+        "refused_swapped_of_answered_unswapped": _share([not r["answered"] for r in both]),
+        "answered_unswapped": _share([r["answered_unswapped"] for r in clean]),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key:<40} {value}")
+    print("Answered swaps:", file=sys.stderr)
+    for r in [r for r in both if r["answered"]][: args.show]:
+        print(f"  {r['q']}  ({r['entity']} -> {r['other']}; {r['reason']})", file=sys.stderr)
+
+
+def _share(values: list[bool]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+if __name__ == "__main__":
+    main()
