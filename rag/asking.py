@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import config
 
 if TYPE_CHECKING:
     from .answer import Answer, AnswerStream
+    from .answerable import Stats
     from .embed import Embedder
     from .generate import Generator
     from .records import Hit
@@ -22,22 +23,11 @@ class Asking:
     """`Index.ask`, `Index.ask_stream` and `Index.answerer`; `Index` inherits them."""
 
     if TYPE_CHECKING:  # what `Index` provides
+        search: Callable[..., list[Hit]]
+        document_frequencies: Stats
 
         @property
         def embedder(self) -> Embedder: ...
-
-        def search(
-            self,
-            query: str,
-            k: int = 5,
-            since: dt.date | str | None = None,
-            until: dt.date | str | None = None,
-            source: str | None = None,
-            fusion: str = config.DEFAULT_FUSION,
-            bm25_weight: float = config.DEFAULT_BM25_WEIGHT,
-        ) -> list[Hit]: ...
-
-        def document_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]: ...
 
     def ask(
         self,
