@@ -39,8 +39,8 @@ KIWI_DICTIONARIES = "without the multi-word dictionary"  # as the index manifest
 
 @functools.cache
 def kiwi() -> Kiwi | RemoteKiwi:
-    """The shared Kiwi analyzer (loading it takes about a second): in `rag ask`, the one a
-    child process loaded (`rag.remote_kiwi`), else this process's own."""
+    """The shared Kiwi analyzer (loading it takes about a second): in `rag ask` and `rag
+    chat`, the one a child process loaded (`rag.remote_kiwi`), else this process's own."""
     from . import remote_kiwi
 
     return remote_kiwi.started or load_kiwi()

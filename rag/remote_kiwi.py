@@ -1,9 +1,10 @@
-"""The shared Kiwi loaded in a forked child process, for one-shot commands (`rag ask`).
+"""The shared Kiwi loaded in a forked child process, for `rag ask` and `rag chat`.
 
 Kiwi takes over a second to load and build, and holds the GIL while it does, so a process
-that loads it can do nothing else meanwhile. `rag ask` forks this child as its very first
-step (`rag.__main__`); the child loads Kiwi while the parent imports the command, opens the
-index and embeds the question, then analyzes texts the parent sends it through a pipe.
+that loads it can do nothing else meanwhile. `rag ask` and `rag chat` fork this child as
+their very first step (`rag.__main__`); the child loads Kiwi while the parent imports the
+command, opens the index and embeds the question (or the user types it), then analyzes the
+texts the parent sends it through a pipe, and leaves when the parent closes it.
 Its results are Kiwi's own (the same analyzer and options: `rag.korean.load_kiwi`), as
 plain tuples. If the child fails, the parent loads Kiwi itself and carries on.
 """
