@@ -8,7 +8,8 @@ Each run is a new process on an index of the bundled articles (built once, with 
   asked for, after the probe check);
 - stages: the same work step by step in a fresh process, each step timed: importing the
   command, opening the index, analyzing the query (the query analyzer for search, the
-  whole Kiwi for ask), opening the embedder, the probe check read from the probe cache (as
+  whole Kiwi for ask, which the command itself loads in a child process beside the other
+  steps: `rag.remote_kiwi`), opening the embedder, the probe check read from the probe cache (as
   from the second run on), embedding the query (for the onnx runtimes this waits for the
   tokenizer and graph, which load in background threads from the open on), the probe check
   embedded (as on the first run), the search itself, and the extractive answer. Medians

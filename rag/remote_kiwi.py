@@ -11,6 +11,7 @@ plain tuples. If the child fails, the parent loads Kiwi itself and carries on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -77,14 +78,22 @@ class RemoteKiwi:
         except BaseException as e:
             # After a Ctrl-C mid-call, a reply left in the pipe would be read as the next
             # call's: the child is not used again.
-            self._failed = True
+            self._retire()
             if not isinstance(e, Exception):
                 raise
             return None
         if kind != "ok":  # Kiwi raised: this process's own Kiwi raises it again
-            self._failed = True
+            self._retire()
             return None
         return value
+
+    def _retire(self) -> None:
+        """Stop using the child; closing the pipes makes it leave, freeing its Kiwi (a chat
+        goes on with this process's own)."""
+        self._failed = True
+        for pipe in (self._reader, self._writer):
+            with contextlib.suppress(OSError):
+                pipe.close()
 
     def _own(self) -> Any:
         if self._local is None:

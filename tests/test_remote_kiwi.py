@@ -47,6 +47,8 @@ if sys.argv[1] == "ctrl-c":  # while the parent waits for a reply
             return self.file.read(n)
         def readline(self):
             return self.file.readline()
+        def close(self):
+            self.file.close()
     remote._reader = Cut(remote._reader)
     try:
         remote.tokenize(texts[1])
@@ -54,6 +56,13 @@ if sys.argv[1] == "ctrl-c":  # while the parent waits for a reply
         pass
     else:
         raise AssertionError("the Ctrl-C was lost")
+    import time
+    for _ in range(200):  # the child leaves once its pipes are closed
+        if os.waitpid(remote.pid, os.WNOHANG)[0]:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the child is still running")
 def analyses(kiwi):
     return [
         [(t.form, t.tag, t.start, t.len) for t in kiwi.tokenize(texts[0])],
