@@ -20,6 +20,7 @@ from .embed import Embedder
 from .errors import LLMError
 from .generate import Cutoff, Generator, Message
 from .korean import passage_sentences, sentence_spans
+from .output import snippet
 from .records import Hit
 from .reply import (
     LoopGuard,
@@ -351,17 +352,16 @@ def verify(
         for ok, score in [evidence.support(s, c) if c else (False, 0.0)]
     ]
     padding = [(n, c) for c in claims for n in c.cited if _pads(evidence, c, n)]
+    padded = {n for n, _ in padding}
     cited = sorted({n for c in claims for n in c.cited})
     citations = [
         _citation(
-            n,
-            hits[n - 1],
-            all(c.supported for c in claims if n in c.cited) and n not in {m for m, _ in padding},
+            n, hits[n - 1], all(c.supported for c in claims if n in c.cited) and n not in padded
         )
         for n in cited
     ]
     notes = [f"unreadable citation {x}" for x in leftovers]
-    notes += [f"[{n}] adds nothing to the sentence: {_opening(c.sentence)}" for n, c in padding]
+    notes += [f"[{n}] adds nothing to the sentence: {snippet(c.sentence, 60)}" for n, c in padding]
     return Answer(
         question=question,
         text=cleaned,
@@ -376,10 +376,6 @@ def verify(
         and not padding,
         notes=notes,
     )
-
-
-def _opening(sentence: str, width: int = 60) -> str:
-    return sentence if len(sentence) <= width else sentence[: width - 1] + "…"
 
 
 def _pads(evidence: Evidence, claim: Claim, n: int) -> bool:

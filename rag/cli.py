@@ -180,24 +180,22 @@ def index_cmd(
         return
     created, existed = False, index.exists()
     try:
-        idx = Index.open(index, embedder=embedder)
-    except IndexNotFound:
-        missing = [p for p in paths if not p.exists()]
-        if len(missing) == len(paths):  # don't leave an empty index behind a typo
-            raise RagError(f"no such file or directory: {missing[0]}") from None
-        store.check_new(index)  # before loading a model
-        model = get_embedder(config.embedder_spec(embedder, build=True), **options)
         try:
-            idx = Index.create(index, embedder=model)
+            idx = Index.open(index, embedder=embedder)
+        except IndexNotFound:
+            missing = [p for p in paths if not p.exists()]
+            if len(missing) == len(paths):  # don't leave an empty index behind a typo
+                raise RagError(f"no such file or directory: {missing[0]}") from None
+            store.check_new(index)  # before loading a model
+            model = get_embedder(config.embedder_spec(embedder, build=True), **options)
             created = True
-        except IndexExists:  # another run created it since: add to that one
-            idx = Index.open(index, embedder=model)
-        except KeyboardInterrupt:  # perhaps after the new index was switched in
-            _undo_empty(index, existed)
-            raise
-    try:
+            try:
+                idx = Index.create(index, embedder=model)
+            except IndexExists:  # another run created it since: add to that one
+                created = False
+                idx = Index.open(index, embedder=model)
         generation = store.read_manifest(idx.path).generation
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # perhaps just after the new index was switched in
         if created:
             _undo_empty(index, existed)
         raise

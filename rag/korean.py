@@ -203,11 +203,9 @@ class _Aside:
             status = 1
             try:
                 os.close(read)
-                # Off the terminal and the caller's pipes: a caller reading this process's
-                # output would otherwise wait for the child too after the parent failed.
-                quiet = os.open(os.devnull, os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(quiet, fd)
+                from .remote_kiwi import detach
+
+                detach()
                 analyzer = query_kiwi(texts)
                 if analyzer is not None:
                     terms = [_content(t) for t in analyzer.tokenize(texts)]

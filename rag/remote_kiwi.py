@@ -109,12 +109,8 @@ def _serve(requests: int, replies: int, parents: tuple[int, int]) -> None:
     try:
         for fd in parents:
             os.close(fd)
-        # Off the terminal and the caller's pipes: a caller reading the parent's output
-        # would otherwise wait for this child too. Ctrl-C is for the parent; the child
-        # leaves when the parent's end of the pipe closes.
-        quiet = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(quiet, fd)
+        detach()
+        # Ctrl-C is for the parent; the child leaves when the parent's end of the pipe closes.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         from .korean import load_kiwi
 
@@ -140,6 +136,14 @@ def _serve(requests: int, replies: int, parents: tuple[int, int]) -> None:
                 writer.flush()
     finally:
         os._exit(0)
+
+
+def detach() -> None:
+    """In a forked child: leave the terminal and the caller's pipes, or a caller reading the
+    parent's output would wait for the child too (also after the parent failed)."""
+    quiet = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(quiet, fd)
 
 
 started: RemoteKiwi | None = None
