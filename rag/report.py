@@ -3,6 +3,7 @@ recall@k plot and the comparison with the baseline (`rag.baseline`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .baseline import Comparison, comparison_table, fmt
@@ -235,6 +236,7 @@ def plot_name(result: EvalResult) -> str | None:
 
 
 TITLE = "# Evaluation report"
+GOLD_LINE = "- Gold: `"  # the third line, which tells a report from notes of that title
 _OURS = ("report.md", "recall_at_k.png", "recall_at_k.svg")
 
 
@@ -244,8 +246,8 @@ def check_directory(directory: str | Path) -> None:
     directory, so that a place that cannot be written fails before the evaluation runs.
 
     Raises:
-        RagError: ``directory`` is a file, cannot be made, or holds a ``report.md`` or plot
-            that is not an earlier report's.
+        RagError: ``directory`` is a file, cannot be made or written, or holds a
+            ``report.md`` or plot that is not an earlier report's.
     """
     out = Path(directory)
     if out.exists() and not out.is_dir():
@@ -261,14 +263,19 @@ def check_directory(directory: str | Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RagError(f"cannot write the report in {out}: {e.strerror}") from None
+    if not os.access(out, os.W_OK):  # a folder that exists: mkdir did not try it
+        raise RagError(f"cannot write the report in {out}: it is not writable")
 
 
 def _is_report(path: Path) -> bool:
+    """Whether ``path`` opens as `write_report` writes it: the title, a blank line and the
+    gold line (a person's own notes may well be titled "# Evaluation report")."""
     try:
         with open(path, encoding="utf-8") as f:
-            return f.readline().rstrip("\n") == TITLE
+            head = [f.readline().rstrip("\n") for _ in range(3)]
     except (OSError, UnicodeDecodeError):
         return False
+    return head[:2] == [TITLE, ""] and head[2].startswith(GOLD_LINE)
 
 
 def write_report(
@@ -289,7 +296,7 @@ def write_report(
     md = [
         TITLE,
         "",
-        f"- Gold: `{result.gold or 'gold items'}`, {result.questions} questions "
+        f"{GOLD_LINE}{result.gold or 'gold items'}`, {result.questions} questions "
         f"({result.gold_digest})",
         f"- Configuration: {_describe(result)}",
         f"- Run: {result.seconds:.1f} s",

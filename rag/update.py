@@ -145,8 +145,9 @@ def resolve(
 
     Raises:
         RagError: A target names nothing; is empty, which would name the working directory
-            (`rag remove "$FILE"` with the variable unset); or names both a document and a
-            path holding others (a document "news" and a folder news/).
+            (`rag remove "$FILE"` with the variable unset), or the root folder (``"$DIR/"``);
+            or names both a document and a path holding others (a document "news" and a
+            folder news/).
     """
     found: list[str] = []
     for given in [targets] if isinstance(targets, str) else targets:
@@ -155,6 +156,10 @@ def resolve(
         target = printable(given)  # stored paths have undecodable bytes escaped
         by_id = [target] if is_doc(target) else []
         path = printable(str(Path(target).expanduser().resolve()))
+        if Path(path).parent == Path(path):  # `rag remove "$DIR/"` with the variable unset
+            raise RagError(
+                f"{given!r} names the root folder, so every document; give a doc id or a path"
+            )
         by_path = under(path)
         if by_id and by_path and by_path != by_id and Path(target).exists():
             raise RagError(

@@ -137,6 +137,20 @@ def test_errors_are_one_line(run, args: tuple[str, ...], code: int, message: str
     assert run(*args) == (code, message)
 
 
+def test_a_name_too_long_for_the_file_system_is_one_line(run) -> None:
+    """pathlib raises ENAMETOOLONG from exists() and is_dir(): every command given such a
+    path (a pasted Korean title of 86 characters is over 255 bytes) ended in a traceback."""
+    long = "가" * 100 + ".txt"
+    run("index", "articles", "--embedder", "fake")
+    for args in (
+        ("index", long),
+        ("index", "articles", "--index", long),
+        ("info", "--index", long),
+        ("search", "카카오", "--index", long),
+    ):
+        assert run(*args) == (1, f"error: {long}: File name too long\n"), args
+
+
 def test_bad_arguments_exit_2(run) -> None:
     run("index", "articles", "--embedder", "fake")
     for args in (

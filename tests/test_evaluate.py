@@ -4,9 +4,12 @@ and (marked ``model``) the committed seed baseline with the bundled model."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -552,6 +555,53 @@ def test_rag_eval_never_replaces_files_it_did_not_write(run, tmp_path: Path) -> 
 
     result = run("eval", "gold.jsonl", "--baseline", "nowhere/b.json", "--update-baseline")
     assert result.exit_code == 1 and "no folder nowhere" in result.output
+    assert "Evaluated" not in result.output
+
+
+def test_rag_eval_keeps_notes_titled_like_a_report(run, tmp_path: Path) -> None:
+    """Only the first line was compared: a person's report.md opening with "# Evaluation
+    report" was replaced by the run's."""
+    (tmp_path / "notes").mkdir()
+    mine = "# Evaluation report\n\nWhat I saw in March: k=5 did best.\n"
+    (tmp_path / "notes" / "report.md").write_text(mine, encoding="utf-8")
+    result = run("eval", "gold.jsonl", "--report", "notes")
+    assert result.exit_code == 1
+    assert "notes/report.md is not an evaluation report; not replacing it" in result.output
+    assert (tmp_path / "notes" / "report.md").read_text(encoding="utf-8") == mine
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path) -> Iterator[Path]:
+    """A folder that exists and cannot be written: a read-only tmpfs for root, whom
+    permissions do not stop, else a folder without write permission."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    try:
+        mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)]
+        mounted = subprocess.run(mount, capture_output=True, check=False)
+    except FileNotFoundError:
+        pytest.skip("no mount command")
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_rag_eval_stops_before_the_run_on_a_report_folder_it_cannot_write(
+    run, unwritable: Path
+) -> None:
+    """The folder existed, so making it did not fail: the whole run went by, then writing
+    report.md failed with a traceback and the results were lost."""
+    result = run("eval", "gold.jsonl", "--report", str(unwritable))
+    assert result.exit_code == 1
+    assert f"error: cannot write the report in {unwritable}: it is not writable" in result.output
     assert "Evaluated" not in result.output
 
 

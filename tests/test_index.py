@@ -147,15 +147,18 @@ def test_remove_refuses_an_empty_or_ambiguous_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ "" would name the working directory (every document under it: `rag remove "$FILE"`
-    with an unset variable); "news" naming both the document from other/news.txt and the
-    folder news/ must not remove the one the user did not mean."""
+    with an unset variable) and "/" every document (`rag remove "$DIR/"`); "news" naming
+    both the document from other/news.txt and the folder news/ must not remove the one the
+    user did not mean."""
     monkeypatch.chdir(tmp_path)
     for name in ("news/a.txt", "other/news.txt"):
         Path(name).parent.mkdir(exist_ok=True)
         Path(name).write_text(f"{name} 기사. 반도체 수출이 늘었다.")
     index = Index.create(tmp_path / "idx", embedder="fake")
     index.add([Path("news"), Path("other")])
-    for name, message in [("", "an empty name"), ("  ", "an empty name"), ("news", "both")]:
+    refused = [("", "an empty name"), ("  ", "an empty name"), ("news", "both")]
+    refused += [("/", "the root folder"), ("//", "the root folder")]  # "$DIR/", DIR unset
+    for name, message in refused:
         with pytest.raises(RagError, match=message):
             index.remove(name)
     assert sorted(d.doc_id for d in index.documents()) == ["a", "news"]

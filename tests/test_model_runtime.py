@@ -523,6 +523,27 @@ def test_a_ctrl_c_between_the_two_renames_puts_the_old_model_back(
     assert sorted(p.name for p in tmp_path.iterdir()) == [".e5.building-x", "e5"]
 
 
+def test_a_symlinked_model_directory_is_rebuilt_where_it_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--dir`` a symlink to a model (on a bigger disk): the swap renamed the link aside,
+    removed the linked model's manifest through it and put a new directory in its place,
+    leaving the old model's files, no longer a model, that no command would remove."""
+    real, link = tmp_path / "disk" / "e5", tmp_path / "e5"
+    _fake_model(real, "old")
+    link.symlink_to(real)
+
+    def build(target: Path, source: object, int8: bool, say: object) -> None:
+        built = target.with_name(f"{rag_model._building_prefix(target)}x")
+        _fake_model(built, "new")
+        rag_model._replace(built, target)
+
+    monkeypatch.setattr(rag_model, "_build", build)
+    rag_model.install(link)
+    assert link.is_symlink() and _which(real) == "new"
+    assert sorted(p.name for p in real.parent.iterdir()) == [".e5.lock", "e5"]
+
+
 @pytest.mark.parametrize(
     ("installed_now", "whole", "then"),
     [
