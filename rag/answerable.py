@@ -91,7 +91,12 @@ _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "네": 4, "넷": 4, "다섯":
 _NATIVE.update({"여덟": 8, "아홉": 9, "열": 10})
 _ORDINAL = re.compile(r"(\d+|두|세|네|다섯|여섯|일곱|여덟|아홉|열)\s*번째|(둘|셋|넷|다섯|여섯)째")
 
-_MEASURES = {"people": "number of people", "share": "percentage", "money": "sum of money"}
+_MEASURES = {
+    "people": "number of people",
+    "share": "percentage",
+    "money": "sum of money",
+    "score": "score",
+}
 
 #: ``stats(terms)`` -> (chunks holding each term, number of chunks): `Index.document_frequencies`.
 Stats = Callable[[Iterable[str]], tuple[dict[str, int], int]]

@@ -159,13 +159,24 @@ _SERIAL_COUNTERS = frozenset({"차", "번째", "위", "회", "호", "등", "회�
 _CALENDAR_UNITS = frozenset({"년", "월", "일", "년대", "세기"})
 
 
+# A score asked for ("몇 대 몇으로 이겼어?") is two numbers set against each other: 4대1,
+# 4 대 1, 4:1, 4-1, 4승 1패 (in Kiwi's tokens, joined by spaces), not a date (2016-03-09).
+_SCORE_ASKED = re.compile(r"몇\s*대\s*몇")
+_SCORE_WRITTEN = re.compile(
+    r"\d+ 대 \d+|(?<![\d:–-])\d{1,3} ?[:–-] ?\d{1,3}(?![\d:–-])|\d+ 승 (?:\d+ 무 )?\d+ 패"
+)
+
+
 def asked_measure(question: str, tokens: list[Token]) -> str:
     """What the asked number measures: ``people`` (`counts_people`), ``share``, ``money``,
-    ``duration`` (a time a number of 년/days measures: "몇 년", "how long"), or "" for any
-    number. ``tokens`` are the question's."""
+    ``duration`` (a time a number of 년/days measures: "몇 년", "how long"), ``score`` (two
+    numbers against each other: "몇 대 몇"), or "" for any number. ``tokens`` are the
+    question's."""
     kind = answer_kind(question)
     if kind not in ("number", "amount"):
         return ""
+    if _SCORE_ASKED.search(question):
+        return "score"
     if kind == "number" and counts_people(question, tokens):
         return "people"
     if _SHARE_ASKED.search(question):
@@ -225,6 +236,8 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
         )
     if kind not in ("number", "amount"):
         return True
+    if measure == "score":
+        return bool(_SCORE_WRITTEN.search(" ".join(t.form for t in tokens if t.tag)))
     for i, t in enumerate(tokens):
         before_number = i + 1 < len(tokens) and tokens[i + 1].tag == "SN"
         if measure == "money" and t.form in _CURRENCY_SIGNS and before_number:  # $140.6 billion

@@ -126,12 +126,12 @@ def missing_entity(q: Question, plain: str, tokens: list[Token], passage: str) -
     """
     for e in q.entities:
         wanted = nospace(e)
-        if wanted in plain or spelt(q, wanted, plain):
+        if names(wanted, plain) or spelt(q, wanted, plain):
             continue
         near = [n for n in _name_runs(tokens) if _looks_alike(n, wanted, wanted not in q.unknown)]
         if near:
             return f"'{e}' is not named in the window, only {near[0]}"
-        if wanted not in passage and not spelt(q, wanted, passage):
+        if not names(wanted, passage) and not spelt(q, wanted, passage):
             return f"'{e}' is not named in the passage"
     return ""
 
@@ -169,7 +169,7 @@ def korean_lookalike(q: Question, sentence: Sentence) -> str:
     runs = _name_runs(sentence.tokens)
     for e in q.entities:
         wanted = nospace(e)
-        if wanted in plain:
+        if names(wanted, plain):
             continue
         near = [n for n in runs if _looks_alike(n, wanted, wanted not in q.unknown)]
         if near:
@@ -187,6 +187,7 @@ def _looks_alike(name: str, wanted: str, by_ending: bool = True) -> bool:
     kind of name after one that starts otherwise (부산저축은행 for 대전저축은행, LG전자 for
     삼성전자; not 보로디노 for 보르디노, which is more likely misspelt: a name the index
     never holds is compared by its opening only)."""
+    name, wanted = _merged(name), _merged(wanted)
     if wanted.startswith(name) or name.startswith(wanted):
         return False
     if name[:2] == wanted[:2]:
@@ -207,6 +208,29 @@ def english_lookalike(names: list[str], sentence: Sentence) -> str:
 def _name_runs(tokens: list[Token]) -> list[str]:
     """Maximal runs of adjacent nouns holding a proper noun, joined ("카카오브레인")."""
     return ["".join(t.form for t in r) for r in noun_runs(tokens) if any(t.tag == "NNP" for t in r)]
+
+
+def names(wanted: str, text: str) -> bool:
+    """Whether ``text`` (without white space) writes name ``wanted``, spelt with either
+    vowel of a pair that sounds the same (`_merged`)."""
+    return wanted in text or _merged(wanted) in _merged(text)
+
+
+# Vowels that Seoul Korean no longer tells apart, so writers mix them up in names (the
+# article's 패이스북 is the question's 페이스북): ㅐ and ㅔ, ㅒ and ㅖ, ㅙ, ㅚ and ㅞ.
+# Syllable = 0xAC00 + (initial * 21 + vowel) * 28 + final; vowels numbered from ㅏ = 0.
+_SAME_SOUND = {1: 5, 3: 7, 10: 15, 11: 15}
+_MERGED = {
+    0xAC00 + (initial * 21 + vowel) * 28 + final: 0xAC00 + (initial * 21 + to) * 28 + final
+    for initial in range(19)
+    for vowel, to in _SAME_SOUND.items()
+    for final in range(28)
+}
+
+
+def _merged(text: str) -> str:
+    """``text`` with each vowel of a same-sounding pair written as one (패 -> 페, 왜 -> 웨)."""
+    return text.translate(_MERGED)
 
 
 def nospace(text: str) -> str:

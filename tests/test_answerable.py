@@ -497,3 +497,24 @@ def test_an_ordinal_the_question_names_must_be_the_passages() -> None:
     assert decide("한빛마린이 띄운 네번째 컨테이너선이 출항한 곳은?", [hit(text)]).answerable
     decision = decide("한빛마린이 띄운 두 번째 컨테이너선이 출항한 곳은?", [hit(text)])
     assert not decision.answerable and "ordinal 2" in decision.reason
+
+
+def test_a_name_spelt_with_a_vowel_that_sounds_the_same_is_the_same_name() -> None:
+    # Kowikinews writes 패이스북 for 페이스북: ㅐ and ㅔ sound alike in Seoul Korean.
+    text = "패이스북 최고운영책임자 셰릴 샌드버그는 일정을 바꿔 유나이티드 항공을 탔다."
+    question = "페이스북 최고운영책임자가 탄 항공사는 어디인가?"
+    decision = decide(question, [hit(text)])
+    assert decision.answerable, decision.reason
+    # A name with another vowel is still a look-alike.
+    decision = decide(question, [hit(text.replace("패", "파"))])
+    assert not decision.answerable and "파이스북" in decision.reason
+
+
+def test_a_score_asked_for_needs_two_numbers_set_against_each_other() -> None:
+    crowd = "한빛FC는 서울FC와의 결승에서 승리했다. 경기장에는 관중 3만명이 모였다."
+    question = "한빛FC와 서울FC의 결승 결과는 몇 대 몇이었나?"
+    decision = decide(question, [hit(crowd)])
+    assert not decision.answerable and "no score" in decision.reason
+    for score in ("2대1로", "2 대 1로", "2:1로", "2-1로"):
+        scored = crowd.replace("결승에서", f"결승에서 {score}")
+        assert decide(question, [hit(scored)]).answerable, score
