@@ -84,10 +84,15 @@ def write_cached(file: Path, text: str) -> None:
 def write_whole(file: Path, text: str) -> None:
     """Write ``file`` whole or not at all: a reader sees the old file, the new one or none,
     a killed write leaves the old one, and two writers (processes or threads) do not share
-    a temporary file, which is removed when the write fails."""
+    a temporary file, which is removed when the write fails. The text is on disk before the
+    rename, so a power cut cannot leave an empty file in the old one's place (a baseline the
+    CI gate then fails on)."""
     tmp = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(file)
     except BaseException:
         tmp.unlink(missing_ok=True)

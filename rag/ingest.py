@@ -59,6 +59,9 @@ def iter_files(paths: PathsArg) -> Iterator[Path | Skipped]:
     for given in [paths] if isinstance(paths, (str, Path)) else paths:
         path = Path(given).expanduser()
         found: Iterable[Path | Skipped]
+        if path.is_dir() and _is_index(path):  # "rag index idx": every file an error
+            yield Skipped(path=str(path.resolve()), reason="a rag index, not articles")
+            continue
         if path.is_dir():
             found = _walk(path, visited=set())
         elif path.is_file():

@@ -400,6 +400,17 @@ def test_an_index_inside_the_folder_indexed_is_not_read_as_articles(
     assert [Path(s.path).name for s in [*first.skipped, *again.skipped]] == ["manifest.json"] * 2
 
 
+def test_an_index_given_as_the_articles_is_one_skipped_line(seeds: Path, tmp_path: Path) -> None:
+    # "rag index old-idx --index new-idx" printed a skipped line for each of its files.
+    old = Index.create(tmp_path / "old", embedder="fake")
+    old.add([seeds])
+    report = Index.create(tmp_path / "new", embedder="fake").add([tmp_path / "old", seeds])
+    assert len(report.added) == 2
+    assert [(Path(s.path).name, s.reason) for s in report.skipped] == [
+        ("old", "a rag index, not articles")
+    ]
+
+
 def test_create_refuses_existing_index(seeds: Path) -> None:
     Index.create(embedder="fake")
     with pytest.raises(RagError, match="an index already exists"):

@@ -872,14 +872,13 @@ def test_threads_writing_one_cache_entry_do_not_share_a_temporary_file(
 
     target = tmp_path / "entry.json"
     both_written = threading.Barrier(2, timeout=5)
-    real_write = Path.write_text
+    real_fsync = os.fsync
 
-    def write_then_wait(self: Path, text: str, *args: object, **kwargs: object) -> int:
-        written = real_write(self, text, *args, **kwargs)  # type: ignore[arg-type]
+    def fsync_then_wait(fd: int) -> None:
+        real_fsync(fd)
         both_written.wait()  # neither renames before both have written
-        return written
 
-    monkeypatch.setattr(Path, "write_text", write_then_wait)
+    monkeypatch.setattr(os, "fsync", fsync_then_wait)
     errors: list[BaseException] = []
 
     def write(text: str) -> None:
@@ -895,12 +894,39 @@ def test_threads_writing_one_cache_entry_do_not_share_a_temporary_file(
         t.join()
     assert errors == []
     assert target.read_text(encoding="utf-8") in ('{"a": 1}', '{"a": 2}')
-    monkeypatch.setattr(Path, "write_text", real_write)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     folder = tmp_path / "folder.json"
     folder.mkdir()
     with pytest.raises(OSError):
         config.write_whole(folder, "{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entry.json", "folder.json"]
+
+
+def test_a_whole_write_is_on_disk_before_it_replaces_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A baseline or report was renamed into place before its text reached the disk, so a
+    power cut could leave an empty file where the old one was."""
+    from rag import config
+
+    target = tmp_path / "baseline.json"
+    target.write_text("old", encoding="utf-8")
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, Path.replace
+
+    def fsync(fd: int) -> None:
+        events.append(f"fsync {os.path.getsize(f'/proc/self/fd/{fd}')} bytes")
+        real_fsync(fd)
+
+    def replace(self: Path, other: Path) -> Path:
+        events.append("rename")
+        return real_replace(self, other)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(Path, "replace", replace)
+    config.write_whole(target, "new text")
+    assert events == ["fsync 8 bytes", "rename"]
+    assert target.read_text(encoding="utf-8") == "new text"
 
 
 def test_a_write_to_a_removed_index_does_not_make_its_directory_again(tmp_path: Path) -> None:
