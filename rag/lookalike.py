@@ -126,12 +126,12 @@ def missing_entity(q: Question, plain: str, tokens: list[Token], passage: str) -
     """
     for e in q.entities:
         wanted = nospace(e)
-        if names(wanted, plain) or spelt(q, wanted, plain):
+        if written_in(wanted, plain) or spelt(q, wanted, plain):
             continue
         near = [n for n in _name_runs(tokens) if _looks_alike(n, wanted, wanted not in q.unknown)]
         if near:
             return f"'{e}' is not named in the window, only {near[0]}"
-        if not names(wanted, passage) and not spelt(q, wanted, passage):
+        if not written_in(wanted, passage) and not spelt(q, wanted, passage):
             return f"'{e}' is not named in the passage"
     return ""
 
@@ -169,7 +169,7 @@ def korean_lookalike(q: Question, sentence: Sentence) -> str:
     runs = _name_runs(sentence.tokens)
     for e in q.entities:
         wanted = nospace(e)
-        if names(wanted, plain):
+        if written_in(wanted, plain):
             continue
         near = [n for n in runs if _looks_alike(n, wanted, wanted not in q.unknown)]
         if near:
@@ -186,7 +186,8 @@ def _looks_alike(name: str, wanted: str, by_ending: bool = True) -> bool:
     syllables (카카오엔터프라이즈 for 카카오브레인), or, with ``by_ending``, ends with the same
     kind of name after one that starts otherwise (부산저축은행 for 대전저축은행, LG전자 for
     삼성전자; not 보로디노 for 보르디노, which is more likely misspelt: a name the index
-    never holds is compared by its opening only)."""
+    never holds is compared by its opening only). A vowel that sounds like another is the
+    same (패이스북 is 페이스북: `_merged`)."""
     name, wanted = _merged(name), _merged(wanted)
     if wanted.startswith(name) or name.startswith(wanted):
         return False
@@ -210,7 +211,7 @@ def _name_runs(tokens: list[Token]) -> list[str]:
     return ["".join(t.form for t in r) for r in noun_runs(tokens) if any(t.tag == "NNP" for t in r)]
 
 
-def names(wanted: str, text: str) -> bool:
+def written_in(wanted: str, text: str) -> bool:
     """Whether ``text`` (without white space) writes name ``wanted``, spelt with either
     vowel of a pair that sounds the same (`_merged`)."""
     return wanted in text or _merged(wanted) in _merged(text)
