@@ -915,7 +915,7 @@ def test_a_whole_write_is_on_disk_before_it_replaces_the_old_file(
     real_fsync, real_replace = os.fsync, Path.replace
 
     def fsync(fd: int) -> None:
-        events.append(f"fsync {os.path.getsize(f'/proc/self/fd/{fd}')} bytes")
+        events.append(f"fsync {os.fstat(fd).st_size} bytes")
         real_fsync(fd)
 
     def replace(self: Path, other: Path) -> Path:
