@@ -4,13 +4,15 @@ Kiwi takes over a second to load and build, and holds the GIL while it does, so 
 that loads it can do nothing else meanwhile. `rag ask` and `rag chat` fork this child as
 their very first step (`rag.__main__`); the child loads Kiwi while the parent imports the
 command, opens the index and embeds the question (or the user types it), then analyzes the
-texts the parent sends it through a pipe, and leaves when the parent closes it.
+texts the parent sends it through a pipe. The parent ends it when it stops using it (a
+Ctrl-C mid-call, Kiwi raising) and when it exits, also when it fails at once.
 Its results are Kiwi's own (the same analyzer and options: `rag.korean.load_kiwi`), as
 plain tuples. If the child fails, the parent loads Kiwi itself and carries on.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
@@ -50,6 +52,9 @@ class RemoteKiwi:
         self._reader = os.fdopen(self._from_child, "rb")
         self._failed = False
         self._local: Any = None  # this process's own Kiwi, once the child failed
+        # A command that fails at once (no index) would leave the child loading Kiwi for
+        # a second and a half of CPU before it saw the closed pipe.
+        atexit.register(self._retire)
 
     def tokenize(self, text: str | list[str]) -> Any:
         """Kiwi's tokens of ``text`` (a list of them for a list of texts)."""
@@ -88,12 +93,17 @@ class RemoteKiwi:
         return value
 
     def _retire(self) -> None:
-        """Stop using the child; closing the pipes makes it leave, freeing its Kiwi (a chat
-        goes on with this process's own)."""
+        """Stop using the child and end it, freeing its Kiwi at once (a chat goes on with
+        this process's own), and reap it. The child has nothing to save."""
+        if self._failed:
+            return
         self._failed = True
         for pipe in (self._reader, self._writer):
             with contextlib.suppress(OSError):
                 pipe.close()
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
 
     def _own(self) -> Any:
         if self._local is None:

@@ -56,11 +56,10 @@ if sys.argv[1] == "ctrl-c":  # while the parent waits for a reply
         pass
     else:
         raise AssertionError("the Ctrl-C was lost")
-    import time
-    for _ in range(200):  # the child leaves once its pipes are closed
-        if os.waitpid(remote.pid, os.WNOHANG)[0]:
-            break
-        time.sleep(0.05)
+    try:  # the parent ended and reaped the child, which held a second Kiwi
+        os.kill(remote.pid, 0)
+    except ProcessLookupError:
+        pass
     else:
         raise AssertionError("the child is still running")
 def analyses(kiwi):
@@ -135,6 +134,29 @@ def test_rag_ask_answers_the_same_with_kiwi_in_a_child(tmp_path: Path) -> None:
         assert answers[0] == answers[1]
         refused.append(answers[0]["refused"] or not answers[0]["citations"])
     assert refused == [False, True]  # one answered with citations, one refused
+
+
+def test_a_rag_ask_that_fails_at_once_leaves_no_child_loading_kiwi(tmp_path: Path) -> None:
+    """The child went on loading Kiwi (a second and a half of CPU) after the command had
+    failed (no index), until it read the closed pipe."""
+    marker = f"질문-{os.getpid()}"
+    done = subprocess.run(
+        [sys.executable, "-c", ASK, "child", "ask", marker, "--index", str(tmp_path / "none")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "no index" in done.stderr, done.stderr
+    left = [p for p in Path("/proc").glob("[0-9]*") if marker in _cmdline(p)]
+    assert left == []
+
+
+def _cmdline(process: Path) -> str:
+    try:
+        return (process / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def test_rag_chat_answers_the_same_with_kiwi_in_a_child(tmp_path: Path) -> None:
