@@ -298,7 +298,7 @@ class Index(Saving, Asking):
         report.seconds = time.perf_counter() - started
         return report
 
-    def remove(self, targets: Iterable[str] | str) -> list[str]:
+    def remove(self, targets: Iterable[str | Path] | str | Path) -> list[str]:
         """Remove documents by doc id or by file path (every article from that file).
 
         Returns:
@@ -308,6 +308,7 @@ class Index(Saving, Asking):
             RagError: A target matches no indexed document, is empty, or names both a
                 document and a path holding others (nothing is removed then;
                 `rag.update.resolve`).
+            TypeError: A target is not a str or a path (bytes, None).
         """
         with store.lock(self.path), self._interruptible():
             self._reread()

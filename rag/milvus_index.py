@@ -326,7 +326,7 @@ class MilvusIndex(Index):
         report.seconds = time.perf_counter() - started
         return report
 
-    def remove(self, targets: Iterable[str] | str) -> list[str]:
+    def remove(self, targets: Iterable[str | Path] | str | Path) -> list[str]:
         """`Index.remove` from Milvus (by doc id or file path)."""
         gone = update.resolve(
             targets, lambda i: bool(self.store.docs([i])), self.store.doc_ids_under

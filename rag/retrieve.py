@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -75,9 +76,10 @@ def check_options(
     """
     if fusion not in config.FUSIONS:
         raise InvalidOption("fusion", fusion, config.FUSIONS)
-    if not 0.0 <= bm25_weight <= 1.0:
+    # "5" or None failed in a comparison, 1.5 in a slice; numpy's numbers are Integral or Real
+    if not isinstance(bm25_weight, numbers.Real) or not 0.0 <= bm25_weight <= 1.0:
         raise InvalidOption("bm25_weight", bm25_weight, ["a number from 0 to 1"])
-    if k < 1:
+    if not isinstance(k, numbers.Integral) or k < 1:
         raise InvalidOption("k", k, ["a positive integer"])
     return _as_date(since, "since"), _as_date(until, "until")
 

@@ -240,6 +240,8 @@ def check_query(text: str, what: str = "query") -> None:
         QueryTooLong: With the length and the limit.
         RagError: The query holds bytes that are not UTF-8.
     """
+    if not isinstance(text, str):  # None failed in len(), bytes in a regular expression
+        raise TypeError(f"the {what} must be a str, not {type(text).__name__}")
     if len(text) > MAX_QUERY_CHARS:
         raise QueryTooLong(what, len(text), MAX_QUERY_CHARS)
     if not_text(text):

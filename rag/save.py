@@ -45,17 +45,22 @@ class Saving:
     @contextlib.contextmanager
     def _interruptible(self) -> Iterator[None]:
         """Turn Ctrl-C into `WriteInterrupted`, saying whether the new generation was already
-        switched to (then the change is saved) or not."""
+        switched to (then the change is saved) or not. Whatever stops a write after the
+        switch (Ctrl-C as the old generation's files are removed), this index reads the new
+        generation from then on: it kept searching the old one, removed documents included."""
         before = store.read_manifest(self.path).generation  # the lock is held: it is current
         try:
             yield
-        except KeyboardInterrupt as e:
-            if isinstance(e, WriteInterrupted):
-                raise
+        except BaseException as e:
             try:
                 saved = store.read_manifest(self.path).generation != before
             except RagError:
                 saved = False
+            if saved:  # a failed re-read leaves the next call's `_reread` to say why
+                with contextlib.suppress(RagError, OSError):
+                    self._snap = store.read(self.path)
+            if not isinstance(e, KeyboardInterrupt) or isinstance(e, WriteInterrupted):
+                raise
             raise WriteInterrupted(self.path, saved) from None
 
     @property

@@ -53,6 +53,9 @@ def split_inputs(
     """The inputs that name files or folders, and the in-memory records."""
     if isinstance(inputs, (str, Path, dict, Article)):
         inputs = [inputs]
+    elif isinstance(inputs, bytes) or not isinstance(inputs, Iterable):
+        # bytes are iterable too: each byte was a rejected record of its own
+        raise TypeError(f"inputs are paths, records or a list of them, not {type(inputs).__name__}")
     paths: list[str | Path] = []
     records: list[dict[str, Any] | Article] = []
     for item in inputs:
@@ -137,7 +140,9 @@ def printable(text: str) -> str:
 
 
 def resolve(
-    targets: Iterable[str] | str, is_doc: Callable[[str], bool], under: Callable[[str], list[str]]
+    targets: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    is_doc: Callable[[str], bool],
+    under: Callable[[str], list[str]],
 ) -> list[str]:
     """The doc ids `rag remove` ``targets`` name, each a doc id or a file or folder (every
     document from it); ``is_doc`` says whether an id is indexed, ``under`` lists the ids of
@@ -148,9 +153,16 @@ def resolve(
             (`rag remove "$FILE"` with the variable unset), or the root folder (``"$DIR/"``);
             or names both a document and a path holding others (a document "news" and a
             folder news/).
+        TypeError: A target is not a str or a path (bytes, None).
     """
+    if isinstance(targets, (str, os.PathLike)):
+        targets = [targets]
+    elif isinstance(targets, bytes) or not isinstance(targets, Iterable):
+        raise TypeError(f"targets are doc ids or paths as str, not {type(targets).__name__}")
     found: list[str] = []
-    for given in [targets] if isinstance(targets, str) else targets:
+    for given in (os.fspath(t) if isinstance(t, os.PathLike) else t for t in targets):
+        if not isinstance(given, str):  # a Path is a path; bytes or None name nothing
+            raise TypeError(f"a target is a doc id or a path as str, not {type(given).__name__}")
         if not given.strip():
             raise RagError("an empty name matches no document; give a doc id or a path")
         target = printable(given)  # stored paths have undecodable bytes escaped

@@ -424,6 +424,10 @@ def test_create_refuses_existing_index(seeds: Path) -> None:
         ({"bm25_weight": 1.5}, "invalid bm25_weight 1.5"),
         ({"since": "yesterday"}, "invalid since 'yesterday'; valid: a date as YYYY-MM-DD"),
         ({"k": 0}, "invalid k 0"),
+        # These failed deep inside the search with TypeError: '<' not supported, or a slice.
+        ({"k": "5"}, "invalid k '5'; valid: a positive integer"),
+        ({"k": 1.5}, "invalid k 1.5"),
+        ({"bm25_weight": "0.5"}, "invalid bm25_weight '0.5'"),
     ],
 )
 def test_bad_search_options(seeds: Path, kwargs: dict, message: str) -> None:
@@ -431,6 +435,26 @@ def test_bad_search_options(seeds: Path, kwargs: dict, message: str) -> None:
     index.add([seeds])
     with pytest.raises(RagError, match=message):
         index.search("카카오", **kwargs)
+
+
+def test_wrong_argument_types_are_one_line_errors(seeds: Path) -> None:
+    """Arguments of the wrong type: a bytes query failed in a regular expression and None in
+    len(), bytes given to `add` were a rejected record per byte, and `remove` took a Path,
+    which is a path, for a list (``'PosixPath' object is not iterable``)."""
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    for query, name in [(None, "NoneType"), ("카카오".encode(), "bytes")]:
+        with pytest.raises(TypeError, match=f"^the query must be a str, not {name}$"):
+            index.search(query)  # type: ignore[arg-type]
+    for inputs in [None, str(seeds).encode()]:
+        with pytest.raises(TypeError, match=r"^inputs are paths, records or a list of them"):
+            index.add(inputs)  # type: ignore[arg-type]
+    for targets in [KAKAO.encode(), [None]]:
+        with pytest.raises(TypeError, match=r"doc ids? or (a )?paths? as str, not"):
+            index.remove(targets)  # type: ignore[arg-type]
+    assert len(index.search("카카오", k=np.int64(2), bm25_weight=np.float32(0.5))) == 2
+    assert index.remove(seeds / f"{KAKAO}.txt") == [KAKAO]
+    assert [d.doc_id for d in Index.open().documents()] == [FLITTO]
 
 
 def _vm_flags(file: Path) -> set[str]:

@@ -487,6 +487,30 @@ def test_ctrl_c_once_the_write_is_done_says_saved(
     assert len(Index.open("idx")) == 2
 
 
+def test_an_index_interrupted_after_its_write_reads_the_new_generation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after the switch (as the old generation's files are removed, or as the new one
+    is opened): `remove` said the change was saved, but the `Index` kept searching the
+    generation before it, the removed document included, until it was opened again."""
+    index = Index.create(tmp_path / "idx", embedder="fake")
+    index.add(_records(3))
+    real = store.read
+    calls = []
+
+    def interrupted_after_write(path: Path) -> store.Snapshot:
+        calls.append(path)
+        if len(calls) == 2:  # under the lock, after the write
+            raise KeyboardInterrupt
+        return real(path)
+
+    monkeypatch.setattr(store, "read", interrupted_after_write)
+    with pytest.raises(KeyboardInterrupt, match="the changes are saved"):
+        index.remove("반도체-1")
+    assert len(index) == 2
+    assert "반도체-1" not in {hit.doc_id for hit in index.search("반도체 기사 1번", k=5)}
+
+
 # -- 9. read-only file systems -------------------------------------------------------------
 
 
