@@ -395,16 +395,25 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
     """Sentences of an answer with the passage numbers each cites.
 
     A marker belongs to the sentence it ends, also when the sentence splitter put it at the
-    start of the next one ("...했다. [1] 다음 문장").
+    start of the next one ("...했다. [1] 다음 문장"). Words the splitter left after a
+    sentence's markers begin the next sentence: Kiwi reads the opening quote of "말했다. [5]
+    '국민 메신저' 카카오톡에 …" as closing the sentence before.
     """
     claims: list[tuple[str, list[int]]] = []
-    for a, b in sentence_spans(text):
-        sentence = text[a:b]
+    spans = sentence_spans(text)
+    carried = ""
+    for i, (a, b) in enumerate(spans):
+        sentence = carried + text[a:b]
+        carried = ""
         lead = re.match(r"^(\s*\[\d+\])+", sentence)
         if lead and claims:
             claims[-1][1].extend(int(n) for n in re.findall(r"\d+", lead.group(0)))
             sentence = sentence[lead.end() :]
-        for part in _marked_parts(sentence):
+        parts = _marked_parts(sentence)
+        same_line = i + 1 < len(spans) and "\n" not in text[b : spans[i + 1][0]]
+        if len(parts) > 1 and same_line and not _MARKER.search(parts[-1]):
+            carried = parts.pop().lstrip() + " "
+        for part in parts:
             cited = [int(n) for m in _MARKER.finditer(part) for n in m.group(1).split(",")]
             plain = " ".join(_MARKER.sub(" ", _BEFORE_STOP.sub("", part)).split())
             if plain:

@@ -45,6 +45,18 @@ def kakao_n(answer) -> int:  # type: ignore[no-untyped-def]
             [("AI사업은 카카오브레인 중심", [2]), ("카카오는 회사다.", [3])],
         ),
         ("가가 늘었고 [1], 나는 줄었다 [2].", [("가가 늘었고, 나는 줄었다.", [1, 2])]),
+        # Kiwi ends the first sentence after the next one's opening quote: the quoted words
+        # begin the next claim (they were a claim of their own, citing nothing).
+        (
+            "대표는 \"수익 구조가 좋지 않았다\"고 말했다. [5] '국민 메신저' 카카오톡에 기반한 "
+            "사업은 그대로 가져간다. [1]",
+            [
+                ('대표는 "수익 구조가 좋지 않았다"고 말했다.', [5]),
+                ("'국민 메신저' 카카오톡에 기반한 사업은 그대로 가져간다.", [1]),
+            ],
+        ),
+        # ... but not across a line break.
+        ("요약 [1] 참고\n다음 문장이다. [2]", [("요약", [1]), ("참고", []), ("다음 문장이다.", [2])]),
     ],
 )
 def test_split_claims(text: str, expected: list) -> None:
