@@ -86,12 +86,16 @@ def write_whole(file: Path, text: str) -> None:
     a killed write leaves the old one, and two writers (processes or threads) do not share
     a temporary file, which is removed when the write fails. The text is on disk before the
     rename, so a power cut cannot leave an empty file in the old one's place (a baseline the
-    CI gate then fails on)."""
+    CI gate then fails on). A symbolic link is written through, not replaced by a file, and
+    the file keeps its permissions."""
+    file = Path(os.path.realpath(file))
     tmp = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
+            if file.is_file():
+                os.chmod(f.fileno(), file.stat().st_mode & 0o7777)
             os.fsync(f.fileno())
         tmp.replace(file)
     except BaseException:

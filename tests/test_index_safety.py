@@ -953,6 +953,24 @@ def test_a_whole_write_is_on_disk_before_it_replaces_the_old_file(
     assert target.read_text(encoding="utf-8") == "new text"
 
 
+def test_a_whole_write_goes_through_a_symlink_and_keeps_the_mode(tmp_path: Path) -> None:
+    """`rag eval --update-baseline` on a baseline linked from elsewhere replaced the link
+    with a file: the shared baseline it pointed to was left stale. A group-writable file
+    became the umask's mode."""
+    from rag import config
+
+    shared = tmp_path / "shared" / "baseline.json"
+    shared.parent.mkdir()
+    shared.write_text("old", encoding="utf-8")
+    shared.chmod(0o664)
+    link = tmp_path / "baseline.json"
+    link.symlink_to(shared)
+    config.write_whole(link, "new")
+    assert link.is_symlink() and shared.read_text(encoding="utf-8") == "new"
+    assert shared.stat().st_mode & 0o777 == 0o664
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["baseline.json"]
+
+
 def test_a_write_to_a_removed_index_does_not_make_its_directory_again(tmp_path: Path) -> None:
     """An Index whose directory was removed (rm -r) while it was open said IndexNotFound on
     add or remove, but first made the directory again, empty but for a lock file."""
