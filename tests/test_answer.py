@@ -56,7 +56,10 @@ def kakao_n(answer) -> int:  # type: ignore[no-untyped-def]
             ],
         ),
         # ... but not across a line break.
-        ("요약 [1] 참고\n다음 문장이다. [2]", [("요약", [1]), ("참고", []), ("다음 문장이다.", [2])]),
+        (
+            "요약 [1] 참고\n다음 문장이다. [2]",
+            [("요약", [1]), ("참고", []), ("다음 문장이다.", [2])],
+        ),
     ],
 )
 def test_split_claims(text: str, expected: list) -> None:
