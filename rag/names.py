@@ -22,6 +22,8 @@ _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
 # (호), a city, county, province, district or town (시 군 도 구 동), a mountain, river or
 # island (산 강 섬), a station or port (역 항), a party (당).
 _KIND_SUFFIXES = frozenset("호시군도구동산강섬역항당")
+# A company's group (삼성그룹 = Samsung): Kiwi reads the whole as one proper noun.
+_GROUP = "그룹"
 # A capitalised word, or one opening with a lower-case letter before a capital (iPhone, eBay).
 _LATIN_NAME = re.compile(r"(?:[A-Z]|\b[a-z](?=[A-Z]))[\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
 # "NASA-funded", "Seoul-based": the name is what comes before the hyphen.
@@ -132,6 +134,8 @@ def hangul_names(tokens: list[Token]) -> list[str]:
             # A name with a suffix of its kind (누리호 = Nuri, 부산시 = Busan).
             if len(name) > 2 and name[-1] in _KIND_SUFFIXES:
                 out.append(name[:-1])
+            if len(name) > len(_GROUP) + 1 and name.endswith(_GROUP):
+                out.append(name.removesuffix(_GROUP))
         run = [t] if t.tag in _NOUNS else []
     return list(dict.fromkeys(out))
 
@@ -139,7 +143,7 @@ def hangul_names(tokens: list[Token]) -> list[str]:
 def name_similarity(latin: str, hangul: str) -> float:
     """1 - edit distance / length of the longer phonetic key (edit distance, not difflib's
     ratio, because a ratio forgives a missing word: Kakao Bank vs 카카오페이 is 0.86)."""
-    a, b = phonetic(latin), phonetic(romanize(hangul))
+    a, b = phonetic(_spoken(latin)), phonetic(romanize(hangul))
     if min(len(a), len(b)) < 4:  # two or three letters are too few to be similar
         return float(a == b)
     return 1 - edit_distance(a, b) / max(len(a), len(b))
@@ -147,7 +151,7 @@ def name_similarity(latin: str, hangul: str) -> float:
 
 def same_start(latin: str, hangul: str) -> bool:
     """Whether the names open alike (a look-alike does: Kakao Brain / 카카오엔터프라이즈)."""
-    return phonetic(latin)[:3] == phonetic(romanize(hangul))[:3]
+    return phonetic(_spoken(latin))[:3] == phonetic(romanize(hangul))[:3]
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -180,6 +184,13 @@ _SOUNDS = (
     (r"[aeiouyw]+", "a"),
     (r"(.)\1+", r"\1"),  # doubled letters: Flitto / 플리토 (peul-li-to)
 )
+
+
+def _spoken(english: str) -> str:
+    """An English name as Korean writes its sounds, where its letters mislead: th is ㅅ
+    (Elizabeth = 엘리자베스, Smith = 스미스). Not applied to romanised Hangul, where t and h
+    meet across syllables (밭히 = bathi)."""
+    return re.sub(r"th", "s", english, flags=re.I)
 
 
 def phonetic(text: str) -> str:

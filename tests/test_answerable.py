@@ -518,3 +518,23 @@ def test_a_score_asked_for_needs_two_numbers_set_against_each_other() -> None:
     for score in ("2대1로", "2 대 1로", "2:1로", "2-1로"):
         scored = crowd.replace("결승에서", f"결승에서 {score}")
         assert decide(question, [hit(scored)]).answerable, score
+
+
+@pytest.mark.parametrize(
+    ("question", "passage", "expected"),
+    [
+        # English th is written ㅅ: Elizabeth is 엘리자베스.
+        ("Where did Queen Elizabeth die?", "엘리자베스 2세 여왕이 밸모럴성에서 별세했다.", True),
+        # Kiwi reads 삼성그룹 as one proper noun; the group is Samsung.
+        ("How many executives did Samsung promote?", "삼성그룹은 임원 475명을 승진시켰다.", True),
+        # ... but 삼성물산 is another company.
+        ("How many executives did Samsung promote?", "삼성물산은 임원 475명을 승진시켰다.", False),
+    ],
+)
+def test_an_english_name_korean_writes_its_own_way(
+    question: str, passage: str, expected: bool
+) -> None:
+    """The passage's cosine is below MIN_DENSE, so only the name can carry the question:
+    dev_wikinews refused 'Queen Elizabeth' and called 삼성그룹 a look-alike of Samsung."""
+    decision = decide(question, [hit(passage, dense=0.75)])
+    assert decision.answerable is expected, decision.reason
