@@ -16,7 +16,7 @@ import pytest
 
 from rag import Index
 from rag.answerable import decide, quote_span
-from rag.backends.extractive import ExtractiveGenerator
+from rag.backends.extractive import ExtractiveGenerator, _asks_several
 from rag.kinds import answer_kind
 from rag.names import latin_names, months
 from rag.output import print_sources, quoted_snippet
@@ -538,3 +538,19 @@ def test_an_english_name_korean_writes_its_own_way(
     dev_wikinews refused 'Queen Elizabeth' and called 삼성그룹 a look-alike of Samsung."""
     decision = decide(question, [hit(passage, dense=0.75)])
     assert decision.answerable is expected, decision.reason
+
+
+@pytest.mark.parametrize(
+    ("question", "several"),
+    [
+        ("2010년 지진은 몇 번 났고, 2009년과 비교하면 어땠어?", True),  # 어땠 asks too
+        ("평균 인상률과 산업용 인상률은 각각 얼마였어?", True),
+        ("When did he die, and what was the cause?", True),
+        ("올해 AI 기업들의 성적은 어땠나?", False),
+        ("라라랜드는 어떠한 영화제에서 초연되었는가?", False),  # 어떠한 = 어떤, one question
+    ],
+)
+def test_a_question_asking_several_things(question: str, several: bool) -> None:
+    """Several things asked take several sentences; "…몇 번 났고, … 어땠어?" was answered
+    with the first part alone."""
+    assert _asks_several(question) is several

@@ -42,7 +42,7 @@ _SEVERAL = re.compile(
     r"각각|모두 몇|\bboth\b|\brespectively\b|,? and (?:what|who|when|where|which|how|why)\b", re.I
 )
 _ASKING = re.compile(
-    r"누구|누가|무엇|뭐|언제|어디|얼마|몇|왜|어떻게|어떤|무슨|어느|"
+    r"누구|누가|무엇|뭐|언제|어디|얼마|몇|왜|어떻게|어땠|어때|어떠했|어떠하였|어떤|무슨|어느|"
     r"\b(?:who|what|when|where|which|why|how)\b",
     re.I,
 )
