@@ -148,6 +148,12 @@ def query_morphemes(query: str) -> list[str]:
     return morphemes(query) if analyzer is None else _content(analyzer.tokenize(query))
 
 
+def analyzed_aside(query: str) -> bool:
+    """Whether a child process is analyzing ``query`` (`one_query`): the caller may embed it
+    meanwhile, before it asks for its morphemes."""
+    return _one_query is not None and _one_query.query == query and _one_query.child is not None
+
+
 def one_query(query: str) -> None:
     """Say that this process analyzes ``query`` as a search query and no other text (the
     `rag search` command). It is then analyzed without loading the shared `kiwi` (see

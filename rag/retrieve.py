@@ -12,7 +12,7 @@ from . import config, dense, remote_kiwi
 from .bm25 import Lexical
 from .db import ChunkRecord, DocRecord
 from .errors import InvalidOption
-from .korean import query_morphemes
+from .korean import analyzed_aside, query_morphemes
 from .records import Hit
 from .sanitize import check_query
 from .store import Snapshot
@@ -44,9 +44,10 @@ def search(
     coverage = 0.0
     # The query's morphemes first: the ONNX embedder's files may still be loading in the
     # background (`Index.preload`), and Kiwi loads beside them; embedding the query first
-    # would wait for them, then load Kiwi. Unless Kiwi loads in another process
-    # (`rag.remote_kiwi`): then the query is embedded while it does.
-    dense_first = remote_kiwi.started is not None
+    # would wait for them, then load Kiwi. Unless Kiwi loads in another process (the Kiwi of
+    # `rag.remote_kiwi`, or the query analyzer of `rag search`): then the query is embedded
+    # while it does.
+    dense_first = remote_kiwi.started is not None or analyzed_aside(query)
     if fusion != "bm25" and dense_first:
         dense = dense_scores(snap, embed_query(query), n, keep)
     if fusion != "dense":
