@@ -87,9 +87,9 @@ class Index(Saving, Asking):
                 return cls.create(directory, embedder=embedder)
             except IndexExists:  # another process created it since: open that one
                 snapshot = store.read(directory)
-        instance = embedder if isinstance(embedder, Embedder) else None
-        if isinstance(embedder, str):
-            instance = get_embedder(embedder)
+        instance = embedder if isinstance(embedder, Embedder) or embedder is None else None
+        if instance is None and embedder is not None:
+            instance = get_embedder(embedder)  # a spec, or a TypeError that says what it is
         return cls(directory, snapshot, instance)
 
     @classmethod

@@ -237,7 +237,7 @@ class MilvusIndex(Index):
         """`Index.search` in Milvus (see the module docstring for how fusion maps)."""
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
-        first, last = retrieve.check_options(k, since, until, fusion, bm25_weight)
+        first, last = retrieve.check_options(k, since, until, fusion, bm25_weight, source)
         check_query(query)
         if not query.strip():
             return []

@@ -31,7 +31,7 @@ def search(
 ) -> list[Hit]:
     """`Index.search` over one generation; ``embed_query`` is called only when dense
     search is part of ``fusion``."""
-    first, last = check_options(k, since, until, fusion, bm25_weight)
+    first, last = check_options(k, since, until, fusion, bm25_weight, source)
     check_query(query)
     if not len(snap) or not query.strip():
         return []
@@ -69,11 +69,12 @@ def check_options(
     until: dt.date | str | None,
     fusion: str,
     bm25_weight: float,
+    source: str | None = None,
 ) -> tuple[dt.date | None, dt.date | None]:
     """Validate `Index.search`'s options (for every store); returns the two dates.
 
     Raises:
-        InvalidOption: A bad fusion, weight, k or date.
+        InvalidOption: A bad fusion, weight, k, date or source.
     """
     if fusion not in config.FUSIONS:
         raise InvalidOption("fusion", fusion, config.FUSIONS)
@@ -82,6 +83,8 @@ def check_options(
         raise InvalidOption("bm25_weight", bm25_weight, ["a number from 0 to 1"])
     if not isinstance(k, numbers.Integral) or k < 1:
         raise InvalidOption("k", k, ["a positive integer"])
+    if source is not None and not isinstance(source, str):
+        raise InvalidOption("source", source, ["an outlet's name as str"])
     return _as_date(since, "since"), _as_date(until, "until")
 
 
@@ -210,5 +213,5 @@ def _as_date(value: dt.date | str | None, name: str) -> dt.date | None:
         return value
     try:
         return dt.date.fromisoformat(value)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:  # TypeError: a year as a number (since=2024)
         raise InvalidOption(name, value, ["a date as YYYY-MM-DD"]) from e

@@ -428,6 +428,11 @@ def test_create_refuses_existing_index(seeds: Path) -> None:
         ({"k": "5"}, "invalid k '5'; valid: a positive integer"),
         ({"k": 1.5}, "invalid k 1.5"),
         ({"bm25_weight": "0.5"}, "invalid bm25_weight '0.5'"),
+        # These failed in fromisoformat ("argument must be str") and in casefold.
+        ({"since": 2024}, "invalid since 2024; valid: a date as YYYY-MM-DD"),
+        ({"until": 3.5}, "invalid until 3.5"),
+        ({"source": 3}, "invalid source 3; valid: an outlet's name as str"),
+        ({"source": b"x"}, "invalid source b'x'"),
     ],
 )
 def test_bad_search_options(seeds: Path, kwargs: dict, message: str) -> None:
@@ -453,6 +458,14 @@ def test_wrong_argument_types_are_one_line_errors(seeds: Path) -> None:
         with pytest.raises(TypeError, match=r"doc ids? or (a )?paths? as str, not"):
             index.remove(targets)  # type: ignore[arg-type]
     assert len(index.search("카카오", k=np.int64(2), bm25_weight=np.float32(0.5))) == 2
+    # An embedder that is neither a spec nor an Embedder was ignored by open, and failed in
+    # str.partition in create.
+    message = "^an embedder spec is a str such as 'onnx-int8', not int$"
+    with pytest.raises(TypeError, match=message):
+        Index.open(embedder=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=message):
+        Index.create(seeds.parent / "new", embedder=5)  # type: ignore[arg-type]
+    assert not (seeds.parent / "new").exists()
     assert index.remove(seeds / f"{KAKAO}.txt") == [KAKAO]
     assert [d.doc_id for d in Index.open().documents()] == [FLITTO]
 

@@ -67,7 +67,10 @@ def get_embedder(spec: str, **options: Any) -> Embedder:
     Raises:
         InvalidOption: Unknown backend.
         BackendUnavailable: The backend's package or model is missing.
+        TypeError: ``spec`` is not a str.
     """
+    if not isinstance(spec, str):
+        raise TypeError(f"an embedder spec is a str such as 'onnx-int8', not {type(spec).__name__}")
     backend, _, arg = spec.partition(":")
     known = {**_BUILTIN_EMBEDDERS, **_embedders}
     if backend not in known:
