@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import config, retrieve, store, update
 from .asking import Asking
@@ -87,9 +87,9 @@ class Index(Saving, Asking):
                 return cls.create(directory, embedder=embedder)
             except IndexExists:  # another process created it since: open that one
                 snapshot = store.read(directory)
-        instance = embedder if isinstance(embedder, Embedder) or embedder is None else None
-        if instance is None and embedder is not None:
-            instance = get_embedder(embedder)  # a spec, or a TypeError that says what it is
+        instance = embedder if isinstance(embedder, Embedder) else None
+        if embedder is not None and instance is None:
+            instance = get_embedder(cast(str, embedder))  # a spec, or a TypeError saying so
         return cls(directory, snapshot, instance)
 
     @classmethod
