@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from . import config, retrieve, store, update
 from .asking import Asking
@@ -87,9 +87,10 @@ class Index(Saving, Asking):
                 return cls.create(directory, embedder=embedder)
             except IndexExists:  # another process created it since: open that one
                 snapshot = store.read(directory)
-        instance = embedder if isinstance(embedder, Embedder) else None
-        if embedder is not None and instance is None:
-            instance = get_embedder(cast(str, embedder))  # a spec, or a TypeError saying so
+        if embedder is None or isinstance(embedder, Embedder):
+            instance = embedder
+        else:  # a spec; anything else is a TypeError saying so
+            instance = get_embedder(embedder)
         return cls(directory, snapshot, instance)
 
     @classmethod
