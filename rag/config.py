@@ -94,9 +94,9 @@ def write_whole(file: Path, text: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            if file.is_file():
-                os.chmod(f.fileno(), file.stat().st_mode & 0o7777)
             os.fsync(f.fileno())
+        if file.is_file():
+            tmp.chmod(file.stat().st_mode & 0o7777)
         tmp.replace(file)
     except BaseException:
         tmp.unlink(missing_ok=True)
