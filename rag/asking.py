@@ -3,7 +3,9 @@ from the passages found (`rag.answer.answer_stream`), which never sees the index
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -95,11 +97,44 @@ class Asking:
 
             judge_fn = Judge(generator)
         started = time.perf_counter()
+        prefetch = self._prefetch(question, k, since, until, source)
         hits = self.search(question, k, since, until, source, fusion, bm25_weight)
+        if prefetch is not None:
+            prefetch.join()
         seconds = time.perf_counter() - started
         return answer_stream(
             question, hits, generator, self.embedder, seconds, self.document_frequencies, judge_fn
         )
+
+    def _prefetch(
+        self,
+        question: str,
+        k: int,
+        since: dt.date | str | None,
+        until: dt.date | str | None,
+        source: str | None,
+    ) -> threading.Thread | None:
+        """While the Kiwi child still loads (`rag.remote_kiwi`: a `rag ask`, a chat's first
+        question), the search waits for it to analyze the question. Meanwhile a thread
+        embeds the sentences of the passages dense search ranks first, which are mostly the
+        ones shown, for the answer to read (`rag.support.prefetch_sentences`). It never
+        analyzes with Kiwi (the child's pipe serves one thread); its failure only means the
+        answer embeds them itself."""
+        from . import remote_kiwi
+        from .support import prefetch_sentences
+
+        child = remote_kiwi.started
+        if child is None or child.ready:
+            return None
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                hits = self.search(question, k, since, until, source, fusion="dense")
+                prefetch_sentences(self.embedder, [h.text for h in hits])
+
+        thread = threading.Thread(target=run, name="rag-prefetch", daemon=True)
+        thread.start()
+        return thread
 
     def answerer(
         self, name: str | Generator | None = None, options: dict[str, Any] | None = None

@@ -52,6 +52,7 @@ class RemoteKiwi:
         self._reader = os.fdopen(self._from_child, "rb")
         self._failed = False
         self._local: Any = None  # this process's own Kiwi, once the child failed
+        self.ready = False  # the child has answered: its Kiwi is loaded
         # A command that fails at once (no index) would leave the child loading Kiwi for
         # a second and a half of CPU before it saw the closed pipe.
         atexit.register(self._retire)
@@ -90,6 +91,7 @@ class RemoteKiwi:
         if kind != "ok":  # Kiwi raised: this process's own Kiwi raises it again
             self._retire()
             return None
+        self.ready = True
         return value
 
     def _retire(self) -> None:

@@ -173,6 +173,15 @@ def evidence_for(embedder: Embedder, passages: tuple[str, ...]) -> Evidence:
 
 # Sentence vectors by (embedder spec, text), each embedded once per process (`rag.memo`).
 _VECTORS: Memo[tuple[str, str], np.ndarray] = Memo(size=20_000)
+_ROUGH_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def prefetch_sentences(embedder: Embedder, passages: Sequence[str]) -> None:
+    """Embed the sentences of ``passages``, split at full stops without Kiwi, into the cache
+    `Evidence` reads: Kiwi's sentences are mostly these (`rag.asking.Asking.ask_stream`
+    embeds the passages dense search ranks first while Kiwi still loads)."""
+    rough = [s for p in passages for line in p.split("\n") for s in _ROUGH_END.split(line)]
+    _sentence_vectors(embedder, [s.strip() for s in rough if s.strip()])
 
 
 def _sentence_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:

@@ -168,3 +168,51 @@ def test_rag_chat_answers_the_same_with_kiwi_in_a_child(tmp_path: Path) -> None:
     outputs = [_run(ASK, how, *args, stdin=questions) for how in ("child", "none")]
     assert outputs[0] == outputs[1]
     assert "Sources:" in outputs[0] and REFUSALS["ko"] in outputs[0]
+
+
+def test_while_the_child_loads_ask_embeds_the_likely_sentences(
+    seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `rag ask` waited half a second for the child's Kiwi and only then embedded the
+    passages' sentences (0.2 s). While the child loads, a thread now embeds the sentences of
+    the passages dense search ranks first; the answer then finds most of them embedded, and
+    is the same answer."""
+    from types import SimpleNamespace
+
+    from rag import Index, remote_kiwi, support
+
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    question = "카카오엔터프라이즈는 왜 구조조정되었나?"
+    alone = index.ask(question)
+    support._VECTORS._items.clear()
+    embedded: list[str] = []
+    embedder = type(index.embedder)
+    real_embed = embedder.embed_passages
+    monkeypatch.setattr(
+        embedder,
+        "embed_passages",
+        lambda self, texts, *a, **kw: embedded.extend(texts) or real_embed(self, texts, *a, **kw),
+    )
+    in_advance: list[list[str]] = []
+    real_prefetch = support.prefetch_sentences
+
+    def prefetch(e: object, texts: list[str]) -> None:
+        assert embedded == []  # before the answer embedded anything
+        real_prefetch(e, texts)  # type: ignore[arg-type]
+        in_advance.append(list(embedded))
+
+    monkeypatch.setattr(support, "prefetch_sentences", prefetch)
+    monkeypatch.setattr(remote_kiwi, "started", SimpleNamespace(ready=False))
+    early = index.ask(question)
+    assert early.model_dump(exclude={"timing"}) == alone.model_dump(exclude={"timing"})
+    [advance] = in_advance
+    passages = tuple(h.text for h in early.passages)
+    shown = {s.text for s in support.evidence_for(index.embedder, passages).sentences}
+    assert len(shown & set(advance)) >= 0.8 * len(shown)
+    assert len(embedded) == len(set(embedded))  # none embedded twice
+    # Once the child has answered, its Kiwi is loaded and nothing waits: no thread.
+    monkeypatch.setattr(remote_kiwi, "started", SimpleNamespace(ready=True))
+    in_advance.clear()
+    index.ask(question)
+    assert in_advance == []
