@@ -18,12 +18,11 @@ MIN_NAME_SIMILARITY = 0.8
 NEAR_NAME_SIMILARITY = 0.55
 
 _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
-# One-syllable suffixes that say what kind of thing a Korean name is: a vessel or rocket
-# (호), a city, county, province, district or town (시 군 도 구 동), a mountain, river or
-# island (산 강 섬), a station or port (역 항), a party (당).
-_KIND_SUFFIXES = frozenset("호시군도구동산강섬역항당")
-# A company's group (삼성그룹 = Samsung): Kiwi reads the whole as one proper noun.
-_GROUP = "그룹"
+# Suffixes that say what kind of thing a Korean name is: a vessel or rocket (호), a city,
+# county, province, district or town (시 군 도 구 동), a mountain, river or island (산 강 섬),
+# a station or port (역 항), a party (당), a company's group (삼성그룹 = Samsung, which Kiwi
+# reads as one proper noun).
+_KIND_SUFFIXES = (*"호시군도구동산강섬역항당", "그룹")
 # A capitalised word, or one opening with a lower-case letter before a capital (iPhone, eBay).
 _LATIN_NAME = re.compile(r"(?:[A-Z]|\b[a-z](?=[A-Z]))[\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
 # "NASA-funded", "Seoul-based": the name is what comes before the hyphen.
@@ -131,11 +130,13 @@ def hangul_names(tokens: list[Token]) -> list[str]:
             if any(x.tag == "NNP" for x in run[a:b])
         ):
             out.append(name)
-            # A name with a suffix of its kind (누리호 = Nuri, 부산시 = Busan).
-            if len(name) > 2 and name[-1] in _KIND_SUFFIXES:
-                out.append(name[:-1])
-            if len(name) > len(_GROUP) + 1 and name.endswith(_GROUP):
-                out.append(name.removesuffix(_GROUP))
+            # A name with a suffix of its kind (누리호 = Nuri, 부산시 = Busan), the name
+            # left at least two syllables long.
+            out.extend(
+                name.removesuffix(s)
+                for s in _KIND_SUFFIXES
+                if len(name) > len(s) + 1 and name.endswith(s)
+            )
         run = [t] if t.tag in _NOUNS else []
     return list(dict.fromkeys(out))
 
