@@ -41,12 +41,16 @@ class Embedder(ABC):
         model_id: Name of the model's weights, the same whatever backend runs them.
         dim: Vector dimension.
         max_tokens: The longest input the model reads whole.
+        batch_independent: Whether a text's vector is the same whatever else shares its
+            batch. Not so for a graph that quantizes its activations per batch (onnx-int8:
+            cosine 0.998 between one sentence embedded alone and among 27 others).
     """
 
     spec: str
     model_id: str
     dim: int
     max_tokens: int
+    batch_independent: bool = True
     query_prefix: str = ""
     passage_prefix: str = ""
 

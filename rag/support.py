@@ -190,6 +190,12 @@ def _sentence_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
     keys = [(embedder.spec, t) for t in texts]
 
     def embed(missing: list[tuple[str, str]]) -> list[np.ndarray]:
-        return list(embedder.embed_passages([t for _, t in missing]))
+        if embedder.batch_independent:
+            return list(embedder.embed_passages([t for _, t in missing]))
+        # A kept vector is reused by later questions: one that depended on its batch made
+        # an answer depend on the questions asked before it in the same process, and `rag
+        # eval` measure other answers than `rag ask` gives (6 of 127 seed questions).
+        # Alone, each is what any process computes (35 ms more a question).
+        return [embedder.embed_passages([t])[0] for _, t in missing]
 
     return np.stack(_VECTORS.get(keys, embed))

@@ -484,3 +484,37 @@ def test_analyses_and_vectors_are_shared_safely_across_threads(monkeypatch):
         t.join()
     assert errors == []
     assert len(korean._TAGGED._items) <= 3
+
+
+class BatchScaledEmbedder(FakeEmbedder):
+    """Like the onnx-int8 graph, which scales its activations per batch: a text's vector
+    depends on what else is in its batch."""
+
+    batch_independent = False
+
+    def __init__(self) -> None:
+        super().__init__("batch-scaled")
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        out = super()._encode(texts, is_query)
+        out[:, 1] += len(texts)
+        return out
+
+
+def test_sentence_vectors_do_not_depend_on_the_questions_asked_before(monkeypatch):
+    """Sentence vectors are kept for later questions. Kept from another question's batch,
+    they made an answer depend on what the process was asked before (4 of 43 seed questions
+    with onnx-int8), and `rag eval` measure other answers than `rag ask` gives."""
+    from rag import support
+    from rag.memo import Memo
+
+    embedder = BatchScaledEmbedder()
+    shared = "카카오엔터프라이즈는 클라우드 사업에 집중하기로 했다."
+    earlier = f"플리토는 수출의탑을 받았다. {shared} 이경진 대표가 새로 취임했다."
+    later = f"{shared} 구조조정 시기는 아직 정해지지 않았다."
+    monkeypatch.setattr(support, "_VECTORS", Memo(size=100))
+    fresh = Evidence(embedder, [later]).vectors
+    monkeypatch.setattr(support, "_VECTORS", Memo(size=100))
+    assert Evidence(embedder, [earlier]).vectors.shape[0] == 3
+    after = Evidence(embedder, [later]).vectors
+    assert np.array_equal(after, fresh)

@@ -70,6 +70,7 @@ class OnnxEmbedder(Embedder):
                 f"the onnx embedder needs onnxruntime: pip install {e.name}"
             ) from e
         name = "onnx-int8" if int8 else "onnx"
+        self.batch_independent = not int8  # the int8 graph scales activations per batch
         directory = Path(path).expanduser().resolve() if path else default_model_dir()
         self.spec = f"{name}:{directory}" if path else name
         self.path = directory
