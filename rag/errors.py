@@ -41,11 +41,11 @@ class IndexCorrupt(RagError):
 
 
 class IndexLocked(RagError):
-    """Another process is writing to the same index."""
+    """Another process, or another thread of this one, is writing to the same index."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, by: str = "another process") -> None:
         self.path = path
-        super().__init__(f"index at {path} is being written by another process")
+        super().__init__(f"index at {path} is being written by {by}")
 
 
 class EmbedderMismatch(RagError):

@@ -35,6 +35,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import mmap
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,7 +359,7 @@ def lock(path: Path, create: bool = False) -> Iterator[None]:
     directory was removed meanwhile made it again, empty but for the lock file.
 
     Raises:
-        IndexLocked: Another process holds the lock.
+        IndexLocked: Another process, or another thread of this one, holds the lock.
         IndexNotFound: No directory at ``path``, and not ``create``.
         IndexWriteError: The directory cannot be written (read-only, no permission).
     """
@@ -370,15 +372,31 @@ def lock(path: Path, create: bool = False) -> Iterator[None]:
         handle = open(path / LOCK, "a")  # noqa: SIM115 - held for the whole block
     except OSError as e:
         raise IndexWriteError(path, f"cannot write the index at {path}: {e.strerror}") from e
+    # flock holds per open file, so a second writer in this process is refused like
+    # another process's; the held files' identities tell the two apart.
+    held = os.fstat(handle.fileno())
+    key = (held.st_dev, held.st_ino)
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
-            raise IndexLocked(path) from e
+            with _HELD_LOCK:
+                ours = key in _HELD
+            by = "another thread of this process" if ours else "another process"
+            raise IndexLocked(path, by) from e
+        with _HELD_LOCK:
+            _HELD.add(key)
         try:
             yield
         finally:
+            with _HELD_LOCK:
+                _HELD.discard(key)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# The (device, inode) of each index lock file this process holds (see `lock`).
+_HELD: set[tuple[int, int]] = set()
+_HELD_LOCK = threading.Lock()
 
 
 def disk_size(path: Path, manifest: Manifest) -> int:

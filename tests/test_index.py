@@ -531,3 +531,29 @@ def test_adding_by_copying_the_files_writes_what_copying_rows_writes(
     assert np.array_equal(fast.filters, slow.filters)
     assert fast.records.counts() == slow.records.counts() == (9, 9)
     assert fast.records.outlet_code(source) == slow.records.outlet_code(source)
+
+
+def test_a_second_writer_thread_is_told_it_is_one_of_this_process(tmp_path: Path) -> None:
+    """flock holds per open file: a second writer thread was refused as if another process
+    held the index, sending the user looking for one."""
+    import threading
+
+    index = Index.create(embedder="fake")
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.lock(index.path):
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(IndexLocked, match="by another thread of this process"):
+            index.add(_records(1, "X", "2024-01-01", "테스트"))
+    finally:
+        release.set()
+        holder.join()
+    index.add(_records(1, "X", "2024-01-01", "테스트"))  # the lock was let go
+    assert len(index.documents()) == 1
