@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import traceback
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
@@ -34,9 +36,11 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except RagError as e:
+            _trace(e)
             typer.echo(f"error: {safe_message(str(e), configured_secrets())}", err=True)
             raise typer.Exit(1) from None
         except OSError as e:  # a path the system refuses: a name too long, a read-only folder
+            _trace(e)
             where = f"{e.filename}: " if e.filename is not None else ""
             message = safe_message(f"{where}{e.strerror or e}", configured_secrets())
             typer.echo(f"error: {message}", err=True)
@@ -46,6 +50,14 @@ class _Group(TyperGroup):
             message = "interrupted; the index on disk was not changed"
             typer.echo(f"error: {e if isinstance(e, WriteInterrupted) else message}", err=True)
             raise typer.Exit(130) from None
+
+
+def _trace(e: BaseException) -> None:
+    """With RAG_DEBUG set, the traceback behind a one-line error, for a bug report (secrets
+    masked as in the line)."""
+    if os.environ.get("RAG_DEBUG", "") not in ("", "0"):
+        trace = "".join(traceback.format_exception(e))
+        typer.echo(safe_message(trace, configured_secrets()).rstrip(), err=True)
 
 
 app = typer.Typer(

@@ -151,6 +151,23 @@ def test_a_name_too_long_for_the_file_system_is_one_line(run) -> None:
         assert run(*args) == (1, f"error: {long}: File name too long\n"), args
 
 
+def test_rag_debug_adds_the_traceback_behind_a_one_line_error(run, monkeypatch) -> None:
+    """The one line is for users; a bug report needs where it came from."""
+    long = "가" * 100 + ".txt"
+    for args, line in (
+        (("info", "--index", "nowhere"), "error: no index at nowhere"),
+        (("info", "--index", long), f"error: {long}: File name too long"),
+    ):
+        code, out = run(*args)
+        assert code == 1 and "Traceback" not in out and out.startswith(line)
+        monkeypatch.setenv("RAG_DEBUG", "1")
+        code, out = run(*args)
+        monkeypatch.delenv("RAG_DEBUG")
+        assert code == 1 and out.startswith("Traceback (most recent call last):")
+        assert out.splitlines()[-1].startswith(line)
+        assert "rag/" in out  # the frames of the package
+
+
 def test_bad_arguments_exit_2(run) -> None:
     run("index", "articles", "--embedder", "fake")
     for args in (
