@@ -189,7 +189,9 @@ def answer_stream(
     notes: list[str] = []
 
     def finish(text: str, stop: str | None) -> Answer:
-        evidence = evidence_for(embedder, tuple(h.text for h in shown)).with_judge(judge)
+        evidence = evidence_for(
+            embedder, tuple(h.text for h in shown), tuple(h.byline for h in shown)
+        ).with_judge(judge)
         silent_refusal = stop is None and generator.silence_refuses
         answer = verify(question, text, shown, evidence, lang, silence_refuses=silent_refusal)
         answer.complete, answer.stop_reason = stop is None, stop
@@ -300,8 +302,7 @@ def answer_messages(question: str, hits: Sequence[Hit], lang: str) -> list[Messa
     """The chat prompt: rules as the system message, numbered passages and question as user."""
     blocks = []
     for n, h in enumerate(hits, 1):
-        meta = ", ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
-        head = f"[{n}] {h.title or h.doc_id}" + (f" ({meta})" if meta else "")
+        head = f"[{n}] {h.title or h.doc_id}" + (f" ({h.about})" if h.about else "")
         # No passage, title or outlet may close the data block and speak as the user.
         blocks.append(f"{escape_block(head)}\n{escape_block(h.text)}")
     system = render(

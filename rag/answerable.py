@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from . import lookalike
-from .kinds import answer_kind, asked_measure, holds_kind
+from .kinds import answer_kind, asked_measure, asks_author, holds_kind
 from .korean import Token, passage_sentences, tagged
 from .lookalike import Question, Sentence, nospace
 from .names import latin_names, match_names, months, translatable
@@ -160,6 +160,7 @@ def _decide_korean(
     # "2013년 11월 전기요금 인상" in an article dated 2013-11-21).
     abouts = [_about(h) for h in hits]
     passages = [nospace(f"{a} {h.text}") for a, h in zip(abouts, hits, strict=True)]
+    author = asks_author(q.text)
     best: tuple[tuple[float, bool, float], int] | None = None
     failure = (-1.0, "no window holds the question's words")
     for i, rows in _windows(sentences):
@@ -177,7 +178,7 @@ def _decide_korean(
         # A number may set the scene (the year of an event) a few sentences away.
         problem = problem or _missing_number(q.numbers, passage)
         problem = problem or _missing_ordinal(q.text, passage)
-        problem = problem or _missing_kind(q, tokens)
+        problem = problem or (_unsigned(hits[s.n - 1]) if author else _missing_kind(q, tokens))
         problem = problem or _other_year(q.text, text)
         problem = problem or lookalike.answer_beside_lookalike(
             q, [sentences[r] for r in rows], lambda x: lookalike.korean_lookalike(q, x)
@@ -263,7 +264,10 @@ def _decide_english(
         if not names and dense[s.n] < MIN_DENSE:
             failure = max(failure, (3, f"dense similarity {max(dense.values()):.2f} < {MIN_DENSE}"))
             continue
-        problem = _missing_kind(q, tokens, " ".join(given))
+        if asks_author(q.text):
+            problem = _unsigned(hits[s.n - 1])
+        else:
+            problem = _missing_kind(q, tokens, " ".join(given))
         problem = problem or lookalike.answer_beside_lookalike(
             q, [sentences[r] for r in rows], lambda x: lookalike.english_lookalike(names, x), given
         )
@@ -475,7 +479,13 @@ def _missing_kind(q: Question, tokens: list[Token], given: str | None = None) ->
 
 
 def _about(hit: Hit) -> str:
-    """What a passage says about itself: its article's title, outlet and date."""
+    """What a passage says about itself: its article's title, outlet, date and byline."""
     date = hit.date.isoformat() if hit.date else ""
     day = f"{hit.date.year}년 {hit.date.month}월 {hit.date.day}일" if hit.date else ""
-    return f"{hit.title or ''} {hit.source or ''} {date} {day}"
+    return f"{hit.title or ''} {hit.source or ''} {date} {day} {hit.byline or ''}"
+
+
+def _unsigned(hit: Hit) -> str:
+    """Why a question asking who wrote the article (`asks_author`) cannot be answered from
+    this passage: its byline answers, not a person its text names."""
+    return "" if hit.reporter else "the article does not name its reporter"

@@ -113,6 +113,24 @@ def answer_kind(question: str) -> str:
     return "person" if _ROLE_QUESTION.search(question) else "other"
 
 
+# Who wrote the article: its byline answers, not a person its text names. "쓴 기자",
+# "기자는 누구", "기사 … 누가 썼나", "Who wrote the article", "which reporter"; not
+# 기자회견, 기자간담회 or 연기자, nor "who wrote the letter".
+_AUTHOR = re.compile(
+    r"(?:쓴|작성한|취재한)\s*기자|(?<![가-힣])기자(?:는|가)?\s*누구|(?<![가-힣])기자(?:의)?\s*이름|"
+    r"기사.{0,30}(?:누가\s*(?:썼|쓴|작성)|작성자|필자)|(?:누가\s*(?:썼|쓴|작성)|작성자|필자).{0,30}기사|"
+    r"\b(?:which|what)\s+reporters?\b|\breporters?\s+who\s+(?:wrote|covered)\b|\bbyline\b|"
+    r"\b(?:who\s+(?:wrote|reported|authored)|written\s+by|author(?:'s\s+name)?\s+of)\b.{0,40}"
+    r"\b(?:article|story|piece|report)\b",
+    re.I,
+)
+
+
+def asks_author(question: str) -> bool:
+    """Whether ``question`` asks who wrote the article (its byline): not when, or how many."""
+    return answer_kind(question) in ("person", "other") and bool(_AUTHOR.search(question))
+
+
 def counts_people(question: str, tokens: list[Token]) -> bool:
     """Whether a "how many" question counts people ("몇 명", "how many employees");
     ``tokens`` are the question's (`rag.korean.tagged_batch`)."""

@@ -286,6 +286,7 @@ class MilvusIndex(Index):
                     source=doc.source,
                     path=doc.path,
                     url=doc.url,
+                    reporter=doc.reporter,
                     text=chunk["text"],
                     start=chunk["start"],
                     end=chunk["end"],

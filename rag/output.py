@@ -69,7 +69,7 @@ def print_sources(answer: Any, cited_only: bool = False) -> None:
     quotes = {c.n: c.quote for c in answer.citations if getattr(c, "quote", None)}
     out.print("Sources:")
     for n, h in rows:
-        meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
+        meta = h.about
         title = h.title or (Path(h.path).name if h.path else h.doc_id)
         mark = "" if n in cited or cited_only else "  (not cited)"
         out.print(f"  [{n}] {escape(title)}" + (f" ({escape(meta)})" if meta else "") + mark)
@@ -189,7 +189,7 @@ def snippet(text: str, width: int = 160) -> str:
 def print_hits(hits: list[Hit]) -> None:
     out = console()
     for i, h in enumerate(hits, 1):
-        meta = " · ".join(x for x in (h.date.isoformat() if h.date else None, h.source) if x)
+        meta = h.about
         title = h.title or (Path(h.path).name if h.path else h.doc_id)
         out.print(f"[bold]{i}. {escape(title)}[/bold]" + (f" ({escape(meta)})" if meta else ""))
         where = f"   {escape(h.chunk_id)}  score {h.score:.3f}  chars {h.start}-{h.end}"

@@ -73,12 +73,25 @@ class Hit(BaseModel):
     source: str | None
     path: str | None
     url: str | None = None
+    reporter: str | None = None
     text: str
     start: int
     end: int
     score: float
     dense_score: float | None = None
     bm25_score: float | None = None
+
+    @property
+    def byline(self) -> str | None:
+        """The article's byline as Korean papers print it ("고민서 기자"), if it names one."""
+        return f"{self.reporter} 기자" if self.reporter else None
+
+    @property
+    def about(self) -> str:
+        """The article's date, outlet and byline, for a person to read ("2023-05-16 ·
+        매일경제 · 고민서 기자")."""
+        date = self.date.isoformat() if self.date else None
+        return " · ".join(x for x in (date, self.source, self.byline) if x)
 
 
 class IndexReport(BaseModel):

@@ -199,6 +199,7 @@ def _hit(
         source=doc.source,
         path=doc.path,
         url=doc.url,
+        reporter=doc.reporter,
         text=chunk.text,
         start=chunk.start,
         end=chunk.end,

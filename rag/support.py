@@ -106,6 +106,8 @@ class Evidence:
     passages: Sequence[str]
     sentences: list[Sentence] = field(default_factory=list)
     judge: JudgeFn | None = None
+    #: Passage n's byline ("고민서 기자"), if its article prints one (`Hit.byline`).
+    bylines: Sequence[str | None] = ()
     _terms: list[set[str]] = field(default_factory=list)
     _vectors: np.ndarray | None = None
     _analyses: list[Analysis] | None = None
@@ -158,17 +160,32 @@ class Evidence:
         return verdict.supported, verdict.score
 
     def check(self, sentence: str, cited: Sequence[int]) -> Verdict:
-        """`support` with the reason: see `Verdict` and `rag.rules.check`."""
+        """`support` with the reason: see `Verdict` and `rag.rules.check`. Who wrote a
+        passage is not in its text (the cleaner keeps the byline apart), so a sentence its
+        text does not support is checked against the cited passages' bylines, stated alone:
+        joined to the text's sentences in a window, "이경진 기자가 썼다" passed on a byline
+        beside a sentence naming 이경진."""
         from .rules import check
 
-        return check(self, sentence, cited)
+        verdict = check(self, sentence, cited)
+        signed = tuple(
+            f"이 기사는 {self.bylines[n - 1]}가 썼다."
+            for n in cited
+            if 0 < n <= len(self.bylines) and self.bylines[n - 1]
+        )
+        if verdict.supported or not signed:
+            return verdict
+        byline = check(evidence_for(self.embedder, signed), sentence, range(1, len(signed) + 1))
+        return byline if byline.supported else verdict
 
 
 @functools.lru_cache(maxsize=8)
-def evidence_for(embedder: Embedder, passages: tuple[str, ...]) -> Evidence:
-    """The `Evidence` for these passages; the answerer and the citation check share it, so
-    the passages are split and analyzed once per question."""
-    return Evidence(embedder, passages)
+def evidence_for(
+    embedder: Embedder, passages: tuple[str, ...], bylines: tuple[str | None, ...] = ()
+) -> Evidence:
+    """The `Evidence` for these passages (and their bylines); the answerer and the citation
+    check share it, so the passages are split and analyzed once per question."""
+    return Evidence(embedder, passages, bylines=bylines)
 
 
 # Sentence vectors by (embedder spec, text), each embedded once per process (`rag.memo`).

@@ -352,14 +352,15 @@ def cached_vectors(indexed: Snapshot) -> Callable[[list[str]], dict[str, np.ndar
 
 
 def _same(old: DocRecord, a: Article) -> bool:
-    return (old.content_hash, old.title, old.date, old.source, old.url, old.path) == (
-        a.content_hash,
-        a.title,
-        a.date,
-        a.source,
-        a.url,
-        a.path,
-    )
+    return (
+        old.content_hash,
+        old.title,
+        old.date,
+        old.source,
+        old.reporter,
+        old.url,
+        old.path,
+    ) == (a.content_hash, a.title, a.date, a.source, a.reporter, a.url, a.path)
 
 
 def _new_id(a: Article, taken: set[str]) -> str:

@@ -554,3 +554,60 @@ def test_a_question_asking_several_things(question: str, several: bool) -> None:
     """Several things asked take several sentences; "…몇 번 났고, … 어땠어?" was answered
     with the first part alone."""
     assert _asks_several(question) is several
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("한빛마린 감원 기사를 쓴 기자는 누구인가?", True),
+        ("이 기사 누가 썼어?", True),
+        ("한빛마린 기사의 작성자는 누구야?", True),
+        ("Who wrote the article on Hanbit Marine's job cuts?", True),
+        ("Which reporter covered the Hanbit Marine story?", True),
+        # A person the article's text names, not its author.
+        ("기자회견에서 감원을 밝힌 사람은 누구인가?", False),
+        ("정도전 역을 맡은 연기자는 누구인가?", False),
+        ("Who wrote the letter to the board?", False),
+        ("What did the reporter ask the minister?", False),
+        ("기사를 쓴 기자는 언제 입사했나?", False),  # when, not who
+    ],
+)
+def test_asks_author(question: str, asks: bool) -> None:
+    from rag.kinds import asks_author
+
+    assert asks_author(question) is asks
+
+
+def signed(text: str, n: int, reporter: str | None) -> Hit:
+    return hit(text, n).model_copy(update={"reporter": reporter})
+
+
+def test_who_wrote_it_is_answered_by_the_byline_not_a_name_in_the_text() -> None:
+    """The cleaner takes the byline out of the text and keeps it as the article's reporter.
+    Asked who wrote the article, the gate and the answerer had only the text: the question
+    was refused, or answered with the company's chief executive, quoted and verified."""
+    cuts = signed(HANBIT_CUTS, 1, "박서연")
+    question = "한빛마린 감원 기사를 쓴 기자는 누구인가?"
+    for q in (question, "Who wrote the article on Hanbit Marine's job cuts?"):
+        decision = decide(q, [cuts])
+        assert decision.answerable, decision.reason
+        unsigned = decide(q, [signed(HANBIT_CUTS, 1, None)])
+        assert not unsigned.answerable
+        assert unsigned.reason == "the article does not name its reporter"
+    # A person the text names still answers a question about the text.
+    assert decide("한빛마린의 대표는 누구인가?", [cuts]).answerable
+
+    from rag.answer import answer_stream
+
+    embedder = FakeEmbedder()
+    hits = [cuts, signed(EXPORT, 2, "이준호")]
+    answer = answer_stream(question, hits, ExtractiveGenerator(embedder), embedder).result()
+    assert answer.text == "박서연 기자 [1]" and answer.verified
+    assert not answer.refused
+    # An LLM's sentence about who wrote it is checked against the byline alone: the CEO the
+    # text names (김도윤) did not write it, nor did the other article's reporter.
+    evidence = Evidence(embedder, [h.text for h in hits], bylines=[h.byline for h in hits])
+    assert evidence.check("이 기사는 박서연 기자가 썼다", [1]).supported
+    for wrong, cited in (("김도윤 기자가 썼다", [1]), ("박서연 기자가 썼다", [2])):
+        assert not evidence.check(wrong, cited).supported, wrong
+    assert not Evidence(embedder, [HANBIT_CUTS]).check("박서연 기자가 썼다", [1]).supported

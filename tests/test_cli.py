@@ -56,7 +56,10 @@ def test_index_search_info_remove_transcript(run, tmp_path: Path) -> None:
     code, out = run("search", "카카오엔터프라이즈 구조조정", "-k", "2")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "1. 사업 재조정 사활 건 카카오 … 클라우드·AI 중심 재편 (2023-05-16)"
+    assert (
+        lines[0]
+        == "1. 사업 재조정 사활 건 카카오 … 클라우드·AI 중심 재편 (2023-05-16 · 고민서 기자)"
+    )
     assert re.fullmatch(rf"   {KAKAO}#\d+  score 1\.000  chars \d+-\d+", lines[1])
     assert lines[2].startswith("   ") and len(lines) == 6
 
@@ -99,6 +102,7 @@ def test_json_outputs(run) -> None:
     [hit] = json.loads(out)
     assert code == 0 and hit["doc_id"] == FLITTO and hit["source"] == "디지털데일리"
     assert {"chunk_id", "title", "date", "path", "text", "score", "start", "end"} <= hit.keys()
+    assert hit["reporter"] is None  # the Flitto article prints no byline
     code, out = run("info", "--json")
     assert code == 0 and json.loads(out)["documents"] == 2
     assert run("remove", FLITTO, "--json") == (

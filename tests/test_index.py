@@ -97,6 +97,13 @@ def test_jsonl_ids_are_kept_and_updated_in_place(tmp_path: Path) -> None:
     assert report.updated == ["한겨레-1"]
     assert sorted(report.unchanged) == ["한겨레-0", "한겨레-2"]
 
+    # A byline added later is metadata too: the article is updated, not left unchanged.
+    rows[2]["reporter"] = "김하늘 기자"
+    feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    assert index.add([feed]).updated == ["한겨레-2"]
+    [hit] = [h for h in index.search("반도체", k=3) if h.doc_id == "한겨레-2"]
+    assert hit.reporter == "김하늘" and hit.byline == "김하늘 기자"
+
 
 def test_records_in_memory() -> None:
     index = Index.create(embedder="fake")

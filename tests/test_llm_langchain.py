@@ -153,6 +153,7 @@ def test_retriever_returns_documents_with_hit_metadata(index: Index) -> None:
         "title": hit.title,
         "date": hit.date.isoformat() if hit.date else None,
         "source": hit.source,
+        "reporter": "고민서",
         "path": hit.path,
         "url": hit.url,
         "score": hit.score,

@@ -47,9 +47,10 @@ def test_english_question_is_carried_by_dense_search(seed_index: Index) -> None:
 
 def test_seed_metadata_reaches_hits(seed_index: Index) -> None:
     kakao = seed_index.search("카카오엔터프라이즈", k=1)[0]
-    assert (kakao.title, str(kakao.date)) == (
+    assert (kakao.title, str(kakao.date), kakao.reporter) == (
         "사업 재조정 사활 건 카카오 … 클라우드·AI 중심 재편",
         "2023-05-16",
+        "고민서",
     )
     flitto = seed_index.search("플리토 수출의탑", k=1)[0]
     assert flitto.source == "디지털데일리"

@@ -35,6 +35,9 @@ def index(seeds: Path) -> Index:
 
 
 def llm(server: LLMServer, **options: object) -> OpenAIGenerator:
+    # A context with room for every passage (the recipe's llama-server runs with 8192): what
+    # these tests check is the reply, not which passages fit; the context tests set their own.
+    options.setdefault("context_tokens", 8192)
     return OpenAIGenerator(base_url=server.base_url, model="m", max_retries=0, **options)  # type: ignore[arg-type]
 
 

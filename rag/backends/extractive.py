@@ -13,7 +13,14 @@ import numpy as np
 
 from ..embed import Embedder
 from ..generate import Generator, Message
-from ..kinds import answer_kind, asked_counter, asked_measure, holds_counter, holds_kind
+from ..kinds import (
+    answer_kind,
+    asked_counter,
+    asked_measure,
+    asks_author,
+    holds_counter,
+    holds_kind,
+)
 from ..korean import tagged
 from ..names import latin_names, match_names
 from ..records import Hit
@@ -80,6 +87,14 @@ class ExtractiveGenerator(Generator):
             best[p.doc_id] = max(best[p.doc_id], p.score)
         top = max(best.values(), default=0.0)
         ranks = [best[p.doc_id] / top if top > 0 else 1.0 for p in passages]
+        signed = [n for n, p in enumerate(passages, 1) if p.byline]
+        if signed and asks_author(question):
+            # Who wrote it: the byline (a line of its passage's evidence) of the article the
+            # retriever ranks first among those that print one; it ranks articles far better
+            # than one sentence's cosine picks them.
+            n = max(signed, key=lambda n: ranks[n - 1])  # the first of equals
+            yield f"{passages[n - 1].byline} [{n}]"
+            return
         chosen = self.select(question, evidence_for(self.embedder, passages_text), ranks)
         yield " ".join(f"{s.text} [{s.n}]" for s in chosen)
 

@@ -31,8 +31,8 @@ class RagRetriever(BaseRetriever):
     """Hybrid search over an `Index`, one ``Document`` per hit chunk.
 
     ``metadata`` holds ``doc_id``, ``chunk_id``, ``title``, ``date`` (ISO string or
-    ``None``), ``source``, ``path``, ``url``, ``score``, ``start`` and ``end`` (the chunk's
-    character span in the article's cleaned text).
+    ``None``), ``source``, ``reporter``, ``path``, ``url``, ``score``, ``start`` and ``end``
+    (the chunk's character span in the article's cleaned text).
 
     Attributes:
         index: The `rag.Index` to search.
@@ -83,6 +83,7 @@ def to_document(hit: Hit) -> Document:
         "title": hit.title,
         "date": hit.date.isoformat() if hit.date else None,
         "source": hit.source,
+        "reporter": hit.reporter,
         "path": hit.path,
         "url": hit.url,
         "score": hit.score,
