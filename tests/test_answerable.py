@@ -611,3 +611,18 @@ def test_who_wrote_it_is_answered_by_the_byline_not_a_name_in_the_text() -> None
     for wrong, cited in (("김도윤 기자가 썼다", [1]), ("박서연 기자가 썼다", [2])):
         assert not evidence.check(wrong, cited).supported, wrong
     assert not Evidence(embedder, [HANBIT_CUTS]).check("박서연 기자가 썼다", [1]).supported
+
+
+def test_a_why_answer_that_restates_the_question_is_followed_by_the_reason() -> None:
+    restated = "한빛마린은 해운업계의 대표적인 '아픈 손가락'으로 불렸다."
+    reason = "출범 뒤 10년 넘게 한 번도 흑자를 내지 못했기 때문이다."
+    after = "회사는 내년 유럽 항로를 늘릴 계획이다."
+    evidence = Evidence(FakeEmbedder(), (f"{restated} {reason} {after}",))
+    select = ExtractiveGenerator(FakeEmbedder()).select
+    chosen = select("한빛마린이 해운업계의 '아픈 손가락'으로 불린 이유는?", evidence)
+    assert [c.text for c in chosen] == [restated, reason]
+    # A best sentence that gives the cause itself is enough.
+    cause = "한빛마린은 운임 하락 때문에 해운업계의 '아픈 손가락'으로 불렸다."
+    evidence = Evidence(FakeEmbedder(), (f"{cause} {after}",))
+    chosen = select("한빛마린이 해운업계의 '아픈 손가락'으로 불린 이유는?", evidence)
+    assert [c.text for c in chosen] == [cause]

@@ -53,7 +53,8 @@ _ASKING = re.compile(
     r"\b(?:who|what|when|where|which|why|how)\b",
     re.I,
 )
-# For a "why" question, sentences that state a cause get a bonus of CAUSE_BONUS.
+# For a "why" question, sentences that state a cause get a bonus of CAUSE_BONUS; when the
+# best one states none, the sentence after it joins it (`_add_reason`).
 _WHY = re.compile(r"왜|이유|원인|까닭|\bwhy\b|\breasons?\b|\bcauses?\b", re.IGNORECASE)
 _CAUSE = re.compile(r"때문|이유|원인|탓|이어졌|이어진|이어지|으로 인해|로 인해|따라서")
 CAUSE_BONUS = 0.03
@@ -142,6 +143,8 @@ class ExtractiveGenerator(Generator):
             for r in rows:
                 if all(c.text != sentences[r].text for c in chosen):
                     chosen.append(sentences[r])
+        if picked and _WHY.search(question) and not _CAUSE.search(sentences[picked[0]].text):
+            _add_reason(sentences, picked[0], chosen)
         return chosen
 
     def _answers_of_kind(
@@ -181,6 +184,24 @@ class ExtractiveGenerator(Generator):
 def _asks_several(question: str) -> bool:
     """Whether the question asks for more than one thing: two question words, or 각각."""
     return bool(_SEVERAL.search(question)) or len(_ASKING.findall(question)) >= 2
+
+
+def _add_reason(sentences: list[Sentence], lead: int, chosen: list[Sentence]) -> None:
+    """Put the sentence after row ``lead`` in its passage right after it in ``chosen``. A
+    why question's best sentence that states no cause mostly restates the question ("…는
+    카카오의 '아픈 손가락'이었다"), and the next one gives the reason ("… 만년 적자를 보이고
+    있기 때문이다"). On KorQuAD 1.0 dev's 80 why questions the span in the answer went 0.708
+    -> 0.750 on the tuning half's 48 and 0.781 -> 0.875 on the held-out half's 32; the
+    Wikinews tuning set's why questions all open with a cause, and did not move."""
+    after = lead + 1
+    if (
+        after < len(sentences)
+        and sentences[after].n == sentences[lead].n
+        and not _fragment(sentences[after].text)
+        and all(c.text != sentences[after].text for c in chosen)
+    ):
+        at = next(k for k, c in enumerate(chosen) if c.text == sentences[lead].text)
+        chosen.insert(at + 1, sentences[after])
 
 
 def _with_context(sentences: list[Sentence], i: int) -> list[int]:
