@@ -108,7 +108,8 @@ class Evidence:
     judge: JudgeFn | None = None
     #: Passage n's byline ("고민서 기자"), if its article prints one (`Hit.byline`).
     bylines: Sequence[str | None] = ()
-    _terms: list[set[str]] = field(default_factory=list)
+    #: Each sentence's content morphemes (`key_terms`).
+    terms: list[set[str]] = field(default_factory=list)
     _vectors: np.ndarray | None = None
     _analyses: list[Analysis] | None = None
 
@@ -116,7 +117,7 @@ class Evidence:
         for n, text in enumerate(self.passages, 1):
             spans = passage_sentences(text)
             self.sentences.extend(Sentence(n, a, b, text[a:b]) for a, b in spans)
-        self._terms = key_terms([s.text for s in self.sentences])
+        self.terms = key_terms([s.text for s in self.sentences])
 
     @property
     def vectors(self) -> np.ndarray:
@@ -143,7 +144,7 @@ class Evidence:
         """Share of ``terms`` found in each sentence."""
         if not terms:
             return np.zeros(len(self.sentences), dtype=np.float32)
-        return np.array([len(terms & t) / len(terms) for t in self._terms], dtype=np.float32)
+        return np.array([len(terms & t) / len(terms) for t in self.terms], dtype=np.float32)
 
     def with_judge(self, judge: JudgeFn | None) -> Evidence:
         """This evidence (sentences, vectors and analyses shared) with ``judge`` set."""

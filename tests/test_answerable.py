@@ -626,3 +626,24 @@ def test_a_why_answer_that_restates_the_question_is_followed_by_the_reason() -> 
     evidence = Evidence(FakeEmbedder(), (f"{cause} {after}",))
     chosen = select("한빛마린이 해운업계의 '아픈 손가락'으로 불린 이유는?", evidence)
     assert [c.text for c in chosen] == [cause]
+
+
+def test_each_part_of_a_several_part_question_gets_a_sentence() -> None:
+    """Each sentence scores the same by meaning (`ConstantEmbedder`), so words decide: the
+    profit sentence holds fewer of the question's words and falls outside the margin that
+    picks the sentences of a several-part question, while it alone holds 영업이익."""
+    from tests.test_support import ConstantEmbedder
+
+    sales = "한빛마린의 올해 3분기 매출은 500억원이었다."
+    exports = "한빛마린의 올해 3분기 매출에서 수출이 64%를 차지했다."
+    profit = "이 기간 영업이익은 20억원이었다."
+    evidence = Evidence(ConstantEmbedder(), (f"{sales} {exports} {profit}",))
+    chosen = ExtractiveGenerator(ConstantEmbedder()).select(
+        "한빛마린의 올해 3분기 매출과 영업이익은 각각 얼마인가?", evidence
+    )
+    assert [c.text for c in chosen] == [sales, exports, profit]
+    # A part every chosen sentence already answers adds nothing.
+    chosen = ExtractiveGenerator(ConstantEmbedder()).select(
+        "한빛마린의 올해 3분기 매출과 수출 비중은 각각 얼마인가?", evidence
+    )
+    assert profit not in [c.text for c in chosen]
