@@ -12,6 +12,7 @@ amount) must sit in a sentence naming no look-alike of the question's entity. Us
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -213,8 +214,30 @@ def _name_runs(tokens: list[Token]) -> list[str]:
 
 def written_in(wanted: str, text: str) -> bool:
     """Whether ``text`` (without white space) writes name ``wanted``, spelt with either
-    vowel of a pair that sounds the same (`_merged`)."""
-    return wanted in text or _merged(wanted) in _merged(text)
+    vowel of a pair that sounds the same (`_merged`), or with a title the question writes in
+    Latin letters written out in Korean (`_SPELLED_OUT`)."""
+    return any(v in text or _merged(v) in _merged(text) for v in _spellings(wanted))
+
+
+# Titles and terms a Korean question writes in Latin letters where articles mostly write
+# them in Korean: "노키아 CEO" is 노키아의 최고경영자 (or 대표이사) in the article.
+_SPELLED_OUT = {
+    "CEO": ("최고경영자", "대표이사", "대표"),
+    "CFO": ("최고재무책임자",),
+    "CTO": ("최고기술책임자",),
+    "COO": ("최고운영책임자",),
+    "AI": ("인공지능",),
+}
+_ACRONYM = re.compile(rf"(?<![A-Za-z])({'|'.join(_SPELLED_OUT)})(?![A-Za-z])", re.I)
+
+
+def _spellings(wanted: str) -> list[str]:
+    """``wanted`` as written, and with its title acronym spelled out each way."""
+    found = _ACRONYM.search(wanted)
+    if not found:
+        return [wanted]
+    head, tail = wanted[: found.start()], wanted[found.end() :]
+    return [wanted, *(head + k + tail for k in _SPELLED_OUT[found[1].upper()])]
 
 
 # Vowels that Seoul Korean no longer tells apart, so writers mix them up in names (the

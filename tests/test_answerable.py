@@ -510,6 +510,19 @@ def test_a_name_spelt_with_a_vowel_that_sounds_the_same_is_the_same_name() -> No
     assert not decision.answerable and "파이스북" in decision.reason
 
 
+def test_a_title_the_question_writes_in_latin_letters_is_found_written_in_korean() -> None:
+    # "한빛마린 CEO" is 한빛마린의 최고경영자 in the article; the question named no "CEO" it
+    # could find, and was refused.
+    text = "비(非) 한국인이 한빛마린의 최고경영자가 된 것은 이번이 처음이다."
+    decision = decide("한빛마린 CEO 자리에 외국인이 앉는 건 이번이 처음이야?", [hit(text)])
+    assert decision.answerable, decision.reason
+    signed = "한빛마린은 김도윤 대표이사가 이끈다. 회사는 부산에 있다."
+    assert decide("한빛마린의 CEO는 누구인가?", [hit(signed)]).answerable
+    # Another title is not the one asked.
+    decision = decide("한빛마린의 CFO는 누구인가?", [hit(signed)])
+    assert not decision.answerable and "CFO" in decision.reason
+
+
 def test_a_score_asked_for_needs_two_numbers_set_against_each_other() -> None:
     crowd = "한빛FC는 서울FC와의 결승에서 승리했다. 경기장에는 관중 3만명이 모였다."
     question = "한빛FC와 서울FC의 결승 결과는 몇 대 몇이었나?"
