@@ -93,7 +93,8 @@ def test_rag_ask_and_chat(index: Index) -> None:
     assert result.exit_code == 0
     assert "카카오브레인" in result.output and "Sources:" in result.output
     assert re.search(
-        r"\n  \[\d\] 사업 재조정 사활 건 카카오 … 클라우드·AI 중심 재편 \(2023-05-16\)\n",
+        r"\n  \[\d\] 사업 재조정 사활 건 카카오 … 클라우드·AI 중심 재편 "
+        r"\(2023-05-16 · 고민서 기자\)\n",
         result.output,
     )
 
