@@ -228,6 +228,7 @@ def _decide_english(
     dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
     abouts = [_about(h) for h in hits]
     acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
+    author = asks_author(q.text)
     best: tuple[tuple[float, float, float], int, str] | None = None
     # Why the window that got furthest failed: a later check says more than an earlier one.
     failure = (0, "no window matches the question")
@@ -264,10 +265,8 @@ def _decide_english(
         if not names and dense[s.n] < MIN_DENSE:
             failure = max(failure, (3, f"dense similarity {max(dense.values()):.2f} < {MIN_DENSE}"))
             continue
-        if asks_author(q.text):
-            problem = _unsigned(hits[s.n - 1])
-        else:
-            problem = _missing_kind(q, tokens, " ".join(given))
+        given_text = " ".join(given)
+        problem = _unsigned(hits[s.n - 1]) if author else _missing_kind(q, tokens, given_text)
         problem = problem or lookalike.answer_beside_lookalike(
             q, [sentences[r] for r in rows], lambda x: lookalike.english_lookalike(names, x), given
         )

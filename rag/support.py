@@ -163,9 +163,9 @@ class Evidence:
     def check(self, sentence: str, cited: Sequence[int]) -> Verdict:
         """`support` with the reason: see `Verdict` and `rag.rules.check`. Who wrote a
         passage is not in its text (the cleaner keeps the byline apart), so a sentence its
-        text does not support is checked against the cited passages' bylines, stated alone:
-        joined to the text's sentences in a window, "이경진 기자가 썼다" passed on a byline
-        beside a sentence naming 이경진."""
+        text does not support is checked against the cited passages' bylines, stated alone
+        (in a window with the text's sentences, "이경진 기자가 썼다" would pass on the byline
+        beside a sentence naming 이경진)."""
         from .rules import check
 
         verdict = check(self, sentence, cited)

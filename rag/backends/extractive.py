@@ -96,9 +96,9 @@ class ExtractiveGenerator(Generator):
         ranks = [best[p.doc_id] / top if top > 0 else 1.0 for p in passages]
         signed = [n for n, p in enumerate(passages, 1) if p.byline]
         if signed and asks_author(question):
-            # Who wrote it: the byline (a line of its passage's evidence) of the article the
-            # retriever ranks first among those that print one; it ranks articles far better
-            # than one sentence's cosine picks them.
+            # Who wrote it: the byline of the article the retriever ranks first among those
+            # that print one (it ranks articles far better than one sentence's cosine picks
+            # them); the citation check reads it as that passage's (`Evidence.bylines`).
             n = max(signed, key=lambda n: ranks[n - 1])  # the first of equals
             yield f"{passages[n - 1].byline} [{n}]"
             return
