@@ -238,7 +238,12 @@ class Index(Saving, Asking):
 
         Filters are applied inside both retrievers, before ranking, so a filtered search
         still returns up to ``k`` hits.
+
+        Raises:
+            IndexCorrupt: A file of the index changed size since it was opened (another
+                program wrote it in place).
         """
+        self._snap.check_unchanged()
         return retrieve.search(
             self._snap,
             query,

@@ -282,6 +282,18 @@ def verify(path: Path, manifest: Manifest, full: bool) -> list[str]:
     return problems
 
 
+def resized(path: Path, manifest: Manifest) -> str:
+    """A file of the open generation whose size changed since it was opened ("" if none).
+    Another program writing one in place (a copy over it, a sync tool) leaves a memory map
+    reading zeros past the new end, or dying with SIGBUS; a file a writer removed is still
+    the one opened, and is not looked at."""
+    for name, size in manifest.sizes.items():
+        actual = _size(path / name)
+        if actual >= 0 and actual != size:
+            return f"{name} is {actual} bytes, manifest says {size}"
+    return ""
+
+
 def sizes_and_checksums(path: Path, names: Iterable[str]) -> tuple[dict[str, int], dict[str, str]]:
     """Size and checksum of every file of a generation; a directory's files one by one."""
     sizes, sums = {}, {}

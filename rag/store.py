@@ -61,6 +61,7 @@ from .manifest import (
     Manifest,
     read_manifest,
     read_pending,
+    resized,
     verify,
 )
 
@@ -94,6 +95,13 @@ class Snapshot:
 
     def __len__(self) -> int:
         return self.manifest.chunks
+
+    def check_unchanged(self) -> None:
+        """Raise `IndexCorrupt` if a file of this generation changed size since it was
+        opened (`rag.manifest.resized`): a few stat calls, made before each search."""
+        problem = resized(self.path, self.manifest)
+        if problem:
+            raise IndexCorrupt(self.path, f"{problem}; it changed while the index was open")
 
     def exact_index(self) -> Any:
         """The exact FAISS index over all vectors, built in memory on first use."""

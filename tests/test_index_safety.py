@@ -336,6 +336,25 @@ def test_reader_holding_an_old_manifest_gets_a_complete_generation(
     assert (snapshot.manifest.generation, snapshot.manifest.documents, len(calls)) == (3, 2, 3)
 
 
+def test_a_file_rewritten_in_place_under_an_open_index_is_refused_not_read(seeds: Path) -> None:
+    """Another program writing a file of the open generation in place (a copy over it, a
+    sync tool) left its memory map reading zeros past the new end: the search answered
+    from them silently, or, past the first page, the process died with SIGBUS."""
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    reader = Index.open(index.path)
+    assert reader.search("카카오엔터프라이즈 구조조정", k=1)
+    # Another writer switching generations removes files the reader has open: no problem.
+    index.remove(KAKAO)
+    assert reader.search("카카오엔터프라이즈 구조조정", k=1)
+    current = Index.open(index.path)
+    name = next(n for n in store.read_manifest(index.path).sizes if n.endswith("rows.npy"))
+    with open(index.path / name, "r+b") as f:
+        f.truncate(128)
+    with pytest.raises(IndexCorrupt, match=rf"{re.escape(name)} is 128 bytes, manifest says"):
+        current.search("카카오엔터프라이즈 구조조정", k=1)
+
+
 def test_reader_gives_up_when_the_index_keeps_changing(
     seeds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
