@@ -302,7 +302,8 @@ def answer_messages(question: str, hits: Sequence[Hit], lang: str) -> list[Messa
     """The chat prompt: rules as the system message, numbered passages and question as user."""
     blocks = []
     for n, h in enumerate(hits, 1):
-        head = f"[{n}] {h.title or h.doc_id}" + (f" ({h.about})" if h.about else "")
+        about = h.about
+        head = f"[{n}] {h.title or h.doc_id}" + (f" ({about})" if about else "")
         # No passage, title or outlet may close the data block and speak as the user.
         blocks.append(f"{escape_block(head)}\n{escape_block(h.text)}")
     system = render(

@@ -216,7 +216,11 @@ def written_in(wanted: str, text: str) -> bool:
     """Whether ``text`` (without white space) writes name ``wanted``, spelt with either
     vowel of a pair that sounds the same (`_merged`), or with a title the question writes in
     Latin letters written out in Korean (`_SPELLED_OUT`)."""
-    return any(v in text or _merged(v) in _merged(text) for v in _spellings(wanted))
+    spellings = _spellings(wanted)
+    if any(v in text for v in spellings):
+        return True
+    merged = _merged(text)
+    return any(_merged(v) in merged for v in spellings)
 
 
 # Titles and terms a Korean question writes in Latin letters where articles mostly write

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -261,11 +261,10 @@ def verify(path: Path, manifest: Manifest, full: bool) -> list[str]:
     for name in [*manifest.files.values(), *manifest.segments]:
         if not (path / name).exists():
             problems.append(f"{name} is missing")
-    for name, size in manifest.sizes.items():
-        actual = _size(path / name)
+    for name, actual, size in _resized(path, manifest):
         if actual < 0 and name.split("/")[0] in [*manifest.files.values(), *manifest.segments]:
             problems.append(f"{name} is missing")
-        elif actual != size:
+        else:
             problems.append(f"{name} is {actual} bytes, manifest says {size}")
     if problems:
         return list(dict.fromkeys(problems))
@@ -287,11 +286,18 @@ def resized(path: Path, manifest: Manifest) -> str:
     Another program writing one in place (a copy over it, a sync tool) leaves a memory map
     reading zeros past the new end, or dying with SIGBUS; a file a writer removed is still
     the one opened, and is not looked at."""
-    for name, size in manifest.sizes.items():
-        actual = _size(path / name)
-        if actual >= 0 and actual != size:
+    for name, actual, size in _resized(path, manifest):
+        if actual >= 0:
             return f"{name} is {actual} bytes, manifest says {size}"
     return ""
+
+
+def _resized(path: Path, manifest: Manifest) -> Iterator[tuple[str, int, int]]:
+    """Each file whose size is not the manifest's: name, size (-1 if missing), manifest's."""
+    for name, size in manifest.sizes.items():
+        actual = _size(path / name)
+        if actual != size:
+            yield name, actual, size
 
 
 def sizes_and_checksums(path: Path, names: Iterable[str]) -> tuple[dict[str, int], dict[str, str]]:
