@@ -641,6 +641,16 @@ def test_a_why_answer_that_restates_the_question_is_followed_by_the_reason() -> 
     assert [c.text for c in chosen] == [cause]
 
 
+def test_a_sentence_leaning_on_the_one_before_leads_and_keeps_it_as_context() -> None:
+    before = "막대한 자본이 드는 해운 동맹 경쟁에서 중소 선사가 이기기는 쉽지 않다."
+    leaning = "이에 따라 한빛마린은 냉동 컨테이너 운송 사업을 통해 매출 규모를 키웠다."
+    evidence = Evidence(FakeEmbedder(), (f"{before} {leaning}",))
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(
+        "한빛마린은 어떤 사업을 통해 매출 규모를 키웠나?", evidence
+    )
+    assert [c.text for c in chosen] == [leaning, before]
+
+
 def test_each_part_of_a_several_part_question_gets_a_sentence() -> None:
     """Each sentence scores the same by meaning (`ConstantEmbedder`), so words decide: the
     profit sentence holds fewer of the question's words and falls outside the margin that

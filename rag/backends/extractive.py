@@ -65,7 +65,12 @@ _WHY = re.compile(r"왜|이유|원인|까닭|\bwhy\b|\breasons?\b|\bcauses?\b", 
 _CAUSE = re.compile(r"때문|이유|원인|탓|이어졌|이어진|이어지|으로 인해|로 인해|따라서")
 CAUSE_BONUS = 0.03
 # A sentence opening like this leans on the one before it ("이 과정에서 ..." = in the course
-# of what the previous sentence said), so that one joins the answer as its context.
+# of what the previous sentence said), so that one joins the answer as its context, right
+# after it: the answer leads. On KorQuAD 1.0 dev (every third question, answered in open
+# retrieval) the gold span in the first sentence went 0.801 -> 0.828 on the tuning half's
+# 825 and 0.814 -> 0.830 on the held-out half's 926 (context before: the old order), with the
+# span in the answer unchanged; for a why question's reason (`_add_reason`), the other way
+# round lost (0.798, 0.810), so a restatement keeps its reason after it.
 _LEANS_BACK = re.compile(
     r"^(이 과정에서|이에 따라|이 때문에|이로 인해|그 결과|이러한|이런|이같은|이 같은|그러나|하지만|"
     r"따라서)[\s,]"
@@ -142,10 +147,10 @@ class ExtractiveGenerator(Generator):
                 break
             if all(sentences[j].text != sentences[i].text for j in picked):
                 picked.append(i)
-        # Best first; a sentence leaning on the one before it keeps that one just before it.
+        # Best first; a sentence leaning on the one before it has that one right after it.
         chosen: list[Sentence] = []
         for i in picked:
-            rows = _with_context(sentences, i) if _LEANS_BACK.match(sentences[i].text) else [i]
+            rows = [i, *_context(sentences, i)] if _LEANS_BACK.match(sentences[i].text) else [i]
             for r in rows:
                 if all(c.text != sentences[r].text for c in chosen):
                     chosen.append(sentences[r])
@@ -234,13 +239,14 @@ def _add_reason(sentences: list[Sentence], lead: int, chosen: list[Sentence]) ->
         chosen.insert(at + 1, sentences[after])
 
 
-def _with_context(sentences: list[Sentence], i: int) -> list[int]:
-    """Row ``i`` and the sentence before it, from a passage that holds both (chunks overlap,
-    so a sentence that opens one passage may sit inside another)."""
+def _context(sentences: list[Sentence], i: int) -> list[int]:
+    """The row of the sentence before row ``i``'s, from a passage that holds both (chunks
+    overlap, so a sentence that opens one passage may sit inside another); none if no
+    passage does."""
     for j, s in enumerate(sentences):
         if s.text == sentences[i].text and j > 0 and sentences[j - 1].n == s.n:
-            return [j - 1, j]
-    return [i]
+            return [j - 1]
+    return []
 
 
 # A sentence ends with punctuation, a closing quote or bracket, or a final ending (…다, …요).
