@@ -8,6 +8,11 @@ same first two syllables, or the same ending after a different start:
 `rag.lookalike._looks_alike`) and that E's article never writes. Names are the runs of nouns
 holding a proper noun that Kiwi finds in the paragraphs (`rag.lookalike.entities`).
 
+With ``--contrasts``, the swap is a word that sets the subject against others of its kind
+instead (`rag.answerable._CONTRARIES`: 전임/신임, 연간/분기, 첫/마지막, 최대/최소, 최고/최저),
+turned into its other side ("최초의 우주인" -> "최후의 우주인"), in every question of the split
+holding one whose paragraph never writes that other side.
+
 The swapped question is searched and decided as a user's would be (`Index.search`,
 `rag.answerable.decide`). The right output is a refusal: the question asks for a fact of
 E's paragraph about an entity that paragraph does not name. Swaps whose passages hold both E'
@@ -15,6 +20,7 @@ and the gold span (the same fact may hold for E') are counted apart. The same qu
 unswapped are decided too: how many the gate answers at all.
 
     python benchmarks/bench_nearmiss.py --index /tmp/rag-bench-korquad --questions 600
+    python benchmarks/bench_nearmiss.py --index /tmp/rag-bench-korquad --contrasts
 """
 
 from __future__ import annotations
@@ -70,6 +76,38 @@ def swap(row: dict, paragraph: str, names: dict[str, set[str]], rng: random.Rand
     return None
 
 
+# The other side of each contrast word, as a question would write it.
+_OTHER_SIDE = {
+    "전임": "신임", "신임": "전임", "후임": "전임", "연간": "분기",
+    "최초": "최후", "최후": "최초", "처음": "마지막", "첫": "마지막", "마지막": "처음",
+    "최대": "최소", "최다": "최소", "최소": "최대", "최고": "최저", "최저": "최고",
+}  # fmt: skip
+
+
+def contrast_swap(row: dict, paragraph: list[korean.Token]) -> dict | None:
+    """The question with its first contrast word turned into the other side (마지막 before
+    a space as 첫: "마지막 경기" -> "첫 경기", else 처음: "마지막으로" -> "처음으로");
+    ``None`` if it holds none, or its paragraph (``paragraph``, tagged) writes the other
+    side, so that the swapped question may be answered there too."""
+    [tokens] = korean.tagged_batch([row["q"]])
+    said = {t.form for t in paragraph}
+    for t in tokens:
+        if t.form not in _OTHER_SIDE:
+            continue
+        other = next(b if t.form in a else a for a, b in answerable._CONTRARIES if t.form in a | b)
+        if said & other:
+            return None
+        end = t.start + t.len
+        word = _OTHER_SIDE[t.form]
+        if t.form == "마지막" and row["q"][end : end + 1] == " ":
+            word = "첫"
+        if t.form == "첫" and row["q"][end : end + 1] != " ":
+            return None  # 첫째, 첫번째: an ordinal, not a side
+        swapped = row["q"][: t.start] + word + row["q"][end:]
+        return {"entity": t.form, "other": word, "q": swapped}
+    return None
+
+
 # A one-syllable particle after a name takes the form its last syllable calls for.
 _PARTICLES = {"이": "가", "은": "는", "을": "를", "과": "와"}
 
@@ -94,22 +132,33 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=5, help="Passages shown to the gate.")
     parser.add_argument("--tune", action="store_true", help="The tuning half instead.")
     parser.add_argument("--show", type=int, default=10, help="Answered swaps printed.")
+    parser.add_argument(
+        "--contrasts", action="store_true", help="Swap contrast words, in every question."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     records, _ = load(args.data)
     tuning, held_out = questions(args.data)
-    rows = random.Random(0).sample(tuning if args.tune else held_out, args.questions)
+    rows = tuning if args.tune else held_out
+    if not args.contrasts:
+        rows = random.Random(0).sample(rows, args.questions)
     index = Index.open(args.index, embedder=args.embedder, create=True)
     index.add(records)  # unchanged paragraphs are not embedded again
     model = index.embedder.model_id
     started = time.perf_counter()
-    names = names_by_article(records)
     by_doc = {r["id"]: r["text"] for r in records}
+    if args.contrasts:
+        tagged = dict(zip(by_doc, korean.tagged_batch(list(by_doc.values())), strict=True))
+    else:
+        names = names_by_article(records)
     rng = random.Random(0)
     results = []
     for row in rows:
-        swapped = swap(row, by_doc[row["doc"]], names, rng)
+        if args.contrasts:
+            swapped = contrast_swap(row, tagged[row["doc"]])
+        else:
+            swapped = swap(row, by_doc[row["doc"]], names, rng)
         if swapped is None:
             continue
         hits = index.search(swapped["q"], k=args.k)
@@ -133,6 +182,7 @@ def main() -> None:
     both = [r for r in clean if r["answered_unswapped"]]
     report = {
         "split": "tuning (first half of the articles)" if args.tune else "held-out (second half)",
+        "swaps": "contrast words" if args.contrasts else "look-alike names",
         "questions": len(rows),
         "swapped": len(results),
         "other_holds_span": len(results) - len(clean),

@@ -242,6 +242,32 @@ def test_person_beside_a_lookalike_is_not_the_answer(question: str) -> None:
     assert not decision.answerable, decision.reason
 
 
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("한빛마린의 신임 대표이사는 누구인가?", True),
+        ("한빛마린의 전임 대표이사는 누구인가?", False),
+        ("한빛마린의 올해 3분기 매출은 얼마인가?", True),
+        ("한빛마린의 올해 연간 매출은 얼마인가?", False),
+        ("한빛마린이 처음으로 유럽 항로에 투입한 배는?", True),
+        ("한빛마린이 마지막으로 유럽 항로에 투입한 배는?", False),
+    ],
+)
+def test_the_other_side_of_a_contrast_is_a_near_miss(question: str, expected: bool) -> None:
+    """The window says the new chief executive, the quarter, the first ship: asked for the
+    former one, the year, the last one, it holds an answer of the right kind about
+    something else."""
+    passage = hit(
+        "한빛마린은 김도윤 부사장을 신임 대표이사로 선임했다. "
+        "한빛마린의 올해 3분기 매출은 500억원이었다. "
+        "한빛마린이 처음으로 유럽 항로에 투입한 배는 한빛마린3호다."
+    )
+    decision = decide(question, [passage])
+    assert decision.answerable is expected, decision.reason
+    if not expected:
+        assert decision.reason.startswith("the window says")
+
+
 def test_near_miss_reason_names_the_entity() -> None:
     decision = decide("한빛해운의 대표는 누구인가?", [hit(HANBIT)])
     assert "한빛해운" in decision.reason
