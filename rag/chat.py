@@ -31,6 +31,8 @@ _FOLLOW_UP = re.compile(
     r"how about\b)",
     re.IGNORECASE,
 )
+# Of those, the connectives that only say "next question": left out of the rewrite.
+_CONNECTIVE = re.compile(r"^\s*(?:그럼|그러면|그렇다면|그리고|그래서|and|so|then)\b[\s,]*", re.I)
 HISTORY_TURNS = 4
 log = logging.getLogger(__name__)
 
@@ -149,10 +151,13 @@ def carry_over(previous: str, question: str) -> str:
     """Prefix a follow-up ``question`` with the names in the ``previous`` question.
 
     A question is a follow-up when it names nothing itself or opens like one ("그럼",
-    "and"); names it already contains are not repeated.
+    "and"); names it already contains are not repeated, and an opening connective ("그럼",
+    "and") gives way to them: "그럼 새 대표는 누구야?" -> "카카오엔터프라이즈 새 대표는 누구야?".
     """
     own = entity_phrases(question)
     if own and not _FOLLOW_UP.match(question):
         return question
     carried = [p for p in entity_phrases(previous) if p not in question]
-    return " ".join([*carried, question]) if carried else question
+    if not carried:
+        return question
+    return " ".join([*carried, _CONNECTIVE.sub("", question, count=1) or question])

@@ -104,7 +104,7 @@ def test_rag_ask_and_chat(index: Index) -> None:
     result = runner.invoke(app, ["chat", "--index", str(index.path)], input=script)
     assert result.exit_code == 0
     out = result.output
-    assert "(searching for: 카카오엔터프라이즈 그럼 새 대표는 누구야?)" in out
+    assert "(searching for: 카카오엔터프라이즈 새 대표는 누구야?)" in out
     follow_up = out.split("(searching for:")[1]
     assert "이경진" in follow_up.split("rag> ")[0]
     assert "(not cited)" in out  # /sources lists every passage shown

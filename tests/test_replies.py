@@ -464,7 +464,7 @@ def test_a_statement_from_the_server_falls_back_to_the_offline_rewrite(
     session.record(FIRST, standalone, stream.result())
     standalone, stream = session.ask_stream(FOLLOW_UP)
     stream.result()
-    assert standalone == "카카오엔터프라이즈 그럼 새 대표는 누구야?"  # carry_over's rewrite
+    assert standalone == "카카오엔터프라이즈 새 대표는 누구야?"  # carry_over's rewrite
     condense, answer = llm_server.requests[1:]
     assert "Last question: 그럼 새 대표는 누구야?" in condense.messages[0]["content"]
-    assert "Question: 카카오엔터프라이즈 그럼 새 대표는 누구야?" in answer.messages[1]["content"]
+    assert "Question: 카카오엔터프라이즈 새 대표는 누구야?" in answer.messages[1]["content"]
