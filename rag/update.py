@@ -356,11 +356,12 @@ def _same(old: DocRecord, a: Article) -> bool:
         old.content_hash,
         old.title,
         old.date,
+        old.published,
         old.source,
         old.reporter,
         old.url,
         old.path,
-    ) == (a.content_hash, a.title, a.date, a.source, a.reporter, a.url, a.path)
+    ) == (a.content_hash, a.title, a.date, a.published, a.source, a.reporter, a.url, a.path)
 
 
 def _new_id(a: Article, taken: set[str]) -> str:

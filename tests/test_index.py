@@ -104,6 +104,17 @@ def test_jsonl_ids_are_kept_and_updated_in_place(tmp_path: Path) -> None:
     [hit] = [h for h in index.search("반도체", k=3) if h.doc_id == "한겨레-2"]
     assert hit.reporter == "김하늘" and hit.byline == "김하늘 기자"
 
+    # So is a publish time corrected within the day (the date stays 2023-01-05); it is
+    # stored, so the next run finds the article unchanged.
+    rows[0]["date"] = "2023-01-05T09:30:00+09:00"
+    feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    assert index.add([feed]).updated == ["한겨레-0"]
+    rows[0]["date"] = "2023-01-05T11:00:00+09:00"
+    feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    report = index.add([feed])
+    assert report.updated == ["한겨레-0"] and report.chunks_embedded == 0
+    assert index.add([feed]).updated == []
+
 
 def test_records_in_memory() -> None:
     index = Index.create(embedder="fake")
