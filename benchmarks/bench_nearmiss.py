@@ -71,7 +71,7 @@ def swap(row: dict, paragraph: str, names: dict[str, set[str]], rng: random.Rand
         if others:
             other = rng.choice(others)
             at = row["q"].index(entity)
-            rest = _particle(row["q"][at + len(entity) :], other)
+            rest = korean.with_particle(other, row["q"][at + len(entity) :])
             return {"entity": entity, "other": other, "q": row["q"][:at] + other + rest}
     return None
 
@@ -106,21 +106,6 @@ def contrast_swap(row: dict, paragraph: list[korean.Token]) -> dict | None:
         swapped = row["q"][: t.start] + word + row["q"][end:]
         return {"entity": t.form, "other": word, "q": swapped}
     return None
-
-
-# A one-syllable particle after a name takes the form its last syllable calls for.
-_PARTICLES = {"이": "가", "은": "는", "을": "를", "과": "와"}
-
-
-def _particle(rest: str, name: str) -> str:
-    """``rest`` (what follows the name) with a particle that fits ``name``: 김영삼이 but
-    김영하가, so that the swap is not told apart by a misspelling."""
-    pairs = _PARTICLES | {v: k for k, v in _PARTICLES.items()}
-    if not rest or rest[0] not in pairs or (len(rest) > 1 and "가" <= rest[1] <= "힣"):
-        return rest
-    closed = "가" <= name[-1] <= "힣" and (ord(name[-1]) - 0xAC00) % 28 != 0
-    fits = rest[0] if (rest[0] in _PARTICLES) == closed else pairs[rest[0]]
-    return fits + rest[1:]
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .korean import entity_phrases
+from .korean import entity_phrases, tagged, with_particle
 from .reply import strip_reasoning
 from .support import language
 from .templates import render
@@ -33,6 +33,13 @@ _FOLLOW_UP = re.compile(
 )
 # Of those, the connectives that only say "next question": left out of the rewrite.
 _CONNECTIVE = re.compile(r"^\s*(?:그럼|그러면|그렇다면|그리고|그래서|and|so|then)\b[\s,]*", re.I)
+# A follow-up that only names something else ("그럼 플리토는?", "What about Kakao Brain?")
+# asks the previous question about it.
+_ONLY_A_NAME = re.compile(
+    r"^\s*(?i:(?:what|how) about\s+|and\s+)?"
+    r"(?P<name>[^\s?？]+?|[A-Z][\w&.'-]*(?:\s+[A-Z][\w&.'-]*)*)"
+    r"(?:은|는|이|가|도)?(?:요)?\s*[?？]\s*$"
+)
 HISTORY_TURNS = 4
 log = logging.getLogger(__name__)
 
@@ -147,17 +154,33 @@ def rewrite_ok(rewritten: str, question: str, names: list[str]) -> str | None:
     return text
 
 
+def _name_span(text: str, name: str) -> tuple[int, int]:
+    """Where ``name`` is written in ``text``, with the nouns written onto it: 카카오 in
+    카카오브레인은 spans 카카오브레인 (Kiwi reads 브레인 as a common noun)."""
+    at = text.index(name)
+    end = at + len(name)
+    for t in tagged([text])[0]:
+        if t.start == end and t.tag in ("NNP", "NNG", "SL", "SN", "XSN"):
+            end = t.end
+    return at, end
+
+
 def carry_over(previous: str, question: str) -> str:
     """Prefix a follow-up ``question`` with the names in the ``previous`` question.
 
     A question is a follow-up when it names nothing itself or opens like one ("그럼",
     "and"); names it already contains are not repeated, and an opening connective ("그럼",
     "and") gives way to them: "그럼 새 대표는 누구야?" -> "카카오엔터프라이즈 새 대표는 누구야?".
+    A follow-up that only names something else asks the previous question about it: after
+    "카카오엔터프라이즈의 새 대표는 누구야?", "그럼 플리토는?" -> "플리토의 새 대표는 누구야?".
     """
-    own = entity_phrases(question)
-    if own and not _FOLLOW_UP.match(question):
-        return question
+    rest = _CONNECTIVE.sub("", question, count=1) or question
     carried = [p for p in entity_phrases(previous) if p not in question]
-    if not carried:
+    only = _ONLY_A_NAME.match(rest)
+    if carried and only and entity_phrases(only["name"]):
+        # The previous question, asked of the name instead of its own (the longest).
+        at, end = _name_span(previous, max(carried, key=len))
+        return previous[:at] + only["name"] + with_particle(only["name"], previous[end:])
+    if entity_phrases(question) and not _FOLLOW_UP.match(question):
         return question
-    return " ".join([*carried, _CONNECTIVE.sub("", question, count=1) or question])
+    return " ".join([*carried, rest]) if carried else question

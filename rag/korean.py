@@ -383,6 +383,22 @@ def _content(tokens: Iterable) -> list[str]:
     return out
 
 
+# A one-syllable particle after a name takes the form its last syllable calls for.
+_PARTICLES = {"이": "가", "은": "는", "을": "를", "과": "와"}
+
+
+def with_particle(name: str, rest: str) -> str:
+    """``rest`` (what follows a name just put in another's place) with a particle that fits
+    ``name``: 김영삼이 but 김영하가, 플리토는 but 카카오브레인은; a Latin name takes the
+    form after a vowel."""
+    pairs = _PARTICLES | {v: k for k, v in _PARTICLES.items()}
+    if not rest or rest[0] not in pairs or (len(rest) > 1 and "가" <= rest[1] <= "힣"):
+        return rest
+    closed = "가" <= name[-1] <= "힣" and (ord(name[-1]) - 0xAC00) % 28 != 0
+    fits = rest[0] if (rest[0] in _PARTICLES) == closed else pairs[rest[0]]
+    return fits + rest[1:]
+
+
 def entity_phrases(text: str) -> list[str]:
     """Names in ``text`` as written: proper nouns ("카카오엔터프라이즈") and capitalized
     foreign words ("Kakao Enterprise"), adjacent pieces joined."""

@@ -195,6 +195,17 @@ def test_broken_stream_is_never_a_complete_answer(index: Index) -> None:
             "Kakao Enterprise who is the new CEO?",
         ),
         ("카카오엔터프라이즈 대표는?", "카카오엔터프라이즈 매출은?", "카카오엔터프라이즈 매출은?"),
+        # Only another name: the previous question, asked about it (its particle fitted).
+        ("카카오엔터프라이즈의 새 대표는 누구야?", "그럼 플리토는?", "플리토의 새 대표는 누구야?"),
+        ("플리토는 어떤 상을 받았나?", "카카오브레인은?", "카카오브레인은 어떤 상을 받았나?"),
+        ("카카오브레인은 어떤 상을 받았나?", "플리토는요?", "플리토는 어떤 상을 받았나?"),
+        (
+            "Who is the new CEO of Kakao Enterprise?",
+            "What about Kakao Brain?",
+            "Who is the new CEO of Kakao Brain?",
+        ),
+        # Another noun is not a name: it is asked about the previous question's names.
+        ("카카오엔터프라이즈는 왜 구조조정되었나?", "그럼 매출은?", "카카오엔터프라이즈 매출은?"),
     ],
 )
 def test_rule_based_follow_up(previous: str, question: str, expected: str) -> None:
