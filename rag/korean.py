@@ -402,8 +402,7 @@ def with_particle(name: str, rest: str) -> str:
 def entity_phrases(text: str) -> list[str]:
     """Names in ``text`` as written: proper nouns ("카카오엔터프라이즈") and capitalized
     foreign words ("Kakao Enterprise"), adjacent pieces joined."""
-    with _lock:
-        tokens = kiwi().tokenize(text)
+    [tokens] = tagged([text])
     spans: list[list[int]] = []
     for t in tokens:
         name = t.tag == "NNP" or (

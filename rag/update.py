@@ -351,17 +351,15 @@ def cached_vectors(indexed: Snapshot) -> Callable[[list[str]], dict[str, np.ndar
     return lookup
 
 
+# What an article is: every field but the key it is matched by, the id the index assigned
+# and its text (its content hash stands for it). Derived, so that a field added to `Article`
+# is compared too: a hand-written list missed the byline, then the publish time, and an
+# article changed in either alone stayed "unchanged".
+_COMPARED = tuple(f for f in Article.model_fields if f not in {"key", "doc_id", "text"})
+
+
 def _same(old: DocRecord, a: Article) -> bool:
-    return (
-        old.content_hash,
-        old.title,
-        old.date,
-        old.published,
-        old.source,
-        old.reporter,
-        old.url,
-        old.path,
-    ) == (a.content_hash, a.title, a.date, a.published, a.source, a.reporter, a.url, a.path)
+    return all(getattr(old, f) == getattr(a, f) for f in _COMPARED)
 
 
 def _new_id(a: Article, taken: set[str]) -> str:
