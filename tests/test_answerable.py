@@ -696,3 +696,33 @@ def test_each_part_of_a_several_part_question_gets_a_sentence() -> None:
         "한빛마린의 올해 3분기 매출과 수출 비중은 각각 얼마인가?", evidence
     )
     assert profit not in [c.text for c in chosen]
+
+
+def test_a_person_the_window_calls_by_surname_and_title_as_the_article_introduced() -> None:
+    # Korean news names a person in full once, then by surname and title.
+    intro = hit("김도윤 한빛마린 신임 대표이사가 어제 취임했다. 회사는 부산에 본사를 둔 해운사다.")
+    later = hit("김 대표이사는 유럽 항로를 2배로 늘릴 계획이라고 밝혔다.").model_copy(
+        update={"chunk_id": "d1#1"}
+    )
+    question = "김도윤 대표이사는 유럽 항로를 몇 배로 늘릴 계획인가?"
+    assert decide(question, [later, intro]).answerable
+    # Not when the article never names the person in full: 김 is someone else.
+    other = "김상훈 대표이사는 유럽 항로를 몇 배로 늘릴 계획인가?"
+    assert not decide(other, [later, intro]).answerable
+    # Nor when it names another 김 with the same title: 김 대표이사 may be either.
+    rival = intro.model_copy(update={"text": intro.text + " 김정호 한빛해운 대표이사도 참석했다."})
+    assert not decide(question, [later, rival]).answerable
+    # Nor from another article.
+    elsewhere = intro.model_copy(update={"doc_id": "d2", "chunk_id": "d2#0"})
+    assert not decide(question, [later, elsewhere]).answerable
+
+
+def test_a_genitive_kiwi_reads_into_an_unknown_name_is_split_off() -> None:
+    # Kiwi reads "플리토의" as one proper noun; the index holds 플리토 and not 플리토의.
+    def stats(terms: Iterable[str]) -> tuple[dict[str, int], int]:
+        return {t: 0 if t.endswith("의") else 3 for t in terms}, 1000
+
+    passage = hit("플리토는 올해 3분기 매출 68억원을 기록했다.")
+    assert decide("플리토의 3분기 매출은 얼마인가?", [passage], stats).answerable
+    # One word that ends in 의, written so in the index, stays whole.
+    assert not decide("국가안전보장회의 상임위원장은 누구인가?", [hit(LEAK)], stats).answerable
