@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from rag.answerable import decide, quote_span
+from rag.answerable import _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
 from rag.kinds import answer_kind
+from rag.korean import Token, tagged
 from rag.names import latin_names, months
 from rag.output import print_sources, quoted_snippet
 from rag.records import Hit
@@ -724,5 +725,12 @@ def test_a_genitive_kiwi_reads_into_an_unknown_name_is_split_off() -> None:
 
     passage = hit("플리토는 올해 3분기 매출 68억원을 기록했다.")
     assert decide("플리토의 3분기 매출은 얼마인가?", [passage], stats).answerable
-    # One word that ends in 의, written so in the index, stays whole.
-    assert not decide("국가안전보장회의 상임위원장은 누구인가?", [hit(LEAK)], stats).answerable
+    # A word that ends in 의 and that the index holds so stays whole; without the index's
+    # counts nothing is split.
+    [tokens] = tagged(["국가안전보장회의 상임위원장은 누구인가?"])
+    assert tokens[0] == Token("국가안전보장회의", "NNP", 0, 8)
+    counts = {"국가안전보장회의": 4, "국가안전보장회": 0}
+    assert _unglued(tokens, lambda terms: (counts, 1000)) == tokens
+    [tokens] = tagged(["플리토의 3분기 매출은 얼마인가?"])
+    assert _unglued(tokens, None) == tokens
+    assert [t.form for t in _unglued(tokens, stats)][:2] == ["플리토", "의"]
