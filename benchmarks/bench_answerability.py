@@ -84,7 +84,10 @@ def run(
             "removed_hits": removed,
         }
         if generator is not None and result["present"].answerable:
-            stream = answer_stream(row["q"], present, generator, index.embedder)
+            # The same gate as the decision above (with the index's IDF), as `Index.ask` has.
+            stream = answer_stream(
+                row["q"], present, generator, index.embedder, stats=index.document_frequencies
+            )
             reply = stream.result()
             result["answer"] = reply.text
             result["span_hit"] = not reply.refused and holds(reply.text, row["spans"])

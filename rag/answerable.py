@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from . import lookalike
 from .kinds import answer_kind, asked_measure, asks_author, holds_kind
-from .korean import Token, passage_sentences, tagged
+from .korean import Token, genitive_stem, passage_sentences, tagged
 from .lookalike import Question, Sentence, nospace
 from .names import latin_names, match_names, months, translatable
 from .records import Hit
@@ -368,17 +368,15 @@ def _numbers(tokens: list[Token]) -> set[str]:
 
 
 def _unglued(tokens: list[Token], stats: Stats | None) -> list[Token]:
-    """``tokens`` with the genitive 의 split off a proper noun Kiwi read it into ("플리토의"
-    for 플리토 + 의, a name its dictionary lacks), where the index holds the name without
-    it more often than with it (국가안전보장회의 is one word: no chunk holds 국가안전보장회)."""
-    glued = [t for t in tokens if t.tag == "NNP" and t.form.endswith("의") and t.len >= 3]
+    """``tokens`` with the genitive 의 split off a proper noun Kiwi read it into, by the
+    index's counts (`rag.korean.genitive_stem`)."""
+    glued = [t for t in tokens if t.tag == "NNP" and t.form.endswith("의")]
     if not glued or stats is None:
         return tokens
     df, _ = stats({f for t in glued for f in (t.form, t.form[:-1])})
-    split = {t for t in glued if df.get(t.form[:-1], 0) > df.get(t.form, 0)}
     out = []
     for t in tokens:
-        if t in split:
+        if t in glued and genitive_stem(t.form, lambda f: df.get(f, 0)) != t.form:
             out += [
                 Token(t.form[:-1], "NNP", t.start, t.end - 1),
                 Token("의", "JKG", t.end - 1, t.end),

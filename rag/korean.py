@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -381,6 +381,16 @@ def _content(tokens: Iterable) -> list[str]:
             # and query both take its words, as the space-joined terms column always did.
             out.extend(t.form.split())
     return out
+
+
+def genitive_stem(term: str, count: Callable[[str], int]) -> str:
+    """``term`` without the genitive 의 Kiwi read into it ("플리토의" for 플리토 + 의: a name its
+    dictionary lacks), where ``count`` (how often what ``term`` is matched against holds a
+    term) holds it without 의 more often than with it; else ``term`` as it is
+    (국가안전보장회의 is one word: nothing holds 국가안전보장회)."""
+    if len(term) >= 3 and term.endswith("의") and count(term[:-1]) > count(term):
+        return term[:-1]
+    return term
 
 
 # A one-syllable particle after a name takes the form its last syllable calls for.

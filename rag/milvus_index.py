@@ -35,7 +35,7 @@ from .db import DocRecord
 from .embed import Embedder
 from .errors import IndexNotFound, InvalidOption, RagError, WriteInterrupted
 from .index import Index
-from .korean import query_morphemes
+from .korean import genitive_stem, query_morphemes
 from .records import Article, Hit, IndexInfo, IndexReport, Skipped
 from .sanitize import check_query
 from .update import Progress, Source
@@ -243,7 +243,7 @@ class MilvusIndex(Index):
             return []
         expr = milvus_schema.filter_expression(first, last, source)
         n = max(config.FUSION_CANDIDATES, k)
-        words = [] if fusion == "dense" else milvus_schema.tokens(" ".join(query_morphemes(query)))
+        words = [] if fusion == "dense" else milvus_schema.tokens(" ".join(self._terms(query)))
         lexical = dense = vector = None
         if words:
             param = {"metric_type": "BM25"}
@@ -374,6 +374,14 @@ class MilvusIndex(Index):
     def _written(self) -> None:
         self._frequencies.clear()
         self.store.touch(self.manifest)
+
+    def _terms(self, query: str) -> list[str]:
+        """The query's BM25 terms, as `rag.retrieve.bm25_scores` takes them (a name with the
+        genitive Kiwi read into it searched as the name, `rag.korean.genitive_stem`)."""
+        return [
+            genitive_stem(t, lambda x: self._frequency(tuple(milvus_schema.tokens(x))))
+            for t in query_morphemes(query)
+        ]
 
     def _frequency(self, words: tuple[str, ...]) -> int:
         """Chunks holding all of ``words`` (0 for none), cached until the next write."""

@@ -12,7 +12,7 @@ from . import config, dense, remote_kiwi
 from .bm25 import Lexical
 from .db import ChunkRecord, DocRecord
 from .errors import InvalidOption
-from .korean import analyzed_aside, query_morphemes
+from .korean import analyzed_aside, genitive_stem, query_morphemes
 from .records import Hit
 from .sanitize import check_query
 from .store import Snapshot
@@ -137,6 +137,7 @@ def bm25_scores(
     """
     if bm25 is None or not terms:
         return {}, 0.0
+    terms = [genitive_stem(t, bm25.frequency) for t in terms]
     known = [t for t in terms if bm25.frequency(t)]
     coverage = len(known) / len(terms)
     if not known:

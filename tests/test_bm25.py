@@ -279,3 +279,17 @@ def test_interrupted_merge_leaves_the_previous_index(
     m = store.read_manifest(index.path)
     assert m.segments == [before.segments[0], f"seg-{m.generation}"]
     _assert_terms_scored_like_fresh(Index.open())
+
+
+def test_a_name_kiwi_reads_the_genitive_into_is_searched_as_the_name(tmp_path: Path) -> None:
+    # Kiwi reads "플리토의" as one word; the index holds 플리토, so BM25 searches for that.
+    path = tmp_path / "a.jsonl"
+    records = [
+        {"id": "flitto", "text": "플리토는 3분기 매출 68억원을 기록했다."},
+        {"id": "kakao", "text": "카카오는 3분기 매출이 늘었다. 3분기 매출 증가는 광고 덕분이다."},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8")
+    index = Index.create(embedder="fake")
+    index.add([path])
+    hits = index.search("플리토의 3분기 매출은?", fusion="bm25")
+    assert hits[0].doc_id == "flitto"

@@ -88,6 +88,11 @@ def test_python_api_round_trip(lite: str, seeds: Path, tmp_path: Path) -> None:
     assert index.search("카카오", source="없는 신문") == []
     for fusion in ("dense", "bm25", "rrf"):
         assert index.search("카카오엔터프라이즈 구조조정", k=1, fusion=fusion)[0].doc_id == KAKAO
+    # Kiwi reads "플리토의" as one word: both stores search for 플리토, which they hold.
+    glued = "플리토의 AI 데이터 수출"
+    assert [h.chunk_id for h in index.search(glued, k=3, fusion="bm25")] == [
+        h.chunk_id for h in local.search(glued, k=3, fusion="bm25")
+    ]
 
     answer = index.ask(QUESTION)
     assert not answer.refused and answer.citations
