@@ -385,9 +385,8 @@ def _content(tokens: Iterable) -> list[str]:
 
 def genitive_stem(term: str, count: Callable[[str], int]) -> str:
     """``term`` without the genitive 의 Kiwi read into it ("플리토의" for 플리토 + 의: a name its
-    dictionary lacks), where ``count`` (how often what ``term`` is matched against holds a
-    term) holds it without 의 more often than with it; else ``term`` as it is
-    (국가안전보장회의 is one word: nothing holds 국가안전보장회)."""
+    dictionary lacks) where ``count`` (chunks holding a term) is larger without 의 than with
+    it; else ``term`` as it is (국가안전보장회의 is one word: no chunk holds 국가안전보장회)."""
     if len(term) >= 3 and term.endswith("의") and count(term[:-1]) > count(term):
         return term[:-1]
     return term
