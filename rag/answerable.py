@@ -161,7 +161,18 @@ def _decide_korean(
     # "2013년 11월 전기요금 인상" in an article dated 2013-11-21).
     abouts = [_about(h) for h in hits]
     passages = [nospace(f"{a} {h.text}") for a, h in zip(abouts, hits, strict=True)]
+    # Each article as retrieved, and its proper nouns (`lookalike.by_surname`).
     articles = {h.doc_id: " ".join(x.text for x in hits if x.doc_id == h.doc_id) for h in hits}
+    names = {
+        doc: frozenset(
+            t.form
+            for sentence in sentences
+            if hits[sentence.n - 1].doc_id == doc
+            for t in sentence.tokens
+            if t.tag == "NNP"
+        )
+        for doc in articles
+    }
     author = asks_author(q.text)
     [asked] = tagged([q.text])
     contrasts = {t.form for t in asked}
@@ -178,9 +189,8 @@ def _decide_korean(
             found += q.terms[q.head] * (q.head[0] not in plain)
         score = found / total + _dense_shift(hits[s.n - 1])
         passage = passages[s.n - 1]
-        problem = lookalike.missing_entity(
-            q, plain, tokens, passage, articles[hits[s.n - 1].doc_id]
-        )
+        doc = hits[s.n - 1].doc_id
+        problem = lookalike.missing_entity(q, plain, tokens, passage, articles[doc], names[doc])
         # A number may set the scene (the year of an event) a few sentences away.
         problem = problem or _missing_number(q.numbers, passage)
         problem = problem or _missing_ordinal(q.text, passage)

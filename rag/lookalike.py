@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .kinds import holds_kind
-from .korean import Token, tagged
+from .korean import Token
 from .names import match_names, misspelt_in
 from .support import QUESTION_WORDS
 
@@ -118,13 +118,19 @@ def entities(text: str, tokens: list[Token]) -> list[str]:
 
 
 def missing_entity(
-    q: Question, plain: str, tokens: list[Token], passage: str, article: str = ""
+    q: Question,
+    plain: str,
+    tokens: list[Token],
+    passage: str,
+    article: str = "",
+    names: frozenset[str] = frozenset(),
 ) -> str:
     """Why the window does not name the question's entities ("" when it does).
 
     An entity named elsewhere in the passage (the article's subject, referred to as "그"
     near the answer) is enough, and so is a person the window calls by surname and title
-    as the rest of ``article`` (its retrieved passages) introduces them (`by_surname`);
+    as the rest of ``article`` (its retrieved passages, whose proper nouns are ``names``)
+    introduces them (`by_surname`);
     unless the window names a look-alike instead: a different name opening with the same
     two syllables (카카오엔터프라이즈 for 카카오브레인). A name the index never holds may
     be written a letter or two off (`spelt`).
@@ -138,7 +144,7 @@ def missing_entity(
             return f"'{e}' is not named in the window, only {near[0]}"
         if written_in(wanted, passage) or spelt(q, wanted, passage):
             continue
-        if not by_surname(wanted, tokens, article):
+        if not by_surname(wanted, tokens, article, names):
             return f"'{e}' is not named in the passage"
     return ""
 
@@ -148,20 +154,17 @@ def missing_entity(
 _TITLE_AFTER = 20
 
 
-def by_surname(name: str, tokens: list[Token], article: str) -> bool:
+def by_surname(name: str, tokens: list[Token], article: str, names: frozenset[str]) -> bool:
     """Whether ``tokens`` call the person ``name`` by surname and title, as Korean news does
     after naming them in full once ("이경진 카카오엔터프라이즈 신임 대표이사 내정자가 ...",
     then "이 신임 대표이사 내정자는 ..."): a one-letter proper noun, the name's first letter,
     followed by a noun that follows the full name in ``article``, and follows no other name
-    of that surname there (김 위원장 is not 김격식 where the article also names 김정일
-    국방위원장). Another 이 (이상호) is not named so: the article never writes it in full."""
+    of that surname among its proper nouns ``names`` (김 위원장 is not 김격식 where the
+    article also names 김정일 국방위원장). Another 이 (이상호) is not named so: the article
+    never writes it in full."""
     if not _hangul_name(name):
         return False
-    others = {
-        t.form
-        for t in tagged([article])[0]
-        if t.tag == "NNP" and t.form[0] == name[0] and t.form != name and _hangul_name(t.form)
-    }
+    others = [n for n in names if n[0] == name[0] and n != name and _hangul_name(n)]
 
     def titled(person: str, title: str) -> bool:
         return any(
