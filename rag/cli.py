@@ -46,7 +46,10 @@ class _Group(TyperGroup):
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
-            # A write says whether its change was saved; nothing else writes the index.
+            # A write says whether its change was saved. Ctrl-C after it (as the command
+            # returns) is told by the generation the write started from (`_writing`).
+            if not isinstance(e, WriteInterrupted) and _WRITE in ctx.meta:
+                e = _interrupted(*ctx.meta[_WRITE])
             message = "interrupted; the index on disk was not changed"
             typer.echo(f"error: {e if isinstance(e, WriteInterrupted) else message}", err=True)
             raise typer.Exit(130) from None
@@ -146,6 +149,7 @@ SourceOpt = Annotated[str | None, typer.Option(help="Only articles from this out
 
 @app.command("index")
 def index_cmd(
+    ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
     milvus: StoreOpt = None,
@@ -211,37 +215,33 @@ def index_cmd(
             except IndexExists:  # another run created it since: add to that one
                 created = False
                 idx = Index.open(index, embedder=model)
-        generation = store.read_manifest(idx.path).generation
-    except KeyboardInterrupt:  # perhaps just after the new index was switched in
-        if created:
-            _undo_empty(index, existed)
+        # From here to the end a Ctrl-C says whether the articles were saved.
+        with _writing(ctx, idx.path, store.read_manifest(idx.path).generation):
+            try:
+                report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
+            except RagError:  # e.g. the Ray cluster cannot be reached: nothing was written
+                if created:
+                    _undo_empty(index, existed)
+                raise
+            indexed = report.added or report.updated or report.unchanged or report.duplicates
+            if not indexed and created:
+                _undo_empty(index, existed)
+            if as_json:
+                output.print_json(report.model_dump(mode="json"))
+            else:
+                output.print_report(report, paths, index)
+            if not indexed:
+                raise RagError(update.nothing_indexed(paths, report))
+    except KeyboardInterrupt as e:  # perhaps just after the new index was switched in
+        if created and not (isinstance(e, WriteInterrupted) and e.saved):
+            _undo_empty(index, existed)  # no empty index left behind
         raise
-    try:
-        with _writing(idx.path, generation):
-            report = output.with_progress(lambda progress: idx.add(paths, progress, ray=ray))
-    except WriteInterrupted as e:
-        if created and not e.saved:  # no empty index left behind
-            store.undo_create(idx.path, generation, directory=not existed)
-        raise
-    except RagError:  # e.g. the Ray cluster cannot be reached: nothing was written
-        if created:
-            store.undo_create(idx.path, generation, directory=not existed)
-        raise
-    indexed = report.added or report.updated or report.unchanged or report.duplicates
-    if not indexed and created:
-        store.undo_create(idx.path, generation, directory=not existed)
-    with _writing(idx.path, generation):
-        if as_json:
-            output.print_json(report.model_dump(mode="json"))
-        else:
-            output.print_report(report, paths, index)
-    if not indexed:
-        raise RagError(update.nothing_indexed(paths, report))
 
 
 def _undo_empty(index: Path, existed: bool) -> None:
-    """After Ctrl-C as `rag index` made a new index: remove it if it was made and holds no
-    article (the CLI then says, truly, that nothing changed)."""
+    """When `rag index` made a new index and was stopped (Ctrl-C, an error) or found nothing
+    to index: remove it if it holds no article (the CLI then says, truly, that nothing
+    changed)."""
     from . import store
     from .errors import RagError
 
@@ -329,6 +329,7 @@ def info_cmd(
 
 @app.command("remove")
 def remove_cmd(
+    ctx: typer.Context,
     targets: Annotated[list[str], typer.Argument(help="Doc ids or file/folder paths.")],
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
     store: StoreOpt = None,
@@ -338,7 +339,7 @@ def remove_cmd(
     from .store import read_manifest
 
     idx = _open(index, store)
-    writing = _writing(idx.path, read_manifest(idx.path).generation) if store is None else None
+    writing = _writing(ctx, idx.path, read_manifest(idx.path).generation) if store is None else None
     with writing or contextlib.nullcontext():
         removed = idx.remove(targets)
         if as_json:
@@ -609,19 +610,34 @@ def eval_cmd(
         raise typer.Exit(1)
 
 
+_WRITE = "rag.write"  # the `typer.Context.meta` key for the index a command writes
+
+
 @contextlib.contextmanager
-def _writing(path: Path, generation: int) -> Iterator[None]:
+def _writing(ctx: typer.Context, path: Path, generation: int) -> Iterator[None]:
     """Ctrl-C in a command that writes the index says whether the change was saved: inside
     the write `Index` tells; around it (the progress bar closing, the report printing) it is
-    saved if the manifest's generation is no longer ``generation``, the one before."""
-    from .store import read_manifest
-
+    saved if the manifest's generation is no longer ``generation``, the one before. The
+    command's group says the same of a Ctrl-C after this block, as the command returns."""
+    ctx.meta[_WRITE] = (path, generation)
     try:
         yield
     except KeyboardInterrupt as e:
         if isinstance(e, WriteInterrupted):
             raise
-        raise WriteInterrupted(path, read_manifest(path).generation != generation) from None
+        raise _interrupted(path, generation) from None
+
+
+def _interrupted(path: Path, generation: int) -> WriteInterrupted:
+    """Ctrl-C outside `Index`'s write, which started from ``generation``: saved if the
+    manifest names another one now (not saved if there is none: a new index was undone)."""
+    from .store import read_manifest
+
+    try:
+        saved = read_manifest(path).generation != generation
+    except RagError:
+        saved = False
+    return WriteInterrupted(path, saved)
 
 
 def _index_store(

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from rag import Index, IndexCorrupt, RagError, diskio, manifest, store
@@ -483,15 +484,26 @@ def test_ctrl_c_just_after_the_manifest_is_replaced_keeps_the_new_generation(
     assert Index.open("idx").check()[1] == []
 
 
-@pytest.mark.parametrize("where", ["rag.output.print_report", "rag.index.store.lock"])
+@pytest.mark.parametrize(
+    "where", ["rag.output.print_report", "rag.index.store.lock", "typer.core.TyperGroup.invoke"]
+)
 def test_ctrl_c_once_the_write_is_done_says_saved(
     run, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    # After the switch, outside the write: as the lock is released, or while the report
-    # prints. This used to say "was not changed" (seen as a flaky tests/test_faults.py).
+    # After the switch, outside the write: as the lock is released, while the report
+    # prints, or as the command returns. These said "was not changed" (seen as a flaky
+    # tests/test_faults.py).
     run("index", f"articles/{KAKAO}.txt", "--embedder", "fake")
     if where.endswith("print_report"):
         monkeypatch.setattr(where, _full(KeyboardInterrupt()))
+    elif where.endswith("invoke"):
+        returned = TyperGroup.invoke
+
+        def interrupted_on_return(self: TyperGroup, ctx: Any) -> Any:
+            returned(self, ctx)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(where, interrupted_on_return)
     else:
         real = store.lock
 
@@ -502,7 +514,8 @@ def test_ctrl_c_once_the_write_is_done_says_saved(
             raise KeyboardInterrupt
 
         monkeypatch.setattr(where, interrupted_on_release)
-    assert run("index", "articles") == SAVED
+    code, out = run("index", "articles")
+    assert (code, out.splitlines(keepends=True)[-1]) == SAVED  # after the report, if printed
     assert len(Index.open("idx")) == 2
 
 
