@@ -142,7 +142,7 @@ def decide(
     if not hits:
         return Decision(answerable=False, reason="no passages retrieved")
     sentences, titles = _sentences(hits)
-    q = _analyze(question, stats)
+    q = _analyze(question, stats, nospace(" ".join(f"{h.title or ''} {h.text}" for h in hits)))
     if q.lang == "en":
         return _decide_english(q, hits, sentences, titles)
     if model != DENSE_MODEL:
@@ -307,9 +307,9 @@ def _decide_english(
 # -- the question ------------------------------------------------------------------------
 
 
-def _analyze(question: str, stats: Stats | None) -> Question:
+def _analyze(question: str, stats: Stats | None, written: str = "") -> Question:
     [tokens] = tagged([question])
-    tokens = _unglued(tokens, stats)
+    tokens = _unglued(tokens, stats, written)
     terms: dict[tuple[str, str], float] = {}
     for t in tokens:
         form = t.form.lower() if t.tag == "SL" else t.form
@@ -377,19 +377,32 @@ def _numbers(tokens: list[Token]) -> set[str]:
     return found
 
 
-def _unglued(tokens: list[Token], stats: Stats | None) -> list[Token]:
-    """``tokens`` with the genitive 의 split off a proper noun Kiwi read it into, by the
-    index's counts (`rag.korean.genitive_stem`)."""
-    glued = [t for t in tokens if t.tag == "NNP" and t.form.endswith("의")]
-    if not glued or stats is None:
+# The particles Kiwi reads into a proper noun its dictionary lacks ("플리토의", "송요찬이"),
+# with their tags.
+_GLUED = {"의": "JKG", "이": "JKS"}
+
+
+def _unglued(tokens: list[Token], stats: Stats | None, written: str = "") -> list[Token]:
+    """``tokens`` with a particle split off a proper noun Kiwi read it into: the genitive
+    의 where the index holds the name without it more often (`rag.korean.genitive_stem`),
+    and 의 or the subject 이 where the passages, ``written`` without spaces, write the name
+    without it too (황준헌 is 황/준/헌 to Kiwi in "황준헌(黃遵憲)의", so the index counts
+    neither). A name that ends so (시라이) is never written without its last letter."""
+    glued = [t for t in tokens if t.tag == "NNP" and len(t.form) >= 3 and t.form[-1] in _GLUED]
+    if not glued:
         return tokens
-    df, _ = stats({f for t in glued for f in (t.form, t.form[:-1])})
+    df = stats({f for t in glued for f in (t.form, t.form[:-1])})[0] if stats else {}
     out = []
     for t in tokens:
-        if t in glued and genitive_stem(t.form, lambda f: df.get(f, 0)) != t.form:
+        name = t.form[:-1]
+        split = t in glued and (
+            (t.form[-1] == "의" and genitive_stem(t.form, lambda f: df.get(f, 0)) == name)
+            or written.count(name) > written.count(t.form)
+        )
+        if split:
             out += [
-                Token(t.form[:-1], "NNP", t.start, t.end - 1),
-                Token("의", "JKG", t.end - 1, t.end),
+                Token(name, "NNP", t.start, t.end - 1),
+                Token(t.form[-1], _GLUED[t.form[-1]], t.end - 1, t.end),
             ]
         else:
             out.append(t)

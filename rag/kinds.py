@@ -228,10 +228,9 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
     """Whether ``tokens`` (`rag.korean.tagged_batch`) hold an answer of ``kind`` (see
     `answer_kind`); names already in ``question`` do not count as a person or place, and a
     number must measure what ``measure`` (`asked_measure`) says."""
-    after = [*tokens[1:], Token("", "", 0, 0)]
     if kind in ("person", "place"):
         # A name the question does not already give.
-        for t, nxt in zip(tokens, after, strict=True):
+        for t, nxt in zip(tokens, _past_asides(tokens), strict=True):
             new = t.tag == "NNP" and t.form not in question
             if new and (kind == "place" or _is_person(t, nxt)):
                 return True
@@ -292,6 +291,23 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
         if found:
             return True
     return False
+
+
+def _past_asides(tokens: list[Token]) -> list[Token]:
+    """The token after each, past a bracketed aside of a few tokens right after it: 에 for
+    전자공시스템 in "전자공시스템(DART)에 공시됐다", where the aside hides the place."""
+    end = Token("", "", 0, 0)
+    out = []
+    for i in range(len(tokens)):
+        j = i + 1
+        if j < len(tokens) and tokens[j].tag == "SSO" and tokens[j].start == tokens[i].end:
+            close = next(
+                (k for k in range(j + 1, min(j + 8, len(tokens))) if tokens[k].tag == "SSC"), None
+            )
+            if close is not None:
+                j = close + 1
+        out.append(tokens[j] if j < len(tokens) else end)
+    return out
 
 
 def _is_person(t: Token, nxt: Token) -> bool:

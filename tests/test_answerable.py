@@ -17,7 +17,7 @@ import pytest
 from rag import Index
 from rag.answerable import _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
-from rag.kinds import answer_kind
+from rag.kinds import answer_kind, holds_kind
 from rag.korean import Token, tagged
 from rag.names import latin_names, months
 from rag.output import print_sources, quoted_snippet
@@ -336,6 +336,19 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
 )
 def test_answer_kind(question: str, kind: str) -> None:
     assert answer_kind(question) == kind
+
+
+@pytest.mark.parametrize(
+    "sentence", ["실적은 전자공시스템(DART)에 공시됐다.", "행사는 본사 대강당(3층)에서 열렸다."]
+)
+def test_an_aside_in_brackets_does_not_hide_a_place(sentence: str) -> None:
+    # "어디에 공시됐나?": a noun before 에/에서 is a place, also with an aside between them.
+    [tokens] = tagged([sentence])
+    assert holds_kind("place", tokens, "")
+    [tokens] = tagged([sentence.split("(")[0] + "에서 말했다."])
+    assert holds_kind("place", tokens, "")
+    [tokens] = tagged(["실적은 공시됐다."])
+    assert not holds_kind("place", tokens, "")
 
 
 def test_extractive_answer_leads_with_the_name_and_stops() -> None:
@@ -734,3 +747,17 @@ def test_a_genitive_kiwi_reads_into_an_unknown_name_is_split_off() -> None:
     [tokens] = tagged(["플리토의 3분기 매출은 얼마인가?"])
     assert _unglued(tokens, None) == tokens
     assert [t.form for t in _unglued(tokens, stats)][:2] == ["플리토", "의"]
+
+
+def test_a_particle_kiwi_reads_into_a_name_is_split_off_where_the_passages_write_it_bare() -> None:
+    # "송요찬이" is one proper noun to Kiwi; the index never holds the name as a term when
+    # Kiwi cuts it up in the passage too (황/준/헌), so the passages' text decides.
+    question = "일본군 하사관 출신인 송요찬이 대한민국에서 오른 지위는?"
+    [tokens] = tagged([question])
+    assert Token("송요찬이", "NNP", 12, 16) in tokens
+    passage = hit("송요찬은 일본군 하사관 출신으로, 대한민국에서 육군참모총장의 지위에 올랐다.")
+    assert decide(question, [passage]).answerable
+    written = "송요찬은일본군하사관출신으로"
+    assert [t.form for t in _unglued(tokens, None, written)][5:7] == ["송요찬", "이"]
+    # A name that ends in 이 is never written without it: it stays whole.
+    assert _unglued(tokens, None, "송요찬이밝혔다송요찬이") == tokens
