@@ -342,10 +342,11 @@ def remove_cmd(
     writing = _writing(ctx, idx.path, read_manifest(idx.path).generation) if store is None else None
     with writing or contextlib.nullcontext():
         removed = idx.remove(targets)
-        if as_json:
-            output.print_json({"removed": removed})
-        else:
-            output.console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
+        with _stored(store, bool(removed)):
+            if as_json:
+                output.print_json({"removed": removed})
+            else:
+                output.console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
 
 
 LlmOpt = Annotated[
@@ -640,6 +641,18 @@ def _interrupted(path: Path, generation: int) -> WriteInterrupted:
     return WriteInterrupted(path, saved)
 
 
+@contextlib.contextmanager
+def _stored(uri: str | None, saved: bool) -> Iterator[None]:
+    """Ctrl-C once a write to the Milvus index at ``uri`` (if any) is done, as its report
+    prints, says whether it ``saved`` a change (`_writing` tells for a directory)."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if uri is None or isinstance(e, WriteInterrupted):
+            raise
+        raise WriteInterrupted(Path(uri), saved) from None
+
+
 def _index_store(
     paths: list[Path],
     uri: str,
@@ -672,12 +685,13 @@ def _index_store(
             cast("MilvusIndex", idx).drop_if_empty()
         raise
     indexed = report.added or report.updated or report.unchanged or report.duplicates
-    if not indexed and created:
-        cast("MilvusIndex", idx).drop_if_empty()
-    if as_json:
-        output.print_json(report.model_dump(mode="json"))
-    else:
-        output.print_report(report, paths, uri)
+    with _stored(uri, bool(indexed)):
+        if not indexed and created:
+            cast("MilvusIndex", idx).drop_if_empty()
+        if as_json:
+            output.print_json(report.model_dump(mode="json"))
+        else:
+            output.print_report(report, paths, uri)
     if not indexed:
         raise RagError(update.nothing_indexed(paths, report))
 

@@ -162,6 +162,28 @@ def test_an_interrupted_add_is_completed_by_running_it_again(
 
 
 @pytest.mark.milvus
+def test_ctrl_c_once_an_add_or_remove_is_done_says_saved(
+    lite: str, seeds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the report prints: this said "the index on disk was not changed" of a stored change.
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rag.output.print_report", interrupted)
+    code, out = cli("index", str(seeds), "--store", lite, "--embedder", "fake")
+    assert code == 130
+    assert out.endswith("was updated; the changes are saved\n"), out
+    assert Index.open(store=lite).check() == (2, [])
+    monkeypatch.setattr("rag.output.print_json", interrupted)
+    code, out = cli("remove", "004_9dd825083520fc60", "--store", lite, "--json")
+    assert (code, out.splitlines()[-1]) == (
+        130,
+        f"error: interrupted after the index at {Path(lite)} was updated; the changes are saved",
+    )
+    assert Index.open(store=lite).check() == (1, [])
+
+
+@pytest.mark.milvus
 def test_a_collection_that_is_not_an_index_is_left_alone(lite: str) -> None:
     from pymilvus import MilvusClient
 
