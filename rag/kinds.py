@@ -109,8 +109,29 @@ def answer_kind(question: str) -> str:
         if any(m.start() >= last for m in _WHAT.finditer(question)):
             return "other"
     if found:
-        return min(found)[1]
+        kind = min(found)[1]
+        return "other" if kind == "person" and asks_identity(question) else kind
     return "person" if _ROLE_QUESTION.search(question) else "other"
+
+
+_WHO_IS = re.compile(r"^\s*who\s+(?:is|was)\s+(.+?)\s*\??\s*$", re.I)
+
+
+def asks_identity(question: str) -> str:
+    """The person a who-question names and asks who they are ("이경진은 누구인가?", "Who is
+    Lee Kyung-jin?"), or "": what they do or did answers it, not another person's name."""
+    if language(question) == "en":
+        from .names import latin_names
+
+        asked = _WHO_IS.match(question)
+        return asked[1] if asked and latin_names(question) == [asked[1]] else ""
+    from .korean import tagged
+
+    [tokens] = tagged([question])
+    words = [t for t in tokens if t.tag[0] not in "JES" and t.tag != "VCP"]
+    if len(words) == 2 and words[1].form == "누구" and words[0].tag == "NNP":
+        return words[0].form if _is_person(words[0], Token("", "", 0, 0)) else ""
+    return ""
 
 
 # Who wrote the article: its byline answers, not a person its text names. "쓴 기자",

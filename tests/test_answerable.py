@@ -357,6 +357,21 @@ def test_extractive_answer_leads_with_the_name_and_stops() -> None:
     assert len(chosen) == 1 and "김도윤" in chosen[0].text
 
 
+@pytest.mark.parametrize("question", ["김도윤은 누구인가?", "Who is Kim Do-yoon?"])
+def test_who_is_a_named_person_is_answered_with_what_is_said_of_them(question: str) -> None:
+    # Not with another person's name (a who-question asks for one, but not this one), and
+    # answered although the passage names nobody else: the board's new pick is no answer.
+    resigned = "한빛마린의 김도윤 대표는 지난 3월 건강 문제로 물러났다. "
+    assert answer_kind(question) == "other"
+    assert decide(question, [hit(resigned, dense=0.85)]).answerable
+    evidence = Evidence(FakeEmbedder(), (SUCCESSOR + " " + resigned,))
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
+    assert [c.text for c in chosen] == [resigned.strip()]
+    # Who holds a role, or a person named with a relation, is still a name.
+    assert answer_kind("김도윤의 후임은 누구인가?") == "person"
+    assert answer_kind("Who is the CEO of Hanbit Marine?") == "person"
+
+
 def test_an_english_questions_own_name_in_hangul_is_not_its_answer() -> None:
     # 김도윤 is "Kim Do-yoon", whom the question names: the answer is the other person,
     # although the sentence naming 김도윤 matches the question better.

@@ -18,6 +18,7 @@ from ..kinds import (
     asked_counter,
     asked_measure,
     asks_author,
+    asks_identity,
     holds_counter,
     holds_kind,
 )
@@ -187,11 +188,17 @@ class ExtractiveGenerator(Generator):
     ) -> list[int]:
         """The best sentence holding the kind of answer asked for, if one scores close to
         the best, and any other holding one within MARGIN of it (two close candidates are
-        both shown, best first); empty when the question asks for no particular kind."""
+        both shown, best first); empty when the question asks for no particular kind. For
+        "who is X?" (`asks_identity`) the kind is a sentence naming X."""
         kind = answer_kind(question)
-        if kind == "other":
+        person = asks_identity(question)
+        if kind == "other" and not person:
             return []
-        close = [i for i in order if scores[i] >= scores[order[0]] - KIND_MARGIN]
+        # Any sentence naming the person asked about may say who they are; only those do.
+        margin = np.inf if person else KIND_MARGIN
+        close = [
+            i for i in order if np.isfinite(scores[i]) and scores[i] >= scores[order[0]] - margin
+        ]
         plain = "".join(question.split())
         [asked, *analyzed] = tagged([question, *(sentences[i].text for i in close)])
         measure = asked_measure(question, asked)
@@ -200,8 +207,11 @@ class ExtractiveGenerator(Generator):
         for i, tokens in zip(close, analyzed, strict=True):
             # An English question's names, written in Hangul (이세돌 for Lee Sedol), are
             # not its answer either.
-            given = "".join(match_names(names, tokens, sentences[i].text)[1])
-            if holds_kind(kind, tokens, plain + given, measure):
+            matched, given, _ = match_names(names, tokens, sentences[i].text)
+            if person:  # "who is X?": a sentence saying something of X
+                if matched or person in "".join(sentences[i].text.split()):
+                    holding.append(i)
+            elif holds_kind(kind, tokens, plain + "".join(given), measure):
                 holding.append(i)
         counter = asked_counter(asked) if kind == "number" and measure != "people" else ""
         if counter:  # "몇 개": a sentence counting in 개 first, then any other number
