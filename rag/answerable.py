@@ -322,6 +322,9 @@ def _analyze(question: str, stats: Stats | None, written: str = "") -> Question:
     head = _head_noun(tokens)
     if head is not None and (head.form, head.tag) in terms:
         terms[head.form, head.tag] *= HEAD_WEIGHT
+    kind_of = _kind_of(tokens)
+    if kind_of is not None:
+        terms.pop((kind_of.form, kind_of.tag), None)
     entities = lookalike.entities(question, tokens)
     unknown: set[str] = set()
     if stats is not None and terms:
@@ -407,6 +410,15 @@ def _unglued(tokens: list[Token], stats: Stats | None, written: str = "") -> lis
         else:
             out.append(t)
     return out
+
+
+def _kind_of(tokens: list[Token]) -> Token | None:
+    """The noun a question ends on after 어떤/무슨 ("플리토는 어떤 *회사*야?"): the kind of
+    thing its answer is, which the passage says in its own words (기업, 언어 데이터 업체)."""
+    words = [t for t in tokens if not (t.tag[0] in "ES" or t.tag == "VCP")]
+    if len(words) >= 2 and words[-2].form in ("어떤", "무슨") and words[-1].tag == "NNG":
+        return words[-1]
+    return None
 
 
 def _head_noun(tokens: list[Token]) -> Token | None:

@@ -357,6 +357,14 @@ def test_extractive_answer_leads_with_the_name_and_stops() -> None:
     assert len(chosen) == 1 and "김도윤" in chosen[0].text
 
 
+def test_the_kind_of_thing_asked_for_need_not_be_in_the_window() -> None:
+    # "어떤 회사야?": the passage says what 카카오페이 is in its own words (업체), not 회사.
+    passage = hit("카카오페이는 국내 1위 간편결제 업체다.")
+    assert decide("카카오페이는 어떤 회사야?", [passage]).answerable
+    assert not decide("카카오페이는 어떤 회사야?", [hit(UNRELATED)]).answerable
+    assert not decide("토스는 어떤 회사야?", [passage]).answerable
+
+
 @pytest.mark.parametrize("question", ["김도윤은 누구인가?", "Who is Kim Do-yoon?"])
 def test_who_is_a_named_person_is_answered_with_what_is_said_of_them(question: str) -> None:
     # Not with another person's name (a who-question asks for one, but not this one), and
