@@ -129,8 +129,12 @@ def asks_identity(question: str) -> str:
 
     [tokens] = tagged([question])
     words = [t for t in tokens if t.tag[0] not in "JES" and t.tag != "VCP"]
-    if len(words) == 2 and words[1].form == "누구" and words[0].tag == "NNP":
-        return words[0].form if _is_person(words[0], Token("", "", 0, 0)) else ""
+    *name, last = words or [Token("", "", 0, 0)]
+    if last.form != "누구" or not 1 <= len(name) <= 2 or any(t.tag != "NNP" for t in name):
+        return ""
+    # 이경진, or a given and a family name (넬슨 만델라).
+    if _is_person(name[0], name[1] if len(name) == 2 else Token("", "", 0, 0)):
+        return question[name[0].start : name[-1].end]
     return ""
 
 

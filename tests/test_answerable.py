@@ -332,6 +332,10 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
         ("What percentage of sales came from exports?", "number"),
         # Korean asks with its last question word when that one asks for no kind.
         ("미국의 몇 개 주에서 시행한 이 법을 뭐라고 하나?", "other"),
+        # Who a named person is: what is said of them; who an epithet names: a name.
+        ("넬슨 만델라는 누구야?", "other"),
+        ("Who was Nelson Mandela?", "other"),
+        ("녹두장군은 누구인가?", "person"),
     ],
 )
 def test_answer_kind(question: str, kind: str) -> None:

@@ -209,7 +209,7 @@ class ExtractiveGenerator(Generator):
             # not its answer either.
             matched, given, _ = match_names(names, tokens, sentences[i].text)
             if person:  # "who is X?": a sentence saying something of X
-                if matched or person in "".join(sentences[i].text.split()):
+                if matched or "".join(person.split()) in "".join(sentences[i].text.split()):
                     holding.append(i)
             elif holds_kind(kind, tokens, plain + "".join(given), measure):
                 holding.append(i)
