@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from .korean import Token
+from .korean import Token, tagged
+from .names import latin_names
 from .support import language, numbers
 
 # Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
@@ -121,12 +122,8 @@ def asks_identity(question: str) -> str:
     """The person a who-question names and asks who they are ("이경진은 누구인가?", "Who is
     Lee Kyung-jin?"), or "": what they do or did answers it, not another person's name."""
     if language(question) == "en":
-        from .names import latin_names
-
         asked = _WHO_IS.match(question)
         return asked[1] if asked and latin_names(question) == [asked[1]] else ""
-    from .korean import tagged
-
     [tokens] = tagged([question])
     words = [t for t in tokens if t.tag[0] not in "JES" and t.tag != "VCP"]
     *name, last = words or [Token("", "", 0, 0)]
