@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import os
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -27,6 +27,7 @@ from .sanitize import check_query, configured_secrets, safe_message
 if TYPE_CHECKING:
     from .index import Index
     from .milvus_index import MilvusIndex
+    from .records import IndexReport
 
 
 class _Group(TyperGroup):
@@ -182,7 +183,7 @@ def index_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Index articles (.txt .md .html .jsonl .json); unchanged ones are not re-embedded."""
-    from . import store, update
+    from . import store
     from .backends import get_embedder
     from .errors import IndexExists, IndexNotFound, InvalidOption, RagError
     from .index import Index
@@ -223,19 +224,39 @@ def index_cmd(
                 if created:
                     _undo_empty(index, existed)
                 raise
-            indexed = report.added or report.updated or report.unchanged or report.duplicates
-            if not indexed and created:
-                _undo_empty(index, existed)
-            if as_json:
-                output.print_json(report.model_dump(mode="json"))
-            else:
-                output.print_report(report, paths, index)
-            if not indexed:
-                raise RagError(update.nothing_indexed(paths, report))
+            undo = (lambda: _undo_empty(index, existed)) if created else None
+            _reported(report, paths, index, as_json, undo)
     except KeyboardInterrupt as e:  # perhaps just after the new index was switched in
         if created and not (isinstance(e, WriteInterrupted) and e.saved):
             _undo_empty(index, existed)  # no empty index left behind
         raise
+
+
+def _indexed(report: IndexReport) -> bool:
+    """Whether `rag index` found any article to index (new, changed or already there)."""
+    return bool(report.added or report.updated or report.unchanged or report.duplicates)
+
+
+def _reported(
+    report: IndexReport,
+    paths: list[Path],
+    where: Path | str,
+    as_json: bool,
+    undo: Callable[[], object] | None,
+) -> None:
+    """Print what `rag index` did; if it found no article, ``undo`` the index it made (if
+    it made one) first, and fail saying why nothing was indexed."""
+    from . import update
+
+    indexed = _indexed(report)
+    if not indexed and undo is not None:
+        undo()
+    if as_json:
+        output.print_json(report.model_dump(mode="json"))
+    else:
+        output.print_report(report, paths, where)
+    if not indexed:
+        raise RagError(update.nothing_indexed(paths, report))
 
 
 def _undo_empty(index: Path, existed: bool) -> None:
@@ -663,7 +684,6 @@ def _index_store(
 ) -> None:
     """`rag index --store URI`: as into a directory; a new index that received nothing is
     dropped again. Milvus has no transactions: Ctrl-C leaves the batches written so far."""
-    from . import update
     from .backends import get_embedder
     from .errors import IndexNotFound
     from .index import Index
@@ -684,16 +704,9 @@ def _index_store(
         if created:  # the collections this run made go if nothing was written into them
             cast("MilvusIndex", idx).drop_if_empty()
         raise
-    indexed = report.added or report.updated or report.unchanged or report.duplicates
-    with _stored(uri, bool(indexed)):
-        if not indexed and created:
-            cast("MilvusIndex", idx).drop_if_empty()
-        if as_json:
-            output.print_json(report.model_dump(mode="json"))
-        else:
-            output.print_report(report, paths, uri)
-    if not indexed:
-        raise RagError(update.nothing_indexed(paths, report))
+    with _stored(uri, _indexed(report)):
+        undo = cast("MilvusIndex", idx).drop_if_empty if created else None
+        _reported(report, paths, uri, as_json, undo)
 
 
 def _open(path: Path, store: str | None, preload: bool = False) -> Index:
