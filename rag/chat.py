@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .kinds import answer_kind, person_names
 from .korean import entity_phrases, tagged, with_particle
 from .reply import strip_reasoning
 from .support import language
@@ -110,7 +111,10 @@ class ChatSession:
             if checked is not None:
                 return checked
             log.info("the model's rewrite is not a question, using the offline one: %r", rewritten)
-        return carry_over(self.turns[-1].standalone, question)
+        last = self.turns[-1]
+        return carry_over(
+            last.standalone, question, "" if last.answer.refused else last.answer.text
+        )
 
     def ask_stream(self, question: str) -> tuple[str, AnswerStream]:
         """The standalone question and a stream of its answer; call `record` when done."""
@@ -165,8 +169,12 @@ def _name_span(text: str, name: str) -> tuple[int, int]:
     return at, end
 
 
-def carry_over(previous: str, question: str) -> str:
+def carry_over(previous: str, question: str, answer: str = "") -> str:
     """Prefix a follow-up ``question`` with the names in the ``previous`` question.
+
+    A Korean follow-up that says 그 or 그녀 means a person: the one the ``answer`` to a
+    previous who-question named, else the one the previous question named. "그의 경력은?"
+    after "카카오엔터프라이즈의 새 대표는 누구야?", answered "이경진 …", is "이경진의 경력은?".
 
     A question is a follow-up when it names nothing itself or opens like one ("그럼",
     "and"); names it already contains are not repeated, and an opening connective ("그럼",
@@ -174,6 +182,11 @@ def carry_over(previous: str, question: str) -> str:
     A follow-up that only names something else asks the previous question about it: after
     "카카오엔터프라이즈의 새 대표는 누구야?", "그럼 플리토는?" -> "플리토의 새 대표는 누구야?".
     """
+    person = _person_meant(previous, answer)
+    pronoun = next((t for t in tagged([question])[0] if t.form in _HE and t.tag == "NP"), None)
+    if person and pronoun is not None:
+        after = with_particle(person, question[pronoun.end :])
+        return question[: pronoun.start] + person + after
     rest = _CONNECTIVE.sub("", question, count=1) or question
     carried = [p for p in entity_phrases(previous) if p not in question]
     only = _ONLY_A_NAME.match(rest)
@@ -184,3 +197,18 @@ def carry_over(previous: str, question: str) -> str:
     if entity_phrases(question) and not _FOLLOW_UP.match(question):
         return question
     return " ".join([*carried, rest]) if carried else question
+
+
+_HE = frozenset({"그", "그녀"})
+
+
+def _person_meant(previous: str, answer: str) -> str:
+    """Whom a follow-up's 그 or 그녀 means: the person the lead sentence of the answer to a
+    who-question named (not one the question named), else the person the previous question
+    named ("" if neither names one)."""
+    if answer and answer_kind(previous) == "person":  # the answer's lead sentence names them
+        lead = re.split(r"\[\d+\]", answer, maxsplit=1)[0]
+        named = [n for n in person_names(lead) if n not in previous]
+        if named:
+            return named[0]
+    return next(iter(person_names(previous)), "")

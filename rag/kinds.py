@@ -315,6 +315,18 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
     return False
 
 
+def person_names(text: str) -> list[str]:
+    """The names in ``text`` that look like a person's (`_is_person`), in order, each once:
+    이경진, or 넬슨 만델라 (a given and a family name, as written)."""
+    [tokens] = tagged([text])
+    found = []
+    for t, nxt in zip(tokens, [*tokens[1:], Token("", "", 0, 0)], strict=True):
+        if t.tag == "NNP" and _is_person(t, nxt):
+            one = _is_person(t, Token("", "", 0, 0))  # 이경진 (in "이경진 카카오엔터프라이즈 …")
+            found.append(text[t.start : t.end if one else nxt.end])
+    return list(dict.fromkeys(found))
+
+
 def _past_asides(tokens: list[Token]) -> list[Token]:
     """The token after each, past a bracketed aside of a few tokens right after it: 에 for
     전자공시스템 in "전자공시스템(DART)에 공시됐다", where the aside hides the place."""
@@ -337,9 +349,13 @@ def _is_person(t: Token, nxt: Token) -> bool:
     opening with a common surname: 이경진) or a foreign one (a given and a family name: 빌
     클린턴). Kiwi also tags loanwords (클라우드, 버티컬) as proper nouns, so a bare proper noun
     is not enough for "who"."""
-    if len(t.form) == 3 and _hangul_length(t.form) == 3 and t.form[0] in _SURNAMES:
-        return True
-    return nxt.tag == "NNP" and nxt.start == t.end + 1
+    return korean_name(t.form) or (nxt.tag == "NNP" and nxt.start == t.end + 1)
+
+
+def korean_name(word: str) -> bool:
+    """Whether ``word`` is written like a Korean person's name: three syllables opening with
+    a common surname (이경진; Kiwi may tag one it does not know as a common noun)."""
+    return len(word) == 3 and _hangul_length(word) == 3 and word[0] in _SURNAMES
 
 
 def _hangul_length(text: str) -> int:

@@ -212,6 +212,20 @@ def test_rule_based_follow_up(previous: str, question: str, expected: str) -> No
     assert carry_over(previous, question) == expected
 
 
+def test_a_follow_up_saying_he_means_the_person_the_answer_or_question_named() -> None:
+    answer = (
+        "이 점에 대해 이경진 카카오엔터프라이즈 신임 대표이사 내정자는 16일 미디어 간담회에서 "
+        '"회사의 수익 구조가 좋지 않았기 때문"이라고 말했다. [1] 고민서 기자가 썼다. [2]'
+    )
+    who = "카카오엔터프라이즈의 새 대표는 누구야?"
+    assert carry_over(who, "그는 누구야?", answer) == "이경진은 누구야?"
+    assert carry_over("이경진은 누구야?", "그의 경력은?", answer) == "이경진의 경력은?"
+    # 그 as a determiner ("그 회사") is no person; without a person, the names carry over.
+    assert carry_over(who, "그 회사의 매출은?", answer) == "카카오엔터프라이즈 그 회사의 매출은?"
+    why = "카카오엔터프라이즈는 왜 구조조정되었나?"
+    assert carry_over(why, "그는 누구야?", answer) == "카카오엔터프라이즈 그는 누구야?"
+
+
 def test_chat_condenses_with_the_llm_when_there_is_one(index: Index) -> None:
     generator = FakeGenerator(
         REFUSALS["ko"], "카카오엔터프라이즈의 새 대표는 누구인가?", REFUSALS["ko"]

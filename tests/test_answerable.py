@@ -384,6 +384,17 @@ def test_who_is_a_named_person_is_answered_with_what_is_said_of_them(question: s
     assert answer_kind("Who is the CEO of Hanbit Marine?") == "person"
 
 
+def test_a_sentence_calling_the_person_by_surname_and_title_names_them() -> None:
+    # "김 대표" after "김도윤 대표": news names a person in full once (`lookalike.by_surname`).
+    named, called = (
+        "한빛마린은 15일 김도윤 대표를 새 사령탑으로 선임했다.",
+        ("김 대표는 20년간 물류 분야에서 경력을 쌓았다."),
+    )
+    evidence = Evidence(FakeEmbedder(), (f"{named} {called} 회사는 부산에 있다.",))
+    chosen = ExtractiveGenerator(FakeEmbedder()).select("김도윤의 경력은?", evidence)
+    assert [c.text for c in chosen] == [called]
+
+
 def test_an_english_questions_own_name_in_hangul_is_not_its_answer() -> None:
     # 김도윤 is "Kim Do-yoon", whom the question names: the answer is the other person,
     # although the sentence naming 김도윤 matches the question better.

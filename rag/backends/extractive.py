@@ -21,8 +21,10 @@ from ..kinds import (
     asks_identity,
     holds_counter,
     holds_kind,
+    korean_name,
 )
 from ..korean import tagged
+from ..lookalike import by_surname
 from ..names import latin_names, match_names
 from ..records import Hit
 from ..support import Evidence, Sentence, evidence_for, key_terms
@@ -108,18 +110,28 @@ class ExtractiveGenerator(Generator):
             n = max(signed, key=lambda n: ranks[n - 1])  # the first of equals
             yield f"{passages[n - 1].byline} [{n}]"
             return
-        chosen = self.select(question, evidence_for(self.embedder, passages_text), ranks)
+        articles = [" ".join(x.text for x in passages if x.doc_id == p.doc_id) for p in passages]
+        evidence = evidence_for(self.embedder, passages_text)
+        chosen = self.select(question, evidence, ranks, articles)
         yield " ".join(f"{s.text} [{s.n}]" for s in chosen)
 
     def select(
-        self, question: str, evidence: Evidence, ranks: Sequence[float] = ()
+        self,
+        question: str,
+        evidence: Evidence,
+        ranks: Sequence[float] = (),
+        articles: Sequence[str] = (),
     ) -> list[Sentence]:
         """The best sentences, the one holding the answer first. ``ranks`` are the passages'
-        articles' retrieval scores relative to the best one (1.0 each if not given)."""
+        articles' retrieval scores relative to the best one (1.0 each if not given), and
+        ``articles`` the text of each passage's article as retrieved (the passage if not
+        given): a sentence calling the question's person by surname and title names them."""
         if not evidence.sentences or not question.strip():
             return []
         [terms] = key_terms([question])
-        scores = evidence.similarity(question) + LEXICAL_WEIGHT * evidence.overlap(terms)
+        called = _by_surname(terms, evidence, articles or evidence.passages)
+        overlap = evidence.overlap(terms) + called
+        scores = evidence.similarity(question) + LEXICAL_WEIGHT * overlap
         if ranks:
             # The retriever ranks articles far better than one sentence's cosine does
             # (across languages above all): a sentence of a lower article starts behind.
@@ -224,6 +236,25 @@ class ExtractiveGenerator(Generator):
             if all(sentences[j].text != sentences[i].text for j in picked):
                 picked.append(i)
         return picked
+
+
+def _by_surname(terms: set[str], evidence: Evidence, articles: Sequence[str]) -> np.ndarray:
+    """The share of ``terms`` each sentence gives by calling a person of them (`korean_name`)
+    by surname and title only (`rag.lookalike.by_surname`: "이 신임 대표이사
+    내정자는" for 이경진, where the article writes "이경진 … 신임 대표이사 내정자")."""
+    people = {t for t in terms if korean_name(t)}
+    out = np.zeros(len(evidence.sentences), dtype=np.float32)
+    if not people:
+        return out
+    analyzed = tagged([s.text for s in evidence.sentences])
+    for i, (s, tokens, said) in enumerate(
+        zip(evidence.sentences, analyzed, evidence.terms, strict=True)
+    ):
+        article = articles[s.n - 1]
+        names = frozenset(t.form for t in tagged([article])[0] if t.tag == "NNP")
+        found = [p for p in people if p not in said and by_surname(p, tokens, article, names)]
+        out[i] = len(found) / len(terms)
+    return out
 
 
 def _asks_several(question: str) -> bool:
