@@ -322,8 +322,8 @@ def person_names(text: str) -> list[str]:
     found = []
     for t, nxt in zip(tokens, [*tokens[1:], Token("", "", 0, 0)], strict=True):
         if t.tag == "NNP" and _is_person(t, nxt):
-            one = _is_person(t, Token("", "", 0, 0))  # 이경진 (in "이경진 카카오엔터프라이즈 …")
-            found.append(text[t.start : t.end if one else nxt.end])
+            # 이경진 alone, also in "이경진 카카오엔터프라이즈 대표"; else 넬슨 만델라.
+            found.append(text[t.start : t.end if korean_name(t.form) else nxt.end])
     return list(dict.fromkeys(found))
 
 

@@ -246,13 +246,16 @@ def _by_surname(terms: set[str], evidence: Evidence, articles: Sequence[str]) ->
     out = np.zeros(len(evidence.sentences), dtype=np.float32)
     if not people:
         return out
+    # Each article's proper nouns: another person of the same surname and title rules out.
+    names = {a: frozenset(t.form for t in tagged([a])[0] if t.tag == "NNP") for a in articles}
     analyzed = tagged([s.text for s in evidence.sentences])
     for i, (s, tokens, said) in enumerate(
         zip(evidence.sentences, analyzed, evidence.terms, strict=True)
     ):
         article = articles[s.n - 1]
-        names = frozenset(t.form for t in tagged([article])[0] if t.tag == "NNP")
-        found = [p for p in people if p not in said and by_surname(p, tokens, article, names)]
+        found = [
+            p for p in people if p not in said and by_surname(p, tokens, article, names[article])
+        ]
         out[i] = len(found) / len(terms)
     return out
 
