@@ -143,6 +143,8 @@ def decide(
         return Decision(answerable=False, reason="no passages retrieved")
     sentences, titles = _sentences(hits)
     q = _analyze(question, stats, nospace(" ".join(f"{h.title or ''} {h.text}" for h in hits)))
+    if not q.terms:  # "?", "왜?", "Why?": nothing to look for
+        return Decision(answerable=False, reason="the question has no content words", kind=q.kind)
     if q.lang == "en":
         return _decide_english(q, hits, sentences, titles)
     if model != DENSE_MODEL:
@@ -155,8 +157,6 @@ def _decide_korean(
     q: Question, hits: Sequence[Hit], sentences: list[Sentence], titles: list[list[Token]]
 ) -> Decision:
     total = sum(q.terms.values())
-    if not total:
-        return Decision(answerable=False, reason="the question has no content words", kind=q.kind)
     # The outlet and date are part of what a passage says about itself ("매일경제 기사",
     # "2013년 11월 전기요금 인상" in an article dated 2013-11-21).
     abouts = [_about(h) for h in hits]

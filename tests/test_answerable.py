@@ -361,6 +361,13 @@ def test_extractive_answer_leads_with_the_name_and_stops() -> None:
     assert len(chosen) == 1 and "김도윤" in chosen[0].text
 
 
+@pytest.mark.parametrize("question", ["?", "왜?", "Why?", "누구야?", "어떤 회사야?"])
+def test_a_question_with_nothing_to_look_for_is_refused(question: str) -> None:
+    # "?" was answered with a sentence of a passage close enough to it by cosine.
+    decision = decide(question, [hit(HANBIT, dense=0.9)])
+    assert (decision.answerable, decision.reason) == (False, "the question has no content words")
+
+
 def test_the_kind_of_thing_asked_for_need_not_be_in_the_window() -> None:
     # "어떤 회사야?": the passage says what 카카오페이 is in its own words (업체), not 회사.
     passage = hit("카카오페이는 국내 1위 간편결제 업체다.")
