@@ -394,7 +394,8 @@ def _unglued(tokens: list[Token], stats: Stats | None, written: str = "") -> lis
     glued = [t for t in tokens if t.tag == "NNP" and len(t.form) >= 3 and t.form[-1] in _GLUED]
     if not glued:
         return tokens
-    df = stats({f for t in glued for f in (t.form, t.form[:-1])})[0] if stats else {}
+    genitives = {f for t in glued if t.form[-1] == "의" for f in (t.form, t.form[:-1])}
+    df = stats(genitives)[0] if stats and genitives else {}
     out = []
     for t in tokens:
         name = t.form[:-1]

@@ -115,6 +115,9 @@ def answer_kind(question: str) -> str:
     return "person" if _ROLE_QUESTION.search(question) else "other"
 
 
+_END = Token("", "", 0, 0)  # what follows the last token
+
+
 _WHO_IS = re.compile(r"^\s*who\s+(?:is|was)\s+(.+?)\s*\??\s*$", re.I)
 
 
@@ -126,11 +129,11 @@ def asks_identity(question: str) -> str:
         return asked[1] if asked and latin_names(question) == [asked[1]] else ""
     [tokens] = tagged([question])
     words = [t for t in tokens if t.tag[0] not in "JES" and t.tag != "VCP"]
-    *name, last = words or [Token("", "", 0, 0)]
+    *name, last = words or [_END]
     if last.form != "누구" or not 1 <= len(name) <= 2 or any(t.tag != "NNP" for t in name):
         return ""
     # 이경진, or a given and a family name (넬슨 만델라).
-    if _is_person(name[0], name[1] if len(name) == 2 else Token("", "", 0, 0)):
+    if _is_person(name[0], name[1] if len(name) == 2 else _END):
         return question[name[0].start : name[-1].end]
     return ""
 
@@ -266,7 +269,7 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
         for t in tokens
     ]
     if kind == "date":
-        after = [*tokens[1:], Token("", "", 0, 0)]
+        after = [*tokens[1:], _END]
         return any(
             (t.tag in ("SN", "NR") and nxt.form in _TIME_UNITS)
             or t.form in _TIME_WORDS
@@ -320,7 +323,7 @@ def person_names(text: str) -> list[str]:
     이경진, or 넬슨 만델라 (a given and a family name, as written)."""
     [tokens] = tagged([text])
     found = []
-    for t, nxt in zip(tokens, [*tokens[1:], Token("", "", 0, 0)], strict=True):
+    for t, nxt in zip(tokens, [*tokens[1:], _END], strict=True):
         if t.tag == "NNP" and _is_person(t, nxt):
             # 이경진 alone, also in "이경진 카카오엔터프라이즈 대표"; else 넬슨 만델라.
             found.append(text[t.start : t.end if korean_name(t.form) else nxt.end])
@@ -330,7 +333,6 @@ def person_names(text: str) -> list[str]:
 def _past_asides(tokens: list[Token]) -> list[Token]:
     """The token after each, past a bracketed aside of a few tokens right after it: 에 for
     전자공시스템 in "전자공시스템(DART)에 공시됐다", where the aside hides the place."""
-    end = Token("", "", 0, 0)
     out = []
     for i in range(len(tokens)):
         j = i + 1
@@ -340,7 +342,7 @@ def _past_asides(tokens: list[Token]) -> list[Token]:
             )
             if close is not None:
                 j = close + 1
-        out.append(tokens[j] if j < len(tokens) else end)
+        out.append(tokens[j] if j < len(tokens) else _END)
     return out
 
 

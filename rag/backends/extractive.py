@@ -246,9 +246,13 @@ def _by_surname(terms: set[str], evidence: Evidence, articles: Sequence[str]) ->
     out = np.zeros(len(evidence.sentences), dtype=np.float32)
     if not people:
         return out
-    # Each article's proper nouns: another person of the same surname and title rules out.
-    names = {a: frozenset(t.form for t in tagged([a])[0] if t.tag == "NNP") for a in articles}
     analyzed = tagged([s.text for s in evidence.sentences])
+    # Each article's proper nouns, from its sentences as analysed (as the refusal gate takes
+    # them): another person of the same surname and title rules a reference out.
+    nouns: dict[str, set[str]] = {}
+    for s, tokens in zip(evidence.sentences, analyzed, strict=True):
+        nouns.setdefault(articles[s.n - 1], set()).update(t.form for t in tokens if t.tag == "NNP")
+    names = {article: frozenset(found) for article, found in nouns.items()}
     for i, (s, tokens, said) in enumerate(
         zip(evidence.sentences, analyzed, evidence.terms, strict=True)
     ):
