@@ -203,12 +203,21 @@ def plan(
         (article, doc_id) pairs to index, new or replacing an older version.
     """
     by_key = {d.key: d for d in docs.values()}
-    by_hash = {d.content_hash: d for d in docs.values()}
+    olds = [docs.get(a.doc_id) if a.doc_id else by_key.get(a.key) for a in articles]
+    # A document this run gives new text no longer holds its old text, so that text, now
+    # elsewhere (an article moved to archive/ and a new one written under its name; a line
+    # inserted above it in a JSONL file keyed by line), is no duplicate of it: it was
+    # skipped as one, and so lost from the index.
+    replaced = {
+        old.doc_id
+        for old, a in zip(olds, articles, strict=True)
+        if old is not None and old.content_hash != a.content_hash
+    }
+    by_hash = {d.content_hash: d for d in docs.values() if d.doc_id not in replaced}
     taken = set(docs)
     plan: list[tuple[Article, str]] = []
     planned_hash: dict[str, str] = {}
-    for a in articles:
-        old = docs.get(a.doc_id) if a.doc_id else by_key.get(a.key)
+    for a, old in zip(articles, olds, strict=True):
         if old is not None and _same(old, a):
             report.unchanged.append(old.doc_id)
             continue

@@ -84,6 +84,37 @@ def test_duplicate_text_under_another_name_is_indexed_once(seeds: Path) -> None:
     ]
 
 
+def test_text_moved_away_from_a_document_being_replaced_is_kept(tmp_path: Path) -> None:
+    # Yesterday's article moved to archive/ and a new one written under its name: the moved
+    # text was skipped as a "duplicate of today", whose text this very run replaced, and so
+    # vanished from the index.
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "today.txt").write_text("서울시는 새 버스 노선을 발표했다. 노선은 강남과 강북을 잇는다.\n")
+    index = Index.create(embedder="fake")
+    index.add([news])
+    (news / "archive").mkdir()
+    (news / "today.txt").rename(news / "archive" / "2024-05-01.txt")
+    (news / "today.txt").write_text("대전시는 다음 달 과학축제를 연다고 밝혔다. 축제는 일주일 열린다.\n")
+    report = index.add([news])
+    assert (report.added, report.updated, report.duplicates) == (["2024-05-01"], ["today"], [])
+    texts = {d.doc_id: d.text for d in index.documents()}
+    assert "버스 노선" in texts["2024-05-01"] and "과학축제" in texts["today"]
+
+    # A line inserted above others in a JSONL file without ids (its lines are keyed by
+    # number): every line's text is still indexed, in one run.
+    feed = tmp_path / "feed.jsonl"
+    lines = [{"title": t, "text": f"{t} 소식이다. {t}에 관한 기사다."} for t in ("반도체", "조선")]
+    feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in lines) + "\n")
+    index.add([feed])
+    lines.insert(0, {"title": "철강", "text": "철강 소식이다. 철강에 관한 기사다."})
+    feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in lines) + "\n")
+    report = index.add([feed])
+    assert report.duplicates == []
+    held = [d.text for d in index.documents() if d.path and d.path.startswith(str(feed))]
+    assert sorted(held) == sorted(r["text"] for r in lines)
+
+
 def test_jsonl_ids_are_kept_and_updated_in_place(tmp_path: Path) -> None:
     feed = tmp_path / "feed.jsonl"
     rows = _records(3, "한겨레", "2023-01-05", "반도체")
