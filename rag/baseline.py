@@ -240,8 +240,11 @@ def make_baseline(result: EvalResult, previous: Baseline | None = None) -> Basel
 
 def check_writable(path: str | Path) -> None:
     """Raise `RagError` unless a baseline can be written at ``path`` (its folder exists and
-    may be written): checked before the evaluation, whose results would be lost after it."""
-    folder = Path(path).parent
+    may be written): checked before the evaluation, whose results would be lost after it.
+    A symbolic link is written through (`rag.config.write_whole`), so the folder checked is
+    its target's: a link into a read-only place passed, and the write failed after the run."""
+    link = Path(path).is_symlink()
+    folder = Path(os.path.realpath(path) if link else path).parent
     if not folder.is_dir():
         raise RagError(f"cannot write the baseline {path}: no folder {folder}")
     if not os.access(folder, os.W_OK):

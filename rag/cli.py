@@ -111,7 +111,13 @@ def _query(value: str) -> str:
 
 IndexOpt = Annotated[
     Path,
-    typer.Option("--index", envvar="RAG_INDEX", help="Index directory.", show_default=True),
+    typer.Option(
+        "--index",
+        envvar="RAG_INDEX",
+        help="Index directory.",
+        show_default=True,
+        callback=config.index_dir,  # "~/idx" as the shell leaves it in RAG_INDEX='~/idx'
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 

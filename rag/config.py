@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from .errors import RagError
+from .errors import InvalidOption, RagError
 
 DEFAULT_INDEX_DIR = "index"
 # "auto": the fastest verified runtime of the bundled model (onnx-int8, onnx; built on the
@@ -47,16 +47,19 @@ ANN_NPROBE = 256
 
 
 def index_dir(explicit: str | Path | None = None) -> Path:
-    """The index directory: ``explicit``, else ``$RAG_INDEX``, else ``index/``."""
+    """The index directory: ``explicit``, else ``$RAG_INDEX``, else ``index/``. A leading
+    ``~`` is the home directory, as everywhere rag reads a path: one a shell leaves as it is
+    (``RAG_INDEX='~/idx'``, ``--index=~/idx``) made a folder named ``~`` in the working
+    directory, and the index was not found from any other."""
     if explicit is not None:
-        return Path(explicit)
-    return Path(os.environ.get("RAG_INDEX") or DEFAULT_INDEX_DIR)
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("RAG_INDEX") or DEFAULT_INDEX_DIR).expanduser()
 
 
 def cache_dir() -> Path:
     """Where computed results are kept: ``$RAG_CACHE_DIR``, else ``~/.cache/rag``."""
     base = os.environ.get("RAG_CACHE_DIR")
-    return Path(base) if base else home() / ".cache" / "rag"
+    return Path(base).expanduser() if base else home() / ".cache" / "rag"
 
 
 def home() -> Path:
@@ -104,8 +107,15 @@ def write_whole(file: Path, text: str) -> None:
 
 
 def ann_threshold() -> int:
-    """Chunks from which dense search is approximate: ``$RAG_ANN_THRESHOLD`` or the default."""
-    return int(os.environ.get("RAG_ANN_THRESHOLD") or DEFAULT_ANN_THRESHOLD)
+    """Chunks from which dense search is approximate: ``$RAG_ANN_THRESHOLD`` or the default.
+
+    Raises:
+        InvalidOption: The variable is not a positive integer.
+    """
+    value = os.environ.get("RAG_ANN_THRESHOLD") or str(DEFAULT_ANN_THRESHOLD)
+    if not value.strip().isdigit() or int(value) < 1:
+        raise InvalidOption("RAG_ANN_THRESHOLD", value, ["a positive integer"])
+    return int(value)
 
 
 def embedder_spec(explicit: str | None = None, build: bool = False) -> str:

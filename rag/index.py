@@ -134,6 +134,7 @@ class Index(Saving, Asking):
         overlap: int,
         **embedder_options: Any,
     ) -> Index:
+        config.ann_threshold()  # a bad $RAG_ANN_THRESHOLD is refused before anything is made
         directory = config.index_dir(path)
         if (directory / store.MANIFEST).exists():
             raise IndexExists(directory)
@@ -284,6 +285,7 @@ class Index(Saving, Asking):
         """
         started = time.perf_counter()
         report = IndexReport()
+        config.ann_threshold()  # a bad $RAG_ANN_THRESHOLD is refused before any work is done
         if self._embedder is not None:
             _ = self.embedder  # a mismatched embedder is refused even when nothing is new
         with contextlib.ExitStack() as stack:

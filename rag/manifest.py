@@ -206,7 +206,7 @@ def read_manifest(path: Path) -> Manifest:
         raise IndexNotFound(path)
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, or not UTF-8
         raise IndexCorrupt(path, f"{MANIFEST} is not valid JSON ({_first_line(e)})") from e
     if not isinstance(raw, dict):
         raise IndexCorrupt(path, f"{MANIFEST} is not a JSON object")
@@ -238,7 +238,7 @@ def read_pending(path: Path) -> list[str]:
     try:
         raw = json.loads((path / PENDING).read_text(encoding="utf-8"))
         names = [n for n in raw["files"] if isinstance(n, str)]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return []
     return [n for n in names if (m := GENERATION_FILE.fullmatch(n)) and not m["inner"]]
 

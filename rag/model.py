@@ -94,8 +94,13 @@ def _build_target(directory: str | Path | None) -> Path:
     """The directory a build replaces: ``directory`` (default: `default_model_dir`), or
     where it points if it is a symlink. The swap renamed the link itself aside, and removing
     that copy deleted the manifest of the model it pointed to, through the link."""
-    target = Path(directory).expanduser() if directory else default_model_dir()
-    return target.resolve() if target.is_symlink() else target
+    target = (Path(directory).expanduser() if directory else default_model_dir()).absolute()
+    if not target.is_symlink():
+        return target  # absolute: "." has no name to put a lock or a build beside
+    try:
+        return target.resolve(strict=False)
+    except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13, then OSError
+        raise RagError(f"cannot build the model in {target}: it is a symlink loop") from None
 
 
 def _build(target: Path, q4_file: Path, int8: bool, say: Callable[[str], None]) -> None:

@@ -33,9 +33,9 @@ def history_file() -> tuple[Path, bool]:
     """``$RAG_HISTORY``, else ``$XDG_STATE_HOME/rag/history`` (``~/.local/state``); and
     whether it is that default, rag's own file."""
     if os.environ.get("RAG_HISTORY"):
-        return Path(os.environ["RAG_HISTORY"]), False
+        return Path(os.environ["RAG_HISTORY"]).expanduser(), False
     state = os.environ.get("XDG_STATE_HOME") or config.home() / ".local" / "state"
-    return Path(state) / "rag" / "history", True
+    return Path(state).expanduser() / "rag" / "history", True
 
 
 def _setup_readline() -> Callable[[], None]:

@@ -228,3 +228,34 @@ def test_the_command_starts_without_the_heavy_libraries() -> None:
     assert names["Index"].__module__ == "rag.index" and names["__version__"]
     with pytest.raises(AttributeError, match="no attribute 'Indx'"):
         rag.Indx  # noqa: B018
+
+
+def test_a_tilde_the_shell_left_is_the_home_directory(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RAG_INDEX='~/idx' (quoted, or from a .env file) made a folder named "~" in the working
+    # directory, said "into ~/idx", and was "no index at ~/idx" from any other directory.
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("RAG_INDEX", "~/idx")
+    monkeypatch.setenv("RAG_CACHE_DIR", "~/cache")
+    monkeypatch.setenv("RAG_HISTORY", "~/history")
+    code, out = run("index", "articles", "--embedder", "fake")
+    assert code == 0 and f"into {home / 'idx'}/" in out
+    assert (home / "idx" / "manifest.json").exists() and not (tmp_path / "~").exists()
+    assert run("info", "--index=~/idx", "--json")[0] == 0
+    from rag import config, repl
+
+    assert config.cache_dir() == home / "cache" and repl.history_file()[0] == home / "history"
+
+
+def test_a_bad_ann_threshold_is_refused_before_an_index_is_made(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_ANN_THRESHOLD", "abc")
+    assert run("index", "articles", "--embedder", "fake") == (
+        1,
+        "error: invalid RAG_ANN_THRESHOLD 'abc'; valid: a positive integer\n",
+    )
+    assert not (tmp_path / "idx").exists()

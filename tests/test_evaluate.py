@@ -318,8 +318,9 @@ def test_the_first_k_of_a_deeper_search_are_the_k_search(seeds: Path, fusion: st
             "characters long; the limit is 2,000",
         ),
         ("[" * 100_000, "gold.jsonl:2: not a gold item: maximum recursion depth exceeded"),
+        ('{"id": ' + "9" * 5000 + "}", "gold.jsonl:2: not a gold item: Exceeds the limit"),
     ],
-    ids=["not json", "no question", "id twice", "question too long", "deep"],
+    ids=["not json", "no question", "id twice", "question too long", "deep", "huge number"],
 )
 def test_bad_gold_files(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "gold.jsonl"
@@ -602,6 +603,18 @@ def test_rag_eval_stops_before_the_run_on_a_report_folder_it_cannot_write(
     result = run("eval", "gold.jsonl", "--report", str(unwritable))
     assert result.exit_code == 1
     assert f"error: cannot write the report in {unwritable}: it is not writable" in result.output
+    assert "Evaluated" not in result.output
+
+
+def test_rag_eval_stops_before_the_run_on_a_baseline_linked_into_a_place_it_cannot_write(
+    run, unwritable: Path, tmp_path: Path
+) -> None:
+    """The link's own folder was checked, while the baseline is written where it points:
+    the run went by, then the write failed."""
+    (tmp_path / "b.json").symlink_to(unwritable / "baseline.json")
+    result = run("eval", "gold.jsonl", "--baseline", "b.json", "--update-baseline")
+    assert result.exit_code == 1
+    assert f"cannot write the baseline b.json: {unwritable} is not writable" in result.output
     assert "Evaluated" not in result.output
 
 

@@ -90,12 +90,14 @@ def test_text_moved_away_from_a_document_being_replaced_is_kept(tmp_path: Path) 
     # vanished from the index.
     news = tmp_path / "news"
     news.mkdir()
-    (news / "today.txt").write_text("서울시는 새 버스 노선을 발표했다. 노선은 강남과 강북을 잇는다.\n")
+    bus = "서울시는 새 버스 노선을 발표했다."
+    festival = "대전시는 다음 달 과학축제를 연다고 밝혔다."
+    (news / "today.txt").write_text(bus)
     index = Index.create(embedder="fake")
     index.add([news])
     (news / "archive").mkdir()
     (news / "today.txt").rename(news / "archive" / "2024-05-01.txt")
-    (news / "today.txt").write_text("대전시는 다음 달 과학축제를 연다고 밝혔다. 축제는 일주일 열린다.\n")
+    (news / "today.txt").write_text(festival)
     report = index.add([news])
     assert (report.added, report.updated, report.duplicates) == (["2024-05-01"], ["today"], [])
     texts = {d.doc_id: d.text for d in index.documents()}
@@ -314,6 +316,15 @@ def _garble(file: Path) -> None:
     [
         (
             lambda p: (p / "manifest.json").write_text("{not json"),
+            "manifest.json is not valid JSON",
+        ),
+        # Tracebacks in every command (RecursionError, ValueError of int()).
+        (
+            lambda p: (p / "manifest.json").write_text("[" * 200_000 + "]" * 200_000),
+            "manifest.json is not valid JSON",
+        ),
+        (
+            lambda p: (p / "manifest.json").write_text('{"generation": ' + "9" * 5000 + "}"),
             "manifest.json is not valid JSON",
         ),
         (lambda p: _current(p, "vectors").unlink(), r"seg-\d+/vectors\.npy is missing"),

@@ -139,6 +139,16 @@ def test_interrupted_write_leftovers_are_removed_by_name(seeds: Path) -> None:
     assert m.files["live"] == "live-3.npy" and len(Index.open()) == 2
 
 
+def test_a_damaged_pending_list_removes_nothing_and_stops_nothing(seeds: Path) -> None:
+    # Nested too deep for json: the next `rag index` failed with a RecursionError.
+    index = Index.create(embedder="fake")
+    index.add([seeds / f"{KAKAO}.txt"])
+    (index.path / "pending.json").write_text("[" * 200_000 + "]" * 200_000)
+    assert store.read_pending(index.path) == []
+    index.add([seeds])
+    assert len(Index.open()) == 2
+
+
 def test_a_first_write_killed_midway_does_not_block_the_next(tmp_path: Path, seeds: Path) -> None:
     """kill -9 during the very first write leaves the lock, pending.json and partial files:
     the directory still counts as empty, and the next run cleans them up."""

@@ -544,6 +544,19 @@ def test_a_symlinked_model_directory_is_rebuilt_where_it_points(
     assert sorted(p.name for p in real.parent.iterdir()) == [".e5.lock", "e5"]
 
 
+def test_a_model_directory_given_as_dot_or_as_a_symlink_loop_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "--dir ." failed with "PosixPath('.') has an empty name" (a lock is made beside the
+    # directory, named after it), a link to itself with "RuntimeError: Symlink loop".
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path / "models")
+    assert rag_model._build_target(".") == tmp_path / "models"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(RagError, match="it is a symlink loop"):
+        rag_model.install(tmp_path / "loop")
+
+
 @pytest.mark.parametrize(
     ("installed_now", "whole", "then"),
     [
