@@ -119,23 +119,54 @@ _END = Token("", "", 0, 0)  # what follows the last token
 
 
 _WHO_IS = re.compile(r"^\s*who\s+(?:is|was)\s+(.+?)\s*\??\s*$", re.I)
+# "What is Wikileaks?", "What kind of company is Kakao Mobility?"
+_WHAT_IS = re.compile(
+    r"^\s*what\s+(?:(?:kind|type|sort)\s+of\s+\w+\s+)?(?:is|was)\s+(?:the\s+)?(.+?)\s*\??\s*$",
+    re.I,
+)
+_ACRONYM = re.compile(r"[A-Z]{2,}")
 
 
 def asks_identity(question: str) -> str:
-    """The person a who-question names and asks who they are ("이경진은 누구인가?", "Who is
-    Lee Kyung-jin?"), or "": what they do or did answers it, not another person's name."""
+    """What a question names and asks who or what it is, or "": what it is, does or did
+    answers it, not another name. A person ("이경진은 누구인가?", "Who is Lee Kyung-jin?") or
+    anything else named ("카카오모빌리티는 어떤 회사야?", "위키리크스는 무엇인가?", "What kind
+    of company is Kakao Mobility?")."""
     if language(question) == "en":
-        asked = _WHO_IS.match(question)
-        return asked[1] if asked and latin_names(question) == [asked[1]] else ""
+        asked = _WHO_IS.match(question) or _WHAT_IS.match(question)
+        if asked and (latin_names(question) == [asked[1]] or _ACRONYM.fullmatch(asked[1])):
+            return asked[1]
+        return ""
     [tokens] = tagged([question])
     words = [t for t in tokens if t.tag[0] not in "JES" and t.tag != "VCP"]
     *name, last = words or [_END]
-    if last.form != "누구" or not 1 <= len(name) <= 2 or any(t.tag != "NNP" for t in name):
+    if last.form == "누구":
+        # 이경진, or a given and a family name (넬슨 만델라).
+        named = 1 <= len(name) <= 2 and all(t.tag == "NNP" for t in name)
+        if named and _is_person(name[0], name[1] if len(name) == 2 else _END):
+            return question[name[0].start : name[-1].end]
         return ""
-    # 이경진, or a given and a family name (넬슨 만델라).
-    if _is_person(name[0], name[1] if len(name) == 2 else _END):
-        return question[name[0].start : name[-1].end]
-    return ""
+    return _named_thing(question, tokens)
+
+
+def _named_thing(question: str, tokens: list[Token]) -> str:
+    """X of "X는 무엇인가?", "X는 뭐야?" or "X는 어떤 회사야?": a run of up to three nouns,
+    one of them a proper noun, as the question's topic or subject; "" for any other shape
+    ("청나라의 역법은 무엇인가?" asks about the calendar, not about 청나라)."""
+    words = [t for t in tokens if t.tag[0] not in "ES" and t.tag != "VCP"]
+    if words and words[-1].form in ("무엇", "뭐"):
+        rest = words[:-1]
+    elif len(words) >= 2 and words[-2].form in ("어떤", "무슨") and words[-1].tag == "NNG":
+        rest = words[:-2]
+    else:
+        return ""
+    if len(rest) < 2 or rest[-1].form not in ("은", "는", "이", "가", "란"):
+        return ""
+    name = rest[:-1]
+    nouns = {"NNP", "NNG", "SL"}
+    if len(name) > 3 or any(t.tag not in nouns for t in name) or all(t.tag != "NNP" for t in name):
+        return ""
+    return question[name[0].start : name[-1].end]
 
 
 # Who wrote the article: its byline answers, not a person its text names. "쓴 기자",

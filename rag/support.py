@@ -141,10 +141,20 @@ class Evidence:
         return self.vectors @ self.embedder.embed_query(text)
 
     def overlap(self, terms: set[str]) -> np.ndarray:
-        """Share of ``terms`` found in each sentence."""
+        """Share of ``terms`` found in each sentence: as one of its morphemes, or (a Korean
+        word of two letters or more) in its text with the spaces taken out, since Korean
+        spacing varies and Kiwi cuts a compound by it ("아시아나항공" in "아시아나 항공을").
+        On every third KorQuAD 1.0 dev question, the gold span in the answer's first sentence
+        went 0.828 -> 0.830 (tuning half) and 0.827 -> 0.835 (held out)."""
         if not terms:
             return np.zeros(len(self.sentences), dtype=np.float32)
-        return np.array([len(terms & t) / len(terms) for t in self.terms], dtype=np.float32)
+        korean = [t for t in terms if len(t) >= 2 and _HANGUL.search(t)]
+        shares = []
+        for s, said in zip(self.sentences, self.terms, strict=True):
+            plain = "".join(s.text.split())
+            found = len(terms & said) + sum(t not in said and t in plain for t in korean)
+            shares.append(found / len(terms))
+        return np.array(shares, dtype=np.float32)
 
     def with_judge(self, judge: JudgeFn | None) -> Evidence:
         """This evidence (sentences, vectors and analyses shared) with ``judge`` set."""

@@ -17,7 +17,7 @@ import pytest
 from rag import Index
 from rag.answerable import _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
-from rag.kinds import answer_kind, holds_kind
+from rag.kinds import answer_kind, asks_identity, holds_kind
 from rag.korean import Token, tagged
 from rag.names import latin_names, months
 from rag.output import print_sources, quoted_snippet
@@ -389,6 +389,23 @@ def test_who_is_a_named_person_is_answered_with_what_is_said_of_them(question: s
     # Who holds a role, or a person named with a relation, is still a name.
     assert answer_kind("김도윤의 후임은 누구인가?") == "person"
     assert answer_kind("Who is the CEO of Hanbit Marine?") == "person"
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["카카오페이는 어떤 회사야?", "카카오페이는 무엇인가?", "What kind of company is Kakao Pay?"],
+)
+def test_what_a_named_thing_is_is_answered_with_what_is_said_of_it(question: str) -> None:
+    # "아시아나항공은 어떤 회사야?" opened with a sentence calling another company a 회사.
+    fintech = "토스는 2015년 출범한 핀테크 회사로 간편송금 서비스를 운영하는 회사다."
+    pay = "카카오페이는 국내 1위 간편결제 업체다."
+    evidence = Evidence(FakeEmbedder(), (fintech, pay))
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
+    assert chosen[0].text == pay
+    # What something of it is, or what a clause says, is asked as before.
+    assert not asks_identity("청나라의 역법은 무엇인가?")
+    assert not asks_identity("카카오페이가 출시한 서비스는 무엇인가?")
+    assert not asks_identity("What is Kakao Pay's revenue?")
 
 
 def test_a_sentence_calling_the_person_by_surname_and_title_names_them() -> None:

@@ -201,13 +201,13 @@ class ExtractiveGenerator(Generator):
         """The best sentence holding the kind of answer asked for, if one scores close to
         the best, and any other holding one within MARGIN of it (two close candidates are
         both shown, best first); empty when the question asks for no particular kind. For
-        "who is X?" (`asks_identity`) the kind is a sentence naming X."""
+        "who is X?" or "what is X?" (`asks_identity`) the kind is a sentence naming X."""
         kind = answer_kind(question)
-        person = asks_identity(question)
-        if kind == "other" and not person:
+        subject = asks_identity(question)
+        if kind == "other" and not subject:
             return []
-        # Any sentence naming the person asked about may say who they are; only those do.
-        margin = np.inf if person else KIND_MARGIN
+        # Any sentence naming what is asked about may say what it is; only those do.
+        margin = np.inf if subject else KIND_MARGIN
         close = [
             i for i in order if np.isfinite(scores[i]) and scores[i] >= scores[order[0]] - margin
         ]
@@ -220,8 +220,8 @@ class ExtractiveGenerator(Generator):
             # An English question's names, written in Hangul (이세돌 for Lee Sedol), are
             # not its answer either.
             matched, given, _ = match_names(names, tokens, sentences[i].text)
-            if person:  # "who is X?": a sentence saying something of X
-                if matched or "".join(person.split()) in "".join(sentences[i].text.split()):
+            if subject:  # "who/what is X?": a sentence saying something of X
+                if matched or "".join(subject.split()) in "".join(sentences[i].text.split()):
                     holding.append(i)
             elif holds_kind(kind, tokens, plain + "".join(given), measure):
                 holding.append(i)
