@@ -823,3 +823,12 @@ def test_a_particle_kiwi_reads_into_a_name_is_split_off_where_the_passages_write
     assert [t.form for t in _unglued(tokens, None, written)][5:7] == ["송요찬", "이"]
     # A name that ends in 이 is never written without it: it stays whole.
     assert _unglued(tokens, None, "송요찬이밝혔다송요찬이") == tokens
+
+
+def test_a_question_word_counts_where_a_sentence_spaces_it() -> None:
+    # Kiwi cuts "아시아나 항공" in two, so 아시아나항공 was in none of the Asiana sentences, and
+    # "아시아나항공은 어떤 회사야?" was answered with a Kakao sentence holding 회사.
+    evidence = Evidence(FakeEmbedder(), ("아시아나 항공 여객기가 착륙 도중 사고를 냈다.",))
+    assert list(evidence.overlap({"아시아나항공", "사고"})) == [1.0]
+    # A one-letter word counts only as a word of its own (하 is in 하고 and 하늘).
+    assert list(evidence.overlap({"착", "사고"})) == [0.5]
