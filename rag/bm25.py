@@ -38,17 +38,21 @@ is, and the next write converts it to one segment (a full build, once).
 from __future__ import annotations
 
 import array
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from . import diskio
 from .errors import IndexCorrupt
+
+if TYPE_CHECKING:
+    from .names import Spellings
 
 try:  # as bm25s reads its vocabulary: orjson when installed (faster on a big one)
     from orjson import loads as _json_loads
@@ -73,6 +77,10 @@ class Lexical(Protocol):
 
     def scores(self, terms: list[str]) -> np.ndarray:
         """The BM25 score of every row for ``terms`` (each counted as often as given)."""
+
+    @property
+    def spellings(self) -> Spellings:
+        """The vocabulary's Hangul words by phonetic key (`rag.names.Spellings`)."""
 
 
 @dataclass
@@ -159,6 +167,12 @@ class Segments:
     def frequency(self, term: str) -> int:
         return sum(len(s.column(term, self.path)[0]) for s in self.segments)
 
+    @functools.cached_property
+    def spellings(self) -> Spellings:
+        from .names import Spellings  # only an English query with a name needs it
+
+        return Spellings(t for s in self.segments for t in s.postings.terms)
+
     def scores(self, terms: list[str]) -> np.ndarray:
         scores = np.zeros(self.num_docs, dtype=np.float32)
         for term in terms:
@@ -197,6 +211,12 @@ class Legacy:
 
     def scores(self, terms: list[str]) -> np.ndarray:
         return np.asarray(self.retriever.get_scores(terms))
+
+    @functools.cached_property
+    def spellings(self) -> Spellings:
+        from .names import Spellings
+
+        return Spellings(self.retriever.vocab_dict)
 
 
 # -- reading -------------------------------------------------------------------------------

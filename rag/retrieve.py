@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import numbers
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -13,9 +13,11 @@ from .bm25 import Lexical
 from .db import ChunkRecord, DocRecord
 from .errors import InvalidOption
 from .korean import analyzed_aside, genitive_stem, query_morphemes
+from .names import spelt_names
 from .records import Hit
 from .sanitize import check_query
 from .store import Snapshot
+from .support import language
 
 
 def search(
@@ -51,7 +53,9 @@ def search(
     if fusion != "bm25" and dense_first:
         dense = dense_scores(snap, embed_query(query), n, keep)
     if fusion != "dense":
-        lexical, coverage = bm25_scores(snap.bm25, query_morphemes(query), n, keep)
+        terms = query_morphemes(query)
+        spelt = english_names(snap.bm25, query)
+        lexical, coverage = bm25_scores(snap.bm25, terms, n, keep, spelt)
     if fusion != "bm25" and not dense_first:
         dense = dense_scores(snap, embed_query(query), n, keep)
     ranked = fuse(dense, lexical, fusion, bm25_weight, coverage)[:k]
@@ -126,20 +130,37 @@ def dense_scores(
     )
 
 
+def english_names(bm25: Lexical | None, query: str) -> list[tuple[list[str], str]]:
+    """An English query's names as the corpus spells them in Hangul (`rag.names.spelt_names`);
+    none for a Korean query."""
+    if bm25 is None or language(query) != "en":
+        return []
+    return spelt_names(query, bm25.spellings, bm25.frequency)
+
+
 def bm25_scores(
-    bm25: Lexical | None, terms: list[str], n: int, mask: np.ndarray | None
+    bm25: Lexical | None,
+    terms: list[str],
+    n: int,
+    mask: np.ndarray | None,
+    spelt: Sequence[tuple[list[str], str]] = (),
 ) -> tuple[dict[int, float], float]:
     """Top-``n`` rows by BM25 among ``mask``, and the query's coverage.
 
     Coverage is the share of query terms that occur in the corpus at all. A question in
     English over Korean articles has almost none, and its few matches (a Latin acronym, a
     number) are noise; fusion scales the BM25 weight by coverage so dense search carries it.
+    Its names are the exception: ``spelt`` pairs a name's words with the Hangul word the
+    corpus spells it with (`english_names`); that word is searched, and the name's words
+    count as known.
     """
     if bm25 is None or not terms:
         return {}, 0.0
     terms = [genitive_stem(t, bm25.frequency) for t in terms]
+    named = {w for words, _ in spelt for w in words}
     known = [t for t in terms if bm25.frequency(t)]
-    coverage = len(known) / len(terms)
+    coverage = sum(t in named or bool(bm25.frequency(t)) for t in terms) / len(terms)
+    known += [word for _, word in spelt]
     if not known:
         return {}, 0.0
     scores = bm25.scores(known)

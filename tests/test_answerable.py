@@ -244,6 +244,23 @@ def test_person_beside_a_lookalike_is_not_the_answer(question: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("question", "answerable"),
+    [
+        # 삼성전자 is Samsung's, as 카카오엔터프라이즈 is 카카오's to a Korean question.
+        ("When did Samsung chairman Lee Kun-hee die?", True),
+        ("삼성 이건희 회장은 언제 별세했나?", True),
+        # A name that opens like the window's and goes on otherwise is another company's.
+        ("When did Samsung Biologics chairman Lee Kun-hee die?", False),
+    ],
+)
+def test_a_group_named_by_its_member_company_is_no_lookalike(
+    question: str, answerable: bool
+) -> None:
+    died = "삼성전자의 이건희 회장이 2020년 10월 25일 별세했다. 사인은 급성심근경색이다."
+    assert decide(question, [hit(died, dense=0.82)]).answerable == answerable
+
+
+@pytest.mark.parametrize(
     ("question", "expected"),
     [
         ("한빛마린의 신임 대표이사는 누구인가?", True),

@@ -17,6 +17,7 @@ import pytest
 
 from rag import Index, bm25, manifest, store
 from rag.errors import IndexCorrupt
+from rag.names import Spellings, phonetic, romanize, spelt_names
 
 PARAMS = {"k1": 1.5, "b": 0.75, "method": "lucene"}
 # A small vocabulary with a skewed frequency: common terms, rare ones, repeats within a chunk.
@@ -293,3 +294,36 @@ def test_a_name_kiwi_reads_the_genitive_into_is_searched_as_the_name(tmp_path: P
     index.add([path])
     hits = index.search("플리토의 3분기 매출은?", fusion="bm25")
     assert hits[0].doc_id == "flitto"
+
+
+def test_an_english_query_searches_its_names_as_the_articles_spell_them(tmp_path: Path) -> None:
+    # "Lee Gwang-jae" shares no word with articles writing 이광재, and the dense model reads a
+    # romanised Korean name poorly: English questions about Korean people found no article.
+    path = tmp_path / "a.jsonl"
+    records = [
+        {"id": "lee", "text": "대법원은 이광재 지사에게 징역형을 확정했다. 그는 지사직을 잃었다."},
+        {"id": "ryu", "text": "류경수 의원은 오늘 기자회견을 열었다. 그는 예산안에 반대했다."},
+        {"id": "port", "text": "연평도 주민들이 대피했다. 포격으로 해병대원이 숨졌다."},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records), encoding="utf-8")
+    index = Index.create(embedder="fake")
+    index.add([path])
+    for query, doc in [
+        ("Why did Lee Gwang-jae lose his post?", "lee"),  # 류경수 has the same key
+        ("What happened on Yeonpyeong?", "port"),  # 연평도: a place by its kind (도)
+    ]:
+        assert index.search(query, k=1, fusion="bm25")[0].doc_id == doc
+    # In the default fusion the name's words count as words the corpus knows: a query of
+    # a name alone weighs BM25 fully (the fake embedder's dense ranking is arbitrary).
+    assert index.search("Lee Gwang-jae", k=1)[0].doc_id == "lee"
+    # A Korean query is searched as it is; a short name alone ("Kim") matches nothing.
+    spellings = Spellings(["김", "김치", "이광재"])
+    assert spellings.of("Kim", lambda word: 1) == ""
+    assert spelt_names("Who is Kim?", spellings, lambda word: 1) == []
+
+
+def test_the_vocabulary_keys_are_each_words_key() -> None:
+    words = ["이광재", "카카오브레인", "엘리자베스", "플리토", "뉘르부르크링", "서울시"]
+    spellings = Spellings(words)
+    for word, form, key in zip(spellings.words, spellings.forms, spellings.keys, strict=True):
+        assert key == phonetic(romanize(form)) and form in word

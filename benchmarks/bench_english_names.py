@@ -1,0 +1,133 @@
+"""English queries naming a Korean person, over the Korean Wikinews articles: retrieval.
+
+A reporter asks "What happened to Lee Gwang-jae?" of Korean articles that write 이광재. The
+dense model reads a romanised Korean name poorly, and BM25 has no Latin word to match; the
+index's own words spelt like the name (`rag.names.Spellings`) give BM25 the Hangul one.
+
+The queries (`evals/english_names.jsonl`, made with ``--generate``): each person Kiwi tags
+in the opening of a Wikinews article (a three-syllable proper noun with a common surname)
+that 1 to 5 articles name and at least one names with a title (의원, 대통령, 씨, ...),
+romanised the way English news writes Korean names: the family name as commonly spelt (Lee,
+Park, Choi), the given name in Revised Romanization, hyphenated ("Lee Gwang-jae"; needs
+``pip install korean-romanizer``). Each person is asked in two of four forms (the bare name,
+"Who is …?", "What happened to …?", "What did … say?"); the gold documents are the
+articles that write the name. People alternate between the tuning and the held-out split,
+by name.
+
+    python benchmarks/bench_english_names.py --index /tmp/rag-bench-wikinews  # builds it
+    python benchmarks/bench_english_names.py --generate                       # the queries
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+from rag import Index, config, retrieve
+from rag.kinds import korean_name
+from rag.korean import tagged
+from rag.metrics import doc_ranking, retrieval_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+WIKINEWS = Path("/work/shared/data/kowikinews/articles.jsonl")
+OUT = ROOT / "evals" / "english_names.jsonl"
+FORMS = ("{}", "Who is {}?", "What happened to {}?", "What did {} say?")
+# Family names as English news spells them (Revised Romanization would write I, Bak, Gim).
+FAMILY = dict(
+    pair.split(":")
+    for pair in (
+        "강:Kang 고:Ko 곽:Kwak 구:Koo 권:Kwon 김:Kim 나:Na 남:Nam 노:Roh 도:Do 류:Ryu 문:Moon "
+        "민:Min 박:Park 배:Bae 백:Baek 서:Seo 성:Sung 손:Son 송:Song 신:Shin 심:Shim 안:Ahn "
+        "양:Yang 엄:Eom 오:Oh 우:Woo 원:Won 유:Yoo 윤:Yoon 이:Lee 임:Lim 장:Jang 전:Jeon "
+        "정:Jung 조:Cho 주:Joo 지:Ji 진:Jin 차:Cha 채:Chae 천:Cheon 최:Choi 표:Pyo 하:Ha "
+        "한:Han 허:Heo 현:Hyun 홍:Hong 황:Hwang"
+    ).split()
+)
+TITLES = (
+    "씨|대통령|의원|장관|총리|대표|회장|부회장|위원장|선수|시장|지사|감독|교수|후보|판사|검사|"
+    "변호사|대변인|원내대표|최고위원|위원|총장|사장|작가|목사|신부|이사장|열사|장군"
+)
+OPENING = 600  # characters of an article's text searched for its people
+
+
+def generate(data: Path, out: Path) -> int:
+    from korean_romanizer.romanizer import Romanizer
+
+    rows = [json.loads(line) for line in data.open(encoding="utf-8")]
+    texts = {r["id"]: f"{r['title']} {r['text']}" for r in rows}
+    openings = tagged([f"{r['title']} {r['text'][:OPENING]}" for r in rows])
+    found = {t.form for tokens in openings for t in tokens if t.tag == "NNP"}
+    people = {}
+    for name in sorted(n for n in found if korean_name(n) and n[0] in FAMILY):
+        docs = [i for i, text in texts.items() if name in text]
+        titled = re.compile(rf"{name}\s?[가-힣]{{0,6}}?(?:{TITLES})(?![가-힣])")
+        if 1 <= len(docs) <= 5 and any(titled.search(texts[i]) for i in docs):
+            people[name] = docs
+    items = []
+    for i, (name, docs) in enumerate(sorted(people.items())):
+        given = "-".join(Romanizer(c).romanize() for c in name[1:]).capitalize()
+        english = f"{FAMILY[name[0]]} {given}"
+        for form in (FORMS[i % 4], FORMS[(i + 2) % 4]):
+            items.append(
+                {
+                    "query": form.format(english),
+                    "name": name,
+                    "docs": docs,
+                    "split": "tune" if i % 2 == 0 else "held",
+                }
+            )
+    out.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items), "utf-8")
+    return len(items)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generate", action="store_true", help=f"rebuild {OUT.name}")
+    parser.add_argument("--data", type=Path, default=WIKINEWS)
+    parser.add_argument("--index", type=Path, default=Path("/tmp/rag-bench-wikinews"))
+    parser.add_argument("--embedder", default="auto", help="for a new index")
+    args = parser.parse_args()
+    if args.generate:
+        print(f"wrote {generate(args.data, OUT)} queries to {OUT}")
+        return
+    items = [json.loads(line) for line in OUT.open(encoding="utf-8")]
+    if args.index.exists():
+        index = Index.open(args.index)
+    else:
+        index = Index.create(args.index, embedder=config.embedder_spec(args.embedder, build=True))
+        print(f"indexing {args.data} into {args.index}", file=sys.stderr, flush=True)
+        index.add([args.data])
+    without = mock.patch.object(retrieve, "english_names", lambda bm25, query: [])
+    modes = {"dense only": ({"fusion": "dense"}, None), "hybrid, no spelling": ({}, without)}
+    modes["hybrid (default)"] = ({}, None)
+    people = len({x["name"] for x in items})
+    print(f"{len(items)} queries, {people} people; a hit: an article naming them")
+    print(
+        f"{'mode':<22}{'split':<7}" + "".join(f"{c:>9}" for c in ("hit@1", "hit@5", "MRR@10", "ms"))
+    )
+    for name, (options, patch) in modes.items():
+        for split in ("tune", "held"):
+            chosen = [x for x in items if x["split"] == split]
+            started = time.perf_counter()
+            with patch or contextlib.nullcontext():
+                rankings = [
+                    doc_ranking(h.doc_id for h in index.search(x["query"], k=10, **options))
+                    for x in chosen
+                ]
+            ms = 1000 * (time.perf_counter() - started) / len(chosen)
+            gold = [set(x["docs"]) for x in chosen]
+            hits = [
+                [bool(set(r[:k]) & g) for r, g in zip(rankings, gold, strict=True)] for k in (1, 5)
+            ]
+            row = [sum(h) / len(h) for h in hits] + [retrieval_metrics(rankings, gold)["MRR@10"]]
+            print(f"{name:<22}{split:<7}" + "".join(f"{v:>9.3f}" for v in row) + f"{ms:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
