@@ -228,9 +228,9 @@ def plan(
         )
         if twin is not None:
             record = f"record {a.doc_id}: " if a.doc_id else ""
-            report.duplicates.append(
-                Skipped(path=a.path or a.key, reason=f"{record}duplicate of {twin}")
-            )
+            # A record without an id is named by its line (feed.jsonl:3), as its key does.
+            where = a.key if not a.doc_id else a.path or a.key
+            report.duplicates.append(Skipped(path=where, reason=f"{record}duplicate of {twin}"))
             continue
         if old is not None:
             doc_id = old.doc_id

@@ -115,6 +115,10 @@ def test_text_moved_away_from_a_document_being_replaced_is_kept(tmp_path: Path) 
     assert report.duplicates == []
     held = [d.text for d in index.documents() if d.path and d.path.startswith(str(feed))]
     assert sorted(held) == sorted(r["text"] for r in lines)
+    # A line repeating another is reported by its line ("feed.jsonl: duplicate of feed").
+    feed.write_text(feed.read_text() + json.dumps(lines[0], ensure_ascii=False) + "\n")
+    [duplicate] = index.add([feed]).duplicates
+    assert duplicate.path == f"{feed}:4"
 
 
 def test_jsonl_ids_are_kept_and_updated_in_place(tmp_path: Path) -> None:
