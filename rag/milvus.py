@@ -119,6 +119,12 @@ def connect(location: Location) -> Any:
         # asks for a method it lacks (AllocTimestamp, before each query iterator; pymilvus
         # then uses the client's clock).
         logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+        # ... and one whenever it cannot start; rag says why in one line.
+        logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
+        if location.lite.exists() and not location.lite.is_dir():
+            # A database of milvus-lite is a folder: a file of that name is someone else's
+            # (milvus-lite failed on it with a traceback; it never wrote to it).
+            raise RagError(f"{location.lite} is a file, not a Milvus Lite database")
     token = os.environ.get("RAG_MILVUS_TOKEN", "")
     try:
         if location.lite is not None:

@@ -255,6 +255,14 @@ def test_cli_errors(lite: str, seeds: Path, tmp_path: Path) -> None:
     assert code == 1, out
     code, out = cli("info", "--store", lite)
     assert code == 1 and out.startswith("error: no index at")
+    # A file of the database's name is someone else's (milvus-lite's is a folder): left as
+    # it is, in one line (milvus-lite logged a traceback of its own first).
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes")
+    for args in (["search", "카카오"], ["index", str(seeds)]):
+        code, out = cli(*args, "--store", f"milvus-lite:{notes}")
+        assert (code, out) == (1, f"error: {notes} is a file, not a Milvus Lite database\n")
+    assert notes.read_text() == "my notes"
 
 
 @pytest.mark.milvus
