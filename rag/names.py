@@ -147,10 +147,11 @@ def hangul_names(tokens: list[Token]) -> list[str]:
 
 class Spellings:
     """How a corpus spells English names in Hangul: the Hangul words of two syllables or
-    more of its BM25 vocabulary (`rag.bm25.Lexical.spellings`), by phonetic key. An English question over Korean articles
-    shares no word with them but its names, which the dense model reads poorly when
-    romanised: "Lee Gwang-jae" is the BM25 term 이광재, "Minbyun" 민변. Built once per opened
-    index, in one pass over the vocabulary (0.02 s for 15,000 words)."""
+    more of its BM25 vocabulary (`rag.bm25.Lexical.spellings`), by phonetic key. An English
+    question over Korean articles shares no word with them but its names, which the dense
+    model reads poorly when romanised: "Lee Gwang-jae" is the BM25 term 이광재, "Minbyun"
+    민변. Built once per opened index, in one pass over the vocabulary (0.02 s for 15,000
+    words)."""
 
     def __init__(self, vocabulary: Iterable[str]) -> None:
         words = sorted({w for w in vocabulary if _HANGUL_WORD.fullmatch(w)})
@@ -209,7 +210,7 @@ def spelt_names(
     Mobility": 카카오, 모빌리티). On English queries naming a Korean person of the Wikinews
     articles (benchmarks/bench_english_names.py) the whole name, and its words only without
     it, took an article naming them to first place for 0.53 of the tuning split's queries;
-    the whole name and each of its words for 0.44 (Lee, Kim and Park spelt as common words)."""
+    the whole name and each of its words for 0.44."""
     out = []
     for name in latin_names(question):
         words = [w.lower() for w in re.split(r"[\s\-‐]+", name) if w]
