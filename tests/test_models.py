@@ -39,9 +39,19 @@ def test_question_finds_its_article_first(seed_index: Index, query: str, doc: st
 
 
 def test_english_question_is_carried_by_dense_search(seed_index: Index) -> None:
+    hits = seed_index.search("why are artificial intelligence companies weak in exports", k=3)
+    assert hits[0].doc_id == FLITTO
+    assert hits[0].bm25_score is None  # no English term occurs in the Korean articles
+    assert hits[0].dense_score is not None and hits[0].dense_score > 0.8
+
+
+def test_english_question_names_are_searched_as_the_articles_spell_them(
+    seed_index: Index,
+) -> None:
+    # "Kakao Enterprise" is the index's word 카카오엔터프라이즈 (`rag.names.Spellings`).
     hits = seed_index.search("why was Kakao Enterprise restructured", k=3)
     assert hits[0].doc_id == KAKAO
-    assert hits[0].bm25_score is None  # no English term occurs in the Korean articles
+    assert hits[0].bm25_score is not None and hits[0].bm25_score > 0
     assert hits[0].dense_score is not None and hits[0].dense_score > 0.8
 
 
