@@ -152,7 +152,8 @@ def articles_from_records(
     A record has a non-empty string ``text`` and optionally ``id``, ``title``, ``date``,
     ``source``, ``url`` and ``reporter``. ``text`` is cleaned like scraped text; explicit fields
     win over metadata found in it. An unparseable ``date`` is logged and left out. The key is
-    ``f"{origin}#{id}"``, or ``f"{origin}:{n}"`` (1-based position) without an id.
+    ``f"{origin}#{id}"``, or without an id ``f"{origin}:{h}"`` (``h``: a hash of the cleaned
+    text), so that a record without an id updates nothing: each text is an article.
 
     Args:
         records: Dicts, or ready ``Article`` objects (passed through unchanged).
@@ -348,6 +349,10 @@ def _record_article(
     meta.reporter = (parse_byline(reporter) or reporter) if reporter else meta.reporter
     if doc_id:
         key = f"{origin}#{doc_id}"
+    elif path is None:
+        # A record in memory without an id is its text: by its position in the call, the
+        # first record of every `Index.add` call was one article, each replacing the last.
+        key = f"{origin}:{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}"
     else:
         position = line if line is not None else item
         key = f"{origin}:{position}" if position is not None else origin

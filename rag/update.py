@@ -203,7 +203,12 @@ def plan(
         (article, doc_id) pairs to index, new or replacing an older version.
     """
     by_key = {d.key: d for d in docs.values()}
-    olds = [docs.get(a.doc_id) if a.doc_id else by_key.get(a.key) for a in articles]
+    # An article updates the document its key made: a file's, or a record's id in its file
+    # (`rag.ingest`). Not any document of the same id: a record "001" updated the document of
+    # news/001.txt, two feeds numbering their records 1, 2, 3 updated each other's (losing
+    # one feed's articles), and two such articles edited in one run updated one document
+    # twice, which failed every run after.
+    olds = [by_key.get(a.key) for a in articles]
     # A document this run gives new text no longer holds its old text, so that text, now
     # elsewhere (an article moved to archive/ and a new one written under its name; a line
     # inserted above it in a JSONL file keyed by line), is no duplicate of it: it was
@@ -217,7 +222,12 @@ def plan(
     taken = set(docs)
     plan: list[tuple[Article, str]] = []
     planned_hash: dict[str, str] = {}
+    claimed: set[str] = set()
     for a, old in zip(articles, olds, strict=True):
+        if old is not None and old.doc_id in claimed:
+            old = None  # two articles of one key (identical records in memory): one document
+        if old is not None:
+            claimed.add(old.doc_id)
         if old is not None and _same(old, a):
             report.unchanged.append(old.doc_id)
             continue
@@ -378,7 +388,11 @@ def _new_id(a: Article, taken: set[str]) -> str:
     base = a.doc_id or (Path(a.path).stem if a.path else "doc")
     if base not in taken and not a.doc_id:
         return base
-    return f"{base}-{hashlib.sha256(a.key.encode()).hexdigest()[:8]}"
+    seed, n = a.key, 0
+    while (doc_id := f"{base}-{hashlib.sha256(seed.encode()).hexdigest()[:8]}") in taken:
+        n += 1  # articles of one key (ready `Article`s): the hash alone repeats
+        seed = f"{a.key}#{n}"
+    return doc_id
 
 
 def _doc_record(a: Article, doc_id: str, n_chunks: int, now: dt.datetime) -> DocRecord:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import shutil
@@ -16,6 +17,7 @@ import pytest
 
 from rag import EmbedderMismatch, Index, IndexCorrupt, IndexNotFound, RagError, config, store
 from rag.errors import IndexLocked
+from rag.records import Article
 from tests.conftest import FLITTO, KAKAO, FakeEmbedder
 
 
@@ -119,6 +121,63 @@ def test_text_moved_away_from_a_document_being_replaced_is_kept(tmp_path: Path) 
     feed.write_text(feed.read_text() + json.dumps(lines[0], ensure_ascii=False) + "\n")
     [duplicate] = index.add([feed]).duplicates
     assert duplicate.path == f"{feed}:4"
+
+
+def test_an_id_updates_only_the_document_its_own_file_made(tmp_path: Path) -> None:
+    # A record "001" updated the document of news/001.txt; two feeds numbering their records
+    # 1, 2, 3 updated each other's documents, losing one feed's articles, and two of them
+    # edited in one run failed with a UNIQUE constraint, in every run after.
+    (tmp_path / "news").mkdir()
+    (tmp_path / "news" / "001.txt").write_text(
+        "서울시는 오늘 새 교통 정책을 발표했다. 버스 요금이 오른다."
+    )
+    index = Index.create(embedder="fake")
+    index.add([tmp_path / "news"])
+    feeds = {name: tmp_path / f"{name}.jsonl" for name in ("chosun", "hani")}
+
+    def write(edit: str = "") -> None:
+        for name, feed in feeds.items():
+            rows = [
+                {"id": i, "text": f"{name} {i}번 기사다. {edit}{name} 소식이다."} for i in (1, 2)
+            ]
+            rows.append({"id": "001", "text": f"{name} 영화제가 개막했다. 관객이 몰렸다."})
+            feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+
+    write()
+    assert len(index.add(feeds.values()).added) == 6
+    report = index.add(feeds.values())
+    assert (len(report.unchanged), report.duplicates) == (6, [])
+    write("(정정) ")
+    assert len(index.add(feeds.values()).updated) == 4
+    texts = sorted(d.text for d in index.documents())
+    assert len(texts) == 7 and any("교통 정책" in t for t in texts)
+    assert sum("(정정)" in t for t in texts) == 4
+
+
+def test_records_without_ids_added_one_call_at_a_time_are_each_kept() -> None:
+    # Keyed by their position in the call, each call's first record replaced the last.
+    index = Index.create(embedder="fake")
+    for topic in ("교통", "영화제", "반도체"):
+        index.add([{"title": topic, "text": f"{topic}에 관한 기사다. {topic} 소식이 이어졌다."}])
+    assert sorted(d.title for d in index.documents()) == ["교통", "반도체", "영화제"]
+    # The same text again is the same article.
+    report = index.add([{"title": "교통", "text": "교통에 관한 기사다. 교통 소식이 이어졌다."}])
+    assert (report.added, len(report.unchanged)) == ([], 1)
+    # Two ready articles of one key and different texts, twice: one document each, where
+    # two updates of one document failed (UNIQUE constraint) on every run.
+    texts = ["첫 기사의 본문이다. 내용이 있다.", "둘째 기사의 본문이다. 내용이 다르다."]
+    for run in ("", " 고쳤다."):
+        same_key = [
+            Article(
+                key="mine",
+                doc_id="a",
+                text=t + run,
+                content_hash=hashlib.sha256((t + run).encode()).hexdigest(),
+            )
+            for t in texts
+        ]
+        index.add(same_key)
+    assert sum(d.text.endswith("고쳤다.") for d in index.documents()) == 2
 
 
 def test_jsonl_ids_are_kept_and_updated_in_place(tmp_path: Path) -> None:

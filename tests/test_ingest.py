@@ -291,7 +291,13 @@ def test_articles_from_records() -> None:
 
     results = list(articles_from_records(records, origin="api"))
 
-    assert [r.key for r in results if isinstance(r, Article)] == ["api:1", "api#x", "k"]
+    first, *keys = [r.key for r in results if isinstance(r, Article)]
+    assert keys == ["api#x", "k"]
+    # Without an id a record is its text, wherever it stands in whichever call.
+    [again] = articles_from_records([{"title": "다른 제목", "text": GOOD}], origin="api")
+    [other] = articles_from_records([{"text": GOOD + " 덧붙인 문장이다."}], origin="api")
+    assert first.startswith("api:") and isinstance(again, Article) and again.key == first
+    assert isinstance(other, Article) and other.key != first
     assert results[3] is ready
     second = results[1]
     assert isinstance(second, Article)
