@@ -173,7 +173,9 @@ def resolve(
                 f"{given!r} names the root folder, so every document; give a doc id or a path"
             )
         by_path = under(path)
-        if by_id and by_path and by_path != by_id and Path(target).exists():
+        # Whether or not the folder is still there: once news/ is deleted, `rag remove news`
+        # (the usual clean-up) removed the document of other/news.txt instead of news/'s.
+        if by_id and by_path and by_path != by_id:
             raise RagError(
                 f"{target!r} is both a doc id and the path {path} ({len(by_path)} documents); "
                 f"give the path as ./{target} or the full path to remove those"

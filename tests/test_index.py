@@ -276,6 +276,10 @@ def test_remove_refuses_an_empty_or_ambiguous_name(
         with pytest.raises(RagError, match=message):
             index.remove(name)
     assert sorted(d.doc_id for d in index.documents()) == ["a", "news"]
+    # Also once the folder is deleted (the clean-up after it): the document "news" went.
+    shutil.rmtree("news")
+    with pytest.raises(RagError, match="both"):
+        index.remove("news")
     assert index.remove("./news") == ["a"]
     assert index.remove("news") == ["news"]  # now only the document
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 import traceback
@@ -282,6 +283,9 @@ def test_remove_refuses_an_empty_or_ambiguous_name(
     assert sorted(d.doc_id for d in index.documents()) == ["a", "news"]
     code, out = cli("remove", "", "--store", lite)
     assert (code, out) == (1, "error: an empty name matches no document; give a doc id or a path\n")
+    shutil.rmtree("news")  # and once the folder is deleted, "news" is still both
+    with pytest.raises(RagError, match="both"):
+        index.remove("news")
     assert index.remove("./news") == ["a"]
 
 
