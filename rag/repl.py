@@ -38,8 +38,40 @@ def history_file() -> tuple[Path, bool]:
     return Path(state).expanduser() / "rag" / "history", True
 
 
-def _setup_readline() -> Callable[[], None]:
-    """Enable line editing and history on a terminal; returns a function saving history.
+class _History:
+    """The chat's history on a terminal: which lines this session added, and saving them."""
+
+    def __init__(self, path: Path | None = None, ours: bool = False) -> None:
+        self.path, self.ours = path, ours
+        self.added = 0
+        self.last = ""
+
+    def note(self, line: str) -> None:
+        """Count ``line``, as readline added it to the history: a line that is not empty
+        and not the one before."""
+        if line and line != self.last:
+            self.added += 1
+        self.last = line or self.last
+
+    def save(self) -> None:
+        """Append this session's lines to the file. They are counted as they are read, not
+        from the history's length: with `history-size` set in ~/.inputrc the length stops
+        growing at that size, and no question was saved after it."""
+        if self.path is None or not self.added:
+            return
+        import readline
+
+        new = min(self.added, readline.get_current_history_length())
+        with contextlib.suppress(OSError):
+            if self.ours:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch(mode=0o600)  # readline appends only to a file that exists
+            readline.set_history_length(HISTORY_LENGTH if self.ours else -1)  # -1: no trim
+            readline.append_history_file(new, self.path)
+
+
+def _setup_readline() -> _History:
+    """Enable line editing and history on a terminal; returns the session's history.
 
     The new questions are appended to the file, never written over it: a ``$RAG_HISTORY``
     naming a user's file lost all but its last 1,000 lines (readline rewrote it whole), and
@@ -47,37 +79,27 @@ def _setup_readline() -> Callable[[], None]:
     `HISTORY_LENGTH` entries. A symlink is followed here, as readline 8.2 followed it from
     the working directory and wrote a file there."""
     if not sys.stdin.isatty():
-        return lambda: None
+        return _History()
     try:
         import readline
     except ImportError:  # e.g. Windows without pyreadline
-        return lambda: None
+        return _History()
     try:
         named, ours = history_file()
     except RagError:  # no home directory: no history
-        return lambda: None
+        return _History()
     path = Path(os.path.realpath(named))
     folder = path.parent.is_dir() or ours
     if (path.exists() and not path.is_file()) or not folder:
         what = "is not a file" if folder else "is in a folder that does not exist"
         print(f"rag: not keeping the chat history: {named} {what}", file=sys.stderr)
-        return lambda: None
+        return _History()
     with contextlib.suppress(OSError):
         readline.read_history_file(path)
-    before = readline.get_current_history_length()
-
-    def save() -> None:
-        new = readline.get_current_history_length() - before
-        if new <= 0:
-            return
-        with contextlib.suppress(OSError):
-            if ours:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)  # readline appends only to a file that exists
-            readline.set_history_length(HISTORY_LENGTH if ours else -1)  # -1: no trimming
-            readline.append_history_file(new, path)
-
-    return save
+    history = _History(path, ours)
+    length = readline.get_current_history_length()
+    history.last = (readline.get_history_item(length) or "") if length else ""
+    return history
 
 
 def run(
@@ -86,13 +108,15 @@ def run(
     show_sources: Callable[[Any], None],
 ) -> None:
     """Read questions until /quit or end of input; errors end the turn, not the session."""
-    save_history = _setup_readline()
+    history = _setup_readline()
     out = sys.stdout
     out.write("Ask about the indexed articles. /help for commands, /quit to leave.\n")
     try:
         while True:
             try:
-                line = input(PROMPT).strip()
+                line = input(PROMPT)
+                history.note(line)
+                line = line.strip()
             except EOFError:
                 out.write("\n")
                 return
@@ -107,7 +131,7 @@ def run(
                 continue
             _turn(line, session, show_answer)
     finally:
-        save_history()
+        history.save()
 
 
 def _command(line: str, session: ChatSession, show_sources: Callable[[Any], None]) -> bool:

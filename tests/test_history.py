@@ -20,10 +20,11 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def chat(*questions: str) -> None:
-    save = repl._setup_readline()
+    history = repl._setup_readline()
     for q in questions:
         readline.add_history(q)
-    save()
+        history.note(q)
+    history.save()
 
 
 def test_a_users_file_named_as_history_only_grows(
@@ -78,3 +79,24 @@ def test_a_history_that_cannot_be_kept_is_said_once(
     chat("q")
     assert capsys.readouterr().err.startswith("rag: not keeping the chat history: ")
     assert not (tmp_path / "missing").exists()
+
+
+def test_questions_are_saved_when_the_history_in_memory_is_capped(
+    terminal: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `set history-size 3` in ~/.inputrc: the history's length stopped growing at 3, the
+    # questions were counted from it, and none was saved once the file held 3 or more.
+    kept = tmp_path / "h"
+    kept.write_text("o1\no2\no3\no4\no5\n")
+    monkeypatch.setenv("RAG_HISTORY", str(kept))
+    readline.parse_and_bind("set history-size 3")  # as ~/.inputrc sets it
+    try:
+        history = repl._setup_readline()
+        for q in ("q1", "q2"):
+            readline.add_history(q)
+            history.note(q)
+        assert readline.get_current_history_length() == 3
+        history.save()
+    finally:
+        readline.parse_and_bind("set history-size -1")
+    assert kept.read_text().splitlines() == ["o1", "o2", "o3", "o4", "o5", "q1", "q2"]
