@@ -301,7 +301,7 @@ class Index(Saving, Asking):
             collect = cluster.collect if cluster else update.collect
             articles = collect(inputs, report, progress)
             plan = update.plan(self._snap.records.docs(text=False), articles, report)
-            if plan:
+            if plan or report.removed:
                 self._apply(plan, report, progress, cluster)
         report.seconds = time.perf_counter() - started
         return report

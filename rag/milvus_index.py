@@ -324,6 +324,9 @@ class MilvusIndex(Index):
             plan = _storable(update.plan(self.store.docs(), articles, report), report)
             if plan:
                 self._apply(plan, report, progress, cluster)
+            if report.removed:  # after: an interrupted add is completed by running it again
+                self.store.delete(report.removed)
+                self._written()
         report.seconds = time.perf_counter() - started
         return report
 

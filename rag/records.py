@@ -102,6 +102,9 @@ class IndexReport(BaseModel):
     unchanged: list[str] = Field(default_factory=list)
     duplicates: list[Skipped] = Field(default_factory=list)
     skipped: list[Skipped] = Field(default_factory=list)
+    #: Documents removed because their article now repeats another's text (a file edited
+    #: to equal another indexed article): their earlier text is in no input any more.
+    removed: list[str] = Field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
     seconds: float = 0.0

@@ -85,7 +85,7 @@ class Saving:
             encode = cluster.encoder(self.embedder, self._snap.manifest.embedder)
         cached = update.cached_vectors(self._snap)
         vectors = update.embed(chunks, texts, cached, self.embedder, report, progress, encode)
-        self._write({d.doc_id for d in docs}, docs, chunks, vectors, progress)
+        self._write({d.doc_id for d in docs} | set(report.removed), docs, chunks, vectors, progress)
 
     def _write(
         self,

@@ -242,7 +242,13 @@ def plan(
             record = f"record {a.doc_id}: " if a.doc_id else ""
             # A record without an id is named by its line (feed.jsonl:3), as its key does.
             where = a.key if not a.doc_id else a.path or a.key
-            report.duplicates.append(Skipped(path=where, reason=f"{record}duplicate of {twin}"))
+            reason = f"{record}duplicate of {twin}"
+            if old is not None:
+                # Its document's text is in no input now (a.txt edited to equal b.txt): it
+                # went on being found under a.txt.
+                report.removed.append(old.doc_id)
+                reason += f"; its earlier text ({old.doc_id}) is removed"
+            report.duplicates.append(Skipped(path=where, reason=reason))
             continue
         if old is not None:
             doc_id = old.doc_id

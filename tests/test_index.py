@@ -180,6 +180,27 @@ def test_records_without_ids_added_one_call_at_a_time_are_each_kept() -> None:
     assert sum(d.text.endswith("고쳤다.") for d in index.documents()) == 2
 
 
+def test_a_file_edited_to_repeat_another_article_loses_its_earlier_text(tmp_path: Path) -> None:
+    # a.txt made equal to b.txt was skipped as a duplicate of b, and its document kept the
+    # text a.txt no longer held: a search still found it under a.txt.
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "a.txt").write_text("서울시는 새 교통 정책을 발표했다. 버스 요금이 오른다.")
+    (news / "b.txt").write_text("부산에서 국제 영화제가 개막했다. 관객이 몰렸다.")
+    index = Index.create(embedder="fake")
+    index.add([news])
+    (news / "a.txt").write_bytes((news / "b.txt").read_bytes())
+    report = index.add([news])
+    assert report.removed == ["a"] and report.updated == []
+    [duplicate] = report.duplicates
+    assert duplicate.reason == "duplicate of b; its earlier text (a) is removed"
+    assert [d.doc_id for d in index.documents()] == ["b"]
+    assert all("교통" not in h.text for h in index.search("교통 정책", k=5))
+    # Edited again, it is an article of its own.
+    (news / "a.txt").write_text("대전시는 과학축제를 연다. 축제는 일주일 열린다.")
+    assert index.add([news]).added == ["a"]
+
+
 def test_jsonl_ids_are_kept_and_updated_in_place(tmp_path: Path) -> None:
     feed = tmp_path / "feed.jsonl"
     rows = _records(3, "한겨레", "2023-01-05", "반도체")

@@ -290,6 +290,22 @@ def test_remove_refuses_an_empty_or_ambiguous_name(
 
 
 @pytest.mark.milvus
+def test_a_file_edited_to_repeat_another_article_loses_its_earlier_text(
+    lite: str, tmp_path: Path
+) -> None:
+    # As for a directory (tests/test_index.py): its earlier text is no document's any more.
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "a.txt").write_text("서울시는 새 교통 정책을 발표했다. 버스 요금이 오른다.")
+    (news / "b.txt").write_text("부산에서 국제 영화제가 개막했다. 관객이 몰렸다.")
+    index = Index.create(store=lite, embedder="fake")
+    index.add([news])
+    (news / "a.txt").write_bytes((news / "b.txt").read_bytes())
+    assert index.add([news]).removed == ["a"]
+    assert [d.doc_id for d in index.documents()] == ["b"]
+
+
+@pytest.mark.milvus
 def test_an_article_milvus_cannot_hold_is_skipped_before_anything_is_deleted(
     lite: str, tmp_path: Path
 ) -> None:
