@@ -227,7 +227,7 @@ def plan(
     claimed: set[str] = set()
     for a, old in zip(articles, olds, strict=True):
         if old is not None and old.doc_id in claimed:
-            old = None  # two articles of one key (identical records in memory): one document
+            old = None  # ready `Article`s sharing a key: one updates it, the other is added
         if old is not None:
             claimed.add(old.doc_id)
         if old is not None and _same(old, a):
