@@ -196,6 +196,8 @@ def test_format_2_index_is_searched_then_converted_by_the_next_write(tmp_path: P
     assert index.info().format_version == 2 and isinstance(index._snap.bm25, bm25.Legacy)
     old = [(h.chunk_id, round(h.score, 5)) for h in index.search("카카오 사업", fusion="bm25")]
     assert old and index.document_frequencies(["카카오"])[0]["카카오"] > 0
+    # An English query's names are spelt from its vocabulary too.
+    assert index.search("What is Kakao doing?", k=1, fusion="bm25")[0].bm25_score
     _assert_terms_scored_like_fresh(index)
     index.add([_articles(tmp_path / "a.jsonl", range(2))])
     m = store.read_manifest(path)
