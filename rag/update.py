@@ -204,13 +204,12 @@ def plan(
     Returns:
         (article, doc_id) pairs to index, new or replacing an older version.
     """
-    by_key = {d.key: d for d in docs.values()}
     # An article updates the document its key made: a file's, or a record's id in its file
     # (`rag.ingest`). Not any document of the same id: a record "001" updated the document of
     # news/001.txt, two feeds numbering their records 1, 2, 3 updated each other's (losing
     # one feed's articles), and two such articles edited in one run updated one document
     # twice, which failed every run after.
-    olds = [by_key.get(a.key) for a in articles]
+    olds = _documents_of(docs, articles)
     # A document this run gives new text no longer holds its old text, so that text, now
     # elsewhere (an article moved to archive/ and a new one written under its name; a line
     # inserted above it in a JSONL file keyed by line), is no duplicate of it: it was
@@ -224,12 +223,7 @@ def plan(
     taken = set(docs)
     plan: list[tuple[Article, str]] = []
     planned_hash: dict[str, str] = {}
-    claimed: set[str] = set()
     for a, old in zip(articles, olds, strict=True):
-        if old is not None and old.doc_id in claimed:
-            old = None  # ready `Article`s sharing a key: one updates it, the other is added
-        if old is not None:
-            claimed.add(old.doc_id)
         if old is not None and _same(old, a):
             report.unchanged.append(old.doc_id)
             continue
@@ -260,6 +254,34 @@ def plan(
         planned_hash[a.content_hash] = doc_id
         plan.append((a, doc_id))
     return plan
+
+
+def _documents_of(docs: dict[str, DocRecord], articles: list[Article]) -> list[DocRecord | None]:
+    """The indexed document each article updates: one of its key's, each document to one
+    article, one of the same text first. Several documents share a key only where ready
+    `Article`s shared one; matched by key alone, they were taken for each other's
+    duplicates, and each run removed one and added it again under another id."""
+    by_key: dict[str, list[DocRecord]] = {}
+    for d in docs.values():
+        by_key.setdefault(d.key, []).append(d)
+    olds: list[DocRecord | None] = [None] * len(articles)
+    claimed: set[str] = set()
+    for same_text in (True, False):
+        for i, a in enumerate(articles):
+            if olds[i] is not None:
+                continue
+            old = next(
+                (
+                    d
+                    for d in by_key.get(a.key, ())
+                    if d.doc_id not in claimed and (d.content_hash == a.content_hash) == same_text
+                ),
+                None,
+            )
+            if old is not None:
+                olds[i] = old
+                claimed.add(old.doc_id)
+    return olds
 
 
 def prepare(

@@ -166,7 +166,7 @@ def test_records_without_ids_added_one_call_at_a_time_are_each_kept() -> None:
     # Two ready articles of one key and different texts, twice: one document each, where
     # two updates of one document failed (UNIQUE constraint) on every run.
     texts = ["첫 기사의 본문이다. 내용이 있다.", "둘째 기사의 본문이다. 내용이 다르다."]
-    for run in ("", " 고쳤다."):
+    for repeat, run in enumerate(("", "", " 고쳤다.", " 고쳤다.")):
         same_key = [
             Article(
                 key="mine",
@@ -176,7 +176,12 @@ def test_records_without_ids_added_one_call_at_a_time_are_each_kept() -> None:
             )
             for t in texts
         ]
-        index.add(same_key)
+        before = {d.doc_id for d in index.documents()}
+        report = index.add(same_key)
+        if repeat % 2:  # the same articles again change nothing (each run removed one and
+            # added it again under another id)
+            assert (len(report.unchanged), report.added, report.removed) == (2, [], [])
+            assert {d.doc_id for d in index.documents()} == before
     assert sum(d.text.endswith("고쳤다.") for d in index.documents()) == 2
 
 
