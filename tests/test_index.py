@@ -154,7 +154,7 @@ def test_an_id_updates_only_the_document_its_own_file_made(tmp_path: Path) -> No
     assert sum("(정정)" in t for t in texts) == 4
 
 
-def test_records_without_ids_added_one_call_at_a_time_are_each_kept() -> None:
+def test_records_without_ids_added_one_call_at_a_time_are_each_kept(tmp_path: Path) -> None:
     # Keyed by their position in the call, each call's first record replaced the last.
     index = Index.create(embedder="fake")
     for topic in ("교통", "영화제", "반도체"):
@@ -183,6 +183,11 @@ def test_records_without_ids_added_one_call_at_a_time_are_each_kept() -> None:
             assert (len(report.unchanged), report.added, report.removed) == (2, [], [])
             assert {d.doc_id for d in index.documents()} == before
     assert sum(d.text.endswith("고쳤다.") for d in index.documents()) == 2
+    # Ready articles given no hash are not one another's duplicates (the second was skipped).
+    report = Index.create(tmp_path / "given", embedder="fake").add(
+        [Article(key=f"k{i}", text=t, content_hash="") for i, t in enumerate(texts)]
+    )
+    assert (len(report.added), report.duplicates) == (2, [])
 
 
 def test_a_file_edited_to_repeat_another_article_loses_its_earlier_text(tmp_path: Path) -> None:
