@@ -211,9 +211,7 @@ def index_cmd(
         try:
             idx = Index.open(index, embedder=embedder)
         except IndexNotFound:
-            missing = [p for p in paths if not p.exists()]
-            if len(missing) == len(paths):  # don't leave an empty index behind a typo
-                raise RagError(f"no such file or directory: {missing[0]}") from None
+            _check_some_exist(paths)  # don't leave an empty index behind a typo
             store.check_new(index)  # before loading a model
             model = get_embedder(config.embedder_spec(embedder, build=True), **options)
             created = True
@@ -236,6 +234,22 @@ def index_cmd(
         if created and not (isinstance(e, WriteInterrupted) and e.saved):
             _undo_empty(index, existed)  # no empty index left behind
         raise
+
+
+def _check_some_exist(paths: list[Path]) -> None:
+    """Raise `RagError` when none of ``paths`` exists, naming the first and why. A name the
+    system refuses (over 255 bytes) is one that does not exist: its `OSError` stopped the
+    command before the other paths were read."""
+    problems = []
+    for p in paths:
+        try:
+            if p.exists():
+                return
+            problems.append(f"no such file or directory: {p}")
+        except OSError as e:
+            problems.append(f"{p}: {e.strerror or e}")
+    if problems:
+        raise RagError(problems[0])
 
 
 def _indexed(report: IndexReport) -> bool:
@@ -698,9 +712,7 @@ def _index_store(
     try:
         idx = Index.open(store=uri, embedder=embedder)
     except IndexNotFound:
-        missing = [p for p in paths if not p.exists()]
-        if len(missing) == len(paths):  # don't leave an empty index behind a typo
-            raise RagError(f"no such file or directory: {missing[0]}") from None
+        _check_some_exist(paths)  # don't leave an empty index behind a typo
         model = get_embedder(config.embedder_spec(embedder, build=True), **options)
         idx = Index.create(store=uri, embedder=model)
         created = True

@@ -59,10 +59,16 @@ def iter_files(paths: PathsArg) -> Iterator[Path | Skipped]:
     for given in [paths] if isinstance(paths, (str, Path)) else paths:
         path = Path(given).expanduser()
         found: Iterable[Path | Skipped]
-        if path.is_dir() and _is_index(path):  # "rag index idx": every file an error
+        try:
+            is_dir = path.is_dir()
+        except OSError as exc:  # a name the system refuses: article text passed as a path
+            # (a str of over 255 bytes) raised, and nothing else of the call was indexed
+            yield Skipped(path=str(path), reason=exc.strerror or str(exc))
+            continue
+        if is_dir and _is_index(path):  # "rag index idx": every file an error
             yield Skipped(path=str(path.resolve()), reason="a rag index, not articles")
             continue
-        if path.is_dir():
+        if is_dir:
             found = _walk(path, visited=set())
         elif path.is_file():
             if path.suffix.lower() not in SUPPORTED_SUFFIXES:

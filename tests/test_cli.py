@@ -146,8 +146,13 @@ def test_a_name_too_long_for_the_file_system_is_one_line(run) -> None:
     path (a pasted Korean title of 86 characters is over 255 bytes) ended in a traceback."""
     long = "가" * 100 + ".txt"
     run("index", "articles", "--embedder", "fake")
+    # As an input, it is skipped like any path that cannot be read, the others indexed.
+    code, out = run("index", long)
+    assert code == 1 and f"skipped {long}: File name too long\n" in out
+    assert out.endswith(f"error: {long}: File name too long\n")
+    code, out = run("index", long, "articles", "--index", "idx2", "--embedder", "fake")
+    assert code == 0 and "added 2" in out and f"skipped {long}: File name too long" in out
     for args in (
-        ("index", long),
         ("index", "articles", "--index", long),
         ("info", "--index", long),
         ("search", "카카오", "--index", long),

@@ -211,6 +211,14 @@ def test_a_file_edited_to_repeat_another_article_loses_its_earlier_text(tmp_path
     assert index.add([news]).added == ["a"]
 
 
+def test_article_text_passed_as_a_path_is_skipped_and_the_rest_indexed(seeds: Path) -> None:
+    # A str of over 255 bytes (text meant as a record) raised OSError, indexing nothing.
+    text = "카카오엔터프라이즈가 클라우드 사업에 집중한다고 밝혔다. " * 8
+    report = Index.create(embedder="fake").add([seeds, text])
+    assert sorted(report.added) == [FLITTO, KAKAO]
+    assert [s.reason for s in report.skipped] == ["File name too long"]
+
+
 def test_jsonl_ids_are_kept_and_updated_in_place(tmp_path: Path) -> None:
     feed = tmp_path / "feed.jsonl"
     rows = _records(3, "한겨레", "2023-01-05", "반도체")
