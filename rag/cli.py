@@ -387,7 +387,8 @@ def remove_cmd(
             if as_json:
                 output.print_json({"removed": removed})
             else:
-                output.console().print(f"Removed {len(removed)} document(s): {', '.join(removed)}")
+                names = output.escape(", ".join(removed))  # ids are printed, not read as markup
+                output.console().print(f"Removed {len(removed)} document(s): {names}")
 
 
 LlmOpt = Annotated[
@@ -625,26 +626,26 @@ def eval_cmd(
         for line in reports.summary_lines(result):
             out.print(output.escape(line))
         if comparison is not None:
-            out.print(f"\nCompared with {baseline}:")
+            out.print(f"\nCompared with {output.escape(str(baseline))}:")
             for line in [*baselines.comparison_table(comparison), *comparison.changes()]:
                 out.print(output.escape(line))
         if report is not None:
-            out.print(f"\nReport: {report / 'report.md'}")
+            out.print(f"\nReport: {output.escape(str(report / 'report.md'))}")
     if update_baseline and baseline is not None and not result.interrupted:
         baselines.write_baseline(baselines.make_baseline(result, previous), baseline)
-        typer.echo(f"Wrote baseline {baseline}", err=True)
+        typer.echo(safe_message(f"Wrote baseline {baseline}"), err=True)
     if comparison is not None and comparison.regressions:
         for check in comparison.regressions:
             typer.echo(check.line(), err=True)
     failed = [i for i in result.items if i.error is not None]
     for i in failed:
-        typer.echo(f"error: question {i.id}: {i.error}", err=True)
+        typer.echo(safe_message(f"error: question {i.id}: {i.error}"), err=True)
     if result.interrupted:
         where = f"written to {report / 'report.md'}" if report is not None else "printed"
         message = f"{result.scored} of {result.questions} questions; partial results {where}"
         if baseline is not None:
             message += f"; {baseline} not {'updated' if update_baseline else 'compared'}"
-        typer.echo(f"error: interrupted after {message}", err=True)
+        typer.echo(safe_message(f"error: interrupted after {message}"), err=True)
         raise typer.Exit(130)
     if failed:
         raise typer.Exit(3)

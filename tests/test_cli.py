@@ -264,3 +264,22 @@ def test_a_bad_ann_threshold_is_refused_before_an_index_is_made(
         "error: invalid RAG_ANN_THRESHOLD 'abc'; valid: a positive integer\n",
     )
     assert not (tmp_path / "idx").exists()
+
+
+def test_ids_are_printed_as_text(run, tmp_path: Path) -> None:
+    # An id "[/x]" was read as rich markup: the document was removed, then a traceback
+    # (MarkupError) said otherwise; "[photo] 서울" printed as " 서울"; an escape sequence in
+    # an id reached the terminal.
+    feed = tmp_path / "feed.jsonl"
+    ids = ["[/x]", "[photo] 서울", "a\x1b[2Jb"]
+    feed.write_text(
+        "\n".join(
+            json.dumps(
+                {"id": i, "text": f"{n}번째 기사다. 반도체 수출이 늘었다."}, ensure_ascii=False
+            )
+            for n, i in enumerate(ids)
+        )
+    )
+    assert run("index", str(feed), "--embedder", "fake")[0] == 0
+    for i, shown in zip(ids, ["[/x]", "[photo] 서울", "ab"], strict=True):
+        assert run("remove", i) == (0, f"Removed 1 document(s): {shown}\n")
