@@ -162,8 +162,8 @@ def articles_from_records(
     text), so that a record without an id updates nothing: each text is an article.
 
     Args:
-        records: Dicts, or ready ``Article`` objects (passed through, their hash and
-            metadata made as a dict's are: `_as_stored`).
+        records: Dicts, or ready ``Article`` objects (passed through with the hash of their
+            text: `_as_stored`).
         origin: Names the source in keys and ``Skipped`` reports.
 
     Yields:
@@ -178,20 +178,14 @@ def articles_from_records(
 
 
 def _as_stored(article: Article) -> Article:
-    """A ready ``Article`` with its ``content_hash`` the hash of its text and its metadata as
-    `_article` stores it: duplicates are found by the hash, and two articles given an empty
-    or wrong one were taken for one (the second skipped as a duplicate of the first); a title
-    with terminal escapes was stored as given."""
-    fields = {
-        "title": clean_field(article.title),
-        "source": clean_field(article.source, limit=100),
-        "reporter": clean_field(article.reporter, limit=100),
-        "url": clean_field(article.url, limit=2000),
-        "content_hash": hashlib.sha256(article.text.encode("utf-8")).hexdigest(),
-    }
-    if all(getattr(article, name) == value for name, value in fields.items()):
+    """A ready ``Article`` with its ``content_hash`` the hash of its text: duplicates are
+    found by the hash, and two articles given an empty or wrong one were taken for one (the
+    second skipped as a duplicate of the first). Its other fields are kept as given (what
+    prints them removes terminal escapes; ``--json`` escapes them)."""
+    digest = hashlib.sha256(article.text.encode("utf-8")).hexdigest()
+    if article.content_hash == digest:
         return article
-    return article.model_copy(update=fields)
+    return article.model_copy(update={"content_hash": digest})
 
 
 def decode_bytes(data: bytes) -> str | None:

@@ -299,13 +299,11 @@ def test_articles_from_records() -> None:
     assert first.startswith("api:") and isinstance(again, Article) and again.key == first
     assert isinstance(other, Article) and other.key != first
     # A ready article is passed through with the hash of its text ("h" took every such
-    # article for a duplicate of the first) and its metadata cleaned as a dict's is.
+    # article for a duplicate of the first).
     assert isinstance(results[3], Article) and results[3].text == ready.text
     assert results[3].content_hash == hashlib.sha256(ready.text.encode()).hexdigest()
     [same] = articles_from_records([results[3]])
     assert same is results[3]
-    [titled] = articles_from_records([ready.model_copy(update={"title": "\x1b[2J제목"})])
-    assert isinstance(titled, Article) and titled.title == "제목"
     second = results[1]
     assert isinstance(second, Article)
     assert (second.doc_id, second.path, second.reporter, second.source) == (
