@@ -52,14 +52,23 @@ def index_dir(explicit: str | Path | None = None) -> Path:
     (``RAG_INDEX='~/idx'``, ``--index=~/idx``) made a folder named ``~`` in the working
     directory, and the index was not found from any other."""
     if explicit is not None:
-        return Path(explicit).expanduser()
-    return Path(os.environ.get("RAG_INDEX") or DEFAULT_INDEX_DIR).expanduser()
+        return expand(explicit)
+    return expand(os.environ.get("RAG_INDEX") or DEFAULT_INDEX_DIR)
+
+
+def expand(path: str | Path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` made the home directory, or as it is when
+    there is no such home (``~nosuchuser/idx``, where `Path.expanduser` raises)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
 
 
 def cache_dir() -> Path:
     """Where computed results are kept: ``$RAG_CACHE_DIR``, else ``~/.cache/rag``."""
     base = os.environ.get("RAG_CACHE_DIR")
-    return Path(base).expanduser() if base else home() / ".cache" / "rag"
+    return expand(base) if base else home() / ".cache" / "rag"
 
 
 def home() -> Path:
@@ -113,7 +122,7 @@ def ann_threshold() -> int:
         InvalidOption: The variable is not a positive integer.
     """
     value = os.environ.get("RAG_ANN_THRESHOLD") or str(DEFAULT_ANN_THRESHOLD)
-    if not value.strip().isdigit() or int(value) < 1:
+    if not value.strip().isdecimal() or int(value) < 1:  # isdigit() passes "²"
         raise InvalidOption("RAG_ANN_THRESHOLD", value, ["a positive integer"])
     return int(value)
 

@@ -33,9 +33,9 @@ def history_file() -> tuple[Path, bool]:
     """``$RAG_HISTORY``, else ``$XDG_STATE_HOME/rag/history`` (``~/.local/state``); and
     whether it is that default, rag's own file."""
     if os.environ.get("RAG_HISTORY"):
-        return Path(os.environ["RAG_HISTORY"]).expanduser(), False
+        return config.expand(os.environ["RAG_HISTORY"]), False
     state = os.environ.get("XDG_STATE_HOME") or config.home() / ".local" / "state"
-    return Path(state).expanduser() / "rag" / "history", True
+    return config.expand(state) / "rag" / "history", True
 
 
 class _History:

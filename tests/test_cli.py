@@ -253,17 +253,26 @@ def test_a_tilde_the_shell_left_is_the_home_directory(
     from rag import config, repl
 
     assert config.cache_dir() == home / "cache" and repl.history_file()[0] == home / "history"
+    # "~nosuchuser": no such home, so the path as written (Path.expanduser raised).
+    monkeypatch.setenv("RAG_HISTORY", "~nosuchuser/h")
+    assert repl.history_file()[0] == Path("~nosuchuser/h")
+    assert run("info", "--index", "~nosuchuser/idx") == (
+        1,
+        "error: no index at ~nosuchuser/idx "
+        "(create one with: rag index PATH --index ~nosuchuser/idx)\n",
+    )
 
 
 def test_a_bad_ann_threshold_is_refused_before_an_index_is_made(
     run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RAG_ANN_THRESHOLD", "abc")
-    assert run("index", "articles", "--embedder", "fake") == (
-        1,
-        "error: invalid RAG_ANN_THRESHOLD 'abc'; valid: a positive integer\n",
-    )
-    assert not (tmp_path / "idx").exists()
+    for value in ("abc", "²"):  # "²" passed str.isdigit() and failed in int()
+        monkeypatch.setenv("RAG_ANN_THRESHOLD", value)
+        assert run("index", "articles", "--embedder", "fake") == (
+            1,
+            f"error: invalid RAG_ANN_THRESHOLD '{value}'; valid: a positive integer\n",
+        )
+        assert not (tmp_path / "idx").exists()
 
 
 def test_ids_are_printed_as_text(run, tmp_path: Path) -> None:
