@@ -182,7 +182,7 @@ def _as_stored(article: Article) -> Article:
     found by the hash, and two articles given an empty or wrong one were taken for one (the
     second skipped as a duplicate of the first). Its other fields are kept as given (what
     prints them removes terminal escapes; ``--json`` escapes them)."""
-    digest = hashlib.sha256(article.text.encode("utf-8")).hexdigest()
+    digest = content_hash(article.text)
     if article.content_hash == digest:
         return article
     return article.model_copy(update={"content_hash": digest})
@@ -370,7 +370,7 @@ def _record_article(
     elif path is None:
         # A record in memory without an id is its text: by its position in the call, the
         # first record of every `Index.add` call was one article, each replacing the last.
-        key = f"{origin}:{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}"
+        key = f"{origin}:{content_hash(text)[:16]}"
     else:
         position = line if line is not None else item
         key = f"{origin}:{position}" if position is not None else origin
@@ -412,8 +412,13 @@ def _article(
         reporter=clean_field(meta.reporter, limit=100),
         url=clean_field(meta.url, limit=2000),
         text=text,
-        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        content_hash=content_hash(text),
     )
+
+
+def content_hash(text: str) -> str:
+    """SHA-256 of an article's cleaned text, hex: equal hashes are duplicate articles."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _html_article(path: Path, html: str) -> Article:

@@ -134,13 +134,7 @@ def hangul_names(tokens: list[Token]) -> list[str]:
             if any(x.tag == "NNP" for x in run[a:b])
         ):
             out.append(name)
-            # A name with a suffix of its kind (누리호 = Nuri, 부산시 = Busan), the name
-            # left at least two syllables long.
-            out.extend(
-                name.removesuffix(s)
-                for s in _KIND_SUFFIXES
-                if len(name) > len(s) + 1 and name.endswith(s)
-            )
+            out.extend(_stems(name))
         run = [t] if t.tag in _NOUNS else []
     return list(dict.fromkeys(out))
 
@@ -157,12 +151,7 @@ class Spellings:
         words = sorted({w for w in vocabulary if _HANGUL_WORD.fullmatch(w)})
         # Each word as written, and without a suffix of its kind (연평도 is Yeonpyeong,
         # 부산시 Busan; as `hangul_names` reads them), the stem at least two syllables long.
-        pairs = [(w, w) for w in words] + [
-            (w, w.removesuffix(s))
-            for w in words
-            for s in _KIND_SUFFIXES
-            if len(w) > len(s) + 1 and w.endswith(s)
-        ]
+        pairs = [(w, w) for w in words] + [(w, stem) for w in words for stem in _stems(w)]
         self.words = [w for w, _ in pairs]
         self.forms = [form for _, form in pairs]
         self.keys = _phonetic_batch(self.forms)
@@ -228,6 +217,14 @@ def _phonetic_batch(words: list[str]) -> list[str]:
     for pattern, replacement in _SOUNDS:
         text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
     return text.split("\n") if words else []
+
+
+def _stems(name: str) -> list[str]:
+    """``name`` without a suffix of its kind (누리호 = Nuri, 부산시 = Busan), the name left at
+    least two syllables long."""
+    return [
+        name.removesuffix(s) for s in _KIND_SUFFIXES if len(name) > len(s) + 1 and name.endswith(s)
+    ]
 
 
 def name_similarity(latin: str, hangul: str) -> float:

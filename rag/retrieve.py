@@ -158,8 +158,9 @@ def bm25_scores(
         return {}, 0.0
     terms = [genitive_stem(t, bm25.frequency) for t in terms]
     named = {w for words, _ in spelt for w in words}
-    known = [t for t in terms if bm25.frequency(t)]
-    coverage = sum(t in named or bool(bm25.frequency(t)) for t in terms) / len(terms)
+    held = {t: bool(bm25.frequency(t)) for t in set(terms)}  # each term's column read once
+    known = [t for t in terms if held[t]]
+    coverage = sum(held[t] or t in named for t in terms) / len(terms)
     known += [word for _, word in spelt]
     if not known:
         return {}, 0.0
