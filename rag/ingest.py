@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.clean import ScrapedMeta, clean_html, clean_scraped, parse_byline, parse_datetime
+from rag.config import expand
 from rag.errors import IngestError
 from rag.manifest import MANIFEST
 from rag.records import Article, Skipped
@@ -57,7 +58,7 @@ def iter_files(paths: PathsArg) -> Iterator[Path | Skipped]:
     """
     seen: set[Path] = set()
     for given in [paths] if isinstance(paths, (str, Path)) else paths:
-        path = Path(given).expanduser()
+        path = expand(given)
         found: Iterable[Path | Skipped]
         try:
             is_dir = path.is_dir()

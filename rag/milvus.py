@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .db import ChunkRecord, DocRecord
 from .errors import BackendUnavailable, IndexCorrupt, InvalidOption, RagError
 from .milvus_schema import (
@@ -83,7 +84,7 @@ def parse(uri: str) -> Location:
         path = base.removeprefix("milvus-lite:")
         if not path.endswith(".db") or path == ".db":
             raise InvalidOption("store", uri, VALID)
-        file = Path(path).expanduser().absolute()
+        file = config.expand(path).absolute()
         return Location(uri, str(file), COLLECTION, dense_index, file)
     match = _SERVER.fullmatch(base)
     name = (match["name"] or COLLECTION) if match else ""

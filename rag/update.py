@@ -167,7 +167,7 @@ def resolve(
             raise RagError("an empty name matches no document; give a doc id or a path")
         target = printable(given)  # stored paths have undecodable bytes escaped
         by_id = [target] if is_doc(target) else []
-        path = printable(str(Path(target).expanduser().resolve()))
+        path = printable(str(config.expand(target).resolve()))
         if Path(path).parent == Path(path):  # `rag remove "$DIR/"` with the variable unset
             raise RagError(
                 f"{given!r} names the root folder, so every document; give a doc id or a path"

@@ -256,6 +256,14 @@ def test_a_tilde_the_shell_left_is_the_home_directory(
     # "~nosuchuser": no such home, so the path as written (Path.expanduser raised).
     monkeypatch.setenv("RAG_HISTORY", "~nosuchuser/h")
     assert repl.history_file()[0] == Path("~nosuchuser/h")
+    from rag.model import default_model_dir
+
+    monkeypatch.setenv("RAG_MODEL_DIR", "~nosuchuser/m")  # every path rag reads, alike
+    assert default_model_dir() == Path("~nosuchuser/m")
+    assert run("remove", "~nosuchuser/x", "--index", "~/idx") == (
+        1,
+        "error: no indexed document matches '~nosuchuser/x'\n",
+    )
     assert run("info", "--index", "~nosuchuser/idx") == (
         1,
         "error: no index at ~nosuchuser/idx "

@@ -15,12 +15,12 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from .. import tokenizer
+from ..config import expand
 from ..embed import Embedder, file_stamps
 from ..errors import BackendUnavailable, InvalidOption
 from ..graph import ONNX_FP32, ONNX_INT8
@@ -71,7 +71,7 @@ class OnnxEmbedder(Embedder):
             ) from e
         name = "onnx-int8" if int8 else "onnx"
         self.batch_independent = not int8  # the int8 graph scales activations per batch
-        directory = Path(path).expanduser().resolve() if path else default_model_dir()
+        directory = expand(path).resolve() if path else default_model_dir()
         self.spec = f"{name}:{directory}" if path else name
         self.path = directory
         graph = directory / (ONNX_INT8 if int8 else ONNX_FP32)

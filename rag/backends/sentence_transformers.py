@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import config
 from ..embed import Embedder
 from ..errors import BackendUnavailable
 
@@ -36,7 +37,7 @@ class SentenceTransformerEmbedder(Embedder):
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
             raise BackendUnavailable(f"sentence-transformers is not installed: {INSTALL}") from e
-        local = Path(model).expanduser()
+        local = config.expand(model)
         source = str(local.resolve()) if local.exists() else model
         try:
             from transformers.utils import logging as hf_logging
