@@ -17,6 +17,10 @@ split (``--tune`` sweeps the gate's weights there), the second half is reported.
 
     python benchmarks/bench_answerability.py --index /work/cache/kq   # 300 held-out questions
     python benchmarks/bench_answerability.py --tune --questions 300   # sweep on the tuning half
+    python benchmarks/bench_answerability.py --index "$(mktemp -d)" --gate   # CI's gate
+
+``--gate`` compares the 300 held-out questions' numbers with evals/benchmark_gates.json and
+exits 1 on a regression (benchmarks/gate.py); ``--update-gate`` records them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gate
 from bench_korquad import DATA, load
 
 from rag import Index, answerable
@@ -119,6 +124,19 @@ def metrics(results: list[dict]) -> dict[str, Any]:
     }
 
 
+# metric: (tolerance, better, why) for --gate; one question moves a rate by 1/230 or 1/300.
+GATED = {
+    "refusal_accuracy": (
+        0.01,
+        "higher",
+        "one of the 230 removed cases is 0.0043; two may flip between CPUs",
+    ),
+    "false_refusals": (0.01, "lower", "one of 300 questions is 0.0033; a CPU moved it by one"),
+    "span_hit": (0.01, "higher", "one of 300 questions is 0.0033"),
+    "gold_in_top_k": (0.007, "higher", "one of 300 questions is 0.0033"),
+}
+
+
 def _share(values: list[bool]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
 
@@ -172,7 +190,11 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="Sweep on the tuning half instead.")
     parser.add_argument("--show", type=int, default=5, help="Spot-checks printed per kind.")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--gate", action="store_true", help="Exit 1 on a regression.")
+    parser.add_argument("--update-gate", action="store_true", help="Record this run's numbers.")
     args = parser.parse_args()
+    if (args.gate or args.update_gate) and (args.tune or args.questions != 300):
+        parser.error("--gate and --update-gate take the 300 held-out questions")
 
     records, _ = load(args.data)
     tuning, held_out = questions(args.data)
@@ -214,9 +236,14 @@ def main() -> None:
     )
     if args.json or args.tune:
         print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
-        return
-    for key, value in result.items():
-        print(f"{key:<40} {value}")
+    else:
+        for key, value in result.items():
+            print(f"{key:<40} {value}")
+    settings = {**result["settings"], "questions": args.questions, "embedder": args.embedder}
+    if args.update_gate:
+        gate.update("answerability", result, settings, GATED)
+    elif args.gate:
+        sys.exit(gate.check("answerability", result, settings))
 
 
 def _spot_checks(results: list[dict], show: int) -> None:

@@ -15,6 +15,11 @@ the hand-written English claims are reported on their own.
     python benchmarks/bench_claims.py --generate      # rebuild evals/claims.jsonl (seed 11)
     python benchmarks/bench_claims.py                 # score it (embedder: auto)
     python benchmarks/bench_claims.py --errors 20     # and show 20 wrong verdicts
+    python benchmarks/bench_claims.py --gate          # CI's gate (evals/benchmark_gates.json)
+
+``--gate`` compares each split's share of true claims verified and of altered claims rejected
+with the recorded ones and exits 1 on a regression (benchmarks/gate.py); ``--update-gate``
+records them.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import gate
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "examples" / "articles"
 WIKINEWS = Path("/work/shared/data/kowikinews/articles.jsonl")
@@ -41,6 +48,8 @@ SEED = 11
 ARTICLES = 200  # Wikinews articles sampled
 PER_ARTICLE = 2  # source sentences per article
 PASSAGE_CHARS = 600
+
+SPLITS = ("tune", "held", "seed", "english")  # the gated ones (--gate)
 
 # Hand-written English renderings of seed-article sentences, true and altered; "source"
 # is a Korean snippet that finds the passage.
@@ -369,6 +378,7 @@ def score(records: list[dict], embedder_spec: str, errors: int) -> dict:
             f"{v.reason} {v.score:.2f}: {r['claim']}",
             file=sys.stderr,
         )
+    summary["embedder"] = embedder.spec
     summary["seconds_per_claim"] = round(seconds / max(1, len(records)), 4)
     summary["judge"] = {
         "share_of_claims_asked": round(len(judged) / max(1, len(records)), 3),
@@ -378,6 +388,20 @@ def score(records: list[dict], embedder_spec: str, errors: int) -> dict:
         ),
     }
     return summary
+
+
+def gated(summary: dict) -> dict[str, tuple[float, str, str]]:
+    """Each split's verified share of true claims and rejected share of altered ones, with a
+    tolerance of two claims (one in the small splits): a CPU may flip a verdict that sits at
+    a threshold."""
+    out = {}
+    for split in SPLITS:
+        for kind in ("true", "altered"):
+            n = summary[split][kind]["n"]
+            claims = 2 if n > 100 else 1
+            why = f"{claims} of its {n} {kind} claims is {claims / n:.4f}"
+            out[f"{split}_{kind}"] = (round(claims / n + 0.0005, 3), "higher", why)
+    return out
 
 
 def write(path: Path, records: list[dict]) -> None:
@@ -410,6 +434,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=OUT)
     parser.add_argument("--embedder", default="auto")
     parser.add_argument("--errors", type=int, default=0, help="print this many wrong verdicts")
+    parser.add_argument("--gate", action="store_true", help="exit 1 on a regression")
+    parser.add_argument("--update-gate", action="store_true", help="record this run's numbers")
     args = parser.parse_args()
     if args.generate:
         records = generate(random.Random(SEED))
@@ -417,7 +443,19 @@ def main() -> None:
         counts = Counter((r["split"], r["true"]) for r in records)
         print(f"wrote {len(records)} claims to {args.data}: {dict(counts)}", file=sys.stderr)
     records = read(args.data)
-    print(json.dumps(score(records, args.embedder, args.errors), ensure_ascii=False, indent=1))
+    summary = score(records, args.embedder, args.errors)
+    print(json.dumps(summary, ensure_ascii=False, indent=1))
+    if args.gate or args.update_gate:
+        now = {
+            f"{split}_{kind}": summary[split][kind]["correct"]
+            for split in SPLITS
+            for kind in ("true", "altered")
+        }
+        settings = {"claims": len(records), "embedder": summary["embedder"]}
+        if args.update_gate:
+            gate.update("claims", now, settings, gated(summary))
+        else:
+            sys.exit(gate.check("claims", now, settings))
 
 
 if __name__ == "__main__":

@@ -146,7 +146,9 @@ def check_gold(baseline: Baseline, digest: str, path: str | Path) -> None:
         )
 
 
-def _verdict(gate: Gate, now: float | None) -> Verdict:
+def verdict(gate: Gate, now: float | None) -> Verdict:
+    """``now`` against ``gate``: a move the wrong way beyond the tolerance, or no value at
+    all, is a regression (also the benchmark gates', benchmarks/gate.py)."""
     if gate.value is None:
         return "not gated"
     if now is None:
@@ -181,7 +183,7 @@ def compare(result: EvalResult, baseline: Baseline) -> Comparison:
         now = None if value is None else round(value, 4)
         fields = gate.model_dump(exclude={"value", "why"})
         checks.append(
-            Check(metric=name, baseline=gate.value, now=now, verdict=_verdict(gate, now), **fields)
+            Check(metric=name, baseline=gate.value, now=now, verdict=verdict(gate, now), **fields)
         )
     passed = {i.id for i in result.items if i.passed}
     ids = [i.id for i in result.items]

@@ -736,3 +736,58 @@ def test_a_degraded_configuration_trips_the_seed_baseline(seed_index: Path) -> N
     assert result.exit_code == 1
     regressed = [line.split()[0] for line in result.stderr.splitlines() if "regressed" in line]
     assert "fact_coverage" in regressed, result.output
+
+
+def test_benchmark_gate_fails_a_regression_beyond_its_tolerance_and_keeps_edited_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # benchmarks/gate.py: CI runs the answerability and claim benchmarks with --gate.
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import gate
+
+    path = tmp_path / "gates.json"
+    gates = {
+        "refusal_accuracy": (0.01, "higher", "one of 230"),
+        "false_refusals": (0.01, "lower", "one of 300"),
+    }
+    settings = {"k": 5}
+    assert gate.check("answerability", {"refusal_accuracy": 0.8}, settings, path) == 1
+    assert "records no 'answerability'" in capsys.readouterr().err
+
+    gate.update(
+        "answerability", {"refusal_accuracy": 0.82, "false_refusals": 0.06}, settings, gates, path
+    )
+    assert (
+        gate.check(
+            "answerability", {"refusal_accuracy": 0.811, "false_refusals": 0.069}, settings, path
+        )
+        == 0
+    )
+    assert (
+        gate.check(
+            "answerability", {"refusal_accuracy": 0.82, "false_refusals": 0.071}, settings, path
+        )
+        == 1
+    )
+    assert "false_refusals regressed: 0.0600 -> 0.0710" in capsys.readouterr().err
+    # A metric the run did not produce regresses; another setting is named.
+    assert gate.check("answerability", {"refusal_accuracy": 0.82}, {"k": 10}, path) == 1
+    err = capsys.readouterr().err
+    assert "note: k is 10, recorded with 5" in err and "false_refusals regressed" in err
+
+    # A tolerance a person edited is kept when the run is recorded again; other entries stay.
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["answerability"]["metrics"]["false_refusals"]["tolerance"] = 0.02
+    data["claims"] = {"settings": {}, "created": "then", "metrics": {}}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    gate.update(
+        "answerability", {"refusal_accuracy": 0.83, "false_refusals": 0.05}, settings, gates, path
+    )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["answerability"]["metrics"]["false_refusals"] == {
+        "value": 0.05,
+        "tolerance": 0.02,
+        "better": "lower",
+        "why": "one of 300",
+    }
+    assert data["claims"]["created"] == "then"
