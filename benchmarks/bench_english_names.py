@@ -14,8 +14,14 @@ Park, Choi), the given name in Revised Romanization, hyphenated ("Lee Gwang-jae"
 articles that write the name. People alternate between the tuning and the held-out split,
 by name.
 
+Countries, their peoples and cities are not spelt but translated (Japan: 일본), from CLDR
+(`rag.places`); ``--places`` measures that instead: "What happened in X?" for each country or
+city CLDR names that 1 to 20 of the articles write in Korean (a hit: an article that does),
+and "What did the X government say?" for each people (Polish, Japanese).
+
     python benchmarks/bench_english_names.py --index /tmp/rag-bench-wikinews  # builds it
     python benchmarks/bench_english_names.py --generate                       # the queries
+    python benchmarks/bench_english_names.py --places
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from rag import Index, config, retrieve
+from rag import Index, config, names, retrieve
 from rag.kinds import korean_name
 from rag.korean import tagged
 from rag.metrics import doc_ranking, retrieval_metrics
@@ -86,17 +92,45 @@ def generate(data: Path, out: Path) -> int:
     return len(items)
 
 
+def place_queries(data: Path) -> list[dict]:
+    """A query for each CLDR country, people or city name whose Korean name 1 to 20 of the
+    articles write; the gold documents are those articles. No split: nothing is tuned here."""
+    from rag.names import english_words
+    from rag.places import _table
+
+    texts = {}
+    for line in data.open(encoding="utf-8"):
+        r = json.loads(line)
+        texts[r["id"]] = "".join(f"{r['title']} {r['text']}".split())
+    words = english_words()
+    items = []
+    for english, koreans in sorted(_table().items()):
+        forms = ["".join(k.split()) for k in koreans]
+        docs = [i for i, text in texts.items() if any(f in text for f in forms)]
+        if not 1 <= len(docs) <= 20 or not english.replace(" ", "").isalpha():
+            continue
+        people = english in words and english.endswith(("n", "ese", "sh", "ch", "i"))
+        name = english.title()
+        query = f"What did the {name} government say?" if people else f"What happened in {name}?"
+        items.append({"query": query, "name": koreans[0], "docs": docs, "split": "all"})
+    return items
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generate", action="store_true", help=f"rebuild {OUT.name}")
     parser.add_argument("--data", type=Path, default=WIKINEWS)
     parser.add_argument("--index", type=Path, default=Path("/tmp/rag-bench-wikinews"))
     parser.add_argument("--embedder", default="auto", help="for a new index")
+    parser.add_argument("--places", action="store_true", help="countries, peoples and cities")
     args = parser.parse_args()
     if args.generate:
         print(f"wrote {generate(args.data, OUT)} queries to {OUT}")
         return
-    items = [json.loads(line) for line in OUT.open(encoding="utf-8")]
+    if args.places:
+        items = place_queries(args.data)
+    else:
+        items = [json.loads(line) for line in OUT.open(encoding="utf-8")]
     if args.index.exists():
         index = Index.open(args.index)
     else:
@@ -105,14 +139,17 @@ def main() -> None:
         index.add([args.data])
     without = mock.patch.object(retrieve, "english_names", lambda bm25, query: [])
     modes = {"dense only": ({"fusion": "dense"}, None), "hybrid, no spelling": ({}, without)}
+    if args.places:  # as before rag.places: the names spelt by sound
+        modes["hybrid, by sound"] = ({}, mock.patch.object(names, "korean_names", _none))
     modes["hybrid (default)"] = ({}, None)
     people = len({x["name"] for x in items})
-    print(f"{len(items)} queries, {people} people; a hit: an article naming them")
+    what = "places" if args.places else "people"
+    print(f"{len(items)} queries, {people} {what}; a hit: an article naming them")
     print(
         f"{'mode':<22}{'split':<7}" + "".join(f"{c:>9}" for c in ("hit@1", "hit@5", "MRR@10", "ms"))
     )
     for name, (options, patch) in modes.items():
-        for split in ("tune", "held"):
+        for split in ("all",) if args.places else ("tune", "held"):
             chosen = [x for x in items if x["split"] == split]
             started = time.perf_counter()
             with patch or contextlib.nullcontext():
@@ -127,6 +164,10 @@ def main() -> None:
             ]
             row = [sum(h) / len(h) for h in hits] + [retrieval_metrics(rankings, gold)["MRR@10"]]
             print(f"{name:<22}{split:<7}" + "".join(f"{v:>9.3f}" for v in row) + f"{ms:>9.1f}")
+
+
+def _none(name: str) -> tuple[str, ...]:
+    return ()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from .korean import Token, english_stopwords
+from .places import korean_names
 from .support import QUESTION_WORDS
 
 # Romanised-name similarity (1 - edit distance / length): a match, and a look-alike.
@@ -28,7 +29,12 @@ _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
 # reads as one proper noun).
 _KIND_SUFFIXES = (*"호시군도구동산강섬역항당", "그룹")
 # A capitalised word, or one opening with a lower-case letter before a capital (iPhone, eBay).
-_LATIN_NAME = re.compile(r"(?:[A-Z]|\b[a-z](?=[A-Z]))[\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*")
+# Words joined by "of" are one name: the Bank of Korea, the Ministry of Foreign Affairs.
+_LATIN_NAME = re.compile(
+    r"(?:[A-Z]|\b[a-z](?=[A-Z]))[\w'’.-]*(?:\s+(?:of\s+(?:the\s+)?)?[A-Z][\w'’.-]*)*"
+)
+_JOINING = frozenset({"of", "the"})
+_OF = re.compile(r"\s+of\s+(?:the\s+)?")
 # "NASA-funded", "Seoul-based": the name is what comes before the hyphen.
 _MODIFIER = re.compile(r"-(?:funded|based|led|owned|backed|born|made|run|bound|linked)\b", re.I)
 _MONTH_NAME = re.compile(
@@ -47,19 +53,27 @@ MONTHS = {
 
 def latin_names(question: str) -> list[str]:
     """Capitalised word runs that are names: not question words, not all-caps acronyms, not
-    month names (`months`)."""
+    month names (`months`). A run joined by "of" is one name when what comes before "of" is
+    made of English words (the Bank of Korea, the Ministry of Unification), and two names
+    otherwise (Kakao Enterprise of Korea)."""
     names = []
     question = re.sub(r"['’]s\b", "", question)  # Kakao Brain's
     question = _MODIFIER.sub(",", question)  # "Seoul-based Kakao" names two
     question = _MONTH_NAME.sub(",", question)
     for run in _LATIN_NAME.findall(question):
-        words = run.split()
-        if question.startswith(run) and words[0].lower() in english_stopwords():
-            words = words[1:]  # capitalised only as the first word: "Has Kakao Enterprise …"
-        words = [w for w in words if w.lower().strip(".") not in QUESTION_WORDS]
-        words = [w for w in words if not (w.isupper() and len(w) <= 5)]
-        if words and not (len(words) == 1 and question.startswith(words[0])):
-            names.append(" ".join(words))
+        parts = _OF.split(run)
+        if len(parts) > 1 and translatable(parts[0]):
+            parts = [run]
+        for part in parts:
+            words = part.split()
+            if question.startswith(part) and words[0].lower() in english_stopwords():
+                words = words[1:]  # capitalised only as the first word: "Has Kakao Enterprise"
+            words = [
+                w for w in words if w in _JOINING or w.lower().strip(".") not in QUESTION_WORDS
+            ]
+            words = [w for w in words if not (w.isupper() and len(w) <= 5)]
+            if words and not (len(words) == 1 and question.startswith(words[0])):
+                names.append(" ".join(words))
     return names
 
 
@@ -69,7 +83,7 @@ def translatable(name: str) -> bool:
     instead of romanising it, so a passage without it may still be about it. A name with a
     word no dictionary holds (Kakao, Coupang, Kyung-jin) is written in Hangul as it sounds.
     """
-    words = _english_words()
+    words = english_words()
     for word in re.split(r"[\s-]+", name.lower()):
         word = word.strip(".'’")
         if word and word not in words and not (word.endswith("s") and word[:-1] in words):
@@ -78,7 +92,7 @@ def translatable(name: str) -> bool:
 
 
 @functools.cache
-def _english_words() -> frozenset[str]:
+def english_words() -> frozenset[str]:
     from english_words import get_english_words_set
 
     return frozenset(get_english_words_set(["web2"], lower=True))
@@ -87,16 +101,27 @@ def _english_words() -> frozenset[str]:
 def match_names(
     names: list[str], tokens: list[Token], text: str
 ) -> tuple[list[str], list[str], tuple[str, str] | None]:
-    """The names the window gives (literally or romanised), the Hangul names that gave them,
-    and a name it does not give while it gives a look-alike (``(name, look-alike)``)."""
+    """The names the window gives (literally, translated or romanised), the Hangul names
+    that give them, and a name it does not give while it gives a look-alike (``(name,
+    look-alike)``). A name the window writes in Latin letters may be in Hangul too (리즈
+    트러스 beside "Liz Truss"): its Hangul names are given as well, so that the question's
+    own person is not taken for the person it asks about."""
     candidates = hangul_names(tokens)
     matched: list[str] = []
     given: list[str] = []
     near: tuple[str, str] | None = None
+    plain = "".join(text.split())
+    words = {t.form for t in tokens if t.tag in _NOUNS} | set(candidates)
     for name in names:
-        if name.lower() in text.lower():
-            matched.append(name)
-            continue
+        literal = name.lower() in text.lower()
+        # A place, people or language by its Korean name (Polish: 폴란드, `rag.places`): a
+        # word of the window, or written inside one from three syllables on (인도 is not in
+        # 인도네시아 or 인도적, 이라크 is in 이라크전).
+        translated = [
+            k
+            for k in korean_names(name)
+            if k in words or (len(k) >= 3 and "".join(k.split()) in plain)
+        ]
         # After its first mention a foreign person is named by the family name alone (잡스
         # for Steve Jobs): a name of two or more words also matches by its last word.
         last = name.split()[-1] if " " in name else ""
@@ -104,11 +129,20 @@ def match_names(
             (max(name_similarity(name, c), name_similarity(last, c) if last else 0.0), c)
             for c in candidates
         ]
-        best, which = max(scored, default=(0.0, ""))
-        if best >= MIN_NAME_SIMILARITY:
+        romanised = [c for score, c in scored if score >= MIN_NAME_SIMILARITY]
+        if literal or translated or romanised:
             matched.append(name)
-            given.append(which)
-        elif best >= NEAR_NAME_SIMILARITY and near is None and same_start(name, which):
+            given.extend(translated[:1] or romanised)
+            if " " in name:  # 리즈 for Liz: the given name written apart from 트러스
+                given.extend(
+                    c
+                    for c in candidates
+                    if c not in given
+                    and any(name_similarity(w, c) >= MIN_NAME_SIMILARITY for w in name.split())
+                )
+            continue
+        best, which = max(scored, default=(0.0, ""))
+        if best >= NEAR_NAME_SIMILARITY and near is None and same_start(name, which):
             near = (name, which)
     return matched, given, near
 
@@ -201,13 +235,20 @@ def spelt_names(
     it, took an article naming them to first place for 0.53 of the tuning split's queries;
     the whole name and each of its words for 0.44."""
     out = []
+
+    def spelt(name: str) -> str:
+        # A place, people or language is written as Korean translates it (Japan: 일본), and
+        # not spelt by sound at all (재판) when the corpus does not hold that word.
+        if translated := korean_names(name):
+            return max(translated, key=known) if any(map(known, translated)) else ""
+        return spellings.of(name, known)
+
     for name in latin_names(question):
         words = [w.lower() for w in re.split(r"[\s\-‐]+", name) if w]
-        whole = spellings.of(name, known)
-        if whole:
+        if whole := spelt(name):
             out.append((words, whole))
-        elif len(words) > 1:
-            out.extend(([w], spelt) for w in words if (spelt := spellings.of(w, known)))
+        elif len(words) > 1 and not korean_names(name):
+            out.extend(([w], word) for w in words if (word := spelt(w)))
     return out
 
 

@@ -19,7 +19,7 @@ from rag.answerable import _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
 from rag.kinds import answer_kind, asks_identity, holds_kind
 from rag.korean import Token, tagged
-from rag.names import latin_names, months
+from rag.names import latin_names, match_names, months
 from rag.output import print_sources, quoted_snippet
 from rag.records import Hit
 from rag.support import Evidence
@@ -446,6 +446,18 @@ def test_an_english_questions_own_name_in_hangul_is_not_its_answer() -> None:
     assert [c.text for c in chosen] == [SUCCESSOR]
 
 
+def test_a_place_is_named_by_its_korean_name_and_the_questions_person_in_full() -> None:
+    # "Polish" is 폴란드's (CLDR, rag.places); 인도 is no word of 인도네시아.
+    tokens = tagged(["폴란드 공군 소속의 대통령 전용기가 인도네시아 상공에서 추락했다."])[0]
+    text = "폴란드 공군 소속의 대통령 전용기가 인도네시아 상공에서 추락했다."
+    assert match_names(["Polish", "Indian"], tokens, text)[:2] == (["Polish"], ["폴란드"])
+    # A person the window writes in Latin letters too: both Hangul names are theirs, so that
+    # 리즈 (a given name) does not stand for the person a "who succeeded" question asks for.
+    text = "리즈 트러스(Liz Truss) 총리가 사임했다."
+    matched, given, _ = match_names(["Liz Truss"], tagged([text])[0], text)
+    assert matched == ["Liz Truss"] and {"리즈", "트러스"} <= set(given)
+
+
 def test_a_how_many_answer_opens_with_a_number_of_the_counter_asked() -> None:
     # Both sentences hold a number and match the question alike; 몇 척 counts in 척.
     dated, counted = (
@@ -559,6 +571,10 @@ def test_a_year_or_month_the_question_names_may_come_from_the_article_date() -> 
         ("What did the Seoul-based Kakao Pay say on 5 May?", ["Seoul", "Kakao Pay"], {5}),
         ("May Kim say that Kakao Pay may grow in May?", ["May Kim", "Kakao Pay"], {5}),
         ("Who repaired the iPhone 4 for KT?", ["iPhone"], set()),
+        # "of" joins a name whose head is English words, not a name of a name and a place.
+        ("What rate did the Bank of Korea set?", ["Bank of Korea"], set()),
+        ("What did the Ministry of the Interior say?", ["Ministry of the Interior"], set()),
+        ("Has Kakao Enterprise of Korea grown?", ["Kakao Enterprise", "Korea"], set()),
     ],
 )
 def test_latin_names_and_months(question: str, names: list[str], month: set[int]) -> None:

@@ -324,6 +324,29 @@ def test_an_english_query_searches_its_names_as_the_articles_spell_them(tmp_path
     assert spelt_names("Who is Kim?", spellings, lambda word: 1) == []
 
 
+def test_countries_peoples_and_cities_are_searched_as_korean_translates_them() -> None:
+    # By sound, Japan was spelt 재판 (a trial), Korea 콜라 and China 친노: BM25 searched
+    # those words. Korean writes them as CLDR translates them (rag.places).
+    vocabulary = ["재판", "일본", "콜라", "한국", "대한민국", "친노", "중국", "폴란드", "보리스"]
+    spellings = Spellings(vocabulary)
+    counts = {"한국": 9, "대한민국": 3}
+    held = {"일본", "한국", "대한민국", "중국", "폴란드"}
+
+    def known(word: str) -> int:
+        return counts.get(word, 1) if word in held else 0
+
+    assert spelt_names("How did South Korea beat Japan?", spellings, known) == [
+        (["south", "korea"], "한국"),  # of CLDR's 대한민국 and the news's 한국, the commoner
+        (["japan"], "일본"),
+    ]
+    assert spelt_names("What did the Polish and Chinese say?", spellings, known) == [
+        (["polish"], "폴란드"),
+        (["chinese"], "중국"),
+    ]
+    # A place the corpus does not write is not searched as something that sounds like it.
+    assert spelt_names("floods in Thailand", Spellings(["타일랜드", "아일랜드"]), known) == []
+
+
 def test_the_vocabulary_keys_are_each_words_key() -> None:
     words = ["이광재", "카카오브레인", "엘리자베스", "플리토", "뉘르부르크링", "서울시"]
     spellings = Spellings(words)

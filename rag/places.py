@@ -1,0 +1,87 @@
+"""English names of countries, their peoples and languages, and cities, in Korean.
+
+A Korean article writes them as Korean translates them (Poland as 폴란드, Japan as 일본, Warsaw
+as 바르샤바), not as they sound, so the phonetic spelling of `rag.names.Spellings` finds
+other words: Japan as 재판, China as 친노, Korea as 콜라. The Unicode Common Locale Data
+Repository (CLDR, through Babel) has both languages' names of every country (territory), of
+every language (일본어: "Japanese" is the country's people and language, 일본 without 어) and of
+the cities that name time zones (about 420). A language counts when it is named after a
+country (폴란드어), since many are named like common words (Dari: 다리어). What news writes
+and CLDR does not is `ALIASES`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+# Names news uses that CLDR writes otherwise: its English names are the long forms (South
+# Korea, United States), and its Korean 오스트레일리아 is written 호주 in Korean news.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "korea": ("한국", "대한민국"),
+    "south korea": ("한국",),
+    "korean": ("한국",),  # 한국어 is named after 한국, which CLDR calls 대한민국
+    "america": ("미국",),
+    "american": ("미국",),
+    "britain": ("영국",),
+    "british": ("영국",),
+    "australia": ("호주",),
+    "australian": ("호주",),
+    "swiss": ("스위스",),
+    "turkey": ("터키", "튀르키예"),  # CLDR's English name is Türkiye now; older news writes 터키
+    "turkish": ("터키", "튀르키예"),
+}
+# A people named after its country: Canada -> Canadian, Israel -> Israeli. A candidate counts
+# only if it is an English word (`rag.names.translatable`'s list), so Canadan is no name.
+_PEOPLE = ("n", "an", "ian", "ese", "i")
+_ASIDE = re.compile(r"\s*\(.*?\)")  # 홍콩(중국 특별행정구), Myanmar (Burma)
+_KOREAN = re.compile(r"[가-힣]+(?: [가-힣]+)*")  # not "중부, 노스다코타" (a county's zone)
+
+
+def korean_names(name: str) -> tuple[str, ...]:
+    """The Korean names of an English country, people, language or city name, most usual
+    first ("Polish" -> 폴란드; "South Korea" -> 대한민국, 한국), or () if it is none."""
+    return _table().get(" ".join(name.lower().split()), ())
+
+
+@functools.cache
+def _table() -> dict[str, tuple[str, ...]]:
+    from babel import Locale
+
+    from .names import english_words
+
+    en, ko = Locale("en"), Locale("ko")
+    table: dict[str, list[str]] = {}
+
+    def add(english: str, korean: str) -> None:
+        english = _ASIDE.sub("", english).lower().strip()
+        korean = _ASIDE.sub("", korean).strip()
+        known = table.setdefault(english, []) if english else []
+        if english and len(korean) >= 2 and _KOREAN.fullmatch(korean) and korean not in known:
+            known.append(korean)
+
+    words = english_words()
+    peoples: dict[str, set[str]] = {}
+    for code, english in en.territories.items():
+        if code.isalpha() and code in ko.territories:  # not regions such as 001 (World)
+            add(english, ko.territories[code])
+            stem = _ASIDE.sub("", english).lower()
+            found = {stem + end for end in _PEOPLE} | {stem[:-1] + end for end in _PEOPLE}
+            if stem.endswith("s"):  # the Philippines: Philippine
+                found.add(stem[:-1])
+            for people in found & words:
+                peoples.setdefault(people, set()).add(ko.territories[code])
+    for people, countries in peoples.items():
+        if len(countries) == 1:  # not Nigerian, which Niger and Nigeria would both make
+            add(people, countries.pop())
+    countries = set(ko.territories.values())
+    for code, english in en.languages.items():
+        korean = ko.languages.get(code, "").removesuffix("어")
+        if korean in countries:  # 폴란드어: "Polish" is 폴란드's; not Dari (다리어) or Cree
+            add(english, korean)
+    for zone, names in ko.time_zones.items():
+        if "city" in names:
+            add(zone.rsplit("/", 1)[-1].replace("_", " "), names["city"])
+    for english, koreans in ALIASES.items():
+        table[english] = [*koreans, *(k for k in table.get(english, []) if k not in koreans)]
+    return {english: tuple(koreans) for english, koreans in table.items()}
