@@ -125,10 +125,14 @@ def read_baseline(path: str | Path) -> Baseline:
     Raises:
         RagError: It is missing or not a baseline.
     """
+    if Path(path).exists() and not Path(path).is_file():  # a FIFO's read waits: rag eval hung
+        raise RagError(f"{path} is not a baseline: not a regular file")
     try:
         return Baseline.model_validate_json(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise RagError(f"cannot read baseline {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise RagError(f"{path} is not a baseline: not UTF-8 text") from e
     except ValidationError as e:
         raise RagError(f"{path} is not a baseline: {str(e).splitlines()[0]}") from e
 
@@ -215,9 +219,16 @@ def make_baseline(result: EvalResult, previous: Baseline | None = None) -> Basel
     person may have edited them), else taken from `GATES`.
 
     Raises:
-        RagError: ``result`` is of an interrupted run.
+        RagError: ``result`` is of an interrupted run, or of one where answers failed (an
+            LLM down or timing out: a baseline of zeros would pass any later run).
     """
     _whole(result, "make a baseline from")
+    failed = sum(i.error is not None for i in result.items)
+    if failed:
+        raise RagError(
+            f"cannot make a baseline from a run where {failed} of {result.questions} answers "
+            "failed; fix what failed and run it again"
+        )
     metrics = {}
     for name, (tolerance, why) in GATES.items():
         old = previous.metrics.get(name) if previous else None

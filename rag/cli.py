@@ -631,13 +631,18 @@ def eval_cmd(
                 out.print(output.escape(line))
         if report is not None:
             out.print(f"\nReport: {output.escape(str(report / 'report.md'))}")
+    failed = [i for i in result.items if i.error is not None]
     if update_baseline and baseline is not None and not result.interrupted:
-        baselines.write_baseline(baselines.make_baseline(result, previous), baseline)
-        typer.echo(safe_message(f"Wrote baseline {baseline}"), err=True)
+        if failed:  # a server down for the run is no baseline (every answer would fail it)
+            typer.echo(
+                safe_message(f"{len(failed)} answers failed; {baseline} not updated"), err=True
+            )
+        else:
+            baselines.write_baseline(baselines.make_baseline(result, previous), baseline)
+            typer.echo(safe_message(f"Wrote baseline {baseline}"), err=True)
     if comparison is not None and comparison.regressions:
         for check in comparison.regressions:
             typer.echo(check.line(), err=True)
-    failed = [i for i in result.items if i.error is not None]
     for i in failed:
         typer.echo(safe_message(f"error: question {i.id}: {i.error}"), err=True)
     if result.interrupted:

@@ -86,28 +86,31 @@ def home() -> Path:
 
 
 def write_cached(file: Path, text: str) -> None:
-    """Write a cache entry whole or not at all (`write_whole`), making its folder. Raises
-    OSError, for example on a read-only cache, which the caller reports and otherwise
+    """Write a cache entry whole or not at all (`write_whole`), making its folder. An entry
+    that is a symbolic link is replaced, not written through: its name is predictable, and
+    in a shared cache folder a link planted there made rag overwrite the file it points to.
+    Raises OSError, for example on a read-only cache, which the caller reports and otherwise
     ignores."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    write_whole(file, text)
+    write_whole(file, text, through_links=False)
 
 
-def write_whole(file: Path, text: str) -> None:
+def write_whole(file: Path, text: str, through_links: bool = True) -> None:
     """Write ``file`` whole or not at all: a reader sees the old file, the new one or none,
     a killed write leaves the old one, and two writers (processes or threads) do not share
     a temporary file, which is removed when the write fails. The text is on disk before the
     rename, so a power cut cannot leave an empty file in the old one's place (a baseline the
-    CI gate then fails on). A symbolic link is written through, not replaced by a file, and
-    the file keeps its permissions."""
-    file = Path(os.path.realpath(file))
+    CI gate then fails on). A symbolic link is written through, not replaced by a file
+    (unless not ``through_links``), and the file keeps its permissions."""
+    if through_links:
+        file = Path(os.path.realpath(file))
     tmp = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if file.is_file():
+        if file.is_file() and not file.is_symlink():
             tmp.chmod(file.stat().st_mode & 0o7777)
         tmp.replace(file)
     except BaseException:

@@ -4,6 +4,7 @@ recall@k plot and the comparison with the baseline (`rag.baseline`)."""
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from .baseline import Comparison, comparison_table, fmt
@@ -213,7 +214,9 @@ def plot_recall(result: EvalResult, directory: Path) -> Path | None:
     ax.set(xlabel="k (documents)", ylabel="mean recall@k", ylim=(0, 1.02), xticks=range(1, 11))
     ax.set_title("recall@k")
     ax.grid(alpha=0.3)
-    tmp = directory / f".{path.name}.tmp"
+    # A name of this process and thread: a fixed one was a user's file to overwrite, and two
+    # runs writing into one folder renamed each other's plot away.
+    tmp = directory / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         fig.savefig(tmp, dpi=100, format="png")
         tmp.replace(path)
@@ -270,6 +273,8 @@ def check_directory(directory: str | Path) -> None:
 def _is_report(path: Path) -> bool:
     """Whether ``path`` opens as `write_report` writes it: the title, a blank line and the
     gold line (a person's own notes may well be titled "# Evaluation report")."""
+    if not path.is_file():  # a FIFO's open waits for a writer: rag eval hung
+        return False
     try:
         with open(path, encoding="utf-8") as f:
             head = [f.readline().rstrip("\n") for _ in range(3)]

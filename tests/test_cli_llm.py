@@ -317,6 +317,37 @@ def test_rag_eval_writes_the_report_then_exits_3(
     assert (tmp_path / "r" / "report.md").exists()
 
 
+def test_a_run_with_failed_answers_does_not_replace_the_baseline(
+    index_dir: Path, tmp_path: Path
+) -> None:
+    """`--update-baseline` with the LLM server down wrote a baseline of zeros (pass rate 0,
+    no question passing), against which every later run passed the gate."""
+    from rag.baseline import make_baseline
+    from rag.cli import app
+    from rag.errors import RagError
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(g, ensure_ascii=False) for g in GOLD), encoding="utf-8")
+    baseline = tmp_path / "b.json"
+    extractive = ["eval", str(gold), "--index", str(index_dir), "--baseline", str(baseline)]
+    assert CliRunner().invoke(app, [*extractive, "--update-baseline"]).exit_code == 0
+    kept = baseline.read_bytes()
+    down = [*extractive, "--update-baseline", "--llm", "openai", "--model", "m"]
+    result = CliRunner(env={"RAG_LLM_MAX_RETRIES": "0"}).invoke(
+        app, [*down, "--base-url", closed_port_url()]
+    )
+    assert result.exit_code == 3
+    assert f"3 answers failed; {baseline} not updated" in result.stderr
+    assert "Wrote baseline" not in result.stderr and baseline.read_bytes() == kept
+
+    from rag.backends.openai import OpenAIGenerator
+
+    generator = OpenAIGenerator(base_url=closed_port_url(), model="m", max_retries=0)
+    failed = evaluate(Index.open(index_dir), GOLD, answerer=generator)
+    with pytest.raises(RagError, match="cannot make a baseline from a run where 3 of 3 answers"):
+        make_baseline(failed)
+
+
 def test_an_answer_citing_nothing_does_not_pass() -> None:
     from rag.evaluate import GoldItem
 

@@ -1027,3 +1027,56 @@ def test_a_write_to_a_removed_index_does_not_make_its_directory_again(tmp_path: 
     with pytest.raises(IndexNotFound):
         index.remove("a")
     assert not (tmp_path / "idx").exists()
+
+
+def test_a_cache_entry_that_is_a_link_is_replaced_not_written_through(tmp_path: Path) -> None:
+    """Cache names are predictable (a hash of versions and file times): a link planted in a
+    shared cache folder made rag overwrite the file it pointed to with probe vectors."""
+    from rag import config
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("my notes\n", encoding="utf-8")
+    entry = tmp_path / "cache" / "probes" / "abc.json"
+    entry.parent.mkdir(parents=True)
+    entry.symlink_to(precious)
+    config.write_cached(entry, "[1, 2]")
+    assert precious.read_text(encoding="utf-8") == "my notes\n"
+    assert not entry.is_symlink() and entry.read_text(encoding="utf-8") == "[1, 2]"
+
+
+def test_the_report_plot_does_not_overwrite_a_file_named_like_its_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plot was drawn into DIR/.recall_at_k.png.tmp, a user's file of that name lost,
+    and two runs into one folder renamed each other's plot away."""
+    from rag import report
+
+    monkeypatch.setattr(report, "recall_curve", lambda result: [(1, 0.5), (2, 0.9)])
+    mine = tmp_path / ".recall_at_k.png.tmp"
+    mine.write_text("mine", encoding="utf-8")
+    written = report.plot_recall(None, tmp_path)  # type: ignore[arg-type]
+    assert written is not None and written.name == "recall_at_k.png"
+    assert mine.read_text(encoding="utf-8") == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".recall_at_k.png.tmp", written.name]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "latin-1"])
+def test_a_baseline_that_is_no_text_file_is_one_line(tmp_path: Path, kind: str) -> None:
+    """A FIFO named as the baseline (or the report) hung rag eval; a baseline in Latin-1
+    was a UnicodeDecodeError traceback."""
+    from rag.baseline import read_baseline
+    from rag.errors import RagError
+    from rag.report import check_directory
+
+    path = tmp_path / "b.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+        os.mkfifo(tmp_path / "report.md")
+        with pytest.raises(RagError, match="not a regular file"):
+            read_baseline(path)
+        with pytest.raises(RagError, match="is not an evaluation report"):
+            check_directory(tmp_path)
+    else:
+        path.write_bytes(b'{"about": "\xe9"}')
+        with pytest.raises(RagError, match="is not a baseline: not UTF-8 text"):
+            read_baseline(path)
