@@ -52,6 +52,8 @@ class _Group(TyperGroup):
             if not isinstance(e, WriteInterrupted) and _WRITE in ctx.meta:
                 e = _interrupted(*ctx.meta[_WRITE])
             message = "interrupted; the index on disk was not changed"
+            if ctx.meta.get(_SAVED):  # rag eval, after its run: what it wrote and did not
+                message = safe_message(f"interrupted; {'; '.join(ctx.meta[_SAVED])}")
             typer.echo(f"error: {e if isinstance(e, WriteInterrupted) else message}", err=True)
             raise typer.Exit(130) from None
 
@@ -523,6 +525,7 @@ def chat_cmd(
 
 @app.command("eval")
 def eval_cmd(
+    ctx: typer.Context,
     gold: Annotated[
         Path,
         typer.Argument(
@@ -617,8 +620,13 @@ def eval_cmd(
     comparison = None
     if previous is not None and not update_baseline and not result.interrupted:
         comparison = baselines.compare(result, previous)
+    # Ctrl-C from here on says what is already written, and what is not (the group's handler).
+    ctx.meta[_SAVED] = []
+    if update_baseline and baseline is not None and not result.interrupted:
+        ctx.meta[_SAVED].append(f"{baseline} not updated")
     if report is not None:
         reports.write_report(result, report, comparison)
+        ctx.meta[_SAVED].insert(0, f"the report is written to {report / 'report.md'}")
     if as_json:
         output.print_json(result.model_dump(mode="json"))
     else:
@@ -639,6 +647,7 @@ def eval_cmd(
             )
         else:
             baselines.write_baseline(baselines.make_baseline(result, previous), baseline)
+            ctx.meta[_SAVED][-1] = f"{baseline} is updated"
             typer.echo(safe_message(f"Wrote baseline {baseline}"), err=True)
     if comparison is not None and comparison.regressions:
         for check in comparison.regressions:
@@ -659,6 +668,7 @@ def eval_cmd(
 
 
 _WRITE = "rag.write"  # the `typer.Context.meta` key for the index a command writes
+_SAVED = "rag.saved"  # and for what `rag eval` wrote, or did not, after its run
 
 
 @contextlib.contextmanager

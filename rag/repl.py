@@ -66,8 +66,17 @@ class _History:
             if self.ours:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.touch(mode=0o600)  # readline appends only to a file that exists
+            _end_line(self.path)
             readline.set_history_length(HISTORY_LENGTH if self.ours else -1)  # -1: no trim
             readline.append_history_file(new, self.path)
+
+
+def _end_line(path: Path) -> None:
+    """End ``path``'s last line if it does not: readline appends right after it, and the
+    first question was glued onto the last line of a ``$RAG_HISTORY`` a person wrote."""
+    with open(path, "rb+") as f:
+        if f.seek(0, os.SEEK_END) and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
+            f.write(b"\n")
 
 
 def _setup_readline() -> _History:

@@ -791,3 +791,22 @@ def test_benchmark_gate_fails_a_regression_beyond_its_tolerance_and_keeps_edited
         "why": "one of 300",
     }
     assert data["claims"]["created"] == "then"
+
+
+def test_ctrl_c_after_the_run_says_what_rag_eval_wrote(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as the summary printed (the report written, the baseline not yet) said "the
+    index on disk was not changed", which rag eval never touches, and nothing of either."""
+    from rag import report as reports
+
+    def interrupted(result: object) -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reports, "summary_lines", interrupted)
+    result = run("eval", "gold.jsonl", "--report", "r", "--baseline", "b.json", "--update-baseline")
+    assert result.exit_code == 130
+    assert result.stderr.splitlines()[-1] == (
+        "error: interrupted; the report is written to r/report.md; b.json not updated"
+    )
+    assert (tmp_path / "r" / "report.md").exists() and not (tmp_path / "b.json").exists()

@@ -41,6 +41,22 @@ def test_a_users_file_named_as_history_only_grows(
     assert notes.stat().st_mode & 0o777 == 0o644
 
 
+def test_a_question_is_not_glued_to_a_last_line_without_its_newline(
+    terminal: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("line 1\nlast line without newline")
+    monkeypatch.setenv("RAG_HISTORY", str(notes))
+    chat("플리토는 무엇을 수출하나?")
+    assert notes.read_text().splitlines() == [
+        "line 1",
+        "last line without newline",
+        "플리토는 무엇을 수출하나?",
+    ]
+    chat("카카오브레인은?")  # a file that ends its lines is appended to as it is
+    assert notes.read_text().splitlines()[2:] == ["플리토는 무엇을 수출하나?", "카카오브레인은?"]
+
+
 def test_rags_own_history_keeps_the_last_entries(
     terminal: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
