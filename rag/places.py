@@ -40,7 +40,7 @@ _KOREAN = re.compile(r"[가-힣]+(?: [가-힣]+)*")  # not "중부, 노스다코
 
 def korean_names(name: str) -> tuple[str, ...]:
     """The Korean names of an English country, people, language or city name, most usual
-    first ("Polish" -> 폴란드; "South Korea" -> 대한민국, 한국), or () if it is none."""
+    first ("Polish" -> 폴란드; "South Korea" -> 한국, 대한민국), or () if it is none."""
     return _table().get(" ".join(name.lower().split()), ())
 
 
