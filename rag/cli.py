@@ -581,8 +581,6 @@ def eval_cmd(
     if update_baseline and baseline is None:
         raise typer.BadParameter("needs --baseline FILE", param_hint="--update-baseline")
     items = load_gold(gold)
-    if report is not None:
-        reports.check_directory(report)  # before the long run, not after
     if update_baseline and baseline is not None:
         baselines.check_writable(baseline)
     previous = None
@@ -591,6 +589,11 @@ def eval_cmd(
         if not update_baseline:  # fail before the long run, not after
             baselines.check_gold(previous, gold_digest(items), baseline)
     idx = _open(index, store, preload=True)
+    # Made (if new) after every other check, so that a run refused for another reason (no
+    # index, a bad baseline) leaves no empty report folder behind.
+    made = report is not None and not report.exists()
+    if report is not None:
+        reports.check_directory(report)  # before the long run, not after
     options = {"model": model, "base_url": base_url, "timeout": timeout}
     options |= {"max_tokens": max_tokens, "deadline": deadline, "context_tokens": context_tokens}
     try:
@@ -612,6 +615,9 @@ def eval_cmd(
     except EvalInterrupted as e:  # report the questions answered; exit 130 below
         result = e.result
         if not result.items:
+            if made and report is not None:
+                with contextlib.suppress(OSError):
+                    report.rmdir()  # empty: nothing was written
             typer.echo(
                 "error: interrupted before any question was answered; nothing written", err=True
             )

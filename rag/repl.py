@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -111,6 +112,9 @@ def _setup_readline() -> _History:
     return history
 
 
+_ENDING = (signal.SIGHUP, signal.SIGTERM) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+
+
 def run(
     session: ChatSession,
     show_answer: Callable[[Any], Any],
@@ -120,6 +124,9 @@ def run(
     history = _setup_readline()
     out = sys.stdout
     out.write("Ask about the indexed articles. /help for commands, /quit to leave.\n")
+    # The terminal closing (SIGHUP) or a kill (SIGTERM) ends the chat as /quit does, so the
+    # history is saved: it was lost with the session's questions.
+    before = {signum: signal.signal(signum, _leave) for signum in _ENDING}
     try:
         while True:
             try:
@@ -141,6 +148,12 @@ def run(
             _turn(line, session, show_answer)
     finally:
         history.save()
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _command(line: str, session: ChatSession, show_sources: Callable[[Any], None]) -> bool:

@@ -703,9 +703,11 @@ def test_rag_eval_ctrl_c_neither_passes_nor_updates_a_baseline(
 def test_rag_eval_errors(run, tmp_path: Path, args: list[str], code: int, message: str) -> None:
     (tmp_path / "bad.jsonl").write_text("[]\n", encoding="utf-8")
     write_baseline(make_baseline(two_questions()), tmp_path / "other.json")
-    result = run(*args)
+    result = run(*args, "--report", "new/report")
     assert result.exit_code == code
     assert message in " ".join(result.output.split())
+    # A run refused before it starts leaves no report folder behind (it left an empty one).
+    assert not (tmp_path / "new" / "report").exists()
 
 
 # -- the committed baseline, with the bundled model --------------------------------------
@@ -810,3 +812,21 @@ def test_ctrl_c_after_the_run_says_what_rag_eval_wrote(
         "error: interrupted; the report is written to r/report.md; b.json not updated"
     )
     assert (tmp_path / "r" / "report.md").exists() and not (tmp_path / "b.json").exists()
+
+
+def test_ctrl_c_before_the_first_answer_leaves_no_report_folder(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "nothing written" and left the report folder it had made, empty."""
+    import rag.evaluate
+
+    def interrupted(index, items, **options):  # type: ignore[no-untyped-def]
+        empty = two_questions().model_copy(update={"items": [], "interrupted": True, "scored": 0})
+        raise EvalInterrupted(empty)
+
+    monkeypatch.setattr(rag.evaluate, "evaluate", interrupted)
+    (tmp_path / "kept").mkdir()
+    for folder in ("new", "kept"):
+        result = run("eval", "gold.jsonl", "--report", folder)
+        assert result.exit_code == 130 and "nothing written" in result.stderr
+    assert not (tmp_path / "new").exists() and (tmp_path / "kept").is_dir()

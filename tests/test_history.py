@@ -116,3 +116,32 @@ def test_questions_are_saved_when_the_history_in_memory_is_capped(
     finally:
         readline.parse_and_bind("set history-size -1")
     assert kept.read_text().splitlines() == ["o1", "o2", "o3", "o4", "o5", "q1", "q2"]
+
+
+def test_the_terminal_closing_saves_the_questions_asked(
+    terminal: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP (the terminal closed) or SIGTERM ended `rag chat` without saving its history:
+    it was saved only on /quit, Ctrl-D or an error."""
+    import signal
+
+    kept = tmp_path / "h"
+    monkeypatch.setenv("RAG_HISTORY", str(kept))
+    monkeypatch.setattr(repl, "_turn", lambda line, session, show: None)
+    lines = iter(["카카오브레인은?", None])
+
+    def typed(prompt: str) -> str:
+        line = next(lines)
+        if line is None:  # the terminal closes while the chat waits for a question
+            os.kill(os.getpid(), signal.SIGHUP)
+            raise AssertionError("the signal did not end the chat")
+        readline.add_history(line)
+        return line
+
+    monkeypatch.setattr("builtins.input", typed)
+    handler = signal.getsignal(signal.SIGHUP)
+    with pytest.raises(SystemExit) as ended:
+        repl.run(None, print, print)  # type: ignore[arg-type]
+    assert ended.value.code == 128 + signal.SIGHUP
+    assert kept.read_text().splitlines() == ["카카오브레인은?"]
+    assert signal.getsignal(signal.SIGHUP) == handler  # put back as it was
