@@ -10,7 +10,9 @@ import sys
 def main() -> None:
     """Console entry point."""
     from . import korean, remote_kiwi
+    from .sanitize import warnings_to_stderr
 
+    warnings_to_stderr()  # before the early search, which may warn (a cache it cannot write)
     korean.search_early(sys.argv[1:])
     remote_kiwi.start(sys.argv[1:])
     from .cli import main as cli

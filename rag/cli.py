@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 from . import config, output
 from .cli_model import model_app
 from .errors import RagError, WriteInterrupted
-from .sanitize import check_query, configured_secrets, safe_message
+from .sanitize import check_query, configured_secrets, safe_message, warnings_to_stderr
 
 if TYPE_CHECKING:
     from .index import Index
@@ -34,6 +34,7 @@ class _Group(TyperGroup):
     """Turns library errors into one line on stderr, so no traceback reaches a user."""
 
     def invoke(self, ctx: Any) -> Any:
+        warnings_to_stderr()
         try:
             return super().invoke(ctx)
         except RagError as e:

@@ -204,7 +204,7 @@ def plot_recall(result: EvalResult, directory: Path) -> Path | None:
     curve = recall_curve(result)
     path = directory / name
     if name.endswith(".svg"):
-        write_whole(path, _svg(curve))
+        write_whole(path, _svg(curve), through_links=False)  # as the PNG: the link replaced
         return path
     from matplotlib.figure import Figure
 

@@ -16,8 +16,10 @@ more than the handful of characters needed here.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 
@@ -254,3 +256,23 @@ def not_text(text: str) -> bool:
 
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+class _Warning(logging.Handler):
+    """rag's logged warnings (a cache it cannot write) as ``warning: …`` lines on stderr, on
+    a line of their own: Python's last-resort handler printed the bare message, glued onto
+    the end of an answer being streamed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = safe_message(record.getMessage(), configured_secrets())
+        # On a terminal the answer may be mid-line; a pipe gets the line alone.
+        start = "\n" if sys.stdout.isatty() else ""
+        sys.stderr.write(f"{start}warning: {message}\n")
+        sys.stderr.flush()
+
+
+def warnings_to_stderr() -> None:
+    """Show rag's warnings as `_Warning` does (the command line; once per process)."""
+    log = logging.getLogger("rag")
+    if not any(isinstance(h, _Warning) for h in log.handlers):
+        log.addHandler(_Warning(logging.WARNING))

@@ -300,3 +300,21 @@ def test_ids_are_printed_as_text(run, tmp_path: Path) -> None:
     assert run("index", str(feed), "--embedder", "fake")[0] == 0
     for i, shown in zip(ids, ["[/x]", "[photo] 서울", "ab"], strict=True):
         assert run("remove", i) == (0, f"Removed 1 document(s): {shown}\n")
+
+
+def test_a_logged_warning_is_a_warning_line(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's last-resort handler printed a cache warning bare (and, on a terminal, glued
+    onto the end of the answer being streamed)."""
+    import logging
+
+    import rag.cli
+
+    assert run("index", "articles", "--embedder", "fake")[0] == 0
+
+    def warned(*args: object, **kwargs: object) -> None:
+        logging.getLogger("rag.embed").warning("cannot write the probe cache at %s", "c/p.json")
+
+    monkeypatch.setattr(rag.cli.output, "print_json", lambda data: warned())
+    code, out = run("info", "--json")
+    assert code == 0
+    assert "warning: cannot write the probe cache at c/p.json\n" in out

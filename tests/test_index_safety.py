@@ -1080,3 +1080,22 @@ def test_a_baseline_that_is_no_text_file_is_one_line(tmp_path: Path, kind: str) 
         path.write_bytes(b'{"about": "\xe9"}')
         with pytest.raises(RagError, match="is not a baseline: not UTF-8 text"):
             read_baseline(path)
+
+
+def test_a_plot_that_is_a_link_is_replaced_as_the_png_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without matplotlib the SVG plot was written through a link (a user's drawing
+    overwritten), while the PNG replaced the link: both replace it now."""
+    from rag import report
+
+    monkeypatch.setattr(report, "recall_curve", lambda result: [(1, 0.5), (2, 0.9)])
+    monkeypatch.setattr(report, "plot_name", lambda result: "recall_at_k.svg")
+    drawing = tmp_path / "drawing.svg"
+    drawing.write_text("<svg>mine</svg>", encoding="utf-8")
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "recall_at_k.svg").symlink_to(drawing)
+    written = report.plot_recall(None, folder)  # type: ignore[arg-type]
+    assert written == folder / "recall_at_k.svg" and not written.is_symlink()
+    assert drawing.read_text(encoding="utf-8") == "<svg>mine</svg>"
