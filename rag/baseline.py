@@ -128,13 +128,18 @@ def read_baseline(path: str | Path) -> Baseline:
     if Path(path).exists() and not Path(path).is_file():  # a FIFO's read waits: rag eval hung
         raise RagError(f"{path} is not a baseline: not a regular file")
     try:
-        return Baseline.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        # utf-8-sig: a BOM an editor wrote was refused, while gold files with one were read.
+        return Baseline.model_validate_json(Path(path).read_text(encoding="utf-8-sig"))
     except OSError as e:
         raise RagError(f"cannot read baseline {path}: {e.strerror}") from e
     except UnicodeDecodeError as e:
         raise RagError(f"{path} is not a baseline: not UTF-8 text") from e
-    except ValidationError as e:
-        raise RagError(f"{path} is not a baseline: {str(e).splitlines()[0]}") from e
+    except ValidationError as e:  # what is wrong, not "1 validation error for Baseline"
+        first = e.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise RagError(
+            f"{path} is not a baseline: {where + ': ' if where else ''}{first['msg']}"
+        ) from e
 
 
 def check_gold(baseline: Baseline, digest: str, path: str | Path) -> None:

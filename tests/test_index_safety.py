@@ -1099,3 +1099,22 @@ def test_a_plot_that_is_a_link_is_replaced_as_the_png_was(
     written = report.plot_recall(None, folder)  # type: ignore[arg-type]
     assert written == folder / "recall_at_k.svg" and not written.is_symlink()
     assert drawing.read_text(encoding="utf-8") == "<svg>mine</svg>"
+
+
+def test_a_baseline_says_what_is_wrong_with_it_and_may_open_with_a_bom(tmp_path: Path) -> None:
+    """A baseline an editor saved with a BOM was refused (gold files with one are read), and
+    every damaged one was `… is not a baseline: 1 validation error for Baseline`."""
+    from rag.baseline import read_baseline
+    from rag.errors import RagError
+
+    committed = (Path(__file__).parent.parent / "evals" / "baseline.json").read_bytes()
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + committed)
+    assert read_baseline(bom).gold == "evals/seeds_gold.jsonl"
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"gold": 1}', encoding="utf-8")
+    with pytest.raises(RagError, match=r"is not a baseline: gold: Input should be a valid string"):
+        read_baseline(wrong)
+    wrong.write_text("", encoding="utf-8")
+    with pytest.raises(RagError, match=r"is not a baseline: Invalid JSON: EOF while parsing"):
+        read_baseline(wrong)
