@@ -105,18 +105,20 @@ class Embedder(ABC):
             "probe": [round(float(x), 6) for x in self.probe_vectors().ravel()],
         }
 
-    def probe_vectors(self) -> np.ndarray:
+    def probe_vectors(self, fresh: bool = False) -> np.ndarray:
         """`PROBE_TEXTS` embedded as passages; read from the probe cache when this
-        embedder has a `fingerprint` and embedded them before (``$RAG_CACHE_DIR/probes``)."""
+        embedder has a `fingerprint` and embedded them before (``$RAG_CACHE_DIR/probes``),
+        unless ``fresh`` (then embedded, and the cache entry written again)."""
         key = self.fingerprint()
         if key is None:
             return self.embed_passages(PROBE_TEXTS)
         key = hashlib.sha256(f"{key}\n{PROBE_TEXTS}".encode()).hexdigest()
         file = config.cache_dir() / "probes" / f"{key}.json"
         try:
-            cached = np.asarray(json.loads(file.read_text(encoding="utf-8")), dtype=np.float32)
-            if cached.shape == (len(PROBE_TEXTS), self.dim) and _unit_rows(cached):
-                return cached
+            if not fresh:
+                cached = np.asarray(json.loads(file.read_text(encoding="utf-8")), np.float32)
+                if cached.shape == (len(PROBE_TEXTS), self.dim) and _unit_rows(cached):
+                    return cached
         except (OSError, ValueError, TypeError, RecursionError):  # a damaged cache file
             pass
         vectors = self.embed_passages(PROBE_TEXTS)
@@ -145,6 +147,11 @@ class Embedder(ABC):
         if probe.size != mine.size or not _unit_rows(probe.reshape(mine.shape)):
             raise EmbedderMismatch(name, self.spec, "no usable probe vectors in the manifest")
         cosines = np.sum(probe.reshape(mine.shape) * mine, axis=1)
+        if not float(cosines.min()) >= PROBE_MIN_COSINE:
+            # The cached vectors may be what is wrong (a cache entry of plausible vectors of
+            # another text made every search of a good index fail): embed them again.
+            mine = self.probe_vectors(fresh=True)
+            cosines = np.sum(probe.reshape(mine.shape) * mine, axis=1)
         if not float(cosines.min()) >= PROBE_MIN_COSINE:  # NaN fails too
             raise EmbedderMismatch(
                 name, self.spec, f"probe cosine {float(cosines.min()):.3f} < {PROBE_MIN_COSINE}"
