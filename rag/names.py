@@ -72,7 +72,10 @@ def latin_names(question: str) -> list[str]:
                 w for w in words if w in _JOINING or w.lower().strip(".") not in QUESTION_WORDS
             ]
             words = [w for w in words if not (w.isupper() and len(w) <= 5)]
-            if words and not (len(words) == 1 and question.startswith(words[0])):
+            # One capitalised word opening the question is a name only if no dictionary
+            # word or a place: "Samsung reported …", "Japan beat …", not "Floods …".
+            opening = len(words) == 1 and question.startswith(words[0])
+            if words and not (opening and translatable(words[0]) and not korean_names(words[0])):
                 names.append(" ".join(words))
     return names
 
@@ -212,7 +215,10 @@ class Spellings:
         ranked = sorted(
             (
                 (
-                    fuzz.ratio(letters, romanize(self.forms[i]).lower()),
+                    max(
+                        fuzz.ratio(letters, spelt)
+                        for spelt in _as_english_writes(romanize(self.forms[i]).lower())
+                    ),
                     score,
                     self.forms[i] == self.words[i],  # 부산 before 부산항 for "Busan"
                     self.words[i],
@@ -362,3 +368,10 @@ def _jamo(text: str) -> str:
         if code % 28:
             out.append(chr(0x11A7 + code % 28))
     return "".join(out)
+
+
+def _as_english_writes(romanised: str) -> tuple[str, str]:
+    """A romanised Hangul word as Revised Romanization writes it, and with eo and eu as o
+    and u, as English news often writes them: 김정은 (gimjeongeun) is Kim Jong-un, where 이건희
+    (igeonhui) is Lee Kun-hee, with eo as u: neither way alone fits both."""
+    return romanised, romanised.replace("eo", "o").replace("eu", "u")

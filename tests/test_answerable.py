@@ -575,6 +575,10 @@ def test_a_year_or_month_the_question_names_may_come_from_the_article_date() -> 
         ("What rate did the Bank of Korea set?", ["Bank of Korea"], set()),
         ("What did the Ministry of the Interior say?", ["Ministry of the Interior"], set()),
         ("Has Kakao Enterprise of Korea grown?", ["Kakao Enterprise", "Korea"], set()),
+        # A question's first word is a name when it is no dictionary word, or a place.
+        ("Samsung reported what profit?", ["Samsung"], set()),
+        ("Japan beat Korea how?", ["Japan", "Korea"], set()),
+        ("Floods hit Thailand when?", ["Thailand"], set()),
     ],
 )
 def test_latin_names_and_months(question: str, names: list[str], month: set[int]) -> None:

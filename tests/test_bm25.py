@@ -343,6 +343,10 @@ def test_countries_peoples_and_cities_are_searched_as_korean_translates_them() -
         (["polish"], "폴란드"),
         (["chinese"], "중국"),
     ]
+    # English writes 정 as Jong and 은 as un: Kim Jong-un was spelt 김정훈, closer letter by
+    # letter to gimjeongeun than 김정은.
+    people = Spellings(["김정은", "김정훈"])
+    assert spelt_names("Kim Jong-un", people, lambda word: 1) == [(["kim", "jong", "un"], "김정은")]
     # A place the corpus does not write is not searched as something that sounds like it.
     assert spelt_names("floods in Thailand", Spellings(["타일랜드", "아일랜드"]), known) == []
 
