@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,8 @@ def run(
     out.write("Ask about the indexed articles. /help for commands, /quit to leave.\n")
     # The terminal closing (SIGHUP) or a kill (SIGTERM) ends the chat as /quit does, so the
     # history is saved: it was lost with the session's questions.
-    before = {signum: signal.signal(signum, _leave) for signum in _ENDING}
+    main = threading.current_thread() is threading.main_thread()  # signals go only there
+    before = {signum: signal.signal(signum, _leave) for signum in _ENDING} if main else {}
     try:
         while True:
             try:

@@ -145,3 +145,28 @@ def test_the_terminal_closing_saves_the_questions_asked(
     assert ended.value.code == 128 + signal.SIGHUP
     assert kept.read_text().splitlines() == ["카카오브레인은?"]
     assert signal.getsignal(signal.SIGHUP) == handler  # put back as it was
+
+
+def test_a_chat_run_off_the_main_thread_needs_no_signals(
+    terminal: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signal handlers can be set only in the main thread: `repl.run` in another one (an
+    application embedding the chat) failed with ValueError before asking anything."""
+    import threading
+
+    def ended(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", ended)
+    errors: list[BaseException] = []
+
+    def chat_in_thread() -> None:
+        try:
+            repl.run(None, print, print)  # type: ignore[arg-type]
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    thread = threading.Thread(target=chat_in_thread)
+    thread.start()
+    thread.join()
+    assert errors == []
