@@ -95,21 +95,19 @@ def generate(data: Path, out: Path) -> int:
 def place_queries(data: Path) -> list[dict]:
     """A query for each CLDR country, people or city name whose Korean name 1 to 20 of the
     articles write; the gold documents are those articles. No split: nothing is tuned here."""
-    from rag.names import english_words
-    from rag.places import _table
+    from rag.places import _table, of_people
 
     texts = {}
     for line in data.open(encoding="utf-8"):
         r = json.loads(line)
         texts[r["id"]] = "".join(f"{r['title']} {r['text']}".split())
-    words = english_words()
     items = []
-    for english, koreans in sorted(_table().items()):
+    for english, koreans in sorted(_table()[0].items()):
         forms = ["".join(k.split()) for k in koreans]
         docs = [i for i, text in texts.items() if any(f in text for f in forms)]
         if not 1 <= len(docs) <= 20 or not english.replace(" ", "").isalpha():
             continue
-        people = english in words and english.endswith(("n", "ese", "sh", "ch", "i"))
+        people = of_people(english)
         name = english.title()
         query = f"What did the {name} government say?" if people else f"What happened in {name}?"
         items.append({"query": query, "name": koreans[0], "docs": docs, "split": "all"})

@@ -125,11 +125,11 @@ def read_baseline(path: str | Path) -> Baseline:
     Raises:
         RagError: It is missing or not a baseline.
     """
-    if Path(path).exists() and not Path(path).is_file():  # a FIFO's read waits: rag eval hung
-        raise RagError(f"{path} is not a baseline: not a regular file")
+    if Path(path).is_dir():
+        raise RagError(f"{path} is not a baseline: a directory")
     try:
         # utf-8-sig: a BOM an editor wrote was refused, while gold files with one were read.
-        return Baseline.model_validate_json(Path(path).read_text(encoding="utf-8-sig"))
+        return Baseline.model_validate_json(_read(Path(path)).decode("utf-8-sig"))
     except OSError as e:
         raise RagError(f"cannot read baseline {path}: {e.strerror}") from e
     except UnicodeDecodeError as e:
@@ -140,6 +140,21 @@ def read_baseline(path: str | Path) -> Baseline:
         raise RagError(
             f"{path} is not a baseline: {where + ': ' if where else ''}{first['msg']}"
         ) from e
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes. A FIFO no process writes (a FIFO named as the baseline) reads as
+    empty instead of waiting forever, as a plain open did; one being written (``--baseline
+    <(git show main:evals/baseline.json)``) is read as the writer writes it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        return f.read()
 
 
 def check_gold(baseline: Baseline, digest: str, path: str | Path) -> None:

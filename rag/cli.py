@@ -53,8 +53,8 @@ class _Group(TyperGroup):
             if not isinstance(e, WriteInterrupted) and _WRITE in ctx.meta:
                 e = _interrupted(*ctx.meta[_WRITE])
             message = "interrupted; the index on disk was not changed"
-            if ctx.meta.get(_SAVED):  # rag eval, after its run: what it wrote and did not
-                message = safe_message(f"interrupted; {'; '.join(ctx.meta[_SAVED])}")
+            if _SAVED in ctx.meta:  # rag eval, after its run: what it wrote and did not
+                message = safe_message("; ".join(["interrupted", *ctx.meta[_SAVED]]))
             typer.echo(f"error: {e if isinstance(e, WriteInterrupted) else message}", err=True)
             raise typer.Exit(130) from None
 
@@ -591,8 +591,9 @@ def eval_cmd(
             baselines.check_gold(previous, gold_digest(items), baseline)
     idx = _open(index, store, preload=True)
     # Made (if new) after every other check, so that a run refused for another reason (no
-    # index, a bad baseline) leaves no empty report folder behind.
-    made = report is not None and not report.exists()
+    # index, a bad baseline) leaves no empty report folder behind; removed again, with the
+    # folders made for it, if the run fails before writing into it (an unknown --llm).
+    made = _first_missing(report) if report is not None else None
     if report is not None:
         reports.check_directory(report)  # before the long run, not after
     options = {"model": model, "base_url": base_url, "timeout": timeout}
@@ -616,13 +617,14 @@ def eval_cmd(
     except EvalInterrupted as e:  # report the questions answered; exit 130 below
         result = e.result
         if not result.items:
-            if made and report is not None:
-                with contextlib.suppress(OSError):
-                    report.rmdir()  # empty: nothing was written
+            _unmake(report, made)
             typer.echo(
                 "error: interrupted before any question was answered; nothing written", err=True
             )
             raise typer.Exit(130) from None
+    except BaseException:
+        _unmake(report, made)
+        raise
     result.gold = str(gold)
     comparison = None
     if previous is not None and not update_baseline and not result.interrupted:
@@ -672,6 +674,29 @@ def eval_cmd(
         raise typer.Exit(3)
     if comparison is not None and comparison.regressions:
         raise typer.Exit(1)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (``path`` itself, or a
+    parent that making it will make too), or None if it exists."""
+    missing = None
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _unmake(path: Path | None, made: Path | None) -> None:
+    """Remove ``path`` and its parents up to ``made`` (`_first_missing`) where they are
+    empty: a run that wrote nothing leaves no folder behind."""
+    if path is None or made is None:
+        return
+    for folder in [path, *path.parents]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only an empty one
+        if folder == made:
+            break
 
 
 _WRITE = "rag.write"  # the `typer.Context.meta` key for the index a command writes

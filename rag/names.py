@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from .korean import Token, english_stopwords
-from .places import korean_names
+from .places import korean_names, of_people
 from .support import QUESTION_WORDS
 
 # Romanised-name similarity (1 - edit distance / length): a match, and a look-alike.
@@ -72,10 +72,14 @@ def latin_names(question: str) -> list[str]:
                 w for w in words if w in _JOINING or w.lower().strip(".") not in QUESTION_WORDS
             ]
             words = [w for w in words if not (w.isupper() and len(w) <= 5)]
-            # One capitalised word opening the question is a name only if no dictionary
-            # word or a place: "Samsung reported …", "Japan beat …", not "Floods …".
+            while words and words[0] in _JOINING:  # "Which of Japan": Japan
+                words = words[1:]
+            while words and words[-1] in _JOINING:  # "President of NASA": President
+                words = words[:-1]
+            # One capitalised word opening the question is a name only if it is a place
+            # ("Japan beat …"): "Okay, …", "Pls …" and "Floods …" are capitalised there too.
             opening = len(words) == 1 and question.startswith(words[0])
-            if words and not (opening and translatable(words[0]) and not korean_names(words[0])):
+            if words and not (opening and not korean_names(words[0])):
                 names.append(" ".join(words))
     return names
 
@@ -114,17 +118,19 @@ def match_names(
     given: list[str] = []
     near: tuple[str, str] | None = None
     plain = "".join(text.split())
-    words = {t.form for t in tokens if t.tag in _NOUNS} | set(candidates)
+    proper = {t.form for t in tokens if t.tag == "NNP"} | set(candidates)
     for name in names:
-        literal = name.lower() in text.lower()
-        # A place, people or language by its Korean name (Polish: 폴란드, `rag.places`): a
-        # word of the window, or written inside one from three syllables on (인도 is not in
-        # 인도네시아 or 인도적, 이라크 is in 이라크전).
+        # A place by its Korean name (Poland: 폴란드, `rag.places`), as a proper noun of the
+        # window (Sudan is not 수단, a means; Oman not 오만), or inside a word from three
+        # syllables on (이라크 in 이라크전). Not a people's or language's (Polish, British),
+        # which an article about the country gives without being about what is asked.
         translated = [
             k
             for k in korean_names(name)
-            if k in words or (len(k) >= 3 and "".join(k.split()) in plain)
+            if k in proper or (len(k) >= 3 and "".join(k.split()) in plain)
         ]
+        if of_people(name):
+            translated = []
         # After its first mention a foreign person is named by the family name alone (잡스
         # for Steve Jobs): a name of two or more words also matches by its last word.
         last = name.split()[-1] if " " in name else ""
@@ -132,10 +138,10 @@ def match_names(
             (max(name_similarity(name, c), name_similarity(last, c) if last else 0.0), c)
             for c in candidates
         ]
-        romanised = [c for score, c in scored if score >= MIN_NAME_SIMILARITY]
-        if literal or translated or romanised:
+        best, which = max(scored, default=(0.0, ""))
+        if name.lower() in text.lower() or translated or best >= MIN_NAME_SIMILARITY:
             matched.append(name)
-            given.extend(translated[:1] or romanised)
+            given.extend(translated[:1] or ([which] if best >= MIN_NAME_SIMILARITY else []))
             if " " in name:  # 리즈 for Liz: the given name written apart from 트러스
                 given.extend(
                     c
@@ -143,9 +149,7 @@ def match_names(
                     if c not in given
                     and any(name_similarity(w, c) >= MIN_NAME_SIMILARITY for w in name.split())
                 )
-            continue
-        best, which = max(scored, default=(0.0, ""))
-        if best >= NEAR_NAME_SIMILARITY and near is None and same_start(name, which):
+        elif best >= NEAR_NAME_SIMILARITY and near is None and same_start(name, which):
             near = (name, which)
     return matched, given, near
 

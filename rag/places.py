@@ -30,10 +30,19 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "swiss": ("스위스",),
     "turkey": ("터키", "튀르키예"),  # CLDR's English name is Türkiye now; older news writes 터키
     "turkish": ("터키", "튀르키예"),
+    "north korean": ("북한",),
+    "south korean": ("한국",),
 }
-# A people named after its country: Canada -> Canadian, Israel -> Israeli. A candidate counts
-# only if it is an English word (`rag.names.translatable`'s list), so Canadan is no name.
-_PEOPLE = ("n", "an", "ian", "ese", "i")
+ADJECTIVES = frozenset(
+    {"korean", "american", "british", "australian", "swiss", "turkish"}
+    | {"north korean", "south korean"}
+)
+# A people named after its country, as English makes the word: America-n, Chile-an,
+# Brazil-ian, Canad(a)-ian, Mexic(o)-an, Taiwan-ese, Iraq-i. A candidate counts only if it is
+# an English word (`rag.names.translatable`'s list), so Canadan is no name; the endings keep
+# out words made by chance (chili from Chile, peri from Peru, chai from Chad).
+_PEOPLE_OF_WHOLE = ("an", "ian", "ese")  # and "n" after a, "i" after a consonant
+_PEOPLE_OF_STEM = ("an", "ian")  # the country's name less its last vowel
 _ASIDE = re.compile(r"\s*\(.*?\)")  # 홍콩(중국 특별행정구), Myanmar (Burma)
 _KOREAN = re.compile(r"[가-힣]+(?: [가-힣]+)*")  # not "중부, 노스다코타" (a county's zone)
 
@@ -41,11 +50,18 @@ _KOREAN = re.compile(r"[가-힣]+(?: [가-힣]+)*")  # not "중부, 노스다코
 def korean_names(name: str) -> tuple[str, ...]:
     """The Korean names of an English country, people, language or city name, most usual
     first ("Polish" -> 폴란드; "South Korea" -> 한국, 대한민국), or () if it is none."""
-    return _table().get(" ".join(name.lower().split()), ())
+    return _table()[0].get(" ".join(name.lower().split()), ())
+
+
+def of_people(name: str) -> bool:
+    """Whether ``name`` is a people's or a language's (Polish, British), not a place's: it
+    describes something of the country ("Who succeeded Liz Truss as British prime
+    minister?"), and an article about the country names it without being about the thing."""
+    return " ".join(name.lower().split()) in _table()[1]
 
 
 @functools.cache
-def _table() -> dict[str, tuple[str, ...]]:
+def _table() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
     from babel import Locale
 
     from .names import english_words
@@ -62,11 +78,18 @@ def _table() -> dict[str, tuple[str, ...]]:
 
     words = english_words()
     peoples: dict[str, set[str]] = {}
+    adjectives: set[str] = set(ADJECTIVES)
     for code, english in en.territories.items():
         if code.isalpha() and code in ko.territories:  # not regions such as 001 (World)
             add(english, ko.territories[code])
             stem = _ASIDE.sub("", english).lower()
-            found = {stem + end for end in _PEOPLE} | {stem[:-1] + end for end in _PEOPLE}
+            found = {stem + end for end in _PEOPLE_OF_WHOLE}
+            if stem.endswith("a"):
+                found.add(stem + "n")
+            elif stem[-1:] not in "aeiouy":
+                found.add(stem + "i")
+            if stem[-1:] in "aeoy":
+                found |= {stem[:-1] + end for end in _PEOPLE_OF_STEM}
             if stem.endswith("s"):  # the Philippines: Philippine
                 found.add(stem[:-1])
             for people in found & words:
@@ -74,14 +97,18 @@ def _table() -> dict[str, tuple[str, ...]]:
     for people, countries in peoples.items():
         if len(countries) == 1:  # not Nigerian, which Niger and Nigeria would both make
             add(people, countries.pop())
+            adjectives.add(people)
     countries = set(ko.territories.values())
     for code, english in en.languages.items():
         korean = ko.languages.get(code, "").removesuffix("어")
         if korean in countries:  # 폴란드어: "Polish" is 폴란드's; not Dari (다리어) or Cree
             add(english, korean)
+            adjectives.add(english.lower())
     for zone, names in ko.time_zones.items():
         if "city" in names:
             add(zone.rsplit("/", 1)[-1].replace("_", " "), names["city"])
     for english, koreans in ALIASES.items():
         table[english] = [*koreans, *(k for k in table.get(english, []) if k not in koreans)]
-    return {english: tuple(koreans) for english, koreans in table.items()}
+    names = {english: tuple(koreans) for english, koreans in table.items() if koreans}
+    places = {_ASIDE.sub("", english).lower() for english in en.territories.values()}
+    return names, frozenset(adjectives - places)  # Nauru is a language and a country

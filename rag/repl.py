@@ -127,8 +127,11 @@ def run(
     out.write("Ask about the indexed articles. /help for commands, /quit to leave.\n")
     # The terminal closing (SIGHUP) or a kill (SIGTERM) ends the chat as /quit does, so the
     # history is saved: it was lost with the session's questions.
-    main = threading.current_thread() is threading.main_thread()  # signals go only there
-    before = {signum: signal.signal(signum, _leave) for signum in _ENDING} if main else {}
+    # Only on the main thread (signals go there), and not over a signal the user has rag
+    # ignore (`nohup rag chat` ignores SIGHUP).
+    main = threading.current_thread() is threading.main_thread()
+    ending = [s for s in _ENDING if main and signal.getsignal(s) is not signal.SIG_IGN]
+    before = {signum: signal.signal(signum, _leave) for signum in ending}
     try:
         while True:
             try:

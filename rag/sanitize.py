@@ -264,11 +264,14 @@ class _Warning(logging.Handler):
     the end of an answer being streamed."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = safe_message(record.getMessage(), configured_secrets())
-        # On a terminal the answer may be mid-line; a pipe gets the line alone.
-        start = "\n" if sys.stdout.isatty() else ""
-        sys.stderr.write(f"{start}warning: {message}\n")
-        sys.stderr.flush()
+        try:
+            message = safe_message(record.getMessage(), configured_secrets())
+            # On a terminal the answer may be mid-line; a pipe gets the line alone.
+            start = "\n" if sys.stdout is not None and sys.stdout.isatty() else ""
+            sys.stderr.write(f"{start}warning: {message}\n")
+            sys.stderr.flush()
+        except Exception:  # stderr closed (2>&-) or a broken pipe: never the command's end
+            self.handleError(record)
 
 
 def warnings_to_stderr() -> None:

@@ -447,10 +447,12 @@ def test_an_english_questions_own_name_in_hangul_is_not_its_answer() -> None:
 
 
 def test_a_place_is_named_by_its_korean_name_and_the_questions_person_in_full() -> None:
-    # "Polish" is 폴란드's (CLDR, rag.places); 인도 is no word of 인도네시아.
-    tokens = tagged(["폴란드 공군 소속의 대통령 전용기가 인도네시아 상공에서 추락했다."])[0]
-    text = "폴란드 공군 소속의 대통령 전용기가 인도네시아 상공에서 추락했다."
-    assert match_names(["Polish", "Indian"], tokens, text)[:2] == (["Polish"], ["폴란드"])
+    # Poland is 폴란드 (CLDR, rag.places); India's 인도 is no word of 인도네시아, and Sudan
+    # is no 수단 (a means). "Polish" describes: an article about Poland does not give it.
+    text = "폴란드 공군 전용기가 인도네시아 상공에서 추락했다. 정부는 모든 수단을 동원했다."
+    tokens = tagged([text])[0]
+    assert match_names(["Poland", "India", "Sudan"], tokens, text)[:2] == (["Poland"], ["폴란드"])
+    assert match_names(["Polish"], tokens, text)[0] == []
     # A person the window writes in Latin letters too: both Hangul names are theirs, so that
     # 리즈 (a given name) does not stand for the person a "who succeeded" question asks for.
     text = "리즈 트러스(Liz Truss) 총리가 사임했다."
@@ -575,10 +577,11 @@ def test_a_year_or_month_the_question_names_may_come_from_the_article_date() -> 
         ("What rate did the Bank of Korea set?", ["Bank of Korea"], set()),
         ("What did the Ministry of the Interior say?", ["Ministry of the Interior"], set()),
         ("Has Kakao Enterprise of Korea grown?", ["Kakao Enterprise", "Korea"], set()),
-        # A question's first word is a name when it is no dictionary word, or a place.
-        ("Samsung reported what profit?", ["Samsung"], set()),
+        # A question's first word is a name when it is a place; "of" is no edge of a name.
         ("Japan beat Korea how?", ["Japan", "Korea"], set()),
-        ("Floods hit Thailand when?", ["Thailand"], set()),
+        ("Okay, when did Floods hit Thailand?", ["Floods", "Thailand"], set()),
+        ("Which of Japan's cities hosted it?", ["Japan"], set()),
+        ("Who is the President of NASA?", ["President"], set()),
     ],
 )
 def test_latin_names_and_months(question: str, names: list[str], month: set[int]) -> None:

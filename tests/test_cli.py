@@ -318,3 +318,18 @@ def test_a_logged_warning_is_a_warning_line(run, monkeypatch: pytest.MonkeyPatch
     code, out = run("info", "--json")
     assert code == 0
     assert "warning: cannot write the probe cache at c/p.json\n" in out
+
+
+def test_a_warning_with_stderr_closed_does_not_end_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`rag search … 2>&-`: the warning handler raised AttributeError, and the search failed."""
+    import logging
+    import sys
+
+    from rag.sanitize import warnings_to_stderr
+
+    warnings_to_stderr()
+    monkeypatch.setattr(sys, "stderr", None)
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    logging.getLogger("rag.embed").warning("cannot write the probe cache at %s", "c/p.json")

@@ -811,6 +811,7 @@ def test_ctrl_c_after_the_run_says_what_rag_eval_wrote(
     assert result.stderr.splitlines()[-1] == (
         "error: interrupted; the report is written to r/report.md; b.json not updated"
     )
+    assert run("eval", "gold.jsonl").stderr.splitlines()[-1] == "error: interrupted"
     assert (tmp_path / "r" / "report.md").exists() and not (tmp_path / "b.json").exists()
 
 
@@ -824,9 +825,14 @@ def test_ctrl_c_before_the_first_answer_leaves_no_report_folder(
         empty = two_questions().model_copy(update={"items": [], "interrupted": True, "scored": 0})
         raise EvalInterrupted(empty)
 
-    monkeypatch.setattr(rag.evaluate, "evaluate", interrupted)
     (tmp_path / "kept").mkdir()
-    for folder in ("new", "kept"):
+    # A run that fails before it writes (an answerer that does not exist) leaves none either,
+    # nor the folders made for it.
+    result = run("eval", "gold.jsonl", "--llm", "bogus", "--report", "kept/made/deep")
+    assert result.exit_code == 1 and "bogus" in result.stderr
+    assert not (tmp_path / "kept" / "made").exists()
+    monkeypatch.setattr(rag.evaluate, "evaluate", interrupted)
+    for folder in ("new/deep", "kept"):
         result = run("eval", "gold.jsonl", "--report", folder)
         assert result.exit_code == 130 and "nothing written" in result.stderr
     assert not (tmp_path / "new").exists() and (tmp_path / "kept").is_dir()

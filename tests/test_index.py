@@ -534,10 +534,11 @@ def test_a_probe_cache_of_other_vectors_does_not_fail_a_good_index(
     or tampered with) made every search fail with "index was built with embedder 'a' but
     'a' was given"; the probes are embedded again before a mismatch is declared."""
     Index.create(embedder=_Stamped()).add([seeds])
+    probes = tmp_path / "cache" / "probes"
+    [mine] = probes.glob("*.json")
     with pytest.raises(EmbedderMismatch):  # b's probes, in b's cache entry...
         Index.open(embedder=_Stamped("b")).search("카카오")
-    entries = {f.stat().st_mtime_ns: f for f in (tmp_path / "cache" / "probes").glob("*.json")}
-    (_, mine), (_, other) = sorted(entries.items())
+    [other] = set(probes.glob("*.json")) - {mine}
     mine.write_text(other.read_text(encoding="utf-8"), encoding="utf-8")  # ...under a's name
     assert len(Index.open(embedder=_Stamped()).search("카카오")) > 0
     assert mine.read_text(encoding="utf-8") != other.read_text(encoding="utf-8")  # mended

@@ -1072,8 +1072,17 @@ def test_a_baseline_that_is_no_text_file_is_one_line(tmp_path: Path, kind: str) 
     if kind == "fifo":
         os.mkfifo(path)
         os.mkfifo(tmp_path / "report.md")
-        with pytest.raises(RagError, match="not a regular file"):
-            read_baseline(path)
+        with pytest.raises(RagError, match="is not a baseline: Invalid JSON: EOF"):
+            read_baseline(path)  # a FIFO no process writes reads as empty
+        # A pipe is read: --baseline <(git show main:evals/baseline.json).
+        committed = (Path(__file__).parent.parent / "evals" / "baseline.json").read_bytes()
+        r, w = os.pipe()
+        os.write(w, committed)
+        os.close(w)
+        try:
+            assert read_baseline(f"/proc/self/fd/{r}").gold == "evals/seeds_gold.jsonl"
+        finally:
+            os.close(r)
         with pytest.raises(RagError, match="is not an evaluation report"):
             check_directory(tmp_path)
     else:
