@@ -5,6 +5,7 @@ Nothing here is read at import time; every lookup happens when a function is cal
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -105,8 +106,10 @@ def write_whole(file: Path, text: str, through_links: bool = True) -> None:
     if through_links:
         file = Path(os.path.realpath(file))
     tmp = file.with_name(f"{file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with contextlib.suppress(FileNotFoundError):  # a dead process's of the same number
+        tmp.unlink()  # (a link planted under that name is removed, not followed)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "x", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

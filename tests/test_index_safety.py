@@ -1127,3 +1127,20 @@ def test_a_baseline_says_what_is_wrong_with_it_and_may_open_with_a_bom(tmp_path:
     wrong.write_text("", encoding="utf-8")
     with pytest.raises(RagError, match=r"is not a baseline: Invalid JSON: EOF while parsing"):
         read_baseline(wrong)
+
+
+def test_a_link_planted_at_the_temporary_name_is_not_followed(tmp_path: Path) -> None:
+    """The temporary file's name is predictable (the process and thread): a link planted
+    there was opened for writing, overwriting the file it pointed to."""
+    import threading
+
+    from rag import config
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("my notes\n", encoding="utf-8")
+    target = tmp_path / "entry.json"
+    planted = tmp_path / f"entry.json.{os.getpid()}.{threading.get_ident()}.tmp"
+    planted.symlink_to(precious)
+    config.write_whole(target, "[1, 2]")
+    assert precious.read_text(encoding="utf-8") == "my notes\n"
+    assert target.read_text(encoding="utf-8") == "[1, 2]" and not planted.exists()
