@@ -96,7 +96,7 @@ def write_cached(file: Path, text: str) -> None:
     write_whole(file, text, through_links=False)
 
 
-def write_whole(file: Path, text: str, through_links: bool = True) -> None:
+def write_whole(file: Path, text: str | bytes, through_links: bool = True) -> None:
     """Write ``file`` whole or not at all: a reader sees the old file, the new one or none,
     a killed write leaves the old one, and two writers (processes or threads) do not share
     a temporary file, which is removed when the write fails. The text is on disk before the
@@ -109,8 +109,8 @@ def write_whole(file: Path, text: str, through_links: bool = True) -> None:
     with contextlib.suppress(FileNotFoundError):  # a dead process's of the same number
         tmp.unlink()  # (a link planted under that name is removed, not followed)
     try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "xb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         if file.is_file() and not file.is_symlink():

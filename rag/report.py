@@ -3,8 +3,8 @@ recall@k plot and the comparison with the baseline (`rag.baseline`)."""
 
 from __future__ import annotations
 
+import io
 import os
-import threading
 from pathlib import Path
 
 from .baseline import Comparison, comparison_table, fmt
@@ -204,25 +204,22 @@ def plot_recall(result: EvalResult, directory: Path) -> Path | None:
     curve = recall_curve(result)
     path = directory / name
     if name.endswith(".svg"):
-        write_whole(path, _svg(curve), through_links=False)  # as the PNG: the link replaced
-        return path
-    from matplotlib.figure import Figure
+        image: str | bytes = _svg(curve)
+    else:
+        from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5, 3.2), layout="tight")
-    ax = fig.subplots()
-    ax.plot([k for k, _ in curve], [v for _, v in curve], marker="o")
-    ax.set(xlabel="k (documents)", ylabel="mean recall@k", ylim=(0, 1.02), xticks=range(1, 11))
-    ax.set_title("recall@k")
-    ax.grid(alpha=0.3)
-    # A name of this process and thread: a fixed one was a user's file to overwrite, and two
-    # runs writing into one folder renamed each other's plot away.
-    tmp = directory / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        fig = Figure(figsize=(5, 3.2), layout="tight")
+        ax = fig.subplots()
+        ax.plot([k for k, _ in curve], [v for _, v in curve], marker="o")
+        ax.set(xlabel="k (documents)", ylabel="mean recall@k", ylim=(0, 1.02), xticks=range(1, 11))
+        ax.set_title("recall@k")
+        ax.grid(alpha=0.3)
+        png = io.BytesIO()
+        fig.savefig(png, dpi=100, format="png")
+        image = png.getvalue()
+    # Whole or not at all, as the report; a link in the plot's place is replaced, not written
+    # through (the SVG overwrote the file a link pointed to).
+    write_whole(path, image, through_links=False)
     return path
 
 
