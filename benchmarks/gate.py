@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rag.baseline import Check, Gate, verdict
+from rag.baseline import Gate, check_metric, new_gate
 from rag.config import write_whole
 
 GATES = Path(__file__).resolve().parents[1] / "evals" / "benchmark_gates.json"
@@ -49,20 +49,7 @@ def check(name: str, now: dict[str, float], settings: dict[str, Any], path: Path
         was, now_set = recorded.settings.get(key), settings.get(key)
         if now_set != was:
             print(f"note: {key} is {now_set!r}, recorded with {was!r}", file=sys.stderr)
-    checks = []
-    for metric, gate in recorded.metrics.items():
-        value = now.get(metric)
-        value = None if value is None else round(value, 4)
-        fields = gate.model_dump(exclude={"value", "why"})
-        checks.append(
-            Check(
-                metric=metric,
-                baseline=gate.value,
-                now=value,
-                verdict=verdict(gate, value),
-                **fields,
-            )
-        )
+    checks = [check_metric(m, gate, now.get(m)) for m, gate in recorded.metrics.items()]
     for c in checks:
         print(f"{name}: {c.line()}", file=sys.stderr)
     bad = [c.metric for c in checks if c.verdict == "REGRESSED"]
@@ -84,16 +71,10 @@ def update(
     'higher' or 'lower', why) unless the file already holds them."""
     data = _read(path)
     old = Recorded.model_validate(data[name]).metrics if name in data else {}
-    metrics = {}
-    for metric, (tolerance, better, why) in gates.items():
-        kept = old.get(metric)
-        value = now.get(metric)
-        metrics[metric] = Gate(
-            value=None if value is None else round(value, 4),
-            tolerance=kept.tolerance if kept else tolerance,
-            better="lower" if better == "lower" else "higher",
-            why=kept.why if kept else why,
-        )
+    metrics = {
+        metric: new_gate(now.get(metric), tolerance, better, why, old.get(metric))
+        for metric, (tolerance, better, why) in gates.items()
+    }
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     data[name] = Recorded(settings=settings, created=created, metrics=metrics).model_dump()
     write_whole(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")

@@ -170,9 +170,30 @@ def check_gold(baseline: Baseline, digest: str, path: str | Path) -> None:
         )
 
 
-def verdict(gate: Gate, now: float | None) -> Verdict:
+def check_metric(metric: str, gate: Gate, value: float | None) -> Check:
+    """``metric``'s ``value`` against its ``gate``, rounded to 4 decimals as stored (also
+    the benchmark gates', benchmarks/gate.py)."""
+    now = None if value is None else round(value, 4)
+    fields = gate.model_dump(exclude={"value", "why"})
+    return Check(metric=metric, baseline=gate.value, now=now, verdict=_verdict(gate, now), **fields)
+
+
+def new_gate(
+    value: float | None, tolerance: float, better: str, why: str, kept: Gate | None
+) -> Gate:
+    """A gate recording ``value``; the tolerance and reason of ``kept``, the gate it
+    replaces, if any (a person may have edited them), else ``tolerance`` and ``why``."""
+    return Gate(
+        value=None if value is None else round(value, 4),
+        tolerance=kept.tolerance if kept else tolerance,
+        better="lower" if better == "lower" else "higher",
+        why=kept.why if kept else why,
+    )
+
+
+def _verdict(gate: Gate, now: float | None) -> Verdict:
     """``now`` against ``gate``: a move the wrong way beyond the tolerance, or no value at
-    all, is a regression (also the benchmark gates', benchmarks/gate.py)."""
+    all, is a regression."""
     if gate.value is None:
         return "not gated"
     if now is None:
@@ -201,14 +222,10 @@ def compare(result: EvalResult, baseline: Baseline) -> Comparison:
         RagError: ``result`` is of an interrupted run.
     """
     _whole(result, "compare with a baseline")
-    checks = []
-    for name, gate in baseline.metrics.items():
-        value = result.metrics.get(name)
-        now = None if value is None else round(value, 4)
-        fields = gate.model_dump(exclude={"value", "why"})
-        checks.append(
-            Check(metric=name, baseline=gate.value, now=now, verdict=verdict(gate, now), **fields)
-        )
+    checks = [
+        check_metric(name, gate, result.metrics.get(name))
+        for name, gate in baseline.metrics.items()
+    ]
     passed = {i.id for i in result.items if i.passed}
     ids = [i.id for i in result.items]
     return Comparison(
@@ -249,16 +266,16 @@ def make_baseline(result: EvalResult, previous: Baseline | None = None) -> Basel
             f"cannot make a baseline from a run where {failed} of {result.questions} answers "
             "failed; fix what failed and run it again"
         )
-    metrics = {}
-    for name, (tolerance, why) in GATES.items():
-        old = previous.metrics.get(name) if previous else None
-        value = result.metrics.get(name)
-        metrics[name] = Gate(
-            value=None if value is None else round(value, 4),
-            tolerance=old.tolerance if old else tolerance,
-            better="lower" if name in LOWER_IS_BETTER else "higher",
-            why=old.why if old else why,
+    metrics = {
+        name: new_gate(
+            result.metrics.get(name),
+            tolerance,
+            "lower" if name in LOWER_IS_BETTER else "higher",
+            why,
+            previous.metrics.get(name) if previous else None,
         )
+        for name, (tolerance, why) in GATES.items()
+    }
     return Baseline(
         about="rag eval fails (exit 1) when a metric moves the wrong way by more than its "
         "tolerance; rewrite with: rag eval GOLD --baseline THIS_FILE --update-baseline",
