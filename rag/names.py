@@ -126,11 +126,9 @@ def match_names(
         # which an article about the country gives without being about what is asked.
         translated = [
             k
-            for k in korean_names(name)
+            for k in ([] if of_people(name) else korean_names(name))
             if k in proper or (len(k) >= 3 and "".join(k.split()) in plain)
         ]
-        if of_people(name):
-            translated = []
         # After its first mention a foreign person is named by the family name alone (잡스
         # for Steve Jobs): a name of two or more words also matches by its last word.
         last = name.split()[-1] if " " in name else ""
@@ -250,7 +248,9 @@ def spelt_names(
         # A place, people or language is written as Korean translates it (Japan: 일본), and
         # not spelt by sound at all (재판) when the corpus does not hold that word.
         if translated := korean_names(name):
-            return max(translated, key=known) if any(map(known, translated)) else ""
+            counts = {k: known(k) for k in translated}  # each term's column read once
+            best = max(counts, key=counts.__getitem__)
+            return best if counts[best] else ""
         return spellings.of(name, known)
 
     for name in latin_names(question):
