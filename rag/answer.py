@@ -31,8 +31,9 @@ from .reply import (
     strip_reasoning,
 )
 from .sanitize import escape_block
-from .support import Evidence, JudgeFn, evidence_for, language
+from .support import Evidence, JudgeFn, evidence_for, language, text_vectors
 from .templates import render
+from .translated import Translations
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,8 @@ def answer_stream(
     ``judge`` (`rag.judge.Judge`) settles the claims the support rules cannot."""
     started = time.perf_counter()
     lang = language(question)
-    decision = decide(question, hits, stats, embedder.model_id)
+    translations = Translations(lambda texts: text_vectors(embedder, texts))
+    decision = decide(question, hits, stats, embedder.model_id, translations)
     shown = list(hits)
     notes: list[str] = []
 

@@ -18,8 +18,9 @@ names the question's year if it names any year, and it does not say only the oth
 a contrast the question draws (신임 for 전임, 분기 for 연간, 마지막 for 첫).
 
 An English question over Korean articles has few shared words, so its signals are its
-names (`rag.names`: romanised Hangul names compared with the Latin ones), years, Latin
-tokens (acronyms) and the dense cosine of the passage. Thresholds were tuned on the first
+names (`rag.names`: romanised Hangul names compared with the Latin ones; `rag.places`:
+countries and cities; `rag.translated`: names of English words a window translates), years,
+Latin tokens (acronyms) and the dense cosine of the passage. Thresholds were tuned on the first
 half of KorQuAD 1.0 dev's articles and measured on the second
 (benchmarks/bench_answerability.py, docs/answers.md).
 """
@@ -32,13 +33,14 @@ from collections.abc import Callable, Iterable, Sequence
 
 from pydantic import BaseModel
 
-from . import lookalike
+from . import lookalike, translated
 from .kinds import answer_kind, asked_measure, asks_author, holds_kind
 from .korean import Token, genitive_stem, passage_sentences, tagged
 from .lookalike import Question, Sentence, nospace
 from .names import latin_names, match_names, months, translatable
 from .records import Hit
 from .support import QUESTION_WORDS, key_terms, language, numbers
+from .translated import Translations
 
 # Tuned on KorQuAD 1.0 dev, first half of the articles (see the module docstring): the
 # best refusal accuracy minus false refusals with false refusals at most 0.09. Predicates
@@ -126,7 +128,11 @@ class Decision(BaseModel):
 
 
 def decide(
-    question: str, hits: Sequence[Hit], stats: Stats | None = None, model: str | None = None
+    question: str,
+    hits: Sequence[Hit],
+    stats: Stats | None = None,
+    model: str | None = None,
+    translations: Translations | None = None,
 ) -> Decision:
     """Whether ``hits`` hold the answer to ``question``, with the reason and best window.
 
@@ -138,6 +144,8 @@ def decide(
         model: The embedding model behind the hits' dense scores (`Embedder.model_id`);
             a Korean window's score counts its passage's dense cosine only for
             `DENSE_MODEL`, whose cosines the weights were chosen on.
+        translations: Finds an English question's names that a window translates
+            (`rag.translated`); used with `DENSE_MODEL` only, whose scores it was tuned on.
     """
     if not hits:
         return Decision(answerable=False, reason="no passages retrieved")
@@ -146,7 +154,9 @@ def decide(
     if not q.terms:  # "?", "왜?", "Why?": nothing to look for
         return Decision(answerable=False, reason="the question has no content words", kind=q.kind)
     if q.lang == "en":
-        return _decide_english(q, hits, sentences, titles)
+        return _decide_english(
+            q, hits, sentences, titles, translations if model == DENSE_MODEL else None
+        )
     if model != DENSE_MODEL:
         hits = [h.model_copy(update={"dense_score": None}) for h in hits]
     q.entities += lookalike.names_by_ending(q, sentences)
@@ -239,7 +249,11 @@ def _dense_shift(hit: Hit) -> float:
 
 
 def _decide_english(
-    q: Question, hits: Sequence[Hit], sentences: list[Sentence], titles: list[list[Token]]
+    q: Question,
+    hits: Sequence[Hit],
+    sentences: list[Sentence],
+    titles: list[list[Token]],
+    translations: Translations | None,
 ) -> Decision:
     names = latin_names(q.text)
     years = set(_YEAR.findall(q.text))
@@ -270,6 +284,14 @@ def _decide_english(
                 failure, (3, f"'{near[0]}' is not named; only a similar name ({near[1]})")
             )
             continue
+        shown = list(matched)
+        if translations is not None:  # "Trade Day" by 무역의날
+            for name in [n for n in names if n not in matched and translatable(n)]:
+                score, phrase = translations.best(name, tokens + titles[s.n - 1])
+                if score >= translated.MIN_SCORE:
+                    matched.append(name)
+                    given.append(phrase)
+                    shown.append(f"{name} ({phrase})")
         unnamed = [n for n in names if n not in matched]
         if not matched and any(not translatable(n) for n in unnamed):
             failure = max(failure, (2, f"no window names {', '.join(unnamed)}"))
@@ -295,7 +317,7 @@ def _decide_english(
         shared = len(acronyms & {t.form.lower() for t in tokens if t.tag == "SL"})
         key = (float(len(matched)), float(shared), dense[s.n])
         if best is None or key > best[0]:
-            best = (key, i, f"names {matched or 'none'}, dense {dense[s.n]:.2f}")
+            best = (key, i, f"names {shown or 'none'}, dense {dense[s.n]:.2f}")
     if best is None:
         return Decision(answerable=False, reason=failure[1], kind=q.kind)
     key, i, why = best

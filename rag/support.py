@@ -122,7 +122,7 @@ class Evidence:
     @property
     def vectors(self) -> np.ndarray:
         if self._vectors is None:
-            self._vectors = _sentence_vectors(self.embedder, [s.text for s in self.sentences])
+            self._vectors = text_vectors(self.embedder, [s.text for s in self.sentences])
         return self._vectors
 
     @property
@@ -209,10 +209,12 @@ def prefetch_sentences(embedder: Embedder, passages: Sequence[str]) -> None:
     `Evidence` reads: Kiwi's sentences are mostly these (`rag.asking.Asking.ask_stream`
     embeds the passages dense search ranks first while Kiwi still loads)."""
     rough = [s for p in passages for line in p.split("\n") for s in _ROUGH_END.split(line)]
-    _sentence_vectors(embedder, [s.strip() for s in rough if s.strip()])
+    text_vectors(embedder, [s.strip() for s in rough if s.strip()])
 
 
-def _sentence_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
+def text_vectors(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """``texts`` embedded as passages, each once per process and, with an embedder whose
+    vectors depend on their batch, alone: the same vectors whatever was asked before."""
     if not texts:
         return np.zeros((0, embedder.dim), np.float32)
     keys = [(embedder.spec, t) for t in texts]

@@ -43,6 +43,8 @@ def test_kakao_restructuring(index: Index, question: str) -> None:
         ("플리토의 3분기 매출은 얼마인가?", FLITTO, "68억8800만원"),
         ("무역의날 수출의탑 수상기업은 몇 개사였나?", FLITTO, "1545개사"),
         ("Who is the new CEO nominee of Kakao Enterprise?", KAKAO, "이경진"),
+        # Translated, not spelt: 수출의탑 and 무역의날 (rag.translated).
+        ("How many firms won an Export Tower at this year's Trade Day?", FLITTO, "1545개사"),
     ],
 )
 def test_answers_cite_the_right_article(index: Index, question: str, doc: str, fact: str) -> None:
@@ -61,6 +63,8 @@ def test_answers_cite_the_right_article(index: Index, question: str, doc: str, f
         ("플리토의 대표이사는 누구인가?", "ko"),
         ("오늘 서울 날씨는?", "ko"),
         ("What was Samsung Electronics' operating profit in 2023?", "en"),
+        # English words the articles translate nowhere: no phrase stands for the ministry.
+        ("What did the Ministry of Science say about Trade Day?", "en"),
     ],
 )
 def test_unanswerable_questions_are_refused(index: Index, question: str, lang: str) -> None:

@@ -9,13 +9,14 @@ that shares a year with one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag import Index
-from rag.answerable import _unglued, decide, quote_span
+from rag.answerable import DENSE_MODEL, _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
 from rag.kinds import answer_kind, asks_identity, holds_kind
 from rag.korean import Token, tagged
@@ -23,6 +24,7 @@ from rag.names import latin_names, match_names, months
 from rag.output import print_sources, quoted_snippet
 from rag.records import Hit
 from rag.support import Evidence
+from rag.translated import MIN_SCORE, Translations, phrases
 from tests.conftest import SEEDS, FakeEmbedder, FakeGenerator
 
 HANBIT = (
@@ -872,3 +874,33 @@ def test_a_question_word_counts_where_a_sentence_spaces_it() -> None:
     assert list(evidence.overlap({"아시아나항공", "사고"})) == [1.0]
     # A one-letter word counts only as a word of its own (하 is in 하고 and 하늘).
     assert list(evidence.overlap({"착", "사고"})) == [0.5]
+
+
+def test_a_name_the_window_translates_is_given_by_meaning() -> None:
+    # "Trade Day" is 무역의날, which no spelling of the words gives; a passage far from the
+    # question as a whole (dense 0.70 < MIN_DENSE) was refused. One vector per text, the
+    # name's and its translation's the same, every other text at right angles.
+    same = {"Trade Day": "무역의날"}
+    basis: dict[str, int] = {}
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 256), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row, basis.setdefault(same.get(text, text), len(basis))] = 1.0
+        return out
+
+    translations = Translations(embed)
+    tokens = tagged(["플리토는 올해 무역의날에 수출의탑을 받았다."])[0]
+    assert {"무역의날", "수출의탑", "플리토"} <= phrases(tokens)
+    assert translations.best("Trade Day", tokens) == (2.0, "무역의날")
+    assert translations.best("Trade Day", tagged(["수출의탑을 받았다."])[0])[0] < MIN_SCORE
+
+    question = "Which award did Flitto win on Trade Day?"
+    passage = [hit("플리토는 올해 무역의날에 500만불 수출의탑을 받았다.", dense=0.70)]
+    assert decide(question, passage, model=DENSE_MODEL, translations=translations).answerable
+    refused = decide(question, passage, model=DENSE_MODEL)
+    assert not refused.answerable and refused.reason == "Trade Day not named"
+    # Tuned on one model's vectors: another's are not read.
+    assert not decide(question, passage, model="other", translations=translations).answerable
+    other = [hit("플리토는 올해 수출의탑을 받았다.", dense=0.70)]
+    assert not decide(question, other, model=DENSE_MODEL, translations=translations).answerable

@@ -472,7 +472,7 @@ def test_analyses_and_vectors_are_shared_safely_across_threads(monkeypatch):
                 batch = [sentences[(offset + i + j) % 12] for j in range(5)]  # more than kept
                 got = [[t.form for t in tokens] for tokens in korean.tagged(batch)]
                 assert got == [expected[sentences.index(s)] for s in batch]
-                vectors = support._sentence_vectors(embedder, batch)
+                vectors = support.text_vectors(embedder, batch)
                 assert np.allclose(vectors, embedder.embed_passages(batch))
         except BaseException as e:  # reported by the main thread
             errors.append(e)
