@@ -15,9 +15,16 @@ missing). Each sampled question is asked twice:
 The questions are split by article: the first half of the articles by title is the tuning
 split (``--tune`` sweeps the gate's weights there), the second half is reported.
 
+``--sentences`` asks a harder near miss of the questions that ask for a kind of answer (a
+person, date, number, amount or place): the gold paragraph alone, once whole (the right
+output is an answer) and once without the sentences holding the gold span (a refusal). The
+paragraph still has the question's names and most of its words, but not the fact: the
+kind-of-answer checks must tell. Reported per kind, for both halves.
+
     python benchmarks/bench_answerability.py --index /work/cache/kq   # 300 held-out questions
     python benchmarks/bench_answerability.py --tune --questions 300   # sweep on the tuning half
     python benchmarks/bench_answerability.py --index "$(mktemp -d)" --gate   # CI's gate
+    python benchmarks/bench_answerability.py --sentences                    # answer sentence cut
 
 ``--gate`` compares the 300 held-out questions' numbers with evals/benchmark_gates.json and
 exits 1 on a regression (benchmarks/gate.py); ``--update-gate`` records them.
@@ -40,7 +47,11 @@ from bench_korquad import DATA, load
 from rag import Index, answerable
 from rag.answer import answer_stream
 from rag.backends import get_generator
+from rag.kinds import answer_kind
+from rag.korean import passage_sentences
 from rag.metrics import normalize_fact
+from rag.records import Hit
+from rag.support import text_vectors
 
 
 def questions(path: Path) -> tuple[list[dict], list[dict]]:
@@ -98,6 +109,82 @@ def run(
             result["span_hit"] = not reply.refused and holds(reply.text, row["spans"])
         out.append(result)
     return out
+
+
+def without_answer(path: Path, tuning: bool) -> list[dict]:
+    """The questions of one split that ask for a kind of answer, each with its paragraph
+    whole and without the sentences holding a gold span (questions whose span the rest of
+    the paragraph still holds are left out)."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    titles = sorted(article["title"] for article in data)
+    first = set(titles[: len(titles) // 2])
+    rows = []
+    for article in data:
+        if (article["title"] in first) != tuning:
+            continue
+        for para in article["paragraphs"]:
+            text = para["context"]
+            spans = passage_sentences(text)
+            for qa in para["qas"]:
+                kind = answer_kind(qa["question"])
+                golds = {a["text"] for a in qa["answers"]}
+                cut = {
+                    i
+                    for i, (a, b) in enumerate(spans)
+                    for gold in qa["answers"]
+                    if gold["text"] in text[a:b]
+                    or (a < gold["answer_start"] + len(gold["text"]) and gold["answer_start"] < b)
+                }
+                kept = " ".join(text[a:b] for i, (a, b) in enumerate(spans) if i not in cut)
+                if kind != "other" and kept.strip() and not any(g in kept for g in golds):
+                    rows.append(
+                        {"q": qa["question"], "kind": kind, "title": article["title"]}
+                        | {"whole": text, "cut": kept}
+                    )
+    return rows
+
+
+def run_without_answer(index: Index, rows: list[dict]) -> dict[str, dict[str, Any]]:
+    """Per kind: questions, answered with the paragraph whole, refused without the answer."""
+    embedder = index.embedder
+    table: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        query = embedder.embed_query(row["q"])
+        whole, cut = text_vectors(embedder, [row["whole"], row["cut"]])
+        decided = [
+            answerable.decide(
+                row["q"],
+                [_paragraph(text, row["title"], float(query @ vector))],
+                index.document_frequencies,
+                embedder.model_id,
+            ).answerable
+            for text, vector in ((row["whole"], whole), (row["cut"], cut))
+        ]
+        for kind in (row["kind"], "all"):
+            counts = table.setdefault(kind, {"questions": 0, "answered": 0, "refused": 0})
+            counts["questions"] += 1
+            counts["answered"] += decided[0]
+            counts["refused"] += not decided[1]
+    for counts in table.values():
+        counts["answered_share"] = round(counts["answered"] / counts["questions"], 3)
+        counts["refused_share"] = round(counts["refused"] / counts["questions"], 3)
+    return dict(sorted(table.items()))
+
+
+def _paragraph(text: str, title: str, dense: float) -> Hit:
+    return Hit(
+        doc_id="paragraph",
+        chunk_id="paragraph#0",
+        title=title,
+        date=None,
+        source=None,
+        path=None,
+        text=text,
+        start=0,
+        end=len(text),
+        score=1.0,
+        dense_score=dense,
+    )
 
 
 def metrics(results: list[dict]) -> dict[str, Any]:
@@ -192,8 +279,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--gate", action="store_true", help="Exit 1 on a regression.")
     parser.add_argument("--update-gate", action="store_true", help="Record this run's numbers.")
+    parser.add_argument(
+        "--sentences", action="store_true", help="Cut the answer's sentences, per kind."
+    )
     args = parser.parse_args()
-    if (args.gate or args.update_gate) and (args.tune or args.questions != 300):
+    if (args.gate or args.update_gate) and (args.tune or args.questions != 300 or args.sentences):
         parser.error("--gate and --update-gate take the 300 held-out questions")
 
     records, _ = load(args.data)
@@ -209,6 +299,17 @@ def main() -> None:
     index.search("warm up", k=1)
     indexed = time.perf_counter() - started
     started = time.perf_counter()
+    if args.sentences:
+        for name, tuning in (("tuning", True), ("held-out", False)):
+            table = run_without_answer(index, without_answer(args.data, tuning))
+            print(f"{name} half: answered whole / refused without the answer's sentences")
+            for kind, c in table.items():
+                print(
+                    f"  {kind:<8}{c['questions']:>5}   {c['answered_share']:.3f} "
+                    f"({c['answered']})   {c['refused_share']:.3f} ({c['refused']})"
+                )
+        print(f"{time.perf_counter() - started:.0f} s")
+        return
     if args.tune:
         result: dict[str, Any] = sweep(index, rows, args.k, args.depth, aliases)
     else:

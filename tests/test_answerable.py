@@ -904,3 +904,17 @@ def test_a_name_the_window_translates_is_given_by_meaning() -> None:
     assert not decide(question, passage, model="other", translations=translations).answerable
     other = [hit("플리토는 올해 수출의탑을 받았다.", dense=0.70)]
     assert not decide(question, other, model=DENSE_MODEL, translations=translations).answerable
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The date sits beside none of the question's words: it dates something else.
+        ("시는 신청사 막바지 공사를 진행하고 있다. 공사는 지난해 3월 시작됐다.", False),
+        ("시는 신청사 막바지 공사를 진행하고 있다. 신청사는 내년 3월 문을 연다.", True),
+    ],
+)
+def test_a_date_answers_when_only_beside_the_questions_words(text: str, expected: bool) -> None:
+    decision = decide("신청사는 언제 문을 여나?", [hit(text)])
+    assert decision.answerable is expected
+    assert expected or decision.reason == "no date beside the question's words"
