@@ -28,8 +28,8 @@ from .korean import Token
 MIN_SCORE = 0.14
 MAX_PIECES = 3
 
-# The same everyday nouns in both languages; neither side's words name anything a news
-# question asks about, so their mean cosine measures only how near a word is to everything.
+# The same 30 everyday nouns in both languages, none of them a name: a text's mean cosine to
+# one list measures how near it is to everything in that language, not to a translation.
 ENGLISH = (
     "time people year government company market country city report state group price plan "
     "day week policy team game world money police president party law court school water "
