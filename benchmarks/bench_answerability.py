@@ -66,9 +66,14 @@ def questions(path: Path) -> tuple[list[dict], list[dict]]:
                 rows.append(
                     {"q": qa["question"], "doc": doc, "spans": spans, "title": article["title"]}
                 )
-    titles = sorted({r["title"] for r in rows})
-    first = set(titles[: len(titles) // 2])
+    first = _first_half(data)
     return [r for r in rows if r["title"] in first], [r for r in rows if r["title"] not in first]
+
+
+def _first_half(data: list[dict]) -> set[str]:
+    """The tuning split: the first half of the articles' titles in sorted order."""
+    titles = sorted({article["title"] for article in data})
+    return set(titles[: len(titles) // 2])
 
 
 def holds(text: str, spans: list[str]) -> bool:
@@ -116,8 +121,7 @@ def without_answer(path: Path, tuning: bool) -> list[dict]:
     whole and without the sentences holding a gold span (questions whose span the rest of
     the paragraph still holds are left out)."""
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    titles = sorted(article["title"] for article in data)
-    first = set(titles[: len(titles) // 2])
+    first = _first_half(data)
     rows = []
     for article in data:
         if (article["title"] in first) != tuning:
@@ -300,15 +304,15 @@ def main() -> None:
     indexed = time.perf_counter() - started
     started = time.perf_counter()
     if args.sentences:
-        for name, tuning in (("tuning", True), ("held-out", False)):
-            table = run_without_answer(index, without_answer(args.data, tuning))
-            print(f"{name} half: answered whole / refused without the answer's sentences")
-            for kind, c in table.items():
-                print(
-                    f"  {kind:<8}{c['questions']:>5}   {c['answered_share']:.3f} "
-                    f"({c['answered']})   {c['refused_share']:.3f} ({c['refused']})"
-                )
-        print(f"{time.perf_counter() - started:.0f} s")
+        halves = {
+            name: run_without_answer(index, without_answer(args.data, tuning))
+            for name, tuning in (("tuning", True), ("held-out", False))
+        }
+        if args.json:
+            print(json.dumps(halves, indent=2))
+        else:
+            _print_halves(halves)
+        print(f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
         return
     if args.tune:
         result: dict[str, Any] = sweep(index, rows, args.k, args.depth, aliases)
@@ -345,6 +349,16 @@ def main() -> None:
         gate.update("answerability", result, settings, GATED)
     elif args.gate:
         sys.exit(gate.check("answerability", result, settings))
+
+
+def _print_halves(halves: dict[str, dict[str, dict[str, Any]]]) -> None:
+    for name, table in halves.items():
+        print(f"{name} half: answered whole / refused without the answer's sentences")
+        for kind, c in table.items():
+            print(
+                f"  {kind:<8}{c['questions']:>5}   {c['answered_share']:.3f} "
+                f"({c['answered']})   {c['refused_share']:.3f} ({c['refused']})"
+            )
 
 
 def _spot_checks(results: list[dict], show: int) -> None:
