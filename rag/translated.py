@@ -25,7 +25,7 @@ import numpy as np
 
 from .korean import Token
 
-MIN_SCORE = 0.14
+MIN_SCORE = 0.12
 MAX_PIECES = 3
 
 # The same 30 everyday nouns in both languages, none of them a name: a text's mean cosine to
