@@ -18,6 +18,7 @@ A phrase is a run of the window's nouns (up to `MAX_PIECES`, joined through 의 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 
@@ -52,15 +53,21 @@ class Translations:
     def __init__(self, embed: Embed) -> None:
         self._embed = embed
 
+    @functools.cached_property
+    def _references(self) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors of `KOREAN` and of `ENGLISH`, fetched once, not for every window."""
+        korean, english = np.split(self._embed([*KOREAN, *ENGLISH]), [len(KOREAN)])
+        return korean, english
+
     def best(self, name: str, tokens: list[Token]) -> tuple[float, str]:
         """The highest `score` of ``name`` against the phrases of ``tokens``, and that
         phrase ("" when ``tokens`` hold none)."""
         candidates = sorted(phrases(tokens))
         if not candidates:
             return 0.0, ""
-        vectors = self._embed([name, *candidates, *KOREAN, *ENGLISH])
-        named, found = vectors[0], vectors[1 : len(candidates) + 1]
-        korean, english = np.split(vectors[len(candidates) + 1 :], [len(KOREAN)])
+        vectors = self._embed([name, *candidates])
+        named, found = vectors[0], vectors[1:]
+        korean, english = self._references
         scores = 2 * (found @ named) - (korean @ named).mean() - (found @ english.T).mean(axis=1)
         i = int(np.argmax(scores))
         return float(scores[i]), candidates[i]
