@@ -9,8 +9,19 @@ unanswerable questions) and false refusals (of the answerable ones) for each, ag
 gate without translations. ``--names`` prints each translatable name's best phrase in each
 retrieved passage.
 
+``--hybrid`` measures names that open with a proper name and end in English words (Busan
+Savings Bank: 부산저축은행, `names.hybrid`), which no question set holds many of. It takes
+every Hangul name of the Korean Wikinews articles made of a proper name and one of the kinds
+of institution in `KINDS` (부산 + 저축은행), writes its English name by rule (the head
+romanised, the kind in English: "Busan Savings Bank"), and asks whether the name's sentence
+gives it (`Translations.best` reaches the threshold on that Hangul name). Each name is also
+asked with the other kinds of its group in its place ("Busan Bank", "Busan Securities"): a
+sibling institution the sentence does not name, which must not be given. Articles alternate
+between a tuning and a held-out half.
+
     python benchmarks/bench_translated.py --index /tmp/rag-bench-wikinews-dev   # builds it
     python benchmarks/bench_translated.py --names
+    python benchmarks/bench_translated.py --hybrid
 """
 
 from __future__ import annotations
@@ -28,6 +39,53 @@ from rag.support import language, text_vectors
 ROOT = Path(__file__).resolve().parent.parent
 WIKINEWS = Path("/work/shared/data/kowikinews/articles.jsonl")
 THRESHOLDS = (0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20)
+# Kinds of institution Korean names end in, with the English word for each, in groups of
+# siblings (a savings bank is not a bank). Longest first within a group: 저축은행 before 은행.
+KINDS = (
+    {
+        "저축은행": "Savings Bank",
+        "은행": "Bank",
+        "증권": "Securities",
+        "생명": "Life",
+        "카드": "Card",
+    },
+    {
+        "대학교": "University",
+        "고등학교": "High School",
+        "중학교": "Middle School",
+        "초등학교": "Elementary School",
+    },
+    {"공항": "Airport", "항공": "Airlines"},
+    {
+        "경찰서": "Police Station",
+        "소방서": "Fire Station",
+        "지방법원": "District Court",
+        "지방검찰청": "District Prosecutors Office",
+        "시청": "City Hall",
+        "구청": "District Office",
+    },
+    {
+        "전자": "Electronics",
+        "자동차": "Motor",
+        "중공업": "Heavy Industries",
+        "건설": "Construction",
+        "화학": "Chemical",
+        "제철": "Steel",
+        "그룹": "Group",
+        "백화점": "Department Store",
+    },
+    {
+        "경기장": "Stadium",
+        "박물관": "Museum",
+        "도서관": "Library",
+        "교회": "Church",
+        "성당": "Cathedral",
+        "병원": "Hospital",
+        "대교": "Bridge",
+        "역": "Station",
+        "항": "Port",
+    },
+)
 
 
 def main() -> None:
@@ -38,7 +96,11 @@ def main() -> None:
     parser.add_argument("--embedder", default="auto", help="for a new index")
     parser.add_argument("-k", type=int, default=5, help="passages shown, as rag eval")
     parser.add_argument("--names", action="store_true", help="each name's best phrases")
+    parser.add_argument("--hybrid", action="store_true", help="Busan Savings Bank: 부산저축은행")
     args = parser.parse_args()
+    if args.hybrid:
+        _hybrid(args.data, config.embedder_spec(args.embedder))
+        return
     if args.index.exists():
         index = Index.open(args.index)
     else:
@@ -78,6 +140,53 @@ def main() -> None:
             f"{false / answerable_:>10.3f} ({false:>2})"
         )
     translated.MIN_SCORE = chosen
+
+
+def _hybrid(data: Path, spec: str) -> None:
+    from rag.backends import get_embedder
+    from rag.korean import passage_sentences, tagged
+    from rag.names import hangul_names, romanize
+
+    embedder = get_embedder(spec)
+    found = translated.Translations(lambda texts: text_vectors(embedder, texts))
+    articles = [json.loads(line)["text"] for line in data.open(encoding="utf-8")]
+    seen: set[str] = set()
+    cases: list[tuple[int, str, list, str, list[str]]] = []  # half, name, tokens, English, siblings
+    for a, text in enumerate(articles):
+        sentences = [text[x:y] for x, y in passage_sentences(text)]
+        for sentence, tokens in zip(sentences, tagged(sentences), strict=True):
+            for name in hangul_names(tokens):
+                for group in KINDS:
+                    kind = next((k for k in group if name.endswith(k)), None)
+                    head = name.removesuffix(kind) if kind else ""
+                    if not kind or len(head) < 2 or name in seen:
+                        continue
+                    if [t.tag for t in tagged([head])[0]] != ["NNP"]:  # 국제공항, 현대(modern)
+                        continue
+                    seen.add(name)
+                    english = romanize(head).capitalize()
+                    siblings = [
+                        f"{english} {v}"
+                        for k, v in group.items()
+                        if k != kind and head + k not in sentence
+                    ]
+                    cases.append((a % 2, name, tokens, f"{english} {group[kind]}", siblings))
+    scored = [
+        (half, name, found.best(english, tokens), [found.best(s, tokens)[0] for s in siblings])
+        for half, name, tokens, english, siblings in cases
+    ]
+    print(f"{len(cases)} names ({sum(h == 0 for h, *_ in cases)} tuning), {embedder.model_id}")
+    print(f"{'threshold':<12}{'tuning: given':>15}{'siblings':>10}", end="")
+    print(f"{'held out: given':>18}{'siblings':>10}")
+    for threshold in THRESHOLDS:
+        row = f"{threshold:<12.2f}"
+        for half in (0, 1):
+            mine = [x for x in scored if x[0] == half]
+            given = sum(s >= threshold and k == name for _, name, (s, k), _ in mine)
+            others = [s for *_, sibs in mine for s in sibs]
+            wrong = sum(s >= threshold for s in others)
+            row += f"{given:>8}/{len(mine):<4}{wrong:>6}/{len(others):<4}"
+        print(row + (" (chosen)" if threshold == translated.MIN_SCORE else ""))
 
 
 def _print_names(rows: list[dict], hits: list, found: translated.Translations) -> None:

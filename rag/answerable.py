@@ -27,6 +27,7 @@ half of KorQuAD 1.0 dev's articles and measured on the second
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -284,19 +285,21 @@ def _decide_english(
             failure = max(failure, (1, f"month {min(missing_months)} not in any window"))
             continue
         matched, given, near = match_names(names, tokens + titles[s.n - 1], text)
-        if near:
-            failure = max(
-                failure, (3, f"'{near[0]}' is not named; only a similar name ({near[1]})")
-            )
-            continue
         shown = list(matched)
-        if translations is not None:  # "Trade Day" by 무역의날
-            for name in [n for n in names if n not in matched and translatable(n)]:
+        if translations is not None:  # "Trade Day": 무역의날; "Busan Savings Bank": 부산저축은행
+            for name in [n for n in names if n not in matched]:
                 score, phrase = translations.best(name, tokens + titles[s.n - 1])
                 if score >= translated.MIN_SCORE:
                     matched.append(name)
                     given.append(phrase)
                     shown.append(f"{name} ({phrase})")
+        if near and near[0] in matched:  # its "look-alike" translated it after all
+            near = match_names(names, tokens + titles[s.n - 1], text, given)[2]
+        if near:
+            failure = max(
+                failure, (3, f"'{near[0]}' is not named; only a similar name ({near[1]})")
+            )
+            continue
         unnamed = [n for n in names if n not in matched]
         if not matched and any(not translatable(n) for n in unnamed):
             failure = max(failure, (2, f"no window names {', '.join(unnamed)}"))
@@ -314,7 +317,10 @@ def _decide_english(
         given_text = " ".join(given)
         problem = _unsigned(hits[s.n - 1]) if author else _missing_kind(q, tokens, given_text)
         problem = problem or lookalike.answer_beside_lookalike(
-            q, [sentences[r] for r in rows], lambda x: lookalike.english_lookalike(names, x), given
+            q,
+            [sentences[r] for r in rows],
+            functools.partial(lookalike.english_lookalike, names, given=given),
+            given,
         )
         if problem:
             failure = max(failure, (4, problem))

@@ -252,8 +252,8 @@ def _looks_alike(name: str, wanted: str, by_ending: bool = True) -> bool:
     return shared >= LOOKALIKE_SUFFIX and shared < min(len(name), len(wanted))
 
 
-def english_lookalike(names: list[str], sentence: Sentence) -> str:
-    _, _, near = match_names(names, sentence.tokens, sentence.text)
+def english_lookalike(names: list[str], sentence: Sentence, given: Sequence[str] = ()) -> str:
+    _, _, near = match_names(names, sentence.tokens, sentence.text, given)
     return f"{near[1]}, not '{near[0]}'" if near else ""
 
 

@@ -98,6 +98,44 @@ def translatable(name: str) -> bool:
     return True
 
 
+def hybrid(name: str) -> tuple[str, str] | None:
+    """A name that opens with a proper name and ends in English words, split there
+    ("Busan Savings Bank": Busan, Savings Bank), or None. Korean spells the first part by
+    sound and translates the rest: 부산저축은행, 삼성전자 (Samsung Electronics), 김포공항
+    (Gimpo Airport), 종로경찰서 (Jongno Police Station)."""
+    words = name.split()
+    proper = [i for i, w in enumerate(words) if not translatable(w)]
+    if not proper or proper[-1] == len(words) - 1:
+        return None
+    return " ".join(words[: proper[-1] + 1]), " ".join(words[proper[-1] + 1 :])
+
+
+def prefixed(head: str, candidates: Iterable[str]) -> list[tuple[str, str]]:
+    """Each name of ``candidates`` that opens with ``head`` in Hangul (by sound, as
+    `name_similarity` accepts, or as a place's Korean name) and goes on, with what follows
+    the head: (부산저축은행, 저축은행) for Busan."""
+    places = korean_names(head)
+    return [
+        (name, name[k:])
+        for name in candidates
+        for k in range(2, len(name))
+        if _HANGUL_WORD.fullmatch(name[k:]) and (name[:k] in places or _same_name(head, name[:k]))
+    ]
+
+
+def _same_name(latin: str, hangul: str) -> bool:
+    """Whether a short Latin name is a short Hangul one: the same phonetic key, or keys
+    and letters each as close as `name_similarity` wants (Jongno: 종로, JongLo). A key alone
+    is too forgiving in a few letters: Busan (paJan) is not 대전 (taJan), Gimhae (kamha) not
+    김포 (kampa)."""
+    from rapidfuzz.distance import Levenshtein
+
+    a, b = phonetic(_spoken(latin)), phonetic(romanize(hangul))
+    letters = Levenshtein.normalized_similarity(latin.lower(), romanize(hangul).lower())
+    close = Levenshtein.normalized_similarity(a, b) >= MIN_NAME_SIMILARITY
+    return a == b or (close and letters >= MIN_NAME_SIMILARITY)
+
+
 @functools.cache
 def english_words() -> frozenset[str]:
     from english_words import get_english_words_set
@@ -106,13 +144,16 @@ def english_words() -> frozenset[str]:
 
 
 def match_names(
-    names: list[str], tokens: list[Token], text: str
+    names: list[str], tokens: list[Token], text: str, accepted: Iterable[str] = ()
 ) -> tuple[list[str], list[str], tuple[str, str] | None]:
     """The names the window gives (literally, translated or romanised), the Hangul names
     that give them, and a name it does not give while it gives a look-alike (``(name,
     look-alike)``). A name the window writes in Latin letters may be in Hangul too (리즈
     트러스 beside "Liz Truss"): its Hangul names are given as well, so that the question's
-    own person is not taken for the person it asks about."""
+    own person is not taken for the person it asks about. Hangul names ``accepted`` as a
+    question's name already (`rag.translated`: 부산저축은행 for Busan Savings Bank), or
+    part of one, are no look-alike."""
+    accepted = list(accepted)
     candidates = hangul_names(tokens)
     matched: list[str] = []
     given: list[str] = []
@@ -147,7 +188,12 @@ def match_names(
                     if c not in given
                     and any(name_similarity(w, c) >= MIN_NAME_SIMILARITY for w in name.split())
                 )
-        elif best >= NEAR_NAME_SIMILARITY and near is None and same_start(name, which):
+        elif (
+            best >= NEAR_NAME_SIMILARITY
+            and near is None
+            and same_start(name, which)
+            and not any(which in a for a in accepted)
+        ):
             near = (name, which)
     return matched, given, near
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from .korean import Token
+from .names import hangul_names, hybrid, prefixed, translatable
 
 MIN_SCORE = 0.12
 MAX_PIECES = 3
@@ -60,9 +61,25 @@ class Translations:
         return korean, english
 
     def best(self, name: str, tokens: list[Token]) -> tuple[float, str]:
-        """The highest `score` of ``name`` against the phrases of ``tokens``, and that
-        phrase ("" when ``tokens`` hold none)."""
-        candidates = sorted(phrases(tokens))
+        """The highest `score` of ``name`` against what ``tokens`` may translate it with,
+        and that Korean name ("" when they hold none):
+        - a name made of English words (`names.translatable`: Trade Day) against the
+          phrases of ``tokens``;
+        - one that opens with a proper name and ends in English words (`names.hybrid`:
+          Busan Savings Bank) against the names of ``tokens`` that open with that name in
+          Hangul (`names.prefixed`: 부산저축은행), by the rest (Savings Bank, 저축은행).
+        """
+        if translatable(name):
+            return self._best(name, sorted(phrases(tokens)))
+        split = hybrid(name)
+        if split is None:
+            return 0.0, ""
+        head, tail = split
+        found = prefixed(head, hangul_names(tokens))
+        score, rest = self._best(tail, sorted({rest for _, rest in found}))
+        return score, next((whole for whole, r in found if r == rest), "")
+
+    def _best(self, name: str, candidates: list[str]) -> tuple[float, str]:
         if not candidates:
             return 0.0, ""
         vectors = self._embed([name, *candidates])

