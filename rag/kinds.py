@@ -105,6 +105,11 @@ def answer_kind(question: str) -> str:
         for m in [pattern.search(question)]
         if m
     ]
+    opening = _WH.search(question) if english else None
+    if found and opening and min(found)[0] > opening.start():
+        # "What did Korea University decide about the student who filmed …?": the first
+        # question word asks for no kind; "who" opens a clause.
+        return "other"
     if found and not english:
         last = max(end for *_, end in found)
         if any(m.start() >= last for m in _WHAT.finditer(question)):
@@ -116,6 +121,7 @@ def answer_kind(question: str) -> str:
 
 
 _END = Token("", "", 0, 0)  # what follows the last token
+_WH = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
 
 
 _WHO_IS = re.compile(r"^\s*who\s+(?:is|was)\s+(.+?)\s*\??\s*$", re.I)

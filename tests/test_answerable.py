@@ -349,6 +349,9 @@ def test_idf_weighs_rare_words_over_common_ones() -> None:
         ("Which coach led the team to the title?", "person"),
         ("Which team won the title?", "other"),
         ("What percentage of sales came from exports?", "number"),
+        # ... also when the first asks for no particular kind.
+        ("What did the university decide about the student who filmed them?", "other"),
+        ("Why did the shares fall when the fire broke out?", "other"),
         # Korean asks with its last question word when that one asks for no kind.
         ("미국의 몇 개 주에서 시행한 이 법을 뭐라고 하나?", "other"),
         # Who a named person is: what is said of them; who an epithet names: a name.
