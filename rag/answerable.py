@@ -100,6 +100,7 @@ _MEASURES = {
     "share": "percentage",
     "money": "sum of money",
     "score": "score",
+    "change": "sum or percentage",
 }
 
 #: ``stats(terms)`` -> (chunks holding each term, number of chunks): `Index.document_frequencies`.

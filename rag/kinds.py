@@ -222,6 +222,14 @@ _MONEY_ASKED = re.compile(
     r"income|deficit|damages|paid|pay|spent|spend|earned|worth|dollars?)\b",
     re.I,
 )
+# "By how much did the shares rise?", "얼마 올랐나": a change, which a share (10.61%) gives as
+# well as a sum; not "lose" (what a company lost is a sum).
+_CHANGE_ASKED = re.compile(
+    r"\bhow much\b[^?]*\b(?:ris(?:e|es|en)|rose|f[ae]ll(?:s|en)?|increas|decreas|gr[eo]w|"
+    r"drop|climb|jump|declin|gain|shr[ai]nk|plung|soar|slid|sank|sink)|"
+    r"얼마\s*(?:나\s*)?(?:올랐|오른|상승|늘었|늘어난|증가|내렸|내린|하락|줄었|줄어든|감소)",
+    re.I,
+)
 _HOW_LONG = re.compile(
     r"얼마나\s*(?:오래|걸)|기간|\bhow long\b|\bhow many (?:years|months|"
     r"weeks|days|hours|minutes|seconds|decades|centuries)\b",
@@ -249,12 +257,16 @@ _SCORE_WRITTEN = re.compile(
 
 def asked_measure(question: str, tokens: list[Token]) -> str:
     """What the asked number measures: ``people`` (`counts_people`), ``share``, ``money``,
+    ``change`` (how much something rose or fell: a sum or a share),
     ``duration`` (a time a number of 년/days measures: "몇 년", "how long"), ``score`` (two
     numbers against each other: "몇 대 몇"), or "" for any number. ``tokens`` are the
-    question's."""
+    question's; an English question's names say nothing of it (Kakao Pay's "Pay")."""
     kind = answer_kind(question)
     if kind not in ("number", "amount"):
         return ""
+    if language(question) == "en":
+        for name in latin_names(question):
+            question = question.replace(name, " ")
     if _SCORE_ASKED.search(question):
         return "score"
     if kind == "number" and counts_people(question, tokens):
@@ -263,6 +275,8 @@ def asked_measure(question: str, tokens: list[Token]) -> str:
         return "share"
     if kind == "amount" and _MONEY_ASKED.search(question):
         return "money"
+    if kind == "amount" and _CHANGE_ASKED.search(question):
+        return "change"
     if _HOW_LONG.search(question) or asked_counter(tokens) in _TIME_UNITS:
         return "duration"
     return ""
@@ -332,7 +346,7 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
             (x.form for x in tokens[i + 1 : i + 5] if x.tag not in ("SN", "NR", "XSN", "SP")),
             "",
         )
-        if unit.lower() in _SHARE_UNITS and measure != "share" and kind == "amount":
+        if unit.lower() in _SHARE_UNITS and measure not in ("share", "change") and kind == "amount":
             continue  # a share is not an amount
         if measure == "money" and unit and unit.lower() not in _CURRENCIES:
             # A currency named by its country: 100만 캐나다 달러, 5억 홍콩 달러.
@@ -344,6 +358,8 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
             found = unit.lower() in _SHARE_UNITS
         elif measure == "money":
             found = unit.lower() in _CURRENCIES
+        elif measure == "change":
+            found = unit.lower() in _CURRENCIES | _SHARE_UNITS
         elif kind == "amount":  # a number with a unit (억, 원, 달러, kg), not a time or rank
             found = bool(unit) and tokens[i + 1].tag in ("NNB", "NR", "SW", "SL")
             found = found and unit not in _TIME_UNITS | _SERIAL_COUNTERS
