@@ -29,12 +29,13 @@ _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
 # reads as one proper noun).
 _KIND_SUFFIXES = (*"호시군도구동산강섬역항당", "그룹")
 # A capitalised word, or one opening with a lower-case letter before a capital (iPhone, eBay).
-# Words joined by "of" are one name: the Bank of Korea, the Ministry of Foreign Affairs.
+# Words joined by "of" or "for" are one name: the Bank of Korea, the Ministry of Foreign
+# Affairs, the Centers for Disease Control.
 _LATIN_NAME = re.compile(
-    r"(?:[A-Z]|\b[a-z](?=[A-Z]))[\w'’.-]*(?:\s+(?:of\s+(?:the\s+)?)?[A-Z][\w'’.-]*)*"
+    r"(?:[A-Z]|\b[a-z](?=[A-Z]))[\w'’.-]*(?:\s+(?:(?:of|for)\s+(?:the\s+)?)?[A-Z][\w'’.-]*)*"
 )
-_JOINING = frozenset({"of", "the"})
-_OF = re.compile(r"\s+of\s+(?:the\s+)?")
+_JOINING = frozenset({"of", "for", "the"})
+_OF = re.compile(r"\s+(?:of|for)\s+(?:the\s+)?")
 # "NASA-funded", "Seoul-based": the name is what comes before the hyphen.
 _MODIFIER = re.compile(r"-(?:funded|based|led|owned|backed|born|made|run|bound|linked)\b", re.I)
 _MONTH_NAME = re.compile(
@@ -85,11 +86,11 @@ def latin_names(question: str) -> list[str]:
 
 
 def translatable(name: str) -> bool:
-    """Whether every word of an English name is an English word ("Trade Day", "Bank of
-    Korea", "Steve Jobs"). A Korean article may translate such a name (무역의날, 한국은행)
-    instead of romanising it, so a passage without it may still be about it. A name with a
-    word no dictionary holds (Kakao, Coupang, Kyung-jin) is written in Hangul as it sounds.
-    """
+    """Whether every word of an English name is an English word ("Trade Day", "Centers for
+    Disease Control", "Steve Jobs"). A Korean article may translate such a name (무역의날,
+    질병관리본부) instead of romanising it, so a passage without it may still be about it. A
+    name with a word no dictionary holds (Kakao, Coupang, Kyung-jin, Korea) is written in
+    Hangul as it sounds, or as `rag.places` gives it."""
     words = english_words()
     for word in re.split(r"[\s-]+", name.lower()):
         word = word.strip(".'’")

@@ -588,6 +588,8 @@ def test_a_year_or_month_the_question_names_may_come_from_the_article_date() -> 
         # "of" joins a name whose head is English words, not a name of a name and a place.
         ("What rate did the Bank of Korea set?", ["Bank of Korea"], set()),
         ("What did the Ministry of the Interior say?", ["Ministry of the Interior"], set()),
+        ("What did the Centers for Disease Control warn?", ["Centers for Disease Control"], set()),
+        ("What did Samsung pay for Harman?", ["Samsung", "Harman"], set()),
         ("Has Kakao Enterprise of Korea grown?", ["Kakao Enterprise", "Korea"], set()),
         # A question's first word is a name when it is a place; "of" is no edge of a name.
         ("Japan beat Korea how?", ["Japan", "Korea"], set()),
