@@ -112,9 +112,9 @@ def hybrid(name: str) -> tuple[str, str] | None:
 
 
 def prefixed(head: str, candidates: Iterable[str]) -> list[tuple[str, str]]:
-    """Each name of ``candidates`` that opens with ``head`` in Hangul (by sound, as
-    `name_similarity` accepts, or as a place's Korean name) and goes on, with what follows
-    the head: (부산저축은행, 저축은행) for Busan."""
+    """Each name of ``candidates`` that opens with ``head`` in Hangul (by sound, `_same_name`,
+    or as a place's Korean name) and goes on, with what follows the head: (부산저축은행,
+    저축은행) for Busan."""
     places = korean_names(head)
     return [
         (name, name[k:])

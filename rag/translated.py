@@ -12,8 +12,12 @@ words in place of nearest neighbours):
     score(name, phrase) = 2 cos(name, phrase) - mean cos(name, KOREAN) - mean cos(phrase, ENGLISH)
 
 A phrase is a run of the window's nouns (up to `MAX_PIECES`, joined through 의 as in 무역의날).
+A name that opens with a proper name and ends in English words (Busan Savings Bank) is spelt
+in part and translated in part (부산저축은행): only its English words are scored, against what
+follows the proper name in the window's names that open with it (저축은행).
 `MIN_SCORE` was chosen on the English questions of evals/dev_wikinews.jsonl
-(benchmarks/bench_translated.py) for `answerable.DENSE_MODEL` only.
+(benchmarks/bench_translated.py; ``--hybrid`` for the names spelt in part) for
+`answerable.DENSE_MODEL` only.
 """
 
 from __future__ import annotations
