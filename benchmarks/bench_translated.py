@@ -10,18 +10,21 @@ gate without translations. ``--names`` prints each translatable name's best phra
 retrieved passage.
 
 ``--hybrid`` measures names that open with a proper name and end in English words (Busan
-Savings Bank: 부산저축은행, `names.hybrid`), which no question set holds many of. It takes
-every Hangul name of the Korean Wikinews articles made of a proper name and one of the kinds
-of institution in `KINDS` (부산 + 저축은행), writes its English name by rule (the head
-romanised, the kind in English: "Busan Savings Bank"), and asks whether the name's sentence
-gives it (`Translations.best` reaches the threshold on that Hangul name). Each name is also
-asked with the other kinds of its group in its place ("Busan Bank", "Busan Securities"): a
-sibling institution the sentence does not name, which must not be given. Articles alternate
-between a tuning and a held-out half.
+Savings Bank: 부산저축은행, `names.hybrid`), which no question set holds many of. Its cases
+(`evals/hybrid_names.jsonl`, made with ``--hybrid --generate``) are every Hangul name of the
+Korean Wikinews articles made of a proper name and one of the kinds of institution in
+`KINDS` (부산 + 저축은행), with its English name written by rule (the head romanised, the kind
+in English: "Busan Savings Bank") and the sentence that names it. It asks whether that
+sentence gives the name (`Translations.best` reaches the threshold on that Hangul name), and
+gives each other kind of its group in its place ("Busan Bank", "Busan Securities"), a sibling
+institution the sentence does not name, which it must not. Articles alternate between a
+tuning and a held-out half. ``--gate`` compares the shares at `translated.MIN_SCORE` with
+`evals/benchmark_gates.json` and exits 1 on a regression (CI runs it); ``--update-gate``
+records them.
 
     python benchmarks/bench_translated.py --index /tmp/rag-bench-wikinews-dev   # builds it
     python benchmarks/bench_translated.py --names
-    python benchmarks/bench_translated.py --hybrid
+    python benchmarks/bench_translated.py --hybrid [--gate]
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import json
 import sys
 from pathlib import Path
 
+import gate
+
 from rag import Index, answerable, config, translated
 from rag.answerable import _sentences, _windows
 from rag.names import latin_names, translatable
@@ -38,6 +43,7 @@ from rag.support import language, text_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 WIKINEWS = Path("/work/shared/data/kowikinews/articles.jsonl")
+HYBRID = ROOT / "evals" / "hybrid_names.jsonl"
 THRESHOLDS = (0.08, 0.10, 0.12, 0.14, 0.16, 0.18, 0.20)
 # Kinds of institution Korean names end in, with the English word for each, in groups of
 # siblings (a savings bank is not a bank). Longest first within a group: 저축은행 before 은행.
@@ -97,9 +103,16 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=5, help="passages shown, as rag eval")
     parser.add_argument("--names", action="store_true", help="each name's best phrases")
     parser.add_argument("--hybrid", action="store_true", help="Busan Savings Bank: 부산저축은행")
+    parser.add_argument("--generate", action="store_true", help="--hybrid: write its cases")
+    parser.add_argument("--gate", action="store_true", help="--hybrid: exit 1 on a regression")
+    parser.add_argument("--update-gate", action="store_true", help="--hybrid: record this run")
     args = parser.parse_args()
+    if args.hybrid and args.generate:
+        _generate_hybrid(args.data, HYBRID)
+        return
     if args.hybrid:
-        _hybrid(args.data, config.embedder_spec(args.embedder))
+        spec = config.embedder_spec(args.embedder, build=True)
+        _hybrid(spec, args.gate, args.update_gate)
         return
     if args.index.exists():
         index = Index.open(args.index)
@@ -142,17 +155,16 @@ def main() -> None:
     translated.MIN_SCORE = chosen
 
 
-def _hybrid(data: Path, spec: str) -> None:
-    from rag.backends import get_embedder
+def _generate_hybrid(data: Path, out: Path) -> None:
+    """Write `HYBRID`'s cases from the Wikinews articles (see the module docstring)."""
     from rag.korean import passage_sentences, tagged
     from rag.names import hangul_names, romanize
 
-    embedder = get_embedder(spec)
-    found = translated.Translations(lambda texts: text_vectors(embedder, texts))
-    articles = [json.loads(line)["text"] for line in data.open(encoding="utf-8")]
     seen: set[str] = set()
-    cases: list[tuple[int, str, list, str, list[str]]] = []  # half, name, tokens, English, siblings
-    for a, text in enumerate(articles):
+    cases = []
+    for a, line in enumerate(data.open(encoding="utf-8")):
+        article = json.loads(line)
+        text = article["text"]
         sentences = [text[x:y] for x, y in passage_sentences(text)]
         for sentence, tokens in zip(sentences, tagged(sentences), strict=True):
             for name in hangul_names(tokens):
@@ -170,23 +182,72 @@ def _hybrid(data: Path, spec: str) -> None:
                         for k, v in group.items()
                         if k != kind and head + k not in sentence
                     ]
-                    cases.append((a % 2, name, tokens, f"{english} {group[kind]}", siblings))
+                    cases.append(
+                        {
+                            "korean": name,
+                            "english": f"{english} {group[kind]}",
+                            "siblings": siblings,
+                            "sentence": sentence,
+                            "doc": article["id"],
+                            "split": "held" if a % 2 else "tune",
+                        }
+                    )
+    out.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases), "utf-8")
+    print(f"{len(cases)} names written to {out}", file=sys.stderr)
+
+
+def _hybrid(spec: str, check: bool, record: bool) -> None:
+    from rag.backends import get_embedder
+    from rag.korean import tagged
+
+    embedder = get_embedder(spec)
+    found = translated.Translations(lambda texts: text_vectors(embedder, texts))
+    cases = [json.loads(line) for line in HYBRID.open(encoding="utf-8")]
+    analyzed = tagged([c["sentence"] for c in cases])
     scored = [
-        (half, name, found.best(english, tokens), [found.best(s, tokens)[0] for s in siblings])
-        for half, name, tokens, english, siblings in cases
+        (
+            c["split"],
+            c["korean"],
+            found.best(c["english"], tokens),
+            [found.best(s, tokens)[0] for s in c["siblings"]],
+        )
+        for c, tokens in zip(cases, analyzed, strict=True)
     ]
-    print(f"{len(cases)} names ({sum(h == 0 for h, *_ in cases)} tuning), {embedder.model_id}")
+    tuning = sum(c["split"] == "tune" for c in cases)
+    print(f"{len(cases)} names ({tuning} tuning), {embedder.model_id}")
     print(f"{'threshold':<12}{'tuning: given':>15}{'siblings':>10}", end="")
     print(f"{'held out: given':>18}{'siblings':>10}")
+    now: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for threshold in THRESHOLDS:
         row = f"{threshold:<12.2f}"
-        for half in (0, 1):
-            mine = [x for x in scored if x[0] == half]
+        for split in ("tune", "held"):
+            mine = [x for x in scored if x[0] == split]
             given = sum(s >= threshold and k == name for _, name, (s, k), _ in mine)
             others = [s for *_, sibs in mine for s in sibs]
             wrong = sum(s >= threshold for s in others)
             row += f"{given:>8}/{len(mine):<4}{wrong:>6}/{len(others):<4}"
+            if threshold == translated.MIN_SCORE:
+                now[f"{split}_given"] = given / len(mine)
+                now[f"{split}_siblings"] = wrong / len(others)
+                counts |= {f"{split}_given": len(mine), f"{split}_siblings": len(others)}
         print(row + (" (chosen)" if threshold == translated.MIN_SCORE else ""))
+    if check or record:
+        settings = {"names": len(cases), "embedder": spec, "min_score": translated.MIN_SCORE}
+        rounded = {k: round(v, 3) for k, v in now.items()}
+        if record:
+            gates = {
+                k: (
+                    round(1 / counts[k] + 0.0005, 3),
+                    "lower" if k.endswith("siblings") else "higher",
+                    f"1 of its {counts[k]} {'siblings' if k.endswith('siblings') else 'names'}"
+                    f" is {1 / counts[k]:.4f}",
+                )
+                for k in rounded
+            }
+            gate.update("translated_hybrid", rounded, settings, gates)
+        else:
+            sys.exit(gate.check("translated_hybrid", rounded, settings))
 
 
 def _print_names(rows: list[dict], hits: list, found: translated.Translations) -> None:
