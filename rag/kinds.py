@@ -231,8 +231,9 @@ _CHANGE_ASKED = re.compile(
     re.I,
 )
 _HOW_LONG = re.compile(
-    r"얼마나\s*(?:오래|걸)|기간|\bhow long\b|\bhow many (?:years|months|"
-    r"weeks|days|hours|minutes|seconds|decades|centuries)\b",
+    r"얼마나\s*(?:오래|걸)|기간|얼마\s*만에|시간(?:은|는|이|가)?\s*(?:\S+\s+)?얼마|"
+    r"\bhow long\b|\bhow many (?:years|months|weeks|days|hours|minutes|seconds|decades|"
+    r"centuries)\b",
     re.I,
 )
 _SHARE_UNITS = frozenset({"%", "퍼센트", "프로", "%p", "퍼센트포인트", "percent"})
@@ -362,7 +363,12 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
             found = unit.lower() in _CURRENCIES | _SHARE_UNITS
         elif kind == "amount":  # a number with a unit (억, 원, 달러, kg), not a time or rank
             found = bool(unit) and tokens[i + 1].tag in ("NNB", "NR", "SW", "SL")
-            found = found and unit not in _TIME_UNITS | _SERIAL_COUNTERS
+            # ... but a length of time when one is asked ("남은 시간은 얼마", "얼마 만에": 28분,
+            # 3천년, 3개월), though not a year or a month (2016년, 3월).
+            times = _TIME_UNITS
+            if measure == "duration":
+                times = {"월", "년"} if re.fullmatch(r"(?:1[5-9]|20)\d\d", t.form) else {"월"}
+            found = found and unit not in times | _SERIAL_COUNTERS
         else:  # any number (a native one before its counter), but not a date's
             found = measure == "duration" or unit not in _CALENDAR_UNITS
             found = found and (not native or tokens[i + 1].tag == "NNB")

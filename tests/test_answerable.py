@@ -68,6 +68,8 @@ LEAK_FINE = LEAK + " 금융당국이 카드사들에 부과한 과징금은 한 
 LAUNCH = "항공우주연구원은 누리호 3차 발사를 다음 달로 미뤘다. 누리호는 1차와 2차 발사에 실패했다."
 ARENA = "시는 새 경기장 대신 기존 경기장을 고쳐 쓰기로 해 예산 100만 캐나다 달러를 아꼈다."
 EXPORT = "한빛마린 매출의 64%는 수출에서 나왔다. 회사는 유럽 항로를 늘릴 계획이다."
+BUILD = "한빛마린은 2023년 새 컨테이너선 건조에 들어갔다. 건조 기간은 2년이다."
+BUILD_STARTED = "한빛마린은 2023년 새 컨테이너선 건조에 들어갔다. 건조는 부산에서 한다."
 PAY_SHARES = "카카오페이 주가는 실적 발표 다음 날 12% 올랐다."
 PAY_STREAK = "카카오페이 주가는 실적 발표 뒤 3일 연속 올랐다."
 BANKS = (
@@ -158,6 +160,10 @@ def hit(text: str, n: int = 1, title: str | None = None, dense: float = 0.80) ->
         ("한빛마린 매출에서 수출 비중은 얼마인가?", [EXPORT], True),
         ("카카오페이의 2023년 거래액 증가율은 대략 얼마인가?", [PAY], True),
         ("한빛마린의 2023년 순이익 감소율은 얼마인가?", [HANBIT], False),
+        # A length of time asked with 얼마 is given in years, minutes, ...; a year is no
+        # length of time.
+        ("새 컨테이너선 건조 기간은 얼마인가?", [BUILD], True),
+        ("새 컨테이너선 건조 기간은 얼마인가?", [BUILD_STARTED], False),
         # How much something rose or fell: a share gives it as well as a sum; a count of
         # days does not.
         ("카카오페이 주가는 얼마 올랐나?", [PAY_SHARES], True),
