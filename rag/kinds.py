@@ -367,7 +367,8 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
             # 3천년, 3개월), though not a year or a month (2016년, 3월).
             times = _TIME_UNITS
             if measure == "duration":
-                times = {"월", "년"} if re.fullmatch(r"(?:1[5-9]|20)\d\d", t.form) else {"월"}
+                year = re.fullmatch(r"(?:1[5-9]|20)\d\d", t.form)
+                times = frozenset({"월", "년"} if year else {"월"})
             found = found and unit not in times | _SERIAL_COUNTERS
         else:  # any number (a native one before its counter), but not a date's
             found = measure == "duration" or unit not in _CALENDAR_UNITS
