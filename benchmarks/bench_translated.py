@@ -39,7 +39,7 @@ import gate
 from rag import Index, answerable, config, translated
 from rag.answerable import _sentences, _windows
 from rag.names import latin_names, translatable
-from rag.support import language, text_vectors
+from rag.support import language
 
 ROOT = Path(__file__).resolve().parent.parent
 WIKINEWS = Path("/work/shared/data/kowikinews/articles.jsonl")
@@ -124,7 +124,7 @@ def main() -> None:
     rows = [r for r in rows if language(r["question"]) == "en"]
     hits = [index.search(r["question"], k=args.k) for r in rows]
     embedder = index.embedder
-    found = translated.Translations(lambda texts: text_vectors(embedder, texts))
+    found = translated.Translations.of(embedder)
     if args.names:
         _print_names(rows, hits, found)
     chosen = translated.MIN_SCORE
@@ -201,7 +201,7 @@ def _hybrid(spec: str, check: bool, record: bool) -> None:
     from rag.korean import tagged
 
     embedder = get_embedder(spec)
-    found = translated.Translations(lambda texts: text_vectors(embedder, texts))
+    found = translated.Translations.of(embedder)
     cases = [json.loads(line) for line in HYBRID.open(encoding="utf-8")]
     analyzed = tagged([c["sentence"] for c in cases])
     scored = [

@@ -31,7 +31,7 @@ from .reply import (
     strip_reasoning,
 )
 from .sanitize import escape_block
-from .support import Evidence, JudgeFn, evidence_for, language, text_vectors
+from .support import Evidence, JudgeFn, evidence_for, language
 from .templates import render
 from .translated import Translations
 
@@ -185,8 +185,7 @@ def answer_stream(
     ``judge`` (`rag.judge.Judge`) settles the claims the support rules cannot."""
     started = time.perf_counter()
     lang = language(question)
-    translations = Translations(lambda texts: text_vectors(embedder, texts))
-    decision = decide(question, hits, stats, embedder.model_id, translations)
+    decision = decide(question, hits, stats, embedder.model_id, Translations.of(embedder))
     shown = list(hits)
     notes: list[str] = []
 

@@ -285,17 +285,18 @@ def _decide_english(
         if missing_months:
             failure = max(failure, (1, f"month {min(missing_months)} not in any window"))
             continue
-        matched, given, near = match_names(names, tokens + titles[s.n - 1], text)
+        titled = tokens + titles[s.n - 1]
+        matched, given, near = match_names(names, titled, text)
         shown = list(matched)
         if translations is not None:  # "Trade Day": 무역의날; "Busan Savings Bank": 부산저축은행
             for name in [n for n in names if n not in matched]:
-                score, phrase = translations.best(name, tokens + titles[s.n - 1])
+                score, phrase = translations.best(name, titled)
                 if score >= translated.MIN_SCORE:
                     matched.append(name)
                     given.append(phrase)
                     shown.append(f"{name} ({phrase})")
         if near and near[0] in matched:  # its "look-alike" translated it after all
-            near = match_names(names, tokens + titles[s.n - 1], text, given)[2]
+            near = match_names(names, titled, text, given)[2]
         if near:
             failure = max(
                 failure, (3, f"'{near[0]}' is not named; only a similar name ({near[1]})")

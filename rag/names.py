@@ -116,25 +116,30 @@ def prefixed(head: str, candidates: Iterable[str]) -> list[tuple[str, str]]:
     or as a place's Korean name) and goes on, with what follows the head: (부산저축은행,
     저축은행) for Busan."""
     places = korean_names(head)
+    key = phonetic(_spoken(head))  # once, not for every prefix of every name
     return [
         (name, name[k:])
         for name in candidates
         for k in range(2, len(name))
-        if _HANGUL_WORD.fullmatch(name[k:]) and (name[:k] in places or _same_name(head, name[:k]))
+        if _HANGUL_WORD.fullmatch(name[k:])
+        and (name[:k] in places or _same_name(head, key, name[:k]))
     ]
 
 
-def _same_name(latin: str, hangul: str) -> bool:
-    """Whether a short Latin name is a short Hangul one: the same phonetic key, or keys
-    and letters each as close as `name_similarity` wants (Jongno: 종로, JongLo). A key alone
-    is too forgiving in a few letters: Busan (paJan) is not 대전 (taJan), Gimhae (kamha) not
-    김포 (kampa)."""
+def _same_name(latin: str, key: str, hangul: str) -> bool:
+    """Whether a short Latin name (with its phonetic ``key``) is a short Hangul one: the
+    same key, or keys and letters each as close as `name_similarity` wants (Jongno: 종로,
+    JongLo). A key alone is too forgiving in a few letters: Busan (paJan) is not 대전
+    (taJan), Gimhae (kamha) not 김포 (kampa)."""
     from rapidfuzz.distance import Levenshtein
 
-    a, b = phonetic(_spoken(latin)), phonetic(romanize(hangul))
-    letters = Levenshtein.normalized_similarity(latin.lower(), romanize(hangul).lower())
-    close = Levenshtein.normalized_similarity(a, b) >= MIN_NAME_SIMILARITY
-    return a == b or (close and letters >= MIN_NAME_SIMILARITY)
+    spelt = romanize(hangul)
+    other = phonetic(spelt)
+    if key == other:
+        return True
+    close = Levenshtein.normalized_similarity(key, other) >= MIN_NAME_SIMILARITY
+    letters = Levenshtein.normalized_similarity(latin.lower(), spelt.lower())
+    return close and letters >= MIN_NAME_SIMILARITY
 
 
 @functools.cache

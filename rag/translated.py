@@ -28,8 +28,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .embed import Embedder
 from .korean import Token
 from .names import hangul_names, hybrid, prefixed, translatable
+from .support import text_vectors
 
 MIN_SCORE = 0.12
 MAX_PIECES = 3
@@ -57,6 +59,12 @@ class Translations:
 
     def __init__(self, embed: Embed) -> None:
         self._embed = embed
+
+    @classmethod
+    def of(cls, embedder: Embedder) -> Translations:
+        """With ``embedder``'s passage vectors, each text embedded once per process
+        (`rag.support.text_vectors`)."""
+        return cls(lambda texts: text_vectors(embedder, texts))
 
     @functools.cached_property
     def _references(self) -> tuple[np.ndarray, np.ndarray]:
