@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from . import lookalike, translated
-from .kinds import answer_kind, asked_measure, asks_author, holds_kind
+from .kinds import answer_kind, asked_measure, asked_title, asks_author, holds_kind
 from .korean import Token, genitive_stem, passage_sentences, tagged
 from .lookalike import Question, Sentence, nospace
 from .names import latin_names, match_names, months, translatable
@@ -188,6 +188,7 @@ def _decide_korean(
     author = asks_author(q.text)
     [asked] = tagged([q.text])
     contrasts = {t.form for t in asked}
+    title = asked_title(q.text) if q.kind == "person" else ""
     best: tuple[tuple[float, bool, float], int] | None = None
     failure = (-1.0, "no window holds the question's words")
     for i, rows in _windows(sentences):
@@ -213,6 +214,8 @@ def _decide_korean(
             else _missing_kind(q, tokens) or _date_apart(q, around)
         )
         problem = problem or _other_year(q.text, text)
+        if title and title not in plain:  # "일본 총리는 누구야?" answered by 바이든 대통령
+            problem = problem or f"the window names no {title}"
         problem = problem or _contrary(contrasts, tokens)
         problem = problem or lookalike.answer_beside_lookalike(
             q, around, lambda x: lookalike.korean_lookalike(q, x)

@@ -7,6 +7,7 @@ import re
 
 from .korean import Token, tagged
 from .names import latin_names
+from .places import korean_places
 from .support import language, numbers
 
 # Time words with no digit; Kiwi has no time tag, so these few closed-class nouns stand in.
@@ -23,6 +24,17 @@ _TIME_UNITS = frozenset("년 월 일 시 분 년대 세기 시대 주 초 말 �
 _SURNAMES = frozenset(
     "김이박최정강조윤장임한오서신권황안송전홍류유고문양손배백허남심노하곽성차주우구민진나지엄채원"
     "천방공현함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부"
+)
+# What news and encyclopaedias write right after a person's name ("트럼프 대통령", "시진핑
+# 국가주석", "머스크 CEO", "김철수 씨"): a title or role, a closed class like the surnames. Not
+# 시장 (mayor, also market: "중국 시장") nor 군 (also county, army).
+TITLES = frozenset(
+    "대통령 부통령 총리 국무총리 수상 총통 주석 국가주석 국왕 왕 여왕 황제 황후 왕비 왕자 공주 "
+    "교황 추기경 주교 목사 신부 스님 장관 차관 의원 의장 부의장 위원장 위원 대표 대표이사 회장 "
+    "부회장 사장 부사장 이사장 이사 전무 상무 총재 부총재 원장 총장 학장 교수 박사 연구원 감독 "
+    "코치 선수 기자 특파원 앵커 작가 시인 화가 배우 가수 씨 여사 장군 원수 제독 대사 대변인 "
+    "지사 도지사 구청장 군수 후보 후보자 당선자 당선인 변호사 판사 검사 검찰총장 실장 비서실장 "
+    "국장 부장 단장 팀장 소장 청장 창업자 창업주 설립자 CEO".split()
 )
 _PLACE_NOUNS = re.compile(
     r"(?:어느|어떤|무슨)\s*(?:도시|나라|국가|지역|장소|지점|대륙|섬|항구|마을|동네)"
@@ -149,7 +161,7 @@ def asks_identity(question: str) -> str:
     if last.form == "누구":
         # 이경진, or a given and a family name (넬슨 만델라).
         named = 1 <= len(name) <= 2 and all(t.tag == "NNP" for t in name)
-        if named and _is_person(name[0], name[1] if len(name) == 2 else _END):
+        if named and _is_person(name, 0):
             return question[name[0].start : name[-1].end]
         return ""
     return _named_thing(question, tokens)
@@ -307,9 +319,9 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
     number must measure what ``measure`` (`asked_measure`) says."""
     if kind in ("person", "place"):
         # A name the question does not already give.
-        for t, nxt in zip(tokens, _past_asides(tokens), strict=True):
+        for i, (t, nxt) in enumerate(zip(tokens, _past_asides(tokens), strict=True)):
             new = t.tag == "NNP" and t.form not in question
-            if new and (kind == "place" or _is_person(t, nxt)):
+            if new and (kind == "place" or _is_person(tokens, i, nxt)):
                 return True
             if kind == "place" and t.tag in ("NNG", "NNP") and nxt.form in ("에서", "에"):
                 return True
@@ -383,10 +395,16 @@ def person_names(text: str) -> list[str]:
     이경진, or 넬슨 만델라 (a given and a family name, as written)."""
     [tokens] = tagged([text])
     found = []
-    for t, nxt in zip(tokens, [*tokens[1:], _END], strict=True):
-        if t.tag == "NNP" and _is_person(t, nxt):
-            # 이경진 alone, also in "이경진 카카오엔터프라이즈 대표"; else 넬슨 만델라.
-            found.append(text[t.start : t.end if korean_name(t.form) else nxt.end])
+    paired = False  # the family name of a pair found already (클린턴 of 빌 클린턴)
+    for i, (t, nxt) in enumerate(zip(tokens, [*tokens[1:], _END], strict=True)):
+        if t.tag == "NNP" and not paired and _is_person(tokens, i):
+            # 이경진 alone, also in "이경진 카카오엔터프라이즈 대표"; 넬슨 만델라; 트럼프 of
+            # "트럼프 대통령".
+            pair = nxt.tag == "NNP" and nxt.start == t.end + 1 and not korean_name(t.form)
+            found.append(text[t.start : nxt.end if pair else t.end])
+            paired = pair
+        else:
+            paired = False
     return list(dict.fromkeys(found))
 
 
@@ -406,12 +424,54 @@ def _past_asides(tokens: list[Token]) -> list[Token]:
     return out
 
 
-def _is_person(t: Token, nxt: Token) -> bool:
-    """Whether proper noun ``t`` looks like a person's name: a Korean one (three syllables
-    opening with a common surname: 이경진) or a foreign one (a given and a family name: 빌
-    클린턴). Kiwi also tags loanwords (클라우드, 버티컬) as proper nouns, so a bare proper noun
-    is not enough for "who"."""
-    return korean_name(t.form) or (nxt.tag == "NNP" and nxt.start == t.end + 1)
+def asked_title(question: str) -> str:
+    """The title a Korean question asks who holds, or "": 총리 in "…에 위로를 전한 일본 총리는
+    누구야?", not 선수 in "MVP로 뽑힌 선수는 누구야?" (a clause says which one; any person
+    may answer it)."""
+    [tokens] = tagged([question])
+    words = [t for t in tokens if t.tag[0] != "S"]
+    for i, t in enumerate(words[:-2]):
+        asks = words[i + 1].tag in ("JX", "JKS") and words[i + 2].form == "누구"
+        j = i  # the whole word: 대표이사, which Kiwi cuts in two
+        while j and words[j - 1].tag == "NNG" and words[j - 1].end == words[j].start:
+            j -= 1
+        if t.form in TITLES and asks and (j == 0 or words[j - 1].tag != "ETM"):
+            return question[words[j].start : t.end]
+    return ""
+
+
+def _is_person(tokens: list[Token], i: int, nxt: Token | None = None) -> bool:
+    """Whether proper noun ``tokens[i]`` looks like a person's name: a Korean one (three
+    syllables opening with a common surname: 이경진), a foreign one (a given and a family
+    name: 빌 클린턴; ``nxt`` is the token after it, by default the next), or one beside a
+    title, as news writes foreign names ("트럼프 대통령", "원수 베르나도트"; not "미국
+    대통령", a place's, nor "유럽 대표팀", where the title is part of a word). Kiwi also tags
+    loanwords (클라우드, 버티컬) as proper nouns, so a bare proper noun is not enough for "who"."""
+    t = tokens[i]
+    nxt = nxt or (tokens[i + 1] if i + 1 < len(tokens) else _END)
+    if korean_name(t.form):
+        return True
+    if nxt.tag == "NNP" and nxt.start == t.end + 1:
+        return True
+    if t.form in korean_places():
+        return False
+    prev = tokens[i - 1] if i else _END
+    if prev.form in TITLES and prev.end + 1 == t.start and _whole(tokens, i - 1):
+        return True
+    after = tokens[i + 1] if i + 1 < len(tokens) else _END
+    return after.form in TITLES and after.start == t.end + 1 and _whole(tokens, i + 1)
+
+
+def _whole(tokens: list[Token], i: int) -> bool:
+    """Whether ``tokens[i]`` is a word of its own: no noun or suffix glued to either side
+    (대표 in 대표팀, 교수 in 교수직)."""
+    glued = ("NNG", "NNP", "XSN", "XPN")
+    before = tokens[i - 1] if i else _END
+    after = tokens[i + 1] if i + 1 < len(tokens) else _END
+    return not (
+        (after.tag in glued and after.start == tokens[i].end)
+        or (before.tag in glued and before.end == tokens[i].start and i)
+    )
 
 
 def korean_name(word: str) -> bool:

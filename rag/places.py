@@ -53,6 +53,13 @@ def korean_names(name: str) -> tuple[str, ...]:
     return _table()[0].get(" ".join(name.lower().split()), ())
 
 
+@functools.cache
+def korean_places() -> frozenset[str]:
+    """Every Korean name of a country, people, language or city that `korean_names` gives
+    (미국, 바르샤바): a name that is a place's, not a person's ("미국 대통령")."""
+    return frozenset(k for names in _table()[0].values() for k in names)
+
+
 def of_people(name: str) -> bool:
     """Whether ``name`` is a people's or a language's (Polish, British), not a place's: it
     describes something of the country ("Who succeeded Liz Truss as British prime

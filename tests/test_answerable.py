@@ -18,7 +18,7 @@ import pytest
 from rag import Index
 from rag.answerable import DENSE_MODEL, _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
-from rag.kinds import answer_kind, asks_identity, holds_kind
+from rag.kinds import answer_kind, asked_title, asks_identity, holds_kind, person_names
 from rag.korean import Token, tagged
 from rag.names import hybrid, latin_names, match_names, months, prefixed
 from rag.output import print_sources, quoted_snippet
@@ -388,6 +388,45 @@ def test_an_aside_in_brackets_does_not_hide_a_place(sentence: str) -> None:
     assert holds_kind("place", tokens, "")
     [tokens] = tagged(["실적은 공시됐다."])
     assert not holds_kind("place", tokens, "")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "person"),
+    [
+        # A foreign name news writes alone, beside a title: a person.
+        ("트럼프 대통령은 트위터로 임무완수를 선언했다.", True),
+        ("시진핑 국가주석이 서울을 방문했다.", True),
+        ("머스크 CEO가 인수를 발표했다.", True),
+        ("프랑스의 원수 베르나도트를 후계자로 지명했다.", True),
+        # A place with a title names nobody; nor does a title that is part of a word.
+        ("미국 대통령은 관세를 발표했다.", False),
+        ("유럽 대표팀이 처음으로 우승했다.", False),
+        ("그는 한양대학교 교수직을 맡았다.", False),
+        ("중국 시장 점유율이 올랐다.", False),
+        ("클라우드 서비스가 출시됐다.", False),
+    ],
+)
+def test_a_name_beside_a_title_is_a_person(sentence: str, person: bool) -> None:
+    # "시리아 공습 뒤 임무완수를 선언한 사람은 누구야?" was refused: "no person in the window".
+    [tokens] = tagged([sentence])
+    assert holds_kind("person", tokens, "누가 발표했나?") is person
+
+
+def test_person_names_gives_a_name_once_without_its_title() -> None:
+    text = "빌 클린턴 대통령과 트럼프 대통령, 이경진 대표가 만났다."
+    assert person_names(text) == ["빌 클린턴", "트럼프", "이경진"]
+
+
+def test_a_question_asking_who_holds_a_title_needs_the_title_in_the_window() -> None:
+    # Biden (바이든 대통령) is no answer to "which Japanese prime minister".
+    text = "미국 바이든 대통령은 이태원 참사에 깊은 위로를 전했다. 일본 언론도 참사를 보도했다."
+    assert asked_title("이태원 참사에 위로를 전한 일본 총리는 누구야?") == "총리"
+    assert asked_title("카카오브레인의 대표이사는 누구인가?") == "대표이사"
+    assert asked_title("MVP로 뽑힌 선수는 누구야?") == ""  # a clause says which one
+    passage = hit(text, dense=0.9)
+    decision = decide("이태원 참사에 위로를 전한 일본 총리는 누구야?", [passage])
+    assert (decision.answerable, decision.reason) == (False, "the window names no 총리")
+    assert decide("이태원 참사에 위로를 전한 미국 대통령은 누구야?", [passage]).answerable
 
 
 def test_extractive_answer_leads_with_the_name_and_stops() -> None:
