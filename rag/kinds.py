@@ -400,7 +400,7 @@ def person_names(text: str) -> list[str]:
         if t.tag == "NNP" and not paired and _is_person(tokens, i):
             # 이경진 alone, also in "이경진 카카오엔터프라이즈 대표"; 넬슨 만델라; 트럼프 of
             # "트럼프 대통령".
-            pair = nxt.tag == "NNP" and nxt.start == t.end + 1 and not korean_name(t.form)
+            pair = _pair(t, nxt) and not korean_name(t.form)
             found.append(text[t.start : nxt.end if pair else t.end])
             paired = pair
         else:
@@ -444,22 +444,43 @@ def _is_person(tokens: list[Token], i: int, nxt: Token | None = None) -> bool:
     """Whether proper noun ``tokens[i]`` looks like a person's name: a Korean one (three
     syllables opening with a common surname: 이경진), a foreign one (a given and a family
     name: 빌 클린턴; ``nxt`` is the token after it, by default the next), or one beside a
-    title, as news writes foreign names ("트럼프 대통령", "원수 베르나도트"; not "미국
-    대통령", a place's, nor "유럽 대표팀", where the title is part of a word). Kiwi also tags
-    loanwords (클라우드, 버티컬) as proper nouns, so a bare proper noun is not enough for "who"."""
+    title, as news writes foreign names ("트럼프 대통령", "바이든 미국 대통령", "원수
+    베르나도트"). Not a place's: "미국 대통령", "트리니다드 토바고"; nor a name beside a title
+    that is part of a word ("유럽 대표팀"). Kiwi also tags loanwords (클라우드, 버티컬) as proper
+    nouns, so a bare proper noun is not enough for "who"."""
     t = tokens[i]
     nxt = nxt or (tokens[i + 1] if i + 1 < len(tokens) else _END)
     if korean_name(t.form):
         return True
-    if nxt.tag == "NNP" and nxt.start == t.end + 1:
+    places = korean_places()
+    if t.form in places:
+        return False  # but "미국 바이든 대통령" names 바이든
+    if _pair(t, nxt):
         return True
-    if t.form in korean_places():
-        return False
     prev = tokens[i - 1] if i else _END
     if prev.form in TITLES and prev.end + 1 == t.start and _whole(tokens, i - 1):
         return True
-    after = tokens[i + 1] if i + 1 < len(tokens) else _END
-    return after.form in TITLES and after.start == t.end + 1 and _whole(tokens, i + 1)
+    if prev.tag == "NNP" and prev.end + 1 == t.start and prev.form not in places:
+        return False  # 삼성전자 of "이재용 삼성전자 부회장": the body the named person serves
+    # The title right after the name, or after the name of the country or body it serves.
+    for j in (i + 1, i + 2):
+        after = tokens[j] if j < len(tokens) else _END
+        if after.form in TITLES and after.start == tokens[j - 1].end + 1:
+            return _whole(tokens, j)
+        if after.tag != "NNP" or after.start != tokens[j - 1].end + 1:
+            return False
+    return False
+
+
+def _pair(t: Token, nxt: Token) -> bool:
+    """Whether proper nouns ``t`` and ``nxt`` are a given and a family name (빌 클린턴), not a
+    place's name or a name and a place (트리니다드 토바고, 바이든 미국)."""
+    places = korean_places()
+    return (
+        t.tag == nxt.tag == "NNP"
+        and nxt.start == t.end + 1
+        and not {t.form, nxt.form, f"{t.form} {nxt.form}"} & places
+    )
 
 
 def _whole(tokens: list[Token], i: int) -> bool:
