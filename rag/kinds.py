@@ -491,7 +491,7 @@ def _whole(tokens: list[Token], i: int) -> bool:
     after = tokens[i + 1] if i + 1 < len(tokens) else _END
     return not (
         (after.tag in glued and after.start == tokens[i].end)
-        or (before.tag in glued and before.end == tokens[i].start and i)
+        or (before.tag in glued and before.end == tokens[i].start)
     )
 
 
