@@ -285,13 +285,42 @@ _SPELLED_OUT = {
 _ACRONYM = re.compile(rf"(?<![A-Za-z])({'|'.join(_SPELLED_OUT)})(?![A-Za-z])", re.I)
 
 
+# Countries that Korean encyclopaedias and Wikinews call by their official names where
+# people and most news use the short one (북한 is 조선민주주의인민공화국 in Korean Wikipedia
+# and Wikinews), each way round; CLDR has only the short names (`rag.places`).
+_OFFICIAL = {
+    "북한": ("조선민주주의인민공화국", "북조선"),
+    "남한": ("대한민국",),
+    "한국": ("대한민국",),
+    "중국": ("중화인민공화국",),
+    "대만": ("중화민국", "타이완"),
+    "미국": ("미합중국",),
+    "러시아": ("러시아연방",),
+    "영국": ("연합왕국",),
+}
+_COUNTRY_NAMES = {
+    name: (*others, *(k for k, v in _OFFICIAL.items() if name in v))
+    for name, others in _OFFICIAL.items()
+} | {
+    official: tuple(k for k, v in _OFFICIAL.items() if official in v)
+    for officials in _OFFICIAL.values()
+    for official in officials
+}
+
+
 def _spellings(wanted: str) -> list[str]:
-    """``wanted`` as written, and with its title acronym spelled out each way."""
+    """``wanted`` as written, with its title acronym spelled out each way, and with its
+    country's other name (북한군: 조선민주주의인민공화국군)."""
     found = _ACRONYM.search(wanted)
-    if not found:
-        return [wanted]
-    head, tail = wanted[: found.start()], wanted[found.end() :]
-    return [wanted, *(head + k + tail for k in _SPELLED_OUT[found[1].upper()])]
+    spellings = [wanted]
+    if found:
+        head, tail = wanted[: found.start()], wanted[found.end() :]
+        spellings += [head + k + tail for k in _SPELLED_OUT[found[1].upper()]]
+    for country, others in _COUNTRY_NAMES.items():
+        if wanted.startswith(country):
+            spellings += [other + s[len(country) :] for s in list(spellings) for other in others]
+            break
+    return spellings
 
 
 # Vowels that Seoul Korean no longer tells apart, so writers mix them up in names (the

@@ -433,6 +433,16 @@ def test_a_question_asking_who_holds_a_title_needs_the_title_in_the_window() -> 
     assert decide("이태원 참사에 위로를 전한 미국 대통령은 누구야?", [passage]).answerable
 
 
+def test_a_country_is_named_by_its_official_name_as_well() -> None:
+    # Korean Wikipedia and Wikinews write 조선민주주의인민공화국 where users say 북한.
+    text = "조선민주주의인민공화국은 2006년 10월 9일 첫 핵실험을 감행했다. 국제사회는 제재에 나섰다."
+    assert decide("북한이 첫 핵실험을 감행한 날은 언제야?", [hit(text, dense=0.9)]).answerable
+    short = hit(text.replace("조선민주주의인민공화국", "북한"), dense=0.9)
+    assert decide("조선민주주의인민공화국이 첫 핵실험을 감행한 날은 언제야?", [short]).answerable
+    decision = decide("중국이 첫 핵실험을 감행한 날은 언제야?", [hit(text, dense=0.9)])
+    assert (decision.answerable, decision.reason) == (False, "'중국' is not named in the passage")
+
+
 def test_extractive_answer_leads_with_the_name_and_stops() -> None:
     evidence = Evidence(FakeEmbedder(), (HANBIT,))
     chosen = ExtractiveGenerator(FakeEmbedder()).select("한빛마린의 대표는 누구인가?", evidence)
