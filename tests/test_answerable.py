@@ -435,7 +435,7 @@ def test_a_question_asking_who_holds_a_title_needs_the_title_in_the_window() -> 
 
 def test_a_country_is_named_by_its_official_name_as_well() -> None:
     # Korean Wikipedia and Wikinews write 조선민주주의인민공화국 where users say 북한.
-    text = "조선민주주의인민공화국은 2006년 10월 9일 첫 핵실험을 감행했다. 국제사회는 제재에 나섰다."
+    text = "조선민주주의인민공화국은 2006년 10월 9일 첫 핵실험을 감행했다. 제재가 이어졌다."
     assert decide("북한이 첫 핵실험을 감행한 날은 언제야?", [hit(text, dense=0.9)]).answerable
     short = hit(text.replace("조선민주주의인민공화국", "북한"), dense=0.9)
     assert decide("조선민주주의인민공화국이 첫 핵실험을 감행한 날은 언제야?", [short]).answerable
