@@ -35,6 +35,7 @@ QUESTION_WORDS = frozenset(
     }
 )
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_DOTTED = re.compile(r"(?<![\d.])(\d{1,2})[·・∙‧](\d{1,2})(?![\d.])")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LETTER = re.compile(r"[^\W\d_]")
 
@@ -55,8 +56,10 @@ def language(text: str) -> str:
 
 
 def numbers(text: str) -> set[str]:
-    """Numbers written in ``text``, normalized ("1,633" -> "1633")."""
-    return {m.replace(",", "") for m in _NUMBER.findall(text)}
+    """Numbers written in ``text``, normalized ("1,633" -> "1633"); an event Korean names by
+    its date with a middle dot (5·18, 3·1절) as typed with a full stop too (5.18)."""
+    found = {m.replace(",", "") for m in _NUMBER.findall(text)}
+    return found | {f"{a}.{b}" for a, b in _DOTTED.findall(text)}
 
 
 def key_terms(texts: Sequence[str]) -> list[set[str]]:

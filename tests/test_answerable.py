@@ -23,7 +23,7 @@ from rag.korean import Token, tagged
 from rag.names import hybrid, latin_names, match_names, months, prefixed
 from rag.output import print_sources, quoted_snippet
 from rag.records import Hit
-from rag.support import Evidence
+from rag.support import Evidence, numbers
 from rag.translated import MIN_SCORE, Translations, phrases
 from tests.conftest import SEEDS, FakeEmbedder, FakeGenerator
 
@@ -441,6 +441,15 @@ def test_a_country_is_named_by_its_official_name_as_well() -> None:
     assert decide("조선민주주의인민공화국이 첫 핵실험을 감행한 날은 언제야?", [short]).answerable
     decision = decide("중국이 첫 핵실험을 감행한 날은 언제야?", [hit(text, dense=0.9)])
     assert (decision.answerable, decision.reason) == (False, "'중국' is not named in the passage")
+
+
+def test_an_event_named_by_its_date_is_typed_with_a_full_stop() -> None:
+    # Korean writes 5·18 with a middle dot; users type 5.18. 5·18 still holds 5 and 18.
+    text = "1995년 12월 21일 5·18 민주화운동 등에 관한 특별법이 제정됐다."
+    assert numbers(text) >= {"5.18", "5", "18"}
+    assert decide("5.18 특별법이 제정된 날은 언제야?", [hit(text, dense=0.9)]).answerable
+    decision = decide("5.17 특별법이 제정된 날은 언제야?", [hit(text, dense=0.9)])
+    assert (decision.answerable, decision.reason) == (False, "number 5.17 not in the passage")
 
 
 def test_extractive_answer_leads_with_the_name_and_stops() -> None:
