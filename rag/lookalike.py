@@ -298,27 +298,34 @@ _OFFICIAL = {
     "러시아": ("러시아연방",),
     "영국": ("연합왕국",),
 }
-_COUNTRY_NAMES = {
-    name: (*others, *(k for k, v in _OFFICIAL.items() if name in v))
-    for name, others in _OFFICIAL.items()
-} | {
-    official: tuple(k for k, v in _OFFICIAL.items() if official in v)
-    for officials in _OFFICIAL.values()
-    for official in officials
+# Cities and provinces news calls by their short names (서울시, 부산시, 제주도) and
+# encyclopaedias, Wikinews and official text by their full ones (서울특별시, 부산광역시,
+# 제주특별자치도). Not 광주: 광주시 is also a city of 경기도.
+_FULL_NAMES = {
+    "서울시": ("서울특별시",),
+    "세종시": ("세종특별자치시",),
+    **{f"{city}시": (f"{city}광역시",) for city in ("부산", "대구", "인천", "대전", "울산")},
+    "제주도": ("제주특별자치도",),
+    "강원도": ("강원특별자치도",),
 }
+_OTHER_NAMES: dict[str, tuple[str, ...]] = {}  # each name -> its other names, each way
+for _short, _names in (*_OFFICIAL.items(), *_FULL_NAMES.items()):
+    _OTHER_NAMES[_short] = (*_OTHER_NAMES.get(_short, ()), *_names)
+    for _name in _names:
+        _OTHER_NAMES[_name] = (*_OTHER_NAMES.get(_name, ()), _short)
 
 
 def _spellings(wanted: str) -> list[str]:
     """``wanted`` as written, with its title acronym spelled out each way, and with its
-    country's other name (북한군: 조선민주주의인민공화국군)."""
+    country's or city's other name (북한군: 조선민주주의인민공화국군; 서울시청: 서울특별시청)."""
     found = _ACRONYM.search(wanted)
     spellings = [wanted]
     if found:
         head, tail = wanted[: found.start()], wanted[found.end() :]
         spellings += [head + k + tail for k in _SPELLED_OUT[found[1].upper()]]
-    for country, others in _COUNTRY_NAMES.items():
-        if wanted.startswith(country):
-            spellings += [other + s[len(country) :] for s in list(spellings) for other in others]
+    for name, others in _OTHER_NAMES.items():
+        if wanted.startswith(name):
+            spellings += [other + s[len(name) :] for s in list(spellings) for other in others]
             break
     return spellings
 

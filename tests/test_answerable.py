@@ -443,6 +443,15 @@ def test_a_country_is_named_by_its_official_name_as_well() -> None:
     assert (decision.answerable, decision.reason) == (False, "'중국' is not named in the passage")
 
 
+def test_a_city_is_named_by_its_full_name_as_well() -> None:
+    # 서울시 is 서울특별시 (not a look-alike of it), and the other way round; 부산시 is not.
+    text = "서울특별시는 2015년 동대문아파트를 미래유산으로 선정했다. 시는 보존 계획을 밝혔다."
+    assert decide("서울시가 미래유산으로 선정한 아파트는?", [hit(text, dense=0.9)]).answerable
+    short = hit(text.replace("서울특별시", "서울시"), dense=0.9)
+    assert decide("서울특별시가 미래유산으로 선정한 아파트는?", [short]).answerable
+    assert not decide("부산시가 미래유산으로 선정한 아파트는?", [hit(text, dense=0.9)]).answerable
+
+
 def test_an_event_named_by_its_date_is_typed_with_a_full_stop() -> None:
     # Korean writes 5·18 with a middle dot; users type 5.18. 5·18 still holds 5 and 18.
     text = "1995년 12월 21일 5·18 민주화운동 등에 관한 특별법이 제정됐다."
