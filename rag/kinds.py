@@ -460,25 +460,35 @@ def _is_person(tokens: list[Token], i: int, nxt: Token | None = None) -> bool:
     prev = tokens[i - 1] if i else _END
     if prev.form in TITLES and prev.end + 1 == t.start and _whole(tokens, i - 1):
         return True
+    # The title in a clause before the name: "삼성 부사장인 데이비드 은".
+    clause = tokens[i - 3 : i] if i >= 3 else [_END] * 3
+    titled = clause[0].form in TITLES and clause[0].end == clause[1].start
+    if titled and [x.tag for x in clause[1:]] == ["VCP", "ETM"] and prev.end + 1 == t.start:
+        return True
     if prev.tag == "NNP" and prev.end + 1 == t.start and prev.form not in places:
         return False  # 삼성전자 of "이재용 삼성전자 부회장": the body the named person serves
-    # The title right after the name, or after the name of the country or body it serves.
+    # The title right after the name, or after the name of the country or body it serves;
+    # not when a name follows the title: then that one is the person (카카오 of "카카오 대표
+    # 정신아", 삼성 of "삼성 부사장인 데이비드 은").
     for j in (i + 1, i + 2):
         after = tokens[j] if j < len(tokens) else _END
         if after.form in TITLES and after.start == tokens[j - 1].end + 1:
-            return _whole(tokens, j)
-        if after.tag != "NNP" or after.start != tokens[j - 1].end + 1:
-            return False
+            named = [x.tag for x in tokens[j + 1 : j + 4]]
+            return _whole(tokens, j) and named[:1] != ["NNP"] and named != ["VCP", "ETM", "NNP"]
+        if after.tag != "NNP" or after.start != tokens[j - 1].end + 1 or korean_name(after.form):
+            return False  # 삼성전자 of "삼성전자 이재용 부회장" serves 이재용
     return False
 
 
 def _pair(t: Token, nxt: Token) -> bool:
     """Whether proper nouns ``t`` and ``nxt`` are a given and a family name (빌 클린턴), not a
-    place's name or a name and a place (트리니다드 토바고, 바이든 미국)."""
+    place's name or a name and a place (트리니다드 토바고, 바이든 미국), nor a body and a
+    Korean name (삼성전자 이재용)."""
     places = korean_places()
     return (
         t.tag == nxt.tag == "NNP"
         and nxt.start == t.end + 1
+        and not korean_name(nxt.form)  # 삼성전자 이재용: a body and a person
         and not {t.form, nxt.form, f"{t.form} {nxt.form}"} & places
     )
 

@@ -400,6 +400,7 @@ def test_an_aside_in_brackets_does_not_hide_a_place(sentence: str) -> None:
         ("바이든 미국 대통령이 서명했다.", True),
         ("미국 바이든 대통령이 서명했다.", True),
         ("프랑스의 원수 베르나도트를 후계자로 지명했다.", True),
+        ("승객이자 삼성 부사장인 데이비드 은에 따르면 날개가 부서졌다.", True),
         # A place with a title names nobody; nor does a title that is part of a word.
         ("미국 대통령은 관세를 발표했다.", False),
         # Two proper nouns side by side are a given and a family name, but not a country's.
@@ -419,6 +420,9 @@ def test_a_name_beside_a_title_is_a_person(sentence: str, person: bool) -> None:
 def test_person_names_gives_a_name_once_without_its_title() -> None:
     text = "빌 클린턴 대통령과 트럼프 대통령, 이재용 삼성전자 부회장이 만났다."
     assert person_names(text) == ["빌 클린턴", "트럼프", "이재용"]
+    # The body before the person and the title is not a person (삼성전자, 삼성).
+    text = "삼성전자 이재용 부회장과 삼성 부사장인 데이비드 은이 만났다."
+    assert person_names(text) == ["이재용", "데이비드"]
 
 
 def test_a_question_asking_who_holds_a_title_needs_the_title_in_the_window() -> None:
