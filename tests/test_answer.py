@@ -226,7 +226,7 @@ def test_a_follow_up_saying_he_means_the_person_the_answer_or_question_named() -
     assert carry_over(why, "그는 누구야?", answer) == "카카오엔터프라이즈 그는 누구야?"
 
 
-def test_a_follow_up_saying_he_means_a_person_named_by_surname_and_title() -> None:
+def test_a_follow_up_saying_he_means_a_person_named_by_one_name_and_a_title() -> None:
     # News names a foreign person by one name and a title: 그 is 트럼프, not unresolved.
     answer = '트럼프 대통령은 트위터를 통하여 "임무완수"를 선언하였다. [1]'
     who = "시리아 공습 뒤 임무완수를 선언한 사람은 누구야?"

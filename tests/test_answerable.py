@@ -401,10 +401,11 @@ def test_an_aside_in_brackets_does_not_hide_a_place(sentence: str) -> None:
         ("미국 바이든 대통령이 서명했다.", True),
         ("프랑스의 원수 베르나도트를 후계자로 지명했다.", True),
         ("승객이자 삼성 부사장인 데이비드 은에 따르면 날개가 부서졌다.", True),
-        # A place with a title names nobody; nor does a title that is part of a word.
+        # A place with a title names nobody; two proper nouns side by side are a given and a
+        # family name, but not a country's.
         ("미국 대통령은 관세를 발표했다.", False),
-        # Two proper nouns side by side are a given and a family name, but not a country's.
         ("트리니다드 토바고에서 열린 월드컵에서 대한민국이 우승했다.", False),
+        # Nor does a title that is part of a word, or a word that is no title.
         ("유럽 대표팀이 처음으로 우승했다.", False),
         ("그는 한양대학교 교수직을 맡았다.", False),
         ("중국 시장 점유율이 올랐다.", False),
