@@ -457,14 +457,9 @@ def _is_person(tokens: list[Token], i: int, nxt: Token | None = None) -> bool:
         return False  # but "미국 바이든 대통령" names 바이든
     if _pair(t, nxt):
         return True
+    if _after_title(tokens, i):
+        return True
     prev = tokens[i - 1] if i else _END
-    if prev.form in TITLES and prev.end + 1 == t.start and _whole(tokens, i - 1):
-        return True
-    # The title in a clause before the name: "삼성 부사장인 데이비드 은".
-    clause = tokens[i - 3 : i] if i >= 3 else [_END] * 3
-    titled = clause[0].form in TITLES and clause[0].end == clause[1].start
-    if titled and [x.tag for x in clause[1:]] == ["VCP", "ETM"] and prev.end + 1 == t.start:
-        return True
     if prev.tag == "NNP" and prev.end + 1 == t.start and prev.form not in places:
         return False  # 삼성전자 of "이재용 삼성전자 부회장": the body the named person serves
     # The title right after the name, or after the name of the country or body it serves;
@@ -473,11 +468,24 @@ def _is_person(tokens: list[Token], i: int, nxt: Token | None = None) -> bool:
     for j in (i + 1, i + 2):
         after = tokens[j] if j < len(tokens) else _END
         if after.form in TITLES and after.start == tokens[j - 1].end + 1:
-            named = [x.tag for x in tokens[j + 1 : j + 4]]
-            return _whole(tokens, j) and named[:1] != ["NNP"] and named != ["VCP", "ETM", "NNP"]
+            named = (k for k in (j + 1, j + 3) if k < len(tokens) and tokens[k].tag == "NNP")
+            return _whole(tokens, j) and not any(_after_title(tokens, k) for k in named)
         if after.tag != "NNP" or after.start != tokens[j - 1].end + 1 or korean_name(after.form):
             return False  # 삼성전자 of "삼성전자 이재용 부회장" serves 이재용
     return False
+
+
+def _after_title(tokens: list[Token], i: int) -> bool:
+    """Whether ``tokens[i]`` comes right after a title of its own, or after one in a clause
+    ("원수 베르나도트", "삼성 부사장인 데이비드 은")."""
+    prev = tokens[i - 1] if i else _END
+    if prev.end + 1 != tokens[i].start:
+        return False
+    if prev.form in TITLES:
+        return _whole(tokens, i - 1)
+    clause = tokens[i - 3 : i] if i >= 3 else [_END] * 3
+    titled = clause[0].form in TITLES and clause[0].end == clause[1].start
+    return titled and [x.tag for x in clause[1:]] == ["VCP", "ETM"]
 
 
 def _pair(t: Token, nxt: Token) -> bool:
