@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from .kinds import holds_kind
 from .korean import Token
 from .names import match_names, misspelt_in
+from .places import OTHER_NAMES
 from .support import QUESTION_WORDS
 
 _NOUNS = frozenset({"NNP", "NNG", "SL", "SH", "XR"})
@@ -285,36 +286,6 @@ _SPELLED_OUT = {
 _ACRONYM = re.compile(rf"(?<![A-Za-z])({'|'.join(_SPELLED_OUT)})(?![A-Za-z])", re.I)
 
 
-# Countries that Korean encyclopaedias and Wikinews call by their official names where
-# people and most news use the short one (북한 is 조선민주주의인민공화국 in Korean Wikipedia
-# and Wikinews), each way round; CLDR has only the short names (`rag.places`).
-_OFFICIAL = {
-    "북한": ("조선민주주의인민공화국", "북조선"),
-    "남한": ("대한민국",),
-    "한국": ("대한민국",),
-    "중국": ("중화인민공화국",),
-    "대만": ("중화민국", "타이완"),
-    "미국": ("미합중국",),
-    "러시아": ("러시아연방",),
-    "영국": ("연합왕국",),
-}
-# Cities and provinces news calls by their short names (서울시, 부산시, 제주도) and
-# encyclopaedias, Wikinews and official text by their full ones (서울특별시, 부산광역시,
-# 제주특별자치도). Not 광주: 광주시 is also a city of 경기도.
-_FULL_NAMES = {
-    "서울시": ("서울특별시",),
-    "세종시": ("세종특별자치시",),
-    **{f"{city}시": (f"{city}광역시",) for city in ("부산", "대구", "인천", "대전", "울산")},
-    "제주도": ("제주특별자치도",),
-    "강원도": ("강원특별자치도",),
-}
-_OTHER_NAMES: dict[str, tuple[str, ...]] = {}  # each name -> its other names, each way
-for _short, _names in (*_OFFICIAL.items(), *_FULL_NAMES.items()):
-    _OTHER_NAMES[_short] = (*_OTHER_NAMES.get(_short, ()), *_names)
-    for _name in _names:
-        _OTHER_NAMES[_name] = (*_OTHER_NAMES.get(_name, ()), _short)
-
-
 def _spellings(wanted: str) -> list[str]:
     """``wanted`` as written, with its title acronym spelled out each way, and with its
     country's or city's other name (북한군: 조선민주주의인민공화국군; 서울시청: 서울특별시청)."""
@@ -323,7 +294,7 @@ def _spellings(wanted: str) -> list[str]:
     if found:
         head, tail = wanted[: found.start()], wanted[found.end() :]
         spellings += [head + k + tail for k in _SPELLED_OUT[found[1].upper()]]
-    for name, others in _OTHER_NAMES.items():
+    for name, others in OTHER_NAMES.items():
         if wanted.startswith(name):
             spellings += [other + s[len(name) :] for s in list(spellings) for other in others]
             break

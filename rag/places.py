@@ -7,7 +7,8 @@ Repository (CLDR, through Babel) has both languages' names of every country (ter
 every language (일본어: "Japanese" is the country's people and language, 일본 without 어) and of
 the cities that name time zones (about 420). A language counts when it is named after a
 country (폴란드어), since many are named like common words (Dari: 다리어). What news writes
-and CLDR does not is `ALIASES`.
+and CLDR does not is `ALIASES`; the Korean places Korean writes two ways (북한 and
+조선민주주의인민공화국, 서울시 and 서울특별시) are `OTHER_NAMES`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,35 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "north korean": ("북한",),
     "south korean": ("한국",),
 }
+# Korean names of places that Korean itself writes two ways, each way round (`OTHER_NAMES`):
+# - countries that Korean encyclopaedias and Wikinews call by their official names where
+#   people and most news use the short one (북한 is 조선민주주의인민공화국 in Korean Wikipedia
+#   and Wikinews); CLDR has only the short names;
+# - cities and provinces news calls by their short names (서울시, 부산시, 제주도) and
+#   encyclopaedias, Wikinews and official text by their full ones (서울특별시, 부산광역시,
+#   제주특별자치도). Not 광주: 광주시 is also a city of 경기도.
+_OFFICIAL = {
+    "북한": ("조선민주주의인민공화국", "북조선"),
+    "남한": ("대한민국",),
+    "한국": ("대한민국",),
+    "중국": ("중화인민공화국",),
+    "대만": ("중화민국", "타이완"),
+    "미국": ("미합중국",),
+    "러시아": ("러시아연방",),
+    "영국": ("연합왕국",),
+}
+_FULL_NAMES = {
+    "서울시": ("서울특별시",),
+    "세종시": ("세종특별자치시",),
+    **{f"{city}시": (f"{city}광역시",) for city in ("부산", "대구", "인천", "대전", "울산")},
+    "제주도": ("제주특별자치도",),
+    "강원도": ("강원특별자치도",),
+}
+OTHER_NAMES: dict[str, tuple[str, ...]] = {}  # each name -> its other names
+for _short, _names in (*_OFFICIAL.items(), *_FULL_NAMES.items()):
+    OTHER_NAMES[_short] = (*OTHER_NAMES.get(_short, ()), *_names)
+    for _name in _names:
+        OTHER_NAMES[_name] = (*OTHER_NAMES.get(_name, ()), _short)
 ADJECTIVES = frozenset(
     {"korean", "american", "british", "australian", "swiss", "turkish"}
     | {"north korean", "south korean"}
@@ -56,8 +86,9 @@ def korean_names(name: str) -> tuple[str, ...]:
 @functools.cache
 def korean_places() -> frozenset[str]:
     """Every Korean name of a country, people, language or city that `korean_names` gives
-    (미국, 바르샤바): a name that is a place's, not a person's ("미국 대통령")."""
-    return frozenset(k for names in _table()[0].values() for k in names)
+    (미국, 바르샤바), and each name of `OTHER_NAMES` (조선민주주의인민공화국, 인천광역시): a
+    name that is a place's, not a person's ("미국 대통령", "인천광역시 옹진군")."""
+    return frozenset(k for names in _table()[0].values() for k in names) | frozenset(OTHER_NAMES)
 
 
 def of_people(name: str) -> bool:

@@ -405,6 +405,7 @@ def test_an_aside_in_brackets_does_not_hide_a_place(sentence: str) -> None:
         # family name, but not a country's.
         ("미국 대통령은 관세를 발표했다.", False),
         ("트리니다드 토바고에서 열린 월드컵에서 대한민국이 우승했다.", False),
+        ("인천광역시 옹진군 해상에서 어선이 침몰했다.", False),  # a city by its full name
         # Nor does a title that is part of a word, or a word that is no title.
         ("유럽 대표팀이 처음으로 우승했다.", False),
         ("그는 한양대학교 교수직을 맡았다.", False),
