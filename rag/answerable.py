@@ -35,7 +35,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from . import lookalike, translated
-from .kinds import answer_kind, asked_measure, asked_title, asks_author, holds_kind
+from .kinds import (
+    answer_kind,
+    asked_measure,
+    asked_titles,
+    asks_author,
+    holds_kind,
+)
 from .korean import Token, genitive_stem, passage_sentences, tagged
 from .lookalike import Question, Sentence, nospace
 from .names import latin_names, match_names, months, translatable
@@ -188,7 +194,7 @@ def _decide_korean(
     author = asks_author(q.text)
     [asked] = tagged([q.text])
     contrasts = {t.form for t in asked}
-    title = asked_title(q.text) if q.kind == "person" else ""
+    roles = asked_titles(q.text) if q.kind == "person" else ()
     best: tuple[tuple[float, bool, float], int] | None = None
     failure = (-1.0, "no window holds the question's words")
     for i, rows in _windows(sentences):
@@ -214,8 +220,8 @@ def _decide_korean(
             else _missing_kind(q, tokens) or _date_apart(q, around)
         )
         problem = problem or _other_year(q.text, text)
-        if title and title not in plain:  # "일본 총리는 누구야?" answered by 바이든 대통령
-            problem = problem or f"the window names no {title}"
+        if not _names_role(roles, plain):  # "일본 총리는 누구야?" answered by 바이든 대통령
+            problem = problem or f"the window names no {'/'.join(roles)}"
         problem = problem or _contrary(contrasts, tokens)
         problem = problem or lookalike.answer_beside_lookalike(
             q, around, lambda x: lookalike.korean_lookalike(q, x)
@@ -251,6 +257,12 @@ def _decide_korean(
     )
 
 
+def _names_role(roles: Sequence[str], plain: str) -> bool:
+    """Whether ``plain`` (written without spaces) names one of the ``roles`` a question asks
+    who holds (`kinds.asked_titles`), or the question asks none."""
+    return not roles or any(role in plain for role in roles)
+
+
 def _dense_shift(hit: Hit) -> float:
     """What the passage's dense cosine to the question adds to a Korean window's score."""
     if hit.dense_score is None:
@@ -272,6 +284,7 @@ def _decide_english(
     abouts = [_about(h) for h in hits]
     acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
     author = asks_author(q.text)
+    roles = asked_titles(q.text) if q.kind == "person" else ()
     best: tuple[tuple[float, float, float], int, str] | None = None
     # Why the window that got furthest failed: a later check says more than an earlier one.
     failure = (0, "no window matches the question")
@@ -321,6 +334,9 @@ def _decide_english(
             continue
         given_text = " ".join(given)
         problem = _unsigned(hits[s.n - 1]) if author else _missing_kind(q, tokens, given_text)
+        if not _names_role(roles, nospace(said)):
+            # "Who coached Japan …?" answered by "사사키 선수와 마치노 선수가 골을 넣었다"
+            problem = problem or f"the window names no {'/'.join(roles)}"
         problem = problem or lookalike.answer_beside_lookalike(
             q,
             [sentences[r] for r in rows],

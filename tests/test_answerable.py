@@ -18,7 +18,15 @@ import pytest
 from rag import Index
 from rag.answerable import DENSE_MODEL, _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
-from rag.kinds import answer_kind, asked_title, asks_identity, holds_kind, person_names
+from rag.kinds import (
+    answer_kind,
+    asked_title,
+    asked_titles,
+    asks_identity,
+    holds_kind,
+    korean_name,
+    person_names,
+)
 from rag.korean import Token, tagged
 from rag.names import hybrid, latin_names, match_names, months, prefixed
 from rag.output import print_sources, quoted_snippet
@@ -437,6 +445,40 @@ def test_a_question_asking_who_holds_a_title_needs_the_title_in_the_window() -> 
     decision = decide("이태원 참사에 위로를 전한 일본 총리는 누구야?", [passage])
     assert (decision.answerable, decision.reason) == (False, "the window names no 총리")
     assert decide("이태원 참사에 위로를 전한 미국 대통령은 누구야?", [passage]).answerable
+
+
+# Japan's win over Korea: its players by name, and after them its coach.
+JAPAN_WIN = (
+    "일본은 동아시아컵 최종전에서 한국을 3-0으로 꺾었다. 소마 선수와 마치노 선수가 골을 넣었다. "
+    "경기 뒤 모리야스 하지메 감독은 선수들을 칭찬했다."
+)
+
+
+def test_an_english_question_asking_who_holds_a_role_needs_its_korean_title() -> None:
+    assert asked_titles("Who coached Japan at the East Asian Cup?") == ("감독", "코치", "사령탑")
+    assert asked_titles("Who succeeded Liz Truss as British prime minister?") == ("총리", "수상")
+    assert "사장" in asked_titles("Who was the CEO of GS Home Shopping?")  # a CEO's 사장 too
+    assert asked_titles("Who is the player that scored the first goal?") == ()  # a clause
+    assert asked_titles("Who declared victory?") == ()
+    assert asked_titles("일본 총리는 누구야?") == ("총리",)
+    players, _ = JAPAN_WIN.rsplit(" 경기 뒤", 1)
+    question = "Who coached Japan in its win over Korea?"
+    decision = decide(question, [hit(players, dense=0.9)])
+    assert (decision.answerable, decision.reason) == (False, "the window names no 감독/코치/사령탑")
+    assert decide(question, [hit(JAPAN_WIN, dense=0.9)]).answerable
+
+
+def test_an_answer_to_who_holds_a_role_opens_with_the_sentence_naming_it() -> None:
+    evidence = Evidence(FakeEmbedder(), (JAPAN_WIN,))
+    question = "Who coached Japan in its win over Korea?"
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
+    assert chosen[0].text.startswith("경기 뒤 모리야스 하지메 감독은")
+
+
+def test_a_place_or_a_place_and_a_syllable_is_no_korean_name() -> None:
+    # 홍콩전 (the match against Hong Kong), 서울시, 한국어: a place's and one syllable.
+    assert korean_name("이경진") and korean_name("홍길동")
+    assert not any(korean_name(w) for w in ("홍콩전", "서울시", "한국어", "이집트", "라오스"))
 
 
 def test_a_country_is_named_by_its_official_name_as_well() -> None:

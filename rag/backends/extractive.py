@@ -17,6 +17,7 @@ from ..kinds import (
     answer_kind,
     asked_counter,
     asked_measure,
+    asked_titles,
     asks_author,
     asks_identity,
     holds_counter,
@@ -206,8 +207,11 @@ class ExtractiveGenerator(Generator):
         subject = asks_identity(question)
         if kind == "other" and not subject:
             return []
-        # Any sentence naming what is asked about may say what it is; only those do.
-        margin = np.inf if subject else KIND_MARGIN
+        # Any sentence naming what is asked about may say what it is; only those do. So may
+        # any naming the role a question asks who holds ("Who coached …?": 감독): across
+        # languages a sentence's cosine is too weak to rank it close to the best.
+        roles = asked_titles(question) if kind == "person" else ()
+        margin = np.inf if subject or roles else KIND_MARGIN
         close = [
             i for i in order if np.isfinite(scores[i]) and scores[i] >= scores[order[0]] - margin
         ]
@@ -229,6 +233,11 @@ class ExtractiveGenerator(Generator):
         if counter:  # "몇 개": a sentence counting in 개 first, then any other number
             tokens_of = dict(zip(close, analyzed, strict=True))
             holding.sort(key=lambda i: not holds_counter(tokens_of[i], counter))
+        if roles:  # "Who coached …?": a sentence naming a coach (감독), or one close to the best
+            named = [
+                i for i in holding if any(r in "".join(sentences[i].text.split()) for r in roles)
+            ]
+            holding = named or [i for i in holding if scores[i] >= scores[order[0]] - KIND_MARGIN]
         picked: list[int] = []
         for i in holding:
             if len(picked) == self.max_sentences or scores[i] < scores[holding[0]] - MARGIN:
