@@ -44,8 +44,12 @@ class _Group(TyperGroup):
         except OSError as e:  # a path the system refuses: a name too long, a read-only folder
             _trace(e)
             where = f"{e.filename}: " if e.filename is not None else ""
-            message = safe_message(f"{where}{e.strerror or e}", configured_secrets())
-            typer.echo(f"error: {message}", err=True)
+            message = f"{where}{e.strerror or e}"
+            # Printing the report may fail after the write (stdout closed, or a full disk
+            # behind it): that the change is on disk is what the user must not misread.
+            if _WRITE in ctx.meta and (saved := _interrupted(*ctx.meta[_WRITE])).saved:
+                message += f"; the index at {saved.path} was updated before that"
+            typer.echo(f"error: {safe_message(message, configured_secrets())}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
             # A write says whether its change was saved. Ctrl-C after it (as the command

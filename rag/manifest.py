@@ -210,6 +210,12 @@ def read_manifest(path: Path) -> Manifest:
         raise IndexCorrupt(path, f"{MANIFEST} is not valid JSON ({_first_line(e)})") from e
     if not isinstance(raw, dict):
         raise IndexCorrupt(path, f"{MANIFEST} is not a JSON object")
+    if not {"format_version", "embedder", "rag_version"} & raw.keys():
+        # A web app's or a browser extension's: not an index, damaged or old.
+        raise RagError(
+            f"{path} holds no rag index: its {MANIFEST} is another program's; "
+            "give --index a new or empty directory"
+        )
     version = raw.get("format_version", 0)
     if not isinstance(version, int) or isinstance(version, bool):
         raise IndexCorrupt(path, f"{MANIFEST}: format_version {version!r} is not a number")
@@ -241,6 +247,30 @@ def read_pending(path: Path) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return []
     return [n for n in names if (m := GENERATION_FILE.fullmatch(n)) and not m["inner"]]
+
+
+def wrote_pending(path: Path) -> bool:
+    """Whether ``pending.json`` in ``path`` is one rag wrote: an object of a generation and
+    the names of its files, each a generation file's (a user's file of that name is not)."""
+    try:
+        raw = json.loads((path / PENDING).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    files = raw.get("files") if isinstance(raw, dict) else None
+    return (
+        isinstance(files, list)
+        and set(raw) <= {"generation", "files"}
+        and all(isinstance(n, str) and GENERATION_FILE.fullmatch(n) for n in files)
+    )
+
+
+def wrote_manifest(file: Path) -> bool:
+    """Whether ``file`` (a ``manifest.json.tmp`` a killed write left) is a manifest rag wrote."""
+    try:
+        Manifest.model_validate_json(file.read_bytes())
+    except (OSError, ValueError, RecursionError):  # ValidationError is a ValueError
+        return False
+    return True
 
 
 def checksum(file: Path) -> str:

@@ -6,6 +6,7 @@ share one way of printing.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sys
@@ -107,6 +108,8 @@ def print_json(data: Any) -> None:
     """``data`` as JSON; json escapes C0 controls, and C1 controls, DEL and bidi overrides
     (which it leaves raw) are written as ``\\uXXXX`` too, so no article acts on a terminal."""
     text = json.dumps(data, ensure_ascii=False, indent=2)
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise OSError(errno.EBADF, "standard output is closed")
     sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 

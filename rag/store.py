@@ -37,7 +37,7 @@ import fcntl
 import mmap
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,15 +63,25 @@ from .manifest import (
     read_pending,
     resized,
     verify,
+    wrote_manifest,
+    wrote_pending,
 )
 
 LOCK = ".lock"
 # Readers hold a shared lock on this file while they open a generation's files, and a writer
 # holds it exclusively while it removes files, so an open never finds its files half gone.
 READERS = ".readers"
-# Files of a directory that holds no index yet and may still be made one: the lock, what an
-# interrupted first write left, and the .gitignore that keeps a checkout's empty index/ in git.
-_SCAFFOLD = {LOCK, READERS, PENDING, f"{MANIFEST}.tmp", ".gitignore"}
+# Files of a directory that holds no index yet and may still be made one: the locks (empty
+# files), what an interrupted first write left (rag's own pending list and manifest), and the
+# .gitignore that keeps a checkout's empty index/ in git (never removed). A user's file of
+# such a name makes the directory another's: a write removes these (`write`, `undo_create`).
+_SCAFFOLD: dict[str, Callable[[Path], bool]] = {
+    LOCK: lambda file: file.is_file() and file.stat().st_size == 0,
+    READERS: lambda file: file.is_file() and file.stat().st_size == 0,
+    PENDING: lambda file: wrote_pending(file.parent),
+    f"{MANIFEST}.tmp": wrote_manifest,
+    ".gitignore": lambda file: True,
+}
 # Opening retries this often when a writer switched generations meanwhile.
 _OPEN_ATTEMPTS = 3
 # Rows of the vectors checked on open for values no embedder produces (garbage of the right size).
@@ -294,8 +304,10 @@ def check_new(path: Path) -> None:
         raise RagError(f"{path} is a file, not an index directory")
     if not path.is_dir() or (path / MANIFEST).exists():
         return
-    ours = _SCAFFOLD | set(read_pending(path))
-    others = sorted(p.name for p in path.iterdir() if p.name not in ours)
+    entries = list(path.iterdir())
+    ours = {p.name for p in entries if p.name in _SCAFFOLD and _SCAFFOLD[p.name](p)}
+    ours |= set(read_pending(path)) if PENDING in ours else set()
+    others = sorted(p.name for p in entries if p.name not in ours)
     if others:
         raise RagError(
             f"{path} is not empty and holds no index (it has {first_and_more(others)}); "

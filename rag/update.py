@@ -227,6 +227,11 @@ def plan(
         if old is not None and _same(old, a):
             report.unchanged.append(old.doc_id)
             continue
+        moved = by_hash.get(a.content_hash) if old is None else None
+        if moved is not None and a.content_hash not in planned_hash and _vanished(moved):
+            # Its file was renamed or moved: the document follows it. Skipped as a duplicate
+            # of its old self, the article was lost once the old name was removed.
+            old = moved
         twin = planned_hash.get(a.content_hash) or (
             by_hash[a.content_hash].doc_id
             if a.content_hash in by_hash and by_hash[a.content_hash] is not old
@@ -405,6 +410,11 @@ def cached_vectors(indexed: Snapshot) -> Callable[[list[str]], dict[str, np.ndar
 # is compared too: a hand-written list missed the byline, then the publish time, and an
 # article changed in either alone stayed "unchanged".
 _COMPARED = tuple(f for f in Article.model_fields if f not in {"key", "doc_id", "text"})
+
+
+def _vanished(doc: DocRecord) -> bool:
+    """Whether the file ``doc`` was read from is gone (not an article given in memory)."""
+    return doc.path is not None and not os.path.lexists(doc.path)
 
 
 def _same(old: DocRecord, a: Article) -> bool:

@@ -86,6 +86,22 @@ def test_duplicate_text_under_another_name_is_indexed_once(seeds: Path) -> None:
     ]
 
 
+def test_a_renamed_file_takes_its_document_along(seeds: Path) -> None:
+    # Renamed, the article was skipped as a duplicate of its own document, which still
+    # named the old file; removing that name (the clean-up after a rename) lost the article.
+    index = Index.create(embedder="fake")
+    index.add([seeds])
+    (seeds / f"{KAKAO}.txt").rename(seeds / "renamed.txt")
+    report = index.add([seeds])
+    assert (report.updated, report.added, report.unchanged) == ([KAKAO], [], [FLITTO])
+    assert report.duplicates == []
+    moved = next(d for d in index.documents() if d.doc_id == KAKAO)
+    assert Path(moved.path).name == "renamed.txt"
+    with pytest.raises(RagError, match="no indexed document matches"):
+        index.remove(str(seeds / f"{KAKAO}.txt"))
+    assert len({d.doc_id for d in index.documents()}) == 2
+
+
 def test_text_moved_away_from_a_document_being_replaced_is_kept(tmp_path: Path) -> None:
     # Yesterday's article moved to archive/ and a new one written under its name: the moved
     # text was skipped as a "duplicate of today", whose text this very run replaced, and so

@@ -23,7 +23,7 @@ import pytest
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from rag import Index, IndexCorrupt, RagError, diskio, manifest, store
+from rag import Index, IndexCorrupt, RagError, diskio, manifest, output, store
 from rag.cli import app
 from rag.errors import IndexWriteError
 from tests.conftest import KAKAO, ROOT, SEEDS
@@ -88,6 +88,63 @@ def test_index_in_a_non_empty_directory_is_refused(run, tmp_path: Path) -> None:
     )
     assert {name: (tmp_path / name).read_bytes() for name in USER_FILES} == before
     assert not (tmp_path / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("name", ["pending.json", "manifest.json.tmp", ".lock", ".readers"])
+def test_a_users_file_named_like_an_index_leftover_is_not_taken_for_one(
+    run, tmp_path: Path, name: str
+) -> None:
+    """A folder holding a user's pending.json (or manifest.json.tmp, .lock, .readers) was
+    taken for one a killed first write left: `rag index` overwrote or removed the file."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / name).write_text("MY DATA")
+    code, out = run("index", "--index", "mine", "articles", "--embedder", "fake")
+    assert (code, out) == (
+        1,
+        f"error: mine is not empty and holds no index (it has {name}); "
+        "give --index a new or empty directory\n",
+    )
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]
+    assert (tmp_path / "mine" / name).read_text() == "MY DATA"
+
+
+def test_a_folder_with_another_programs_manifest_is_no_index(run, tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "manifest.json").write_text('{"name": "my extension", "version": "1.0"}')
+    code, out = run("search", "--index", "app", "카카오")
+    assert (code, out) == (
+        1,
+        "error: app holds no rag index: its manifest.json is another program's; "
+        "give --index a new or empty directory\n",
+    )
+    assert (tmp_path / "app" / "manifest.json").read_text().startswith('{"name"')
+
+
+def test_output_failing_after_a_write_says_the_write_is_saved(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rag remove X --json > /dev/full` (or with stdout closed) removed X and then said only
+    "error: No space left on device", which reads as if nothing was removed."""
+    assert run("index", "articles", "--embedder", "fake")[0] == 0
+
+    def full(data: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("rag.output.print_json", full)
+    code, out = run("remove", KAKAO, "--json")
+    assert (code, out) == (
+        1,
+        "error: No space left on device; the index at idx was updated before that\n",
+    )
+    assert len(Index.open(tmp_path / "idx")) == 1
+    code, out = run("search", "카카오", "--json")  # no write: nothing to add
+    assert (code, out) == (1, "error: No space left on device\n")
+
+
+def test_json_to_a_closed_stdout_is_an_os_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdout", None)  # how Python starts with `>&-`
+    with pytest.raises(OSError, match="standard output is closed"):
+        output.print_json({"removed": 1})
 
 
 def test_the_checkouts_own_index_directory_takes_the_default_index(run, tmp_path: Path) -> None:
