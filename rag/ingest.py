@@ -253,10 +253,28 @@ def read_text(path: Path) -> str:
             raise IngestError(where, "binary file, not text")
     text = decode_bytes(data)
     if text is None:
-        raise IngestError(where, UNDECODABLE)
+        text = _mostly_utf8(data)
+        if text is None:
+            raise IngestError(where, UNDECODABLE)
+        bad = text.count("\ufffd")
+        logger.warning("%s: %d invalid UTF-8 sequence(s) read as \ufffd", where, bad)
     if not text.strip():
         raise IngestError(where, "empty file")
     return text
+
+
+# A UTF-8 file with a stray byte (a Latin-1 word pasted in, a character cut at the end) is
+# read with each bad byte replaced, rather than lost whole: up to this many per character.
+MAX_BAD_SHARE = 0.001
+MAX_BAD_ALWAYS = 4
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """``data`` as UTF-8 with its few invalid bytes replaced (U+FFFD), or None if they are
+    more than a stray few."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    return text if bad <= max(MAX_BAD_ALWAYS, MAX_BAD_SHARE * len(text)) else None
 
 
 def _load_file(path: Path) -> Iterator[Article | Skipped]:

@@ -171,9 +171,20 @@ def print_report(report: IndexReport, paths: list[Path], index: Path | str) -> N
         f"skipped {len(report.skipped)}"
     )
     out.print(f"  chunks embedded {report.chunks_embedded}, reused {report.chunks_reused}")
+    # A file of many bad records (a JSON array of strings) printed a line for each of them.
+    shown: dict[str, int] = {}
     for s in [*report.duplicates, *report.skipped]:
-        where = relative(s.path) + (f":{s.line}" if s.line is not None else "")
-        out.print(f"  skipped {escape(where)}: {escape(s.reason)}")
+        shown[s.path] = shown.get(s.path, 0) + 1
+        if shown[s.path] <= SKIPPED_PER_FILE:
+            where = relative(s.path) + (f":{s.line}" if s.line is not None else "")
+            out.print(f"  skipped {escape(where)}: {escape(s.reason)}")
+    for path, n in shown.items():
+        if n > SKIPPED_PER_FILE:
+            more = n - SKIPPED_PER_FILE
+            out.print(escape(f"  … and {more} more skipped in {relative(path)} (--json lists all)"))
+
+
+SKIPPED_PER_FILE = 5  # skip lines printed per file; `--json` has them all
 
 
 def relative(path: str) -> str:

@@ -333,3 +333,22 @@ def test_a_warning_with_stderr_closed_does_not_end_the_command(
     monkeypatch.setattr(sys, "stderr", None)
     monkeypatch.setattr(logging, "raiseExceptions", True)
     logging.getLogger("rag.embed").warning("cannot write the probe cache at %s", "c/p.json")
+
+
+def test_a_file_of_many_bad_records_prints_a_few_and_a_count(
+    run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A JSON array of 1,927 strings (a tokenizer's vocab.json) printed 1,927 skip lines.
+    (tmp_path / "vocab.json").write_text(json.dumps([f"w{i}" for i in range(12)]))
+    code, out = run("index", "vocab.json", "articles", "--embedder", "fake")
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if "vocab.json" in line]
+    assert lines[1:] == [
+        *(
+            f"  skipped vocab.json: item {i}: record is not a JSON object but a string"
+            for i in range(1, 6)
+        ),
+        "  … and 7 more skipped in vocab.json (--json lists all)",
+    ]
+    code, out = run("index", "vocab.json", "--embedder", "fake", "--json")
+    assert len(json.loads(out[out.index("{") :])["skipped"]) == 12, out

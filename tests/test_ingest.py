@@ -159,6 +159,17 @@ def test_bad_input_is_skipped_and_the_rest_still_loads(
     assert reason in skipped[0].reason
 
 
+def test_a_stray_byte_in_utf8_is_replaced_not_the_whole_article_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A Latin-1 "é" pasted into a UTF-8 article, and a character cut at the end.
+    text = GOOD.encode() + " caf\xe9 메뉴".encode("latin-1", "ignore") + "카".encode()[:2]
+    (tmp_path / "stray.txt").write_bytes(text)
+    articles, skipped = split(load([tmp_path]))
+    assert skipped == [] and articles[0].text.count("\ufffd") == 2
+    assert "stray.txt: 2 invalid UTF-8 sequence(s) read as \ufffd" in caplog.text
+
+
 def test_explicit_unsupported_and_missing_paths_are_reported(tmp_path: Path) -> None:
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.7")
     (tmp_path / "good.txt").write_text(GOOD, encoding="utf-8")
