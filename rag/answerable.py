@@ -35,13 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from . import lookalike, translated
-from .kinds import (
-    answer_kind,
-    asked_measure,
-    asked_titles,
-    asks_author,
-    holds_kind,
-)
+from .kinds import answer_kind, asked_measure, asked_titles, asks_author, holds_kind
 from .korean import Token, genitive_stem, passage_sentences, tagged
 from .lookalike import Question, Sentence, nospace
 from .names import latin_names, match_names, months, translatable
