@@ -35,7 +35,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from . import lookalike, translated
-from .kinds import answer_kind, asked_measure, asked_titles, asks_author, holds_kind
+from .kinds import (
+    answer_kind,
+    asked_measure,
+    asked_titles,
+    asks_author,
+    holds_kind,
+    names_title,
+)
 from .korean import Token, genitive_stem, passage_sentences, tagged
 from .lookalike import Question, Sentence, nospace
 from .names import latin_names, match_names, months, translatable
@@ -214,7 +221,7 @@ def _decide_korean(
             else _missing_kind(q, tokens) or _date_apart(q, around)
         )
         problem = problem or _other_year(q.text, text)
-        if not _names_role(roles, plain):  # "일본 총리는 누구야?" answered by 바이든 대통령
+        if not names_title(roles, plain):  # "일본 총리는 누구야?" answered by 바이든 대통령
             problem = problem or f"the window names no {'/'.join(roles)}"
         problem = problem or _contrary(contrasts, tokens)
         problem = problem or lookalike.answer_beside_lookalike(
@@ -249,12 +256,6 @@ def _decide_korean(
         kind=q.kind,
         window=window,
     )
-
-
-def _names_role(roles: Sequence[str], plain: str) -> bool:
-    """Whether ``plain`` (written without spaces) names one of the ``roles`` a question asks
-    who holds (`kinds.asked_titles`), or the question asks none."""
-    return not roles or any(role in plain for role in roles)
 
 
 def _dense_shift(hit: Hit) -> float:
@@ -328,7 +329,7 @@ def _decide_english(
             continue
         given_text = " ".join(given)
         problem = _unsigned(hits[s.n - 1]) if author else _missing_kind(q, tokens, given_text)
-        if not _names_role(roles, nospace(said)):
+        if not names_title(roles, said):
             # "Who coached Japan …?" answered by "사사키 선수와 마치노 선수가 골을 넣었다"
             problem = problem or f"the window names no {'/'.join(roles)}"
         problem = problem or lookalike.answer_beside_lookalike(

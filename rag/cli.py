@@ -47,8 +47,8 @@ class _Group(TyperGroup):
             message = f"{where}{e.strerror or e}"
             # Printing the report may fail after the write (stdout closed, or a full disk
             # behind it): that the change is on disk is what the user must not misread.
-            if _WRITE in ctx.meta and (saved := _interrupted(*ctx.meta[_WRITE])).saved:
-                message += f"; the index at {saved.path} was updated before that"
+            if _WRITE in ctx.meta and _saved(*ctx.meta[_WRITE]):
+                message += f"; the index at {ctx.meta[_WRITE][0]} was updated before that"
             typer.echo(f"error: {safe_message(message, configured_secrets())}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as e:
@@ -723,15 +723,19 @@ def _writing(ctx: typer.Context, path: Path, generation: int) -> Iterator[None]:
 
 
 def _interrupted(path: Path, generation: int) -> WriteInterrupted:
-    """Ctrl-C outside `Index`'s write, which started from ``generation``: saved if the
-    manifest names another one now (not saved if there is none: a new index was undone)."""
+    """Ctrl-C outside `Index`'s write, which started from ``generation`` (`_saved`)."""
+    return WriteInterrupted(path, _saved(path, generation))
+
+
+def _saved(path: Path, generation: int) -> bool:
+    """Whether a write that started from ``generation`` is on disk: the manifest names
+    another one now (not if there is none: a new index was undone)."""
     from .store import read_manifest
 
     try:
-        saved = read_manifest(path).generation != generation
+        return read_manifest(path).generation != generation
     except RagError:
-        saved = False
-    return WriteInterrupted(path, saved)
+        return False
 
 
 @contextlib.contextmanager

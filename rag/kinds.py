@@ -495,6 +495,13 @@ def asked_titles(question: str) -> tuple[str, ...]:
     return _ENGLISH_TITLES[found[1].lower()] if found else ()
 
 
+def names_title(titles: tuple[str, ...], text: str) -> bool:
+    """Whether ``text`` names one of the ``titles`` a question asks who holds (`asked_titles`;
+    spaces aside: 대표 이사 is 대표이사), or the question asks none."""
+    plain = "".join(text.split())
+    return not titles or any(title in plain for title in titles)
+
+
 def _is_person(tokens: list[Token], i: int, nxt: Token | None = None) -> bool:
     """Whether proper noun ``tokens[i]`` looks like a person's name: a Korean one (three
     syllables opening with a common surname: 이경진), a foreign one (a given and a family

@@ -71,13 +71,19 @@ LOCK = ".lock"
 # Readers hold a shared lock on this file while they open a generation's files, and a writer
 # holds it exclusively while it removes files, so an open never finds its files half gone.
 READERS = ".readers"
+
+
 # Files of a directory that holds no index yet and may still be made one: the locks (empty
 # files), what an interrupted first write left (rag's own pending list and manifest), and the
 # .gitignore that keeps a checkout's empty index/ in git (never removed). A user's file of
 # such a name makes the directory another's: a write removes these (`write`, `undo_create`).
+def _empty_file(file: Path) -> bool:
+    return file.is_file() and file.stat().st_size == 0
+
+
 _SCAFFOLD: dict[str, Callable[[Path], bool]] = {
-    LOCK: lambda file: file.is_file() and file.stat().st_size == 0,
-    READERS: lambda file: file.is_file() and file.stat().st_size == 0,
+    LOCK: _empty_file,
+    READERS: _empty_file,
     PENDING: lambda file: wrote_pending(file.parent),
     f"{MANIFEST}.tmp": wrote_manifest,
     ".gitignore": lambda file: True,

@@ -23,9 +23,10 @@ from ..kinds import (
     holds_counter,
     holds_kind,
     korean_name,
+    names_title,
 )
 from ..korean import tagged
-from ..lookalike import by_surname, nospace
+from ..lookalike import by_surname
 from ..names import latin_names, match_names
 from ..records import Hit
 from ..support import Evidence, Sentence, evidence_for, key_terms
@@ -234,7 +235,7 @@ class ExtractiveGenerator(Generator):
             tokens_of = dict(zip(close, analyzed, strict=True))
             holding.sort(key=lambda i: not holds_counter(tokens_of[i], counter))
         if roles:  # "Who coached …?": a sentence naming a coach (감독), or one close to the best
-            named = [i for i in holding if any(r in nospace(sentences[i].text) for r in roles)]
+            named = [i for i in holding if names_title(roles, sentences[i].text)]
             holding = named or [i for i in holding if scores[i] >= scores[order[0]] - KIND_MARGIN]
         picked: list[int] = []
         for i in holding:
