@@ -22,6 +22,11 @@ and "What did the X government say?" for each people (Polish, Japanese).
     python benchmarks/bench_english_names.py --index /tmp/rag-bench-wikinews  # builds it
     python benchmarks/bench_english_names.py --generate                       # the queries
     python benchmarks/bench_english_names.py --places
+    python benchmarks/bench_english_names.py --bodies
+
+Korea's public bodies are translated too (the Ministry of Unification: 통일부, from the table of
+`rag.institutions`); ``--bodies`` asks "What did the X say?" for each body that 1 to 20 of the
+articles name (a hit: an article that does), with and without that table.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from rag import Index, config, names, retrieve
+from rag import Index, config, institutions, names, retrieve
 from rag.kinds import korean_name
 from rag.korean import tagged
 from rag.metrics import doc_ranking, retrieval_metrics
@@ -114,6 +119,26 @@ def place_queries(data: Path) -> list[dict]:
     return items
 
 
+def body_queries(data: Path) -> list[dict]:
+    """A query for each Korean public body of `rag.institutions` that 1 to 20 of the
+    articles name by one of its Korean names, asked by its first English name; the gold
+    documents are those articles. No split: the table is not tuned."""
+    from rag.institutions import _BODIES
+
+    texts = {}
+    for line in data.open(encoding="utf-8"):
+        r = json.loads(line)
+        texts[r["id"]] = "".join(f"{r['title']} {r['text']}".split())
+    items = []
+    for english, koreans in _BODIES:
+        forms = [k for k in koreans if len(k) >= 3]  # 국회 and 헌재 are inside other words
+        docs = [i for i, text in texts.items() if any(f in text for f in forms)]
+        if 1 <= len(docs) <= 20:
+            query = f"What did the {english[0]} say?"
+            items.append({"query": query, "name": koreans[0], "docs": docs, "split": "all"})
+    return items
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generate", action="store_true", help=f"rebuild {OUT.name}")
@@ -121,12 +146,15 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=Path("/tmp/rag-bench-wikinews"))
     parser.add_argument("--embedder", default="auto", help="for a new index")
     parser.add_argument("--places", action="store_true", help="countries, peoples and cities")
+    parser.add_argument("--bodies", action="store_true", help="Korean public bodies")
     args = parser.parse_args()
     if args.generate:
         print(f"wrote {generate(args.data, OUT)} queries to {OUT}")
         return
     if args.places:
         items = place_queries(args.data)
+    elif args.bodies:
+        items = body_queries(args.data)
     else:
         items = [json.loads(line) for line in OUT.open(encoding="utf-8")]
     if args.index.exists():
@@ -139,15 +167,20 @@ def main() -> None:
     modes = {"dense only": ({"fusion": "dense"}, None), "hybrid, no spelling": ({}, without)}
     if args.places:  # as before rag.places: the names spelt by sound
         modes["hybrid, by sound"] = ({}, mock.patch.object(names, "korean_names", _none))
+    if args.bodies:  # as before rag.institutions: the names spelt by sound, word by word
+        no_table = contextlib.ExitStack()
+        no_table.enter_context(mock.patch.object(institutions, "korean_names", _none))
+        no_table.enter_context(mock.patch.object(institutions, "find", lambda text: []))
+        modes["hybrid, no table"] = ({}, no_table)
     modes["hybrid (default)"] = ({}, None)
     people = len({x["name"] for x in items})
-    what = "places" if args.places else "people"
+    what = "places" if args.places else "bodies" if args.bodies else "people"
     print(f"{len(items)} queries, {people} {what}; a hit: an article naming them")
     print(
         f"{'mode':<22}{'split':<7}" + "".join(f"{c:>9}" for c in ("hit@1", "hit@5", "MRR@10", "ms"))
     )
     for name, (options, patch) in modes.items():
-        for split in ("all",) if args.places else ("tune", "held"):
+        for split in ("all",) if args.places or args.bodies else ("tune", "held"):
             chosen = [x for x in items if x["split"] == split]
             started = time.perf_counter()
             with patch or contextlib.nullcontext():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
+from .institutions import korean_bodies
 from .korean import Token, tagged
 from .names import latin_names
 from .places import korean_places
@@ -578,13 +579,14 @@ def _whole(tokens: list[Token], i: int) -> bool:
 def korean_name(word: str) -> bool:
     """Whether ``word`` is written like a Korean person's name: three syllables opening with
     a common surname (이경진; Kiwi may tag one it does not know as a common noun). Not a
-    place's name (이집트, 라오스), nor one with a syllable added (서울시, 한국어, 홍콩전):
+    place's name (이집트, 라오스) or a public body's (공정위), nor a place's with a
+    syllable added (서울시, 한국어, 홍콩전):
     the Wikinews and KorQuAD texts hold 293 proper nouns so written, of 31 words, none a
     person's."""
     if len(word) != 3 or _hangul_length(word) != 3 or word[0] not in _SURNAMES:
         return False
     places = korean_places()
-    return word not in places and word[:2] not in places
+    return word not in places and word[:2] not in places and word not in korean_bodies()
 
 
 def _hangul_length(text: str) -> int:

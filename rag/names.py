@@ -11,8 +11,9 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 
-from .korean import Token, english_stopwords
-from .places import korean_names, of_people
+from . import institutions
+from .korean import Token, english_stopwords, morphemes
+from .places import korean_countries, korean_names, of_people
 from .support import QUESTION_WORDS
 
 # Romanised-name similarity (1 - edit distance / length): a match, and a look-alike.
@@ -57,10 +58,15 @@ def latin_names(question: str) -> list[str]:
     month names (`months`). A run joined by "of" is one name when what comes before "of" is
     made of English words (the Bank of Korea, the Ministry of Unification), and two names
     otherwise (Kakao Enterprise of Korea)."""
-    names = []
+    names: list[str] = []
     question = re.sub(r"['’]s\b", "", question)  # Kakao Brain's
     question = _MODIFIER.sub(",", question)  # "Seoul-based Kakao" names two
     question = _MONTH_NAME.sub(",", question)
+    # A public body's name is one name, "and" or a comma in it: the Ministry of Employment
+    # and Labor, the Ministry of Culture, Sports and Tourism (`rag.institutions`).
+    for start, end in reversed(institutions.find(question)):
+        names.insert(0, " ".join(question[start:end].split()))
+        question = f"{question[:start]},{question[end:]}"
     for run in _LATIN_NAME.findall(question):
         parts = _OF.split(run)
         if len(parts) > 1 and translatable(parts[0]):
@@ -166,15 +172,25 @@ def match_names(
     near: tuple[str, str] | None = None
     plain = "".join(text.split())
     proper = {t.form for t in tokens if t.tag == "NNP"} | set(candidates)
+    nouns = {t.form for t in tokens if t.tag == "NNG"}
+    bodies = institutions.korean_bodies()
+    asked = {k for name in names for k in korean_names(name)}
     for name in names:
         # A place by its Korean name (Poland: 폴란드, `rag.places`), as a proper noun of the
         # window (Sudan is not 수단, a means; Oman not 오만), or inside a word from three
         # syllables on (이라크 in 이라크전). Not a people's or language's (Polish, British),
         # which an article about the country gives without being about what is asked.
+        # A Korean public body (`rag.institutions`) likewise, its short name as a common
+        # noun too (국회, 헌재), but not another country's (일본 기상청, 미 국방부).
         translated = [
             k
             for k in ([] if of_people(name) else korean_names(name))
-            if k in proper or (len(k) >= 3 and "".join(k.split()) in plain)
+            if (
+                k in proper
+                or (len(k) >= 3 and "".join(k.split()) in plain)
+                or (k in bodies and k in nouns)
+            )
+            and (k not in bodies or _korean_body(k, text, asked))
         ]
         # After its first mention a foreign person is named by the family name alone (잡스
         # for Steve Jobs): a name of two or more words also matches by its last word.
@@ -202,6 +218,26 @@ def match_names(
         ):
             near = (name, which)
     return matched, given, near
+
+
+# Countries news names by a syllable before a body of theirs: 미 국무부, 중 외교부.
+_COUNTRY_SYLLABLES = {"미": "미국", "중": "중국", "일": "일본", "러": "러시아"}
+# Either Korea: the table's bodies are South Korea's, but for 조선중앙통신 (북한 조선중앙통신).
+_KOREA = frozenset({"한국", "대한민국", "남한", "남측", "우리", "우리나라", "북한", "북", "조선"})
+
+
+def _korean_body(body: str, text: str, asked: set[str]) -> bool:
+    """Whether ``text`` names Korea's ``body`` (통일부, 기상청) at least once: not right after
+    another country's name (일본 기상청, 미 국방부), unless ``asked``, the Korean names of the
+    question's own names, holds that country ("China's Foreign Ministry": 중국 외교부)."""
+    countries = korean_countries()
+    for match in re.finditer(re.escape(body), text):
+        before = text[: match.start()]
+        word = before.split()[-1] if before[-1:].isspace() and before.strip() else ""
+        country = _COUNTRY_SYLLABLES.get(word, word)
+        if country in _KOREA or country in asked or country not in countries:
+            return True
+    return False
 
 
 def months(text: str) -> set[int]:
@@ -296,21 +332,24 @@ def spelt_names(
     the whole name and each of its words for 0.44."""
     out = []
 
-    def spelt(name: str) -> str:
-        # A place, people or language is written as Korean translates it (Japan: 일본), and
-        # not spelt by sound at all (재판) when the corpus does not hold that word.
+    def spelt(name: str) -> list[str]:
+        # A place, people, language or public body is written as Korean translates it
+        # (Japan: 일본), and not spelt by sound at all (재판) when the corpus does not hold
+        # that word; a body's name Kiwi cuts (공정거래위원회: 공정, 거래, 위원회) by its words.
         if translated := korean_names(name):
             counts = {k: known(k) for k in translated}  # each term's column read once
             best = max(counts, key=counts.__getitem__)
-            return best if counts[best] else ""
-        return spellings.of(name, known)
+            if counts[best] or translated[0] not in institutions.korean_bodies():
+                return [best] if counts[best] else []
+            return [m for m in morphemes(translated[0]) if known(m)]
+        return [word] if (word := spellings.of(name, known)) else []
 
     for name in latin_names(question):
         words = [w.lower() for w in re.split(r"[\s\-‐]+", name) if w]
         if whole := spelt(name):
-            out.append((words, whole))
+            out.extend((words, word) for word in whole)
         elif len(words) > 1 and not korean_names(name):
-            out.extend(([w], word) for w in words if (word := spelt(w)))
+            out.extend(([w], word) for w in words for word in spelt(w))
     return out
 
 

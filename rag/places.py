@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import re
 
+from . import institutions
+
 # Names news uses that CLDR writes otherwise: its English names are the long forms (South
 # Korea, United States), and its Korean 오스트레일리아 is written 호주 in Korean news.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -78,9 +80,11 @@ _KOREAN = re.compile(r"[가-힣]+(?: [가-힣]+)*")  # not "중부, 노스다코
 
 
 def korean_names(name: str) -> tuple[str, ...]:
-    """The Korean names of an English country, people, language or city name, most usual
-    first ("Polish" -> 폴란드; "South Korea" -> 한국, 대한민국), or () if it is none."""
-    return _table()[0].get(" ".join(name.lower().split()), ())
+    """The Korean names of an English country, people, language or city name, or of a
+    Korean public body's (`rag.institutions`), most usual first ("Polish" -> 폴란드; "South
+    Korea" -> 한국, 대한민국; "Fair Trade Commission" -> 공정거래위원회, 공정위), or () if it
+    is none."""
+    return _table()[0].get(" ".join(name.lower().split()), ()) or institutions.korean_names(name)
 
 
 @functools.cache
@@ -89,6 +93,17 @@ def korean_places() -> frozenset[str]:
     (미국, 바르샤바), and each name of `OTHER_NAMES` (조선민주주의인민공화국, 인천광역시): a
     name that is a place's, not a person's ("미국 대통령", "인천광역시 옹진군")."""
     return frozenset(k for names in _table()[0].values() for k in names) | frozenset(OTHER_NAMES)
+
+
+@functools.cache
+def korean_countries() -> frozenset[str]:
+    """The Korean names of every country (일본, 미국, 호주), not of its cities (서울 기상청 is
+    Korea's)."""
+    from babel import Locale
+
+    territories = Locale("ko").territories
+    names = {_ASIDE.sub("", n).strip() for code, n in territories.items() if code.isalpha()}
+    return frozenset(names | {k for koreans in ALIASES.values() for k in koreans})
 
 
 def of_people(name: str) -> bool:

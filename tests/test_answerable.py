@@ -597,6 +597,30 @@ def test_a_place_is_named_by_its_korean_name_and_the_questions_person_in_full() 
     assert matched == ["Liz Truss"] and {"리즈", "트러스"} <= set(given)
 
 
+def test_a_korean_public_body_is_named_by_its_korean_or_short_name_and_not_anothers() -> None:
+    # No sound or embedding gives 기상청 for the Korea Meteorological Administration: a table
+    # does, with the short names news uses (선관위) and those that are common nouns (국회).
+    text = "기상청은 지진이 42회 발생했다고 밝혔다. 선관위 측은 문제가 없다고 밝혔다. 국회가 열렸다"
+    tokens = tagged([text])[0]
+    names = ["Korea Meteorological Administration", "National Election Commission"]
+    assert match_names([*names, "National Assembly"], tokens, text)[:2] == (
+        [*names, "National Assembly"],
+        ["기상청", "선관위", "국회"],
+    )
+    assert match_names(["Fair Trade Commission"], tokens, text)[0] == []
+    # Another country's body of the same name is not Korea's, unless the question asks
+    # for that country's.
+    text = "31일 일본 기상청은 화산이 위험하다고 발표했다. 미 국방부는 논평하지 않았다."
+    tokens = tagged([text])[0]
+    assert match_names(["Meteorological Administration", "Defense Ministry"], tokens, text)[0] == []
+    assert match_names(["Japan", "Meteorological Administration"], tokens, text)[0] == [
+        "Japan",
+        "Meteorological Administration",
+    ]
+    # 공정위 opens with a surname, but is a body, not a person.
+    assert not korean_name("공정위")
+
+
 def test_a_how_many_answer_opens_with_a_number_of_the_counter_asked() -> None:
     # Both sentences hold a number and match the question alike; 몇 척 counts in 척.
     dated, counted = (
@@ -721,6 +745,12 @@ def test_a_year_or_month_the_question_names_may_come_from_the_article_date() -> 
         ("Okay, when did Floods hit Thailand?", ["Floods", "Thailand"], set()),
         ("Which of Japan's cities hosted it?", ["Japan"], set()),
         ("Who is the President of NASA?", ["President"], set()),
+        # A public body's name is one name, its "and" and Korea included (rag.institutions).
+        (
+            "What did South Korea's Ministry of Employment and Labor and Samsung agree?",
+            ["South Korea Ministry of Employment and Labor", "Samsung"],
+            set(),
+        ),
     ],
 )
 def test_latin_names_and_months(question: str, names: list[str], month: set[int]) -> None:

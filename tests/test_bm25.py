@@ -343,6 +343,17 @@ def test_countries_peoples_and_cities_are_searched_as_korean_translates_them() -
         (["polish"], "폴란드"),
         (["chinese"], "중국"),
     ]
+    # A Korean public body is searched by its Korean name (rag.institutions), or by that
+    # name's words when the index holds them only as Kiwi cuts it (공정, 거래, 위원회).
+    held |= {"통일부", "공정", "거래", "위원회"}
+    assert spelt_names(
+        "Did the Unification Ministry and Fair Trade Commission?", spellings, known
+    ) == [
+        (["unification", "ministry"], "통일부"),
+        (["fair", "trade", "commission"], "공정"),
+        (["fair", "trade", "commission"], "거래"),
+        (["fair", "trade", "commission"], "위원회"),
+    ]
     # English writes 정 as Jong and 은 as un: Kim Jong-un was spelt 김정훈, closer letter by
     # letter to gimjeongeun than 김정은.
     people = Spellings(["김정은", "김정훈"])
