@@ -330,7 +330,7 @@ def spelt_names(
     articles (benchmarks/bench_english_names.py) the whole name, and its words only without
     it, took an article naming them to first place for 0.53 of the tuning split's queries;
     the whole name and each of its words for 0.44."""
-    out = []
+    out: list[tuple[list[str], str]] = []
 
     def spelt(name: str) -> list[str]:
         # A place, people, language or public body is written as Korean translates it
