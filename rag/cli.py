@@ -382,6 +382,12 @@ def remove_cmd(
     index: IndexOpt = Path(config.DEFAULT_INDEX_DIR),
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Allow paths to remove every document (without it they may not)."
+        ),
+    ] = False,
 ) -> None:
     """Remove documents by doc id or path."""
     from .store import read_manifest
@@ -389,7 +395,7 @@ def remove_cmd(
     idx = _open(index, store)
     writing = _writing(ctx, idx.path, read_manifest(idx.path).generation) if store is None else None
     with writing or contextlib.nullcontext():
-        removed = idx.remove(targets)
+        removed = idx.remove(targets, everything=everything)
         with _stored(store, bool(removed)):
             if as_json:
                 output.print_json({"removed": removed})

@@ -306,23 +306,34 @@ class Index(Saving, Asking):
         report.seconds = time.perf_counter() - started
         return report
 
-    def remove(self, targets: Iterable[str | Path] | str | Path) -> list[str]:
+    def remove(
+        self, targets: Iterable[str | Path] | str | Path, *, everything: bool = False
+    ) -> list[str]:
         """Remove documents by doc id or by file path (every article from that file).
+
+        Args:
+            targets: Doc ids and paths.
+            everything: Allow a path to remove every document of an index of more than one
+                (`rag remove --all`): without it, `rag remove "./$DIR"` with the variable
+                unset would empty the index.
 
         Returns:
             The doc ids removed.
 
         Raises:
             RagError: A target matches no indexed document, is empty, or names both a
-                document and a path holding others (nothing is removed then;
-                `rag.update.resolve`).
+                document and a path holding others; or a path would remove every document
+                and ``everything`` is not set (nothing is removed then; `rag.update.resolve`).
             TypeError: A target is not a str or a path (bytes, None).
         """
         with store.lock(self.path), self._interruptible():
             self._reread()
             records = self._snap.records
             gone = update.resolve(
-                targets, lambda i: bool(records.docs([i], text=False)), records.doc_ids_under
+                targets,
+                lambda i: bool(records.docs([i], text=False)),
+                records.doc_ids_under,
+                None if everything else len(self),
             )
             self._write(drop=set(gone), docs=[], chunks=[], vectors=empty(self._dim))
         return gone

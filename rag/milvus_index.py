@@ -330,10 +330,15 @@ class MilvusIndex(Index):
         report.seconds = time.perf_counter() - started
         return report
 
-    def remove(self, targets: Iterable[str | Path] | str | Path) -> list[str]:
+    def remove(
+        self, targets: Iterable[str | Path] | str | Path, *, everything: bool = False
+    ) -> list[str]:
         """`Index.remove` from Milvus (by doc id or file path)."""
         gone = update.resolve(
-            targets, lambda i: bool(self.store.docs([i])), self.store.doc_ids_under
+            targets,
+            lambda i: bool(self.store.docs([i])),
+            self.store.doc_ids_under,
+            None if everything else len(self),
         )
         with self._interruptible():
             self.store.delete(gone)

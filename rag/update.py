@@ -143,16 +143,19 @@ def resolve(
     targets: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     is_doc: Callable[[str], bool],
     under: Callable[[str], list[str]],
+    total: int | None = None,
 ) -> list[str]:
     """The doc ids `rag remove` ``targets`` name, each a doc id or a file or folder (every
     document from it); ``is_doc`` says whether an id is indexed, ``under`` lists the ids of
-    the documents read from under a path.
+    the documents read from under a path, ``total`` is how many the index holds (None: a
+    path may name them all).
 
     Raises:
         RagError: A target names nothing; is empty, which would name the working directory
             (`rag remove "$FILE"` with the variable unset), or the root folder (``"$DIR/"``);
             or names both a document and a path holding others (a document "news" and a
-            folder news/).
+            folder news/); or paths name all ``total`` documents, more than one (``"./$DIR"``
+            with the variable unset, in the folder indexed).
         TypeError: A target is not a str or a path (bytes, None).
     """
     if isinstance(targets, (str, os.PathLike)):
@@ -160,7 +163,10 @@ def resolve(
     elif isinstance(targets, bytes) or not isinstance(targets, Iterable):
         raise TypeError(f"targets are doc ids or paths as str, not {type(targets).__name__}")
     found: list[str] = []
+    pathed = False  # whether a path named some: doc ids named one by one are meant
+    given_all: list[str] = []
     for given in (os.fspath(t) if isinstance(t, os.PathLike) else t for t in targets):
+        given_all.append(given)
         if not isinstance(given, str):  # a Path is a path; bytes or None name nothing
             raise TypeError(f"a target is a doc id or a path as str, not {type(given).__name__}")
         if not given.strip():
@@ -184,6 +190,12 @@ def resolve(
         if not ids:
             raise RagError(f"no indexed document matches {given!r}")
         found.extend(i for i in ids if i not in found)
+        pathed = pathed or not by_id
+    if total is not None and total > 1 and pathed and len(found) == total:
+        raise RagError(
+            f"{', '.join(map(repr, given_all))} would remove all {total:,} documents of the "
+            "index; pass --all (everything=True) to empty it"
+        )
     return found
 
 

@@ -82,6 +82,18 @@ def test_index_search_info_remove_transcript(run, tmp_path: Path) -> None:
     assert run("search", "카카오", "--since", "2024-01-01") == (0, "No matching passages.\n")
 
 
+def test_remove_of_every_document_by_a_path_needs_all(run) -> None:
+    assert run("index", "articles", "--embedder", "fake")[0] == 0
+    assert run("remove", "./") == (
+        1,
+        "error: './' would remove all 2 documents of the index; pass --all (everything=True) "
+        "to empty it\n",
+    )
+    assert run("info", "--json")[0] == 0 and json.loads(run("info", "--json")[1])["documents"] == 2
+    code, out = run("remove", "./", "--all", "--json")
+    assert code == 0 and sorted(json.loads(out)["removed"]) == [FLITTO, KAKAO]
+
+
 def test_progress_lines_when_not_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -312,6 +312,26 @@ def test_remove_folder_spares_sibling_folders(tmp_path: Path) -> None:
     assert sorted(d.doc_id for d in index.documents()) == ["w", "z"]
 
 
+def test_a_path_removes_every_document_only_when_told_to(tmp_path: Path) -> None:
+    """`rag remove "./$DIR"` with the variable unset, in the folder indexed, names every
+    document: it removes nothing without --all (everything=True). Doc ids named one by one,
+    and a path naming part of the index, are meant."""
+    for name in ("a/x.txt", "a/y.txt", "b/z.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(f"{name} 기사. 반도체 수출이 늘었다.")
+    index = Index.create(tmp_path / "idx", embedder="fake")
+    index.add([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(RagError, match=r"would remove all 3 documents of the index; pass --all"):
+        index.remove([f"{tmp_path}/", str(tmp_path / "a")])
+    assert len(Index.open(tmp_path / "idx")) == 3
+    assert index.remove(str(tmp_path / "a")) == ["x", "y"]
+    index.add([tmp_path / "a"])
+    assert sorted(index.remove(["x", "y", "z"])) == ["x", "y", "z"]  # each named
+    index.add([tmp_path / "a", tmp_path / "b"])
+    assert sorted(index.remove(f"{tmp_path}/", everything=True)) == ["x", "y", "z"]
+    assert len(Index.open(tmp_path / "idx")) == 0
+
+
 def test_remove_refuses_an_empty_or_ambiguous_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

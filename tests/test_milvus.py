@@ -281,6 +281,8 @@ def test_remove_refuses_an_empty_or_ambiguous_name(
         with pytest.raises(RagError, match=message):
             index.remove(name)
     assert sorted(d.doc_id for d in index.documents()) == ["a", "news"]
+    with pytest.raises(RagError, match="would remove all 2 documents"):  # "./$DIR", DIR unset
+        index.remove("./")
     code, out = cli("remove", "", "--store", lite)
     assert (code, out) == (1, "error: an empty name matches no document; give a doc id or a path\n")
     shutil.rmtree("news")  # and once the folder is deleted, "news" is still both
