@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from pydantic import BaseModel
 
-from . import lookalike, translated
+from . import institutions, lookalike, translated
 from .kinds import (
     answer_kind,
     asked_measure,
@@ -551,6 +551,8 @@ def _coverage(q: Question, tokens: list[Token], plain: str) -> float:
             piece = form if len(form) >= MIN_INFIX else q.runs.get(form, "")
             hit = form in forms or (len(piece) >= MIN_INFIX and piece in plain)
             hit = hit or lookalike.spelt(q, form, plain)
+            # A public body's other name (공정위: 공정거래위원회; `rag.institutions`).
+            hit = hit or any(other in plain for other in institutions.other_names(form))
         found += weight if hit else 0.0
     return found
 

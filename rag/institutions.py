@@ -228,6 +228,37 @@ def find(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _table()[1].finditer(text)]
 
 
+# Korean names of another country's body that English names as Korea's (the US's Food and Drug
+# Administration is 식품의약국): an English name may mean either, a Korean name only its own.
+_ABROAD = frozenset({"식품의약국", "질병통제예방센터", "해안경비대"})
+
+
+@functools.cache
+def _other_names() -> dict[str, tuple[str, ...]]:
+    others: dict[str, list[str]] = {}
+    for _, korean in _BODIES:
+        names = [k for k in korean if k not in _ABROAD]
+        for k in names:
+            known = others.setdefault(k, [])
+            known.extend(o for o in names if o != k and o not in known)
+    return {k: tuple(v) for k, v in sorted(others.items(), key=lambda kv: -len(kv[0]))}
+
+
+def other_names(name: str) -> tuple[str, ...]:
+    """The other Korean names of the body a Korean ``name`` is ("한은" -> 한국은행; "공정위" ->
+    공정거래위원회), its earlier names too (교육부 -> 교육과학기술부), or ()."""
+    return _other_names().get(name, ())
+
+
+def written_otherwise(name: str) -> list[str]:
+    """``name`` (한은행사, say) with the body it opens with written each other way it is
+    (한국은행행사), the longest body first; [] if it opens with none."""
+    for body, others in _other_names().items():
+        if name.startswith(body):
+            return [other + name[len(body) :] for other in others]
+    return []
+
+
 def korean_bodies() -> frozenset[str]:
     """Every Korean name of the table: a body's, not a person's (공정위 opens with 공, a
     surname)."""

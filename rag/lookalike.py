@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from . import institutions
 from .kinds import holds_kind
 from .korean import Token
 from .names import match_names, misspelt_in
@@ -106,11 +107,14 @@ def names_by_ending(q: Question, sentences: list[Sentence]) -> list[str]:
 
 def entities(text: str, tokens: list[Token]) -> list[str]:
     """Runs of adjacent nouns holding a proper noun or a capitalised Latin word, as written
-    ("카카오브레인" is 카카오/NNP + 브레인/NNG)."""
+    ("카카오브레인" is 카카오/NNP + 브레인/NNG), or naming a public body (공정거래위원회 is
+    공정/거래/위원회, common nouns all; `rag.institutions`)."""
+    bodies = institutions.korean_bodies()
     names = [
         text[r[0].start : r[-1].end]
         for r in noun_runs(tokens)
         if any(t.tag == "NNP" or (t.tag == "SL" and t.form[:1].isupper()) for t in r)
+        or "".join(t.form for t in r) in bodies
     ]
     return [n for n in names if n.lower() not in QUESTION_WORDS]
 
@@ -287,8 +291,9 @@ _ACRONYM = re.compile(rf"(?<![A-Za-z])({'|'.join(_SPELLED_OUT)})(?![A-Za-z])", r
 
 
 def _spellings(wanted: str) -> list[str]:
-    """``wanted`` as written, with its title acronym spelled out each way, and with its
-    country's or city's other name (북한군: 조선민주주의인민공화국군; 서울시청: 서울특별시청)."""
+    """``wanted`` as written, with its title acronym spelled out each way, with its
+    country's or city's other name (북한군: 조선민주주의인민공화국군; 서울시청: 서울특별시청),
+    and with a public body's (한은: 한국은행; `rag.institutions`)."""
     found = _ACRONYM.search(wanted)
     spellings = [wanted]
     if found:
@@ -298,6 +303,7 @@ def _spellings(wanted: str) -> list[str]:
         if wanted.startswith(name):
             spellings += [other + s[len(name) :] for s in list(spellings) for other in others]
             break
+    spellings += [other for s in list(spellings) for other in institutions.written_otherwise(s)]
     return spellings
 
 

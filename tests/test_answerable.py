@@ -491,6 +491,20 @@ def test_a_country_is_named_by_its_official_name_as_well() -> None:
     assert (decision.answerable, decision.reason) == (False, "'중국' is not named in the passage")
 
 
+def test_a_public_body_is_named_by_its_short_name_as_well() -> None:
+    # 한은 is 한국은행 and 공정위 공정거래위원회 (rag.institutions), each way round; 금감원 is
+    # another body.
+    text = "한국은행은 2012년 발견된 위조지폐가 8,626장이라고 발표했다. 전년보다 줄었다."
+    question = "한은이 발표한 2012년 위조지폐는 몇 장이야?"
+    assert decide(question, [hit(text, dense=0.9)]).answerable
+    short = hit(text.replace("한국은행", "한은"), dense=0.9)
+    assert decide(question.replace("한은", "한국은행"), [short]).answerable
+    decision = decide(question.replace("한은", "금감원"), [hit(text, dense=0.9)])
+    assert not decision.answerable
+    text = "공정거래위원회는 온라인 서점 4곳에 과태료 2500만원을 부과했다. 시정 명령도 내렸다."
+    assert decide("공정위가 온라인 서점에 부과한 과태료는?", [hit(text, dense=0.9)]).answerable
+
+
 def test_a_city_is_named_by_its_full_name_as_well() -> None:
     # 서울시 is 서울특별시 (not a look-alike of it), and the other way round; 부산시 is not.
     text = "서울특별시는 2015년 동대문아파트를 미래유산으로 선정했다. 시는 보존 계획을 밝혔다."
