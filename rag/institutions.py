@@ -259,6 +259,7 @@ def written_otherwise(name: str) -> list[str]:
     return []
 
 
+@functools.cache
 def korean_bodies() -> frozenset[str]:
     """Every Korean name of the table: a body's, not a person's (공정위 opens with 공, a
     surname)."""

@@ -228,12 +228,14 @@ _KOREA = frozenset({"한국", "대한민국", "남한", "남측", "우리", "우
 
 def _korean_body(body: str, text: str, asked: set[str]) -> bool:
     """Whether ``text`` names Korea's ``body`` (통일부, 기상청) at least once: not right after
-    another country's name (일본 기상청, 미 국방부), unless ``asked``, the Korean names of the
-    question's own names, holds that country ("China's Foreign Ministry": 중국 외교부)."""
+    another country's name (일본 기상청, 일본의 기상청, 미 국방부), unless ``asked``, the
+    Korean names of the question's own names, holds that country ("China's Foreign
+    Ministry": 중국 외교부)."""
     countries = korean_countries()
     for match in re.finditer(re.escape(body), text):
         before = text[: match.start()]
         word = before.split()[-1] if before[-1:].isspace() and before.strip() else ""
+        word = word.removesuffix("의") if len(word) > 2 else word  # 일본의 기상청
         country = _COUNTRY_SYLLABLES.get(word, word)
         if country in _KOREA or country in asked or country not in countries:
             return True
