@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
+from . import institutions
 from .korean import english_stopwords, tagged
+from .names import korean_body_in
+from .places import korean_names
 from .quantities import _MONTHS, Quantity, quantities
 
 # Negation: 않다/못하다 (auxiliaries), 못/안 (adverbs), 없다, 아니다.
@@ -204,6 +207,10 @@ _GENERIC |= {d + "day" for d in "Mon Tues Wednes Thurs Fri Satur Sun".split()}
 def _latin_names(text: str, first_word_counts: bool) -> list[str]:
     stop = english_stopwords()
     out = []
+    # A public body's name is one name, "and" and commas in it (`rag.institutions`).
+    for start, end in reversed(institutions.find(text)):
+        out.insert(0, " ".join(text[start:end].split()))
+        text = f"{text[:start]},{text[end:]}"
     for m in _LATIN_NAME.finditer(text):
         words = [w for w in re.split(r"\s+", re.sub(r"['’]s$", "", m.group(0))) if w]
         while words and words[-1].lower() in stop | {"of", "de", "von"}:
@@ -361,6 +368,16 @@ def find_name(name: str, text: str) -> str | None:
         return name[:-1]  # "덩신밍이" where the source has "덩신밍(33)이"
     if not re.search(r"[A-Za-z]", name) or re.search(r"[가-힣]", name) or name.isupper():
         return None  # an acronym is written as it is, not transliterated
+    # A country, people, city or public body is written as Korean translates it (Japan:
+    # 일본; the Fair Trade Commission: 공정거래위원회 or 공정위), a whole word of the text or
+    # inside one from three letters on (인도 is not in 인도네시아), and a body not another
+    # country's (일본 기상청 is no Korea Meteorological Administration).
+    words = set(hangul_candidates(text))
+    bodies = institutions.korean_bodies()
+    for korean in korean_names(name):
+        written = korean in words or (len(korean) >= 3 and korean.replace(" ", "") in squeezed)
+        if written and (korean not in bodies or korean_body_in(korean, text)):
+            return korean
     for c in hangul_candidates(text):
         if latin_matches_hangul(name, c):
             return c

@@ -190,7 +190,7 @@ def match_names(
                 or (len(k) >= 3 and "".join(k.split()) in plain)
                 or (k in bodies and k in nouns)
             )
-            and (k not in bodies or _korean_body(k, text, asked))
+            and (k not in bodies or korean_body_in(k, text, asked))
         ]
         # After its first mention a foreign person is named by the family name alone (잡스
         # for Steve Jobs): a name of two or more words also matches by its last word.
@@ -226,7 +226,7 @@ _COUNTRY_SYLLABLES = {"미": "미국", "중": "중국", "일": "일본", "러": 
 _KOREA = frozenset({"한국", "대한민국", "남한", "남측", "우리", "우리나라", "북한", "북", "조선"})
 
 
-def _korean_body(body: str, text: str, asked: set[str]) -> bool:
+def korean_body_in(body: str, text: str, asked: Iterable[str] = ()) -> bool:
     """Whether ``text`` names Korea's ``body`` (통일부, 기상청) at least once: not right after
     another country's name (일본 기상청, 일본의 기상청, 미 국방부), unless ``asked``, the
     Korean names of the question's own names, holds that country ("China's Foreign

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.backends.openai import OpenAIGenerator
-from rag.claims import latin_matches_hangul
+from rag.claims import find_name, latin_matches_hangul
 from rag.judge import Judge
 from rag.quantities import quantities
 from rag.support import Evidence
@@ -37,6 +37,9 @@ QUAKE = (
     "2016년 9월 19일 20시 33분 58초, 경주시 남남서쪽 11km 지역에서 규모 4.5의 지진이 발생하였다."
 )
 BRIEFING = paragraphs(ARTICLE, "이 점에 대해 이경진", "확정되지 않은 사안")
+BOOKSTORES = (
+    "공정거래위원회는 베스트셀러 목록을 광고로 판 온라인 서점 4곳에 과태료 2500만원을 부과했다."
+)
 
 
 # ----------------------------------------------------------------------------- quantities
@@ -107,6 +110,22 @@ def test_quantities_found_in_text(text: str, values: list[float]) -> None:
 )
 def test_latin_names_match_hangul_by_transliteration(latin: str, hangul: str, same: bool) -> None:
     assert latin_matches_hangul(latin, hangul) is same
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "found"),
+    [
+        # Korean translates them: a country, a public body (rag.places, rag.institutions).
+        ("Japan", "일본 정부는 피난을 권고했다.", "일본"),
+        ("India", "인도네시아 정부는 피난을 권고했다.", None),
+        ("Fair Trade Commission", "공정거래위원회는 과태료를 부과했다.", "공정거래위원회"),
+        ("Financial Services Commission", "공정거래위원회는 과태료를 부과했다.", None),
+        ("Korea Meteorological Administration", "기상청은 지진이 42회였다고 밝혔다.", "기상청"),
+        ("Korea Meteorological Administration", "31일 일본 기상청은 발표했다.", None),
+    ],
+)
+def test_a_latin_name_is_found_as_korean_translates_it(name: str, text: str, found: str) -> None:
+    assert find_name(name, text) == found
 
 
 # ------------------------------------------------------------------------ support rules
@@ -233,6 +252,12 @@ def check(claim: str, passage: str, embedder: FakeEmbedder | None = None):  # ty
             {"subject"},
         ),
         ("Kakao Brain's new CEO nominee is Lee Kyung-jin.", CEO, False, {"subject", "entity"}),
+        (
+            "The Financial Services Commission fined four online bookstores 25 million won.",
+            BOOKSTORES,
+            False,
+            {"entity", "subject"},
+        ),
         (
             "Kakao Mobility was spun off from Kakao's AI Lab in December 2019.",
             SPINOFF,
@@ -432,6 +457,17 @@ def test_index_ask_wires_the_judge(
         ),
         ("Kakao Enterprise's new CEO nominee is Lee Kyung-jin.", CEO, True),
         ("Kakao Brain's new CEO nominee is Lee Kyung-jin.", CEO, False),
+        # A Korean body by its English name (rag.institutions), or another body's.
+        (
+            "The Fair Trade Commission fined four online bookstores 25 million won.",
+            BOOKSTORES,
+            True,
+        ),
+        (
+            "The Financial Services Commission fined four online bookstores 25 million won.",
+            BOOKSTORES,
+            False,
+        ),
         (
             "Kakao Enterprise's operating loss fell from 140.6 billion won to 36.8 billion won.",
             LOSS,
