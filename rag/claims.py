@@ -206,7 +206,7 @@ _GENERIC |= {d + "day" for d in "Mon Tues Wednes Thurs Fri Satur Sun".split()}
 
 def _latin_names(text: str, first_word_counts: bool) -> list[str]:
     stop = english_stopwords()
-    out = []
+    out: list[str] = []
     # A public body's name is one name, "and" and commas in it (`rag.institutions`).
     for start, end in reversed(institutions.find(text)):
         out.insert(0, " ".join(text[start:end].split()))
