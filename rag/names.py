@@ -203,7 +203,7 @@ def match_names(
         if name.lower() in text.lower() or translated or best >= MIN_NAME_SIMILARITY:
             matched.append(name)
             given.extend(translated[:1] or ([which] if best >= MIN_NAME_SIMILARITY else []))
-            if " " in name:  # 리즈 for Liz: the given name written apart from 트러스
+            if " " in name and not translated:  # 리즈 for Liz, written apart from 트러스
                 given.extend(
                     c
                     for c in candidates

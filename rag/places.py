@@ -59,7 +59,36 @@ _FULL_NAMES = {
     **{f"{city}시": (f"{city}광역시",) for city in ("부산", "대구", "인천", "대전", "울산")},
     "제주도": ("제주특별자치도",),
     "강원도": ("강원특별자치도",),
+    # The provinces news calls by two syllables (경북 지진); 전북 is 전북특별자치도 since 2024.
+    **{
+        f"{short}": (f"{full}도",)
+        for short, full in (
+            ("충북", "충청북"),
+            ("충남", "충청남"),
+            ("전북", "전라북"),
+            ("전남", "전라남"),
+            ("경북", "경상북"),
+            ("경남", "경상남"),
+        )
+    },
 }
+# Korea's provinces by their English names (CLDR names only Seoul): "North Gyeongsang
+# Province", "Gyeongsangbuk-do" or "North Gyeongsang" is 경상북도 (or 경북).
+_PROVINCES = {
+    "Gyeonggi": ("Gyeonggi", ("경기도", "경기")),
+    "Gangwon": ("Gangwon", ("강원도", "강원특별자치도", "강원")),
+    "North Chungcheong": ("Chungcheongbuk", ("충청북도", "충북")),
+    "South Chungcheong": ("Chungcheongnam", ("충청남도", "충남")),
+    "North Jeolla": ("Jeollabuk", ("전라북도", "전북특별자치도", "전북")),
+    "South Jeolla": ("Jeollanam", ("전라남도", "전남")),
+    "North Gyeongsang": ("Gyeongsangbuk", ("경상북도", "경북")),
+    "South Gyeongsang": ("Gyeongsangnam", ("경상남도", "경남")),
+    "Jeju": ("Jeju", ("제주도", "제주특별자치도", "제주")),
+}
+for _english, (_romanized, _koreans) in _PROVINCES.items():
+    for _form in (_english, f"{_english} Province", f"{_romanized}-do"):
+        ALIASES[_form.lower()] = _koreans
+ALIASES["jeju island"] = _PROVINCES["Jeju"][1]
 OTHER_NAMES: dict[str, tuple[str, ...]] = {}  # each name -> its other names
 for _short, _names in (*_OFFICIAL.items(), *_FULL_NAMES.items()):
     OTHER_NAMES[_short] = (*OTHER_NAMES.get(_short, ()), *_names)

@@ -505,6 +505,17 @@ def test_a_public_body_is_named_by_its_short_name_as_well() -> None:
     assert decide("공정위가 온라인 서점에 부과한 과태료는?", [hit(text, dense=0.9)]).answerable
 
 
+def test_a_province_is_named_by_its_korean_name_in_either_language() -> None:
+    # CLDR names Seoul, not the provinces: North Gyeongsang Province (Gyeongsangbuk-do) is
+    # 경상북도, which news also calls 경북; "Chungcheong" sounds like 경상 but is not it.
+    text = "2010년 지진은 경상북도에서 5회, 충청남도에서 5회 발생하였다."
+    tokens = tagged([text])[0]
+    for name in ("North Gyeongsang Province", "Gyeongsangbuk-do", "North Gyeongsang"):
+        assert match_names([name], tokens, text)[:2] == ([name], ["경상북도"])
+    assert match_names(["South Gyeongsang Province"], tokens, text)[0] == []
+    assert decide("경북에서 2010년 발생한 지진은 몇 회야?", [hit(text, dense=0.9)]).answerable
+
+
 def test_a_city_is_named_by_its_full_name_as_well() -> None:
     # 서울시 is 서울특별시 (not a look-alike of it), and the other way round; 부산시 is not.
     text = "서울특별시는 2015년 동대문아파트를 미래유산으로 선정했다. 시는 보존 계획을 밝혔다."
