@@ -35,7 +35,7 @@ TITLES = frozenset(
     "부회장 사장 부사장 이사장 이사 전무 상무 총재 부총재 원장 총장 학장 교수 박사 연구원 감독 "
     "코치 선수 기자 특파원 앵커 작가 시인 화가 배우 가수 씨 여사 장군 원수 제독 대사 대변인 "
     "지사 도지사 구청장 군수 후보 후보자 당선자 당선인 변호사 판사 검사 검찰총장 실장 비서실장 "
-    "국장 부장 단장 팀장 소장 청장 창업자 창업주 설립자 CEO".split()
+    "국장 부장 단장 팀장 소장 청장 창업자 창업주 설립자 CEO 수반 당수 총독".split()
 )
 _PLACE_NOUNS = re.compile(
     r"(?:어느|어떤|무슨)\s*(?:도시|나라|국가|지역|장소|지점|대륙|섬|항구|마을|동네)"
@@ -65,7 +65,8 @@ _KINDS = (
         "number",
         re.compile(
             r"몇|얼마나|\bhow (?:many|long|old|far|tall|high|deep)\b|"
-            r"\bwhat (?:percentage|share|proportion|fraction)\b",
+            r"\bwhat (?:percentage|share|proportion|fraction)\b|"
+            r"나이(?:는|가)\s*\??\s*$|\bwhat age\b",  # "숨진 나이는?": an age, a number
             re.I,
         ),
     ),
@@ -249,7 +250,13 @@ _HOW_LONG = re.compile(
     r"centuries)\b",
     re.I,
 )
+# An age ("몇 살", "나이는?", "how old") is written N살 or N세, or after a name in brackets,
+# as news gives ages: 김영삼(89), 바레토(여, 65세). Not 몇 세기 or 몇 세대.
+_AGE_ASKED = re.compile(r"몇\s*(?:살|세(?![기대]))|나이|\bhow old\b|\bwhat age\b", re.I)
+_AGE_UNITS = frozenset({"살", "세"})
 _SHARE_UNITS = frozenset({"%", "퍼센트", "프로", "%p", "퍼센트포인트", "percent"})
+# Primes that Kiwi tags as symbols (SW) like % or ℃, and web text uses as quote marks.
+_QUOTE_MARKS = frozenset("′″‴")
 _CURRENCIES = frozenset(
     "원 달러 엔 유로 위안 파운드 루블 페소 프랑 불 원화 달러화 엔화 유로화 위안화 마르크 루피 "
     "won dollars dollar usd krw eur yen".split()
@@ -283,6 +290,8 @@ def asked_measure(question: str, tokens: list[Token]) -> str:
             question = question.replace(name, " ")
     if _SCORE_ASKED.search(question):
         return "score"
+    if kind == "number" and _AGE_ASKED.search(question):
+        return "age"
     if kind == "number" and counts_people(question, tokens):
         return "people"
     if _SHARE_ASKED.search(question):
@@ -345,6 +354,8 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
         return True
     if measure == "score":
         return bool(_SCORE_WRITTEN.search(" ".join(t.form for t in tokens if t.tag)))
+    if measure == "age":
+        return _holds_age(tokens)
     for i, t in enumerate(tokens):
         before_number = i + 1 < len(tokens) and tokens[i + 1].tag == "SN"
         if measure == "money" and t.form in _CURRENCY_SIGNS and before_number:  # $140.6 billion
@@ -376,6 +387,7 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
             found = unit.lower() in _CURRENCIES | _SHARE_UNITS
         elif kind == "amount":  # a number with a unit (억, 원, 달러, kg), not a time or rank
             found = bool(unit) and tokens[i + 1].tag in ("NNB", "NR", "SW", "SL")
+            found = found and unit not in _QUOTE_MARKS  # ’0′과 ’1′: quoted, not measured
             # ... but a length of time when one is asked ("남은 시간은 얼마", "얼마 만에": 28분,
             # 3천년, 3개월), though not a year or a month (2016년, 3월).
             times = _TIME_UNITS
@@ -389,6 +401,26 @@ def holds_kind(kind: str, tokens: list[Token], question: str, measure: str = "")
         if found:
             return True
     return False
+
+
+def _holds_age(tokens: list[Token]) -> bool:
+    """Whether ``tokens`` hold an age: a number before 살 or 세 (89세, 만 20세, 15살), or one
+    in brackets, alone or after another note (김영삼(89), 바레토(여, 65세))."""
+    for i, t in enumerate(tokens):
+        if t.tag != "SN":
+            continue
+        after = tokens[i + 1] if i + 1 < len(tokens) else _END
+        if after.form in _AGE_UNITS:
+            return True
+        before = tokens[i - 1] if i else _END
+        in_brackets = before.form == "(" or (before.form == "," and "(" in _forms(tokens, i))
+        if in_brackets and after.form in (")", ",") and t.form.isdigit() and int(t.form) < 130:
+            return True
+    return False
+
+
+def _forms(tokens: list[Token], i: int, back: int = 4) -> list[str]:
+    return [x.form for x in tokens[max(0, i - back) : i]]
 
 
 def person_names(text: str) -> list[str]:
@@ -464,6 +496,32 @@ _ENGLISH_TITLES = {
     "spokeswoman": ("대변인",),
     "ambassador": ("대사",),
     "secretary-general": ("사무총장",),
+    # Whoever heads a body: a state, a government, a party, a company, an agency.
+    "head": (
+        "수반",
+        "대통령",
+        "총리",
+        "수상",
+        "주석",
+        "총통",
+        "국왕",
+        "대표",
+        "회장",
+        "사장",
+        "위원장",
+        "의장",
+        "총재",
+        "총장",
+        "원장",
+        "청장",
+        "장관",
+        "지사",
+        "시장",
+        "단장",
+        "당수",
+        "지도자",
+    ),
+    "leader": ("지도자", "수반", "대표", "위원장", "총재", "당수", "주석", "총리", "대통령"),
     "pope": ("교황",),
     "king": ("왕",),
     "queen": ("여왕", "왕비"),
@@ -478,6 +536,7 @@ _HOLDS_ROLE = re.compile(
     re.I,
 )
 _COACHED = re.compile(r"^\s*who\s+(?:coach(?:ed|es)?|managed|manages)\b", re.I)
+_HEADED = re.compile(r"^\s*who\s+(?:heads|headed|chairs|chaired)\b", re.I)
 _AS_ROLE = re.compile(rf"^\s*who\b.*\bas\s+(?:(?:the|[\w-]+)\s+){{0,3}}?({_ROLES})\b", re.I)
 
 
@@ -492,6 +551,8 @@ def asked_titles(question: str) -> tuple[str, ...]:
         return (title,) if title else ()
     if _COACHED.match(question):
         return _ENGLISH_TITLES["coach"]
+    if _HEADED.match(question):  # "Who heads Catalonia's government?": 수반, 대표, 회장 …
+        return _ENGLISH_TITLES["head"]
     found = _HOLDS_ROLE.match(question) or _AS_ROLE.match(question)
     return _ENGLISH_TITLES[found[1].lower()] if found else ()
 

@@ -72,8 +72,9 @@ _FULL_NAMES = {
         )
     },
 }
-# Korea's provinces by their English names (CLDR names only Seoul): "North Gyeongsang
-# Province", "Gyeongsangbuk-do" or "North Gyeongsang" is 경상북도 (or 경북).
+# Korea's provinces and metropolitan cities by their English names (CLDR names only Seoul):
+# "North Gyeongsang Province", "Gyeongsangbuk-do" or "North Gyeongsang" is 경상북도 (or 경북),
+# Daegu 대구 (대구광역시, 대구시).
 _PROVINCES = {
     "Gyeonggi": ("Gyeonggi", ("경기도", "경기")),
     "Gangwon": ("Gangwon", ("강원도", "강원특별자치도", "강원")),
@@ -84,10 +85,26 @@ _PROVINCES = {
     "North Gyeongsang": ("Gyeongsangbuk", ("경상북도", "경북")),
     "South Gyeongsang": ("Gyeongsangnam", ("경상남도", "경남")),
     "Jeju": ("Jeju", ("제주도", "제주특별자치도", "제주")),
+    # The metropolitan cities, which CLDR does not name either.
+    **{
+        english: (english, (korean, f"{korean}광역시", f"{korean}시"))
+        for english, korean in (
+            ("Busan", "부산"),
+            ("Daegu", "대구"),
+            ("Incheon", "인천"),
+            ("Gwangju", "광주"),
+            ("Daejeon", "대전"),
+            ("Ulsan", "울산"),
+        )
+    },
+    "Sejong": ("Sejong", ("세종", "세종특별자치시", "세종시")),
 }
 for _english, (_romanized, _koreans) in _PROVINCES.items():
-    for _form in (_english, f"{_english} Province", f"{_romanized}-do"):
-        ALIASES[_form.lower()] = _koreans
+    _city = not _koreans[0].endswith("도")
+    _forms = ("City", "Metropolitan City") if _city else ("Province",)
+    for _form in (_english, *(f"{_english} {f}" for f in _forms), f"{_romanized}-do"):
+        if not (_city and _form.endswith("-do")):
+            ALIASES[_form.lower()] = _koreans
 ALIASES["jeju island"] = _PROVINCES["Jeju"][1]
 OTHER_NAMES: dict[str, tuple[str, ...]] = {}  # each name -> its other names
 for _short, _names in (*_OFFICIAL.items(), *_FULL_NAMES.items()):

@@ -20,6 +20,7 @@ from rag.answerable import DENSE_MODEL, _unglued, decide, quote_span
 from rag.backends.extractive import ExtractiveGenerator, _asks_several
 from rag.kinds import (
     answer_kind,
+    asked_measure,
     asked_title,
     asked_titles,
     asks_identity,
@@ -1170,3 +1171,56 @@ def test_a_date_answers_when_only_beside_the_questions_words(text: str, expected
     decision = decide("신청사는 언제 문을 여나?", [hit(text)])
     assert decision.answerable is expected
     assert expected or decision.reason == "no date beside the question's words"
+
+
+def test_an_age_is_answered_by_an_age() -> None:
+    # "몇 살", "나이는?", "how old": N살, N세, or a number in brackets after a name, as news
+    # writes ages; not any number (46명, 12시).
+    question = "김정일은 사망 당시 몇 살이었는가?"
+    assert asked_measure(question, tagged([question])[0]) == "age"
+    assert answer_kind("김영삼 대통령이 서거한 나이는?") == "number"
+    dated = "2011년 12월 19일 낮 12시 김정일의 사망 소식이 보도되었다. 당시 46명이 사망했다."
+    decision = decide(question, [hit(dated, dense=0.9)])
+    assert (decision.answerable, decision.reason) == (False, "no age in the window")
+    for aged in ("김정일(69)이 2011년 12월 17일 사망했다.", "김정일이 69세로 사망했다."):
+        assert decide(question, [hit(aged, dense=0.9)]).answerable, aged
+
+
+def test_a_prime_used_as_a_quote_mark_is_no_unit() -> None:
+    # ’0′과 ’1′: Kiwi tags the primes as symbols, as it does % and ℃.
+    quoted = tagged(["기존 컴퓨터는 ’0′과 ’1′의 이진법으로 정보를 표현한다."])[0]
+    assert not holds_kind("amount", quoted, "", "")
+    assert holds_kind("amount", tagged(["연구비는 5억원이다. 기온은 30℃였다."])[0], "", "")
+
+
+def test_a_name_whose_korean_a_table_gives_must_be_named() -> None:
+    # Daegu is 대구: a window without it does not answer, though it names South Korea and
+    # is close to the question. COVID-19, which no table gives, may be written otherwise.
+    question = "How many new COVID-19 cases did South Korea report in Daegu on the 20th?"
+    national = "한국에서 20일 코로나19 확진자가 892명 확인되었다. 서울에서 300명이 나왔다."
+    decision = decide(question, [hit(national, dense=0.9)])
+    assert (decision.answerable, decision.reason) == (False, "no window names Daegu")
+    local = national.replace("서울에서", "대구에서")
+    assert decide(question, [hit(local, dense=0.9)]).answerable
+
+
+def test_an_english_questions_date_may_be_the_passages() -> None:
+    # News dates an event once, at the top: the answer two sentences on is still October's.
+    text = (
+        "2020년 10월 30일 사모스섬 인근에서 지진이 발생하였다. 아프리카판은 매년 밀려 내려간다. "
+        "터키에서는 여진이 관측되었다. 터키 내무부 장관은 지진으로 20 명이 사망하였다고 발표하였다."
+    )
+    question = "How many people died in Turkey in the October 2020 earthquake near Samos?"
+    decision = decide(question, [hit(text, dense=0.9)])
+    assert decision.answerable, decision.reason
+    assert "20 명" in text[decision.window.start : decision.window.end]
+
+
+def test_who_heads_a_body_is_answered_by_its_head() -> None:
+    question = "Who heads Catalonia's regional government?"
+    assert "수반" in asked_titles(question) and asked_titles("Who led the team to victory?") == ()
+    other = "앙겔라 메르켈 독일 총리는 주민투표가 국제법을 위반했다고 지적했다."
+    head = "카탈루냐 자치 정부 수반인 카를레스 푸지데몬은 투표를 인정하겠다고 밝혔다."
+    evidence = Evidence(FakeEmbedder(), (f"{other} {head}",))
+    chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
+    assert chosen[0].text == head

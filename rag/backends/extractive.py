@@ -221,10 +221,13 @@ class ExtractiveGenerator(Generator):
         measure = asked_measure(question, asked)
         names = latin_names(question)
         holding = []
+        naming: set[int] = set()  # sentences giving one of an English question's names
         for i, tokens in zip(close, analyzed, strict=True):
             # An English question's names, written in Hangul (이세돌 for Lee Sedol), are
             # not its answer either.
             matched, given, _ = match_names(names, tokens, sentences[i].text)
+            if matched:
+                naming.add(i)
             if subject:  # "who/what is X?": a sentence saying something of X
                 if matched or "".join(subject.split()) in "".join(sentences[i].text.split()):
                     holding.append(i)
@@ -236,6 +239,9 @@ class ExtractiveGenerator(Generator):
             holding.sort(key=lambda i: not holds_counter(tokens_of[i], counter))
         if roles:  # "Who coached …?": a sentence naming a coach (감독), or one close to the best
             named = [i for i in holding if names_title(roles, sentences[i].text)]
+            # ... and of those, one naming what the question names ("Who heads Catalonia's
+            # government?": 카탈루냐 자치 정부 수반인 …, not 메르켈 독일 총리).
+            named = [i for i in named if i in naming] or named
             holding = named or [i for i in holding if scores[i] >= scores[order[0]] - KIND_MARGIN]
         picked: list[int] = []
         for i in holding:
