@@ -28,6 +28,7 @@ from .reply import (
     is_refusal,
     normalize_markers,
     only_markers,
+    strip_footnotes,
     strip_reasoning,
 )
 from .sanitize import escape_block
@@ -306,7 +307,8 @@ def answer_messages(question: str, hits: Sequence[Hit], lang: str) -> list[Messa
         about = h.about
         head = f"[{n}] {h.title or h.doc_id}" + (f" ({about})" if about else "")
         # No passage, title or outlet may close the data block and speak as the user.
-        blocks.append(f"{escape_block(head)}\n{escape_block(h.text)}")
+        # The passage's own reference markers ("…했다.[3]") would read as our citations.
+        blocks.append(f"{escape_block(head)}\n{escape_block(strip_footnotes(h.text))}")
     system = render(
         "answer_system",
         language_name=LANGUAGE_NAMES[lang],

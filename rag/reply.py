@@ -143,6 +143,17 @@ def normalize_markers(text: str) -> tuple[str, list[str]]:
     return normalized, leftovers
 
 
+# A source's own reference marker, glued to the word or full stop it follows (Wikipedia's and
+# Wikinews's "발표하였다.[3]"): quoted as it is, it reads as a citation of passage 3.
+_FOOTNOTE = re.compile(r"(?<=[^\s\[\]])\[\d{1,3}\]")
+
+
+def strip_footnotes(text: str) -> str:
+    """``text`` (a passage or a sentence quoted from one) without its source's own reference
+    markers ("발표하였다.[3]" -> "발표하였다."); a bracketed number after a space is kept."""
+    return _FOOTNOTE.sub("", text)
+
+
 def only_markers(text: str) -> bool:
     """Whether ``text`` holds citation markers and nothing that says anything."""
     return bool(_PLAIN.search(text)) and not re.search(r"\w", _PLAIN.sub("", text))

@@ -9,6 +9,7 @@ import pytest
 
 from rag import Index
 from rag.answer import REFUSALS, answer_messages, split_claims
+from rag.backends.extractive import ExtractiveGenerator
 from rag.chat import ChatSession, carry_over
 from rag.errors import LLMError, MissingPromptVariable
 from rag.templates import load, render
@@ -144,6 +145,19 @@ def test_prompt_numbers_passages_and_keeps_them_as_data(index: Index) -> None:
     assert body.index("HACKED") < body.index("</passages>") < body.index("Question:")
     english_system, _ = answer_messages("Why?", hits, "en")
     assert "Answer in English" in english_system["content"]
+
+
+def test_a_sources_own_reference_markers_are_not_quoted_as_citations(index: Index) -> None:
+    # Wikinews writes "…발표하였다.[3]": quoted as it is, [3] cited passage 3.
+    hits = index.search("카카오엔터프라이즈 구조조정", k=3)
+    text = hits[0].text.replace("증가했다.", "증가했다.[3]", 1)
+    assert "[3]" in text
+    hits[0] = hits[0].model_copy(update={"text": text})
+    _, user = answer_messages("카카오엔터프라이즈의 영업손실은 얼마나 늘었나?", hits, "ko")
+    assert "증가했다.[3]" not in user["content"] and "증가했다." in user["content"]
+    ext = ExtractiveGenerator(index.embedder)
+    reply = "".join(ext.stream([], question="영업손실은 얼마나 증가했나?", passages=hits[:1]))
+    assert "증가했다. [1]" in reply and "[3]" not in reply
 
 
 def test_templates_ship_and_fail_loudly() -> None:

@@ -29,6 +29,7 @@ from ..korean import tagged
 from ..lookalike import by_surname
 from ..names import latin_names, match_names
 from ..records import Hit
+from ..reply import strip_footnotes
 from ..support import Evidence, Sentence, evidence_for, key_terms
 
 # Sentence score = cosine(question, sentence) + LEXICAL_WEIGHT * share of the question's
@@ -115,7 +116,7 @@ class ExtractiveGenerator(Generator):
         articles = [" ".join(x.text for x in passages if x.doc_id == p.doc_id) for p in passages]
         evidence = evidence_for(self.embedder, passages_text)
         chosen = self.select(question, evidence, ranks, articles)
-        yield " ".join(f"{s.text} [{s.n}]" for s in chosen)
+        yield " ".join(f"{strip_footnotes(s.text)} [{s.n}]" for s in chosen)
 
     def select(
         self,
