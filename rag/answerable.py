@@ -83,6 +83,7 @@ MIN_DENSE = 0.80
 DENSE_WEIGHT = 3.0
 DENSE_NEUTRAL = 0.883
 DENSE_MODEL = "intfloat/multilingual-e5-small"
+# Korea's own names: an English question's Korea may go unnamed, as Korean articles write 국내.
 HOME = frozenset({"한국", "대한민국"})
 
 # Interrogative stems Kiwi tags as ordinary verbs or adjectives ("어떻게" -> 어떻/VA).

@@ -1,4 +1,5 @@
-"""English names of countries, their peoples and languages, and cities, in Korean.
+"""English names of countries, their peoples and languages, cities, and Korea's provinces
+and metropolitan cities, in Korean.
 
 A Korean article writes them as Korean translates them (Poland as 폴란드, Japan as 일본, Warsaw
 as 바르샤바), not as they sound, so the phonetic spelling of `rag.names.Spellings` finds
@@ -7,8 +8,9 @@ Repository (CLDR, through Babel) has both languages' names of every country (ter
 every language (일본어: "Japanese" is the country's people and language, 일본 without 어) and of
 the cities that name time zones (about 420). A language counts when it is named after a
 country (폴란드어), since many are named like common words (Dari: 다리어). What news writes
-and CLDR does not is `ALIASES`; the Korean places Korean writes two ways (북한 and
-조선민주주의인민공화국, 서울시 and 서울특별시) are `OTHER_NAMES`.
+and CLDR does not is `ALIASES`, Korea's provinces and metropolitan cities among them (CLDR
+names Seoul only); the Korean places Korean writes two ways (북한 and 조선민주주의인민공화국,
+서울시 and 서울특별시, 경북 and 경상북도) are `OTHER_NAMES`.
 """
 
 from __future__ import annotations
