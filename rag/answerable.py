@@ -103,6 +103,7 @@ _MONTH = re.compile(r"(?<!\d)(1[0-2]|[1-9])\s*월")  # "11월": an English quest
 # numbers must (the second concert is not the fourth).
 _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7}
 _NATIVE.update({"여덟": 8, "아홉": 9, "열": 10})
+_ENGLISH_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b")
 _ORDINAL = re.compile(r"(\d+|두|세|네|다섯|여섯|일곱|여덟|아홉|열)\s*번째|(둘|셋|넷|다섯|여섯)째")
 
 _MEASURES = {
@@ -279,6 +280,7 @@ def _decide_english(
     names = latin_names(q.text)
     years = set(_YEAR.findall(q.text))
     wanted_months = months(q.text)
+    ordinals = _ENGLISH_ORDINAL.findall(q.text)
     dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
     abouts = [_about(h) for h in hits]
     acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
@@ -302,6 +304,12 @@ def _decide_english(
         missing_months = wanted_months - {int(m) for m in _MONTH.findall(dated)}
         if missing_months:
             failure = max(failure, (1, f"month {min(missing_months)} not in any window"))
+            continue
+        # "the 60th Trade Day" is not 제61회 무역의날, as a Korean question's 두 번째 is not 네
+        # 번째: an ordinal in digits is the passage's number too (60회, 제60대, 60번째).
+        missing = [o for o in ordinals if not re.search(rf"(?<!\d){o}(?!\d)", dated)]
+        if missing:
+            failure = max(failure, (1, f"ordinal {missing[0]} not in the passage"))
             continue
         titled = tokens + titles[s.n - 1]
         matched, given, near = match_names(names, titled, text)

@@ -1224,3 +1224,12 @@ def test_who_heads_a_body_is_answered_by_its_head() -> None:
     evidence = Evidence(FakeEmbedder(), (f"{other} {head}",))
     chosen = ExtractiveGenerator(FakeEmbedder()).select(question, evidence)
     assert chosen[0].text == head
+
+
+def test_an_english_ordinal_is_the_passages_number() -> None:
+    # As a Korean question's 두 번째 is not 네 번째: the 60th Trade Day is not 제61회 무역의날.
+    text = "한국무역협회는 제61회 무역의날 기념식을 열었다. 이날 수출의탑 수상기업은 1545개사였다."
+    question = "How many companies received Export Tower awards at the {} Trade Day?"
+    decision = decide(question.format("60th"), [hit(text, dense=0.9)])
+    assert (decision.answerable, decision.reason) == (False, "ordinal 60 not in the passage")
+    assert decide(question.format("61st"), [hit(text, dense=0.9)]).answerable
