@@ -45,8 +45,9 @@ from .kinds import (
 )
 from .korean import Token, genitive_stem, passage_sentences, tagged
 from .lookalike import Question, Sentence, nospace
-from .names import latin_names, match_names, months, translatable
+from .names import MONTHS, latin_names, match_names, months, translatable
 from .places import korean_names, of_people
+from .quantities import Quantity, quantities
 from .records import Hit
 from .support import QUESTION_WORDS, key_terms, language, numbers
 from .translated import Translations
@@ -281,6 +282,8 @@ def _decide_english(
     years = set(_YEAR.findall(q.text))
     wanted_months = months(q.text)
     ordinals = _ENGLISH_ORDINAL.findall(q.text)
+    asked = _english_numbers(q.text)
+    valued: dict[int, list[Quantity]] = {}  # each passage's numbers, read once
     dense = {n: h.dense_score or 0.0 for n, h in enumerate(hits, 1)}
     abouts = [_about(h) for h in hits]
     acronyms = {w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]{1,5}\b", q.text)}
@@ -310,6 +313,14 @@ def _decide_english(
         missing = [o for o in ordinals if not re.search(rf"(?<!\d){o}(?!\d)", dated)]
         if missing:
             failure = max(failure, (1, f"ordinal {missing[0]} not in the passage"))
+            continue
+        # Its other numbers too, by value: "passed 50,000" is 5만 명을 돌파, "$140.6 billion"
+        # 1406억 달러; as a Korean question's numbers must be the passage's.
+        if s.n not in valued:
+            valued[s.n] = quantities(dated)
+        missing = [x.text for x in asked if not any(_same_value(x, v) for v in valued[s.n])]
+        if missing:
+            failure = max(failure, (1, f"number {missing[0]} not in the passage"))
             continue
         titled = tokens + titles[s.n - 1]
         matched, given, near = match_names(names, titled, text)
@@ -629,6 +640,26 @@ def _ordinals(text: str) -> set[int]:
     for digits, word in ((m[1], m[2]) for m in _ORDINAL.finditer(text)):
         found.add(int(digits) if digits and digits.isdigit() else _NATIVE[digits or word])
     return {n for n in found if n >= 2}
+
+
+def _english_numbers(question: str) -> list[Quantity]:
+    """The numbers an English question names that a passage must hold by value: not a year
+    or a month (checked on their own), a day of a month, or an ordinal ("2nd")."""
+    out = []
+    for x in quantities(question):
+        after = question[x.end : x.end + 2].lower()
+        dated = x.unit in ("년", "월", "일") or _YEAR.fullmatch(x.text)
+        day = bool(re.search(rf"(?:{'|'.join(MONTHS)})\s*$", question[: x.start], re.I))
+        if not (dated or day or after in ("st", "nd", "rd", "th")):
+            out.append(x)
+    return out
+
+
+def _same_value(asked: Quantity, written: Quantity) -> bool:
+    """Whether a passage's number has the value an English question's has, whatever the
+    unit each is written with (50,000 cases; 5만 명)."""
+    slack = max(asked.tolerance, written.tolerance, abs(asked.value) * 1e-9)
+    return abs(asked.value - written.value) <= slack
 
 
 def _missing_ordinal(question: str, passage: str) -> str:

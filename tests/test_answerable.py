@@ -1233,3 +1233,12 @@ def test_an_english_ordinal_is_the_passages_number() -> None:
     decision = decide(question.format("60th"), [hit(text, dense=0.9)])
     assert (decision.answerable, decision.reason) == (False, "ordinal 60 not in the passage")
     assert decide(question.format("61st"), [hit(text, dense=0.9)]).answerable
+
+
+def test_an_english_questions_numbers_are_the_passages_by_value() -> None:
+    # "passed 50,000" is 5만 명을 돌파, whatever the unit each is written with; 40,000 is not.
+    text = "20일 0시 기준 누적 확진자가 5만 명을 돌파하였다. 신규 확진자는 926명이었다."
+    question = "How many new cases were confirmed on the day the tally passed {}?"
+    assert decide(question.format("50,000"), [hit(text, dense=0.9)]).answerable
+    decision = decide(question.format("40,000"), [hit(text, dense=0.9)])
+    assert (decision.answerable, decision.reason) == (False, "number 40,000 not in the passage")
