@@ -19,10 +19,11 @@ a contrast the question draws (신임 for 전임, 분기 for 연간, 마지막 f
 
 An English question over Korean articles has few shared words, so its signals are its
 names (`rag.names`: romanised Hangul names compared with the Latin ones; `rag.places`:
-countries and cities; `rag.translated`: names of English words a window translates), years,
-Latin tokens (acronyms) and the dense cosine of the passage. Thresholds were tuned on the first
-half of KorQuAD 1.0 dev's articles and measured on the second
-(benchmarks/bench_answerability.py, docs/answers.md).
+countries, cities and provinces; `rag.institutions`: Korea's public bodies; `rag.translated`:
+names of English words a window translates), its years, months, ordinals and other numbers
+(by value: 50,000 is 5만), Latin tokens (acronyms) and the dense cosine of the passage.
+Thresholds were tuned on the first half of KorQuAD 1.0 dev's articles and measured on the
+second (benchmarks/bench_answerability.py, docs/answers.md).
 """
 
 from __future__ import annotations
