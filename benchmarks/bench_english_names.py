@@ -23,10 +23,13 @@ and "What did the X government say?" for each people (Polish, Japanese).
     python benchmarks/bench_english_names.py --generate                       # the queries
     python benchmarks/bench_english_names.py --places
     python benchmarks/bench_english_names.py --bodies
+    python benchmarks/bench_english_names.py --kinds
 
 Korea's public bodies are translated too (the Ministry of Unification: 통일부, from the table of
 `rag.institutions`); ``--bodies`` asks "What did the X say?" for each body that 1 to 20 of the
-articles name (a hit: an article that does), with and without that table.
+articles name (a hit: an article that does), with and without that table. ``--kinds`` asks
+whether a refusal-gate window gives a place named with a one-syllable kind (Boryeong Lake:
+보령호) by its English name, and not by the same head with another kind.
 """
 
 from __future__ import annotations
@@ -139,6 +142,48 @@ def body_queries(data: Path) -> list[dict]:
     return items
 
 
+# Korean places named with a one-syllable kind (역, 산, 강, 호, 항, 해, 도), each as English
+# writes it, that the Wikinews articles name; picked by hand from the proper and common nouns
+# so ending, leaving out people (박병호), ships (세월호) and companies (공사).
+KIND_NAMES = {
+    "광명역": "Gwangmyeong Station", "구의역": "Guui Station", "금강산": "Mount Geumgang",
+    "대치역": "Daechi Station", "발산역": "Balsan Station", "보령호": "Boryeong Lake",
+    "북악산": "Bugak Mountain", "사당역": "Sadang Station", "삼각지역": "Samgakji Station",
+    "상계역": "Sanggye Station", "서현역": "Seohyeon Station", "신이문역": "Sinimun Station",
+    "용산역": "Yongsan Station", "주왕산": "Juwang Mountain", "태화강": "Taehwa River",
+    "평택항": "Pyeongtaek Port", "한탄강": "Hantan River", "한강": "Han River",
+    "서울역": "Seoul Station", "부산항": "Busan Port", "낙동강": "Nakdong River",
+    "설악산": "Mount Seorak", "에게해": "Aegean Sea", "독도": "Dokdo Island",
+}  # fmt: skip
+_SIBLING = {"Station": "Mountain", "Mountain": "Station", "Lake": "River", "River": "Lake",
+            "Port": "Station", "Sea": "Lake", "Island": "Mountain", "Mount": "River"}  # fmt: skip
+
+
+def kind_names(data: Path) -> None:
+    """For each of `KIND_NAMES` in the first sentence of the articles that writes it, whether
+    `names.match_names` gives it for its English name, and whether it takes the same head
+    with another kind (Boryeong River for 보령호), which it must not."""
+    from rag.korean import passage_sentences
+
+    first: dict[str, str] = {}
+    for line in data.open(encoding="utf-8"):
+        text = json.loads(line)["text"]
+        for a, b in passage_sentences(text):
+            for korean in (k for k in KIND_NAMES if k in text[a:b]):
+                first.setdefault(korean, text[a:b])
+    given = taken = 0
+    for korean, sentence in sorted(first.items()):
+        english = KIND_NAMES[korean]
+        words = english.split()
+        kind = words[0] if words[0] == "Mount" else words[-1]
+        head = " ".join(w for w in words if w != kind)
+        sibling = f"{head} {_SIBLING[kind]}"
+        tokens = tagged([sentence])[0]
+        given += bool(names.match_names([english], tokens, sentence)[0])
+        taken += bool(names.match_names([sibling], tokens, sentence)[0])
+    print(f"{len(first)} names: given {given}, a sibling kind taken {taken}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generate", action="store_true", help=f"rebuild {OUT.name}")
@@ -147,7 +192,11 @@ def main() -> None:
     parser.add_argument("--embedder", default="auto", help="for a new index")
     parser.add_argument("--places", action="store_true", help="countries, peoples and cities")
     parser.add_argument("--bodies", action="store_true", help="Korean public bodies")
+    parser.add_argument("--kinds", action="store_true", help="places named with a kind (서울역)")
     args = parser.parse_args()
+    if args.kinds:
+        kind_names(args.data)
+        return
     if args.generate:
         print(f"wrote {generate(args.data, OUT)} queries to {OUT}")
         return

@@ -200,6 +200,8 @@ def match_names(
             for c in candidates
         ]
         best, which = max(scored, default=(0.0, ""))
+        if best < MIN_NAME_SIMILARITY and (kind := _of_kind(name, [*candidates, *nouns])):
+            best, which = MIN_NAME_SIMILARITY, kind  # Boryeong Lake: 보령호
         if name.lower() in text.lower() or translated or best >= MIN_NAME_SIMILARITY:
             matched.append(name)
             given.extend(translated[:1] or ([which] if best >= MIN_NAME_SIMILARITY else []))
@@ -218,6 +220,42 @@ def match_names(
         ):
             near = (name, which)
     return matched, given, near
+
+
+# What a one-syllable suffix says a Korean place is, in English: 보령호 is Boryeong Lake, 한강
+# the Han River, 서울역 Seoul Station, 한라산 Mount Halla, 에게해 the Aegean Sea.
+_KINDS = {
+    "lake": "호",
+    "river": "강",
+    "mountain": "산",
+    "mount": "산",
+    "station": "역",
+    "port": "항",
+    "harbor": "항",
+    "harbour": "항",
+    "sea": "해",
+    "palace": "궁",
+    "temple": "사",
+    "island": "도섬",
+}
+
+
+def _of_kind(name: str, candidates: Iterable[str]) -> str:
+    """The Hangul name of ``candidates`` (proper nouns, and common nouns: Kiwi reads 보령호 as
+    one) that is English ``name``'s head and kind, or "": the head by sound, the kind as the
+    suffix Korean gives it (Boryeong Lake: 보령호; Mount Halla: 한라산; not 보령호 for the
+    Boryeong River). "Mount" comes first in English, the other kinds last."""
+    words = name.split()
+    if len(words) < 2:
+        return ""
+    first = words[0].lower() == "mount"
+    kind, head = (words[0], words[1:]) if first else (words[-1], words[:-1])
+    suffixes = _KINDS.get(kind.lower(), "")
+    for hangul in candidates:
+        of_kind = len(hangul) >= 2 and hangul[-1] in suffixes
+        if of_kind and name_similarity(" ".join(head), hangul[:-1]) >= MIN_NAME_SIMILARITY:
+            return hangul
+    return ""
 
 
 # Countries news names by a syllable before a body of theirs: 미 국무부, 중 외교부.

@@ -1242,3 +1242,26 @@ def test_an_english_questions_numbers_are_the_passages_by_value() -> None:
     assert decide(question.format("50,000"), [hit(text, dense=0.9)]).answerable
     decision = decide(question.format("40,000"), [hit(text, dense=0.9)])
     assert (decision.answerable, decision.reason) == (False, "number 40,000 not in the passage")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "given"),
+    [
+        (
+            "Boryeong Lake",
+            "충청남도가 보령호의 담수화를 추진한다.",
+            "보령호",
+        ),  # Kiwi: a common noun
+        ("Seoul Station", "서울역에서 열차가 멈췄다.", "서울역"),
+        ("Mount Seorak", "설악산에 첫눈이 내렸다.", "설악산"),
+        ("Han River", "한강에 다리가 놓였다.", "한강"),
+        ("Boryeong River", "충청남도가 보령호의 담수화를 추진한다.", None),  # another kind
+        ("Busan Station", "부산항에 배가 들어왔다.", None),
+    ],
+)
+def test_a_place_named_with_its_kind_is_given_by_head_and_kind(
+    name: str, text: str, given: str | None
+) -> None:
+    matched, hangul, _ = match_names([name], tagged([text])[0], text)
+    assert matched == ([name] if given else [])
+    assert not given or any(h in given for h in hangul)  # 설악 of 설악산 (its stem) too
