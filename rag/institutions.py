@@ -186,6 +186,7 @@ _BODIES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("Land and Housing Corporation",), ("한국토지주택공사", "토지주택공사")),
     (("Railroad Corporation",), ("한국철도공사", "코레일")),
     (("Development Institute",), ("한국개발연구원",)),
+    (("Astronomy and Space Science Institute",), ("한국천문연구원", "천문연구원", "천문연")),
     (("International Trade Association",), ("한국무역협회", "무역협회")),
     (("Trade-Investment Promotion Agency",), ("대한무역투자진흥공사", "코트라")),
     (("Football Association",), ("대한축구협회", "축구협회")),

@@ -108,6 +108,13 @@ for _english, (_romanized, _koreans) in _PROVINCES.items():
         if not (_city and _form.endswith("-do")):
             ALIASES[_form.lower()] = _koreans
 ALIASES["jeju island"] = _PROVINCES["Jeju"][1]
+# Not places, but written in Korean news its own way, never as English spells it: a question
+# about COVID-19 over articles writing 코로나19 was refused for not naming it.
+TERMS: dict[str, tuple[str, ...]] = {
+    "covid-19": ("코로나19", "코로나바이러스감염증", "신종 코로나바이러스", "코로나"),
+    "covid": ("코로나19", "코로나"),
+    "coronavirus": ("코로나바이러스", "코로나19", "코로나"),
+}
 OTHER_NAMES: dict[str, tuple[str, ...]] = {}  # each name -> its other names
 for _short, _names in (*_OFFICIAL.items(), *_FULL_NAMES.items()):
     OTHER_NAMES[_short] = (*OTHER_NAMES.get(_short, ()), *_names)
@@ -132,7 +139,8 @@ def korean_names(name: str) -> tuple[str, ...]:
     Korean public body's (`rag.institutions`), most usual first ("Polish" -> 폴란드; "South
     Korea" -> 한국, 대한민국; "Fair Trade Commission" -> 공정거래위원회, 공정위), or () if it
     is none."""
-    return _table()[0].get(" ".join(name.lower().split()), ()) or institutions.korean_names(name)
+    key = " ".join(name.lower().split())
+    return _table()[0].get(key, ()) or TERMS.get(key, ()) or institutions.korean_names(name)
 
 
 @functools.cache

@@ -506,6 +506,25 @@ def test_a_public_body_is_named_by_its_short_name_as_well() -> None:
     assert decide("공정위가 온라인 서점에 부과한 과태료는?", [hit(text, dense=0.9)]).answerable
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "given"),
+    [
+        # Korean news writes 코로나19, never COVID-19 (places.TERMS).
+        ("COVID-19", "20일 코로나19 신규 확진자는 892명이었다.", "코로나19"),
+        # "and" inside a body's English name (rag.institutions).
+        (
+            "Korea Astronomy and Space Science Institute",
+            "한국천문연구원은 측정했다.",
+            "한국천문연구원",
+        ),
+    ],
+)
+def test_a_name_korean_writes_its_own_way_is_given(name: str, text: str, given: str) -> None:
+    question = f"What did {name} report?"
+    assert name in latin_names(question)
+    assert match_names([name], tagged([text])[0], text)[:2] == ([name], [given])
+
+
 def test_a_province_is_named_by_its_korean_name_in_either_language() -> None:
     # CLDR names Seoul, not the provinces: North Gyeongsang Province (Gyeongsangbuk-do) is
     # 경상북도, which news also calls 경북; "Chungcheong" sounds like 경상 but is not it.
