@@ -136,9 +136,9 @@ _KOREAN = re.compile(r"[가-힣]+(?: [가-힣]+)*")  # not "중부, 노스다코
 
 def korean_names(name: str) -> tuple[str, ...]:
     """The Korean names of an English country, people, language or city name, or of a
-    Korean public body's (`rag.institutions`), most usual first ("Polish" -> 폴란드; "South
-    Korea" -> 한국, 대한민국; "Fair Trade Commission" -> 공정거래위원회, 공정위), or () if it
-    is none."""
+    Korean public body's (`rag.institutions`), or of a term Korean writes its own way
+    (`TERMS`), most usual first ("Polish" -> 폴란드; "South Korea" -> 한국, 대한민국; "Fair
+    Trade Commission" -> 공정거래위원회, 공정위; "COVID-19" -> 코로나19), or () if it is none."""
     key = " ".join(name.lower().split())
     return _table()[0].get(key, ()) or TERMS.get(key, ()) or institutions.korean_names(name)
 
