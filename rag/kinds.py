@@ -496,7 +496,7 @@ _ENGLISH_TITLES = {
     "spokeswoman": ("대변인",),
     "ambassador": ("대사",),
     "secretary-general": ("사무총장",),
-    # Whoever heads a body: a state, a government, a party, a company, an agency.
+    # Whoever heads or leads a body: a state, a government, a party, a company, an agency.
     "head": (
         "수반",
         "대통령",
@@ -521,12 +521,13 @@ _ENGLISH_TITLES = {
         "당수",
         "지도자",
     ),
-    "leader": ("지도자", "수반", "대표", "위원장", "총재", "당수", "주석", "총리", "대통령"),
     "pope": ("교황",),
     "king": ("왕",),
     "queen": ("여왕", "왕비"),
 }
-_ROLES = "|".join(sorted(_ENGLISH_TITLES, key=len, reverse=True))
+# A head is asked for only as "who heads X", "the head/leader of X" (`_HEADED`): a "head
+# coach" is a coach.
+_ROLES = "|".join(sorted((r for r in _ENGLISH_TITLES if r != "head"), key=len, reverse=True))
 # "Who is/was [X's] [new] ROLE [of …]", not "Who is the ROLE who/that …" (a clause says
 # which one, as in `asked_title`); "Who coached …"; "… as [British] ROLE".
 _HOLDS_ROLE = re.compile(
@@ -536,7 +537,11 @@ _HOLDS_ROLE = re.compile(
     re.I,
 )
 _COACHED = re.compile(r"^\s*who\s+(?:coach(?:ed|es)?|managed|manages)\b", re.I)
-_HEADED = re.compile(r"^\s*who\s+(?:heads|headed|chairs|chaired)\b", re.I)
+_HEADED = re.compile(
+    r"^\s*who\s+(?:heads|headed|chairs|chaired|(?:is|was|are|were|has been|became|will be)\s+"
+    r"the\s+(?:new\s+|current\s+|former\s+)?(?:head|leader)\s+of)\b",
+    re.I,
+)
 _AS_ROLE = re.compile(rf"^\s*who\b.*\bas\s+(?:(?:the|[\w-]+)\s+){{0,3}}?({_ROLES})\b", re.I)
 
 

@@ -1238,6 +1238,8 @@ def test_an_english_questions_date_may_be_the_passages() -> None:
 def test_who_heads_a_body_is_answered_by_its_head() -> None:
     question = "Who heads Catalonia's regional government?"
     assert "수반" in asked_titles(question) and asked_titles("Who led the team to victory?") == ()
+    assert "수반" in asked_titles("Who was the leader of the opposition party?")
+    assert asked_titles("Who is the head coach of Japan?") == asked_titles("Who coached Japan?")
     other = "앙겔라 메르켈 독일 총리는 주민투표가 국제법을 위반했다고 지적했다."
     head = "카탈루냐 자치 정부 수반인 카를레스 푸지데몬은 투표를 인정하겠다고 밝혔다."
     evidence = Evidence(FakeEmbedder(), (f"{other} {head}",))
