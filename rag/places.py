@@ -101,6 +101,7 @@ _PROVINCES = {
     },
     "Sejong": ("Sejong", ("세종", "세종특별자치시", "세종시")),
 }
+_COUNTRIES = dict(ALIASES)  # the aliases of countries and peoples, before the provinces'
 for _english, (_romanized, _koreans) in _PROVINCES.items():
     _city = not _koreans[0].endswith("도")
     _forms = ("City", "Metropolitan City") if _city else ("Province",)
@@ -159,7 +160,7 @@ def korean_countries() -> frozenset[str]:
 
     territories = Locale("ko").territories
     names = {_ASIDE.sub("", n).strip() for code, n in territories.items() if code.isalpha()}
-    return frozenset(names | {k for koreans in ALIASES.values() for k in koreans})
+    return frozenset(names | {k for koreans in _COUNTRIES.values() for k in koreans})
 
 
 def of_people(name: str) -> bool:

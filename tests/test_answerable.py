@@ -658,6 +658,8 @@ def test_a_korean_public_body_is_named_by_its_korean_or_short_name_and_not_anoth
     text = "31일 일본 기상청은 화산이 위험하다고 발표했다. 미 국방부는 논평하지 않았다."
     tokens = tagged([text])[0]
     assert match_names(["Meteorological Administration", "Defense Ministry"], tokens, text)[0] == []
+    daegu = "대구 기상청은 폭염 경보를 내렸다."  # a city's office is Korea's
+    assert match_names(["Meteorological Administration"], tagged([daegu])[0], daegu)[0]
     of_japan = "일본의 기상청은 화산이 위험하다고 발표했다."
     assert match_names(["Meteorological Administration"], tagged([of_japan])[0], of_japan)[0] == []
     assert match_names(["Japan", "Meteorological Administration"], tokens, text)[0] == [
