@@ -347,7 +347,7 @@ def _decide_english(
         known = [
             n
             for n in unnamed
-            if korean_names(n) and not of_people(n) and not HOME & set(korean_names(n))
+            if (korean := set(korean_names(n))) and not of_people(n) and not HOME & korean
         ]
         if known or (not matched and any(not translatable(n) for n in unnamed)):
             failure = max(failure, (2, f"no window names {', '.join(known or unnamed)}"))

@@ -15,7 +15,7 @@ from difflib import SequenceMatcher
 
 from . import institutions
 from .korean import english_stopwords, tagged
-from .names import korean_body_in
+from .names import foreign
 from .places import korean_names
 from .quantities import _MONTHS, Quantity, quantities
 
@@ -206,11 +206,8 @@ _GENERIC |= {d + "day" for d in "Mon Tues Wednes Thurs Fri Satur Sun".split()}
 
 def _latin_names(text: str, first_word_counts: bool) -> list[str]:
     stop = english_stopwords()
-    out: list[str] = []
     # A public body's name is one name, "and" and commas in it (`rag.institutions`).
-    for start, end in reversed(institutions.find(text)):
-        out.insert(0, " ".join(text[start:end].split()))
-        text = f"{text[:start]},{text[end:]}"
+    out, text = institutions.cut(text)
     for m in _LATIN_NAME.finditer(text):
         words = [w for w in re.split(r"\s+", re.sub(r"['’]s$", "", m.group(0))) if w]
         while words and words[-1].lower() in stop | {"of", "de", "von"}:
@@ -373,10 +370,9 @@ def find_name(name: str, text: str) -> str | None:
     # inside one from three letters on (인도 is not in 인도네시아), and a body not another
     # country's (일본 기상청 is no Korea Meteorological Administration).
     words = set(hangul_candidates(text))
-    bodies = institutions.korean_bodies()
     for korean in korean_names(name):
         written = korean in words or (len(korean) >= 3 and korean.replace(" ", "") in squeezed)
-        if written and (korean not in bodies or korean_body_in(korean, text)):
+        if written and not foreign(korean, text):
             return korean
     for c in hangul_candidates(text):
         if latin_matches_hangul(name, c):

@@ -229,6 +229,16 @@ def find(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _table()[1].finditer(text)]
 
 
+def cut(text: str) -> tuple[list[str], str]:
+    """The bodies ``text`` names (`find`), each as one name ("and" and commas in it), and
+    ``text`` with a comma in place of each, for the rest of its names to be read apart."""
+    names: list[str] = []
+    for start, end in reversed(find(text)):
+        names.insert(0, " ".join(text[start:end].split()))
+        text = f"{text[:start]},{text[end:]}"
+    return names, text
+
+
 # Korean names of another country's body that English names as Korea's (the US's Food and Drug
 # Administration is 식품의약국): an English name may mean either, a Korean name only its own.
 _ABROAD = frozenset({"식품의약국", "질병통제예방센터", "해안경비대"})

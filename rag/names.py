@@ -58,15 +58,12 @@ def latin_names(question: str) -> list[str]:
     month names (`months`). A run joined by "of" is one name when what comes before "of" is
     made of English words (the Bank of Korea, the Ministry of Unification), and two names
     otherwise (Kakao Enterprise of Korea)."""
-    names: list[str] = []
     question = re.sub(r"['’]s\b", "", question)  # Kakao Brain's
     question = _MODIFIER.sub(",", question)  # "Seoul-based Kakao" names two
     question = _MONTH_NAME.sub(",", question)
     # A public body's name is one name, "and" or a comma in it: the Ministry of Employment
     # and Labor, the Ministry of Culture, Sports and Tourism (`rag.institutions`).
-    for start, end in reversed(institutions.find(question)):
-        names.insert(0, " ".join(question[start:end].split()))
-        question = f"{question[:start]},{question[end:]}"
+    names, question = institutions.cut(question)
     for run in _LATIN_NAME.findall(question):
         parts = _OF.split(run)
         if len(parts) > 1 and translatable(parts[0]):
@@ -190,7 +187,7 @@ def match_names(
                 or (len(k) >= 3 and "".join(k.split()) in plain)
                 or (k in bodies and k in nouns)
             )
-            and (k not in bodies or korean_body_in(k, text, asked))
+            and not foreign(k, text, asked)
         ]
         # After its first mention a foreign person is named by the family name alone (잡스
         # for Steve Jobs): a name of two or more words also matches by its last word.
@@ -264,11 +261,16 @@ _COUNTRY_SYLLABLES = {"미": "미국", "중": "중국", "일": "일본", "러": 
 _KOREA = frozenset({"한국", "대한민국", "남한", "남측", "우리", "우리나라", "북한", "북", "조선"})
 
 
-def korean_body_in(body: str, text: str, asked: Iterable[str] = ()) -> bool:
-    """Whether ``text`` names Korea's ``body`` (통일부, 기상청) at least once: not right after
-    another country's name (일본 기상청, 일본의 기상청, 미 국방부), unless ``asked``, the
-    Korean names of the question's own names, holds that country ("China's Foreign
-    Ministry": 중국 외교부)."""
+def foreign(korean: str, text: str, asked: Iterable[str] = ()) -> bool:
+    """Whether ``text`` writes the Korean name of a Korean public body (통일부, 기상청;
+    `rag.institutions`) only as another country's: right after that country's name (일본
+    기상청, 일본의 기상청, 미 국방부), which ``asked``, the Korean names of the question's own
+    names, does not hold ("China's Foreign Ministry": 중국 외교부 is asked). Any other name
+    is no body's, so never another country's body."""
+    return korean in institutions.korean_bodies() and not _korean_body_in(korean, text, asked)
+
+
+def _korean_body_in(body: str, text: str, asked: Iterable[str]) -> bool:
     countries = korean_countries()
     for match in re.finditer(re.escape(body), text):
         before = text[: match.start()]

@@ -8,8 +8,8 @@ Repository (CLDR, through Babel) has both languages' names of every country (ter
 every language (일본어: "Japanese" is the country's people and language, 일본 without 어) and of
 the cities that name time zones (about 420). A language counts when it is named after a
 country (폴란드어), since many are named like common words (Dari: 다리어). What news writes
-and CLDR does not is `ALIASES`, Korea's provinces and metropolitan cities among them (CLDR
-names Seoul only); the Korean places Korean writes two ways (북한 and 조선민주주의인민공화국,
+and CLDR does not is `ALIASES`, and Korea's provinces and metropolitan cities are `REGIONS`
+(CLDR names Seoul only); the Korean places Korean writes two ways (북한 and 조선민주주의인민공화국,
 서울시 and 서울특별시, 경북 and 경상북도) are `OTHER_NAMES`.
 """
 
@@ -101,14 +101,13 @@ _PROVINCES = {
     },
     "Sejong": ("Sejong", ("세종", "세종특별자치시", "세종시")),
 }
-_COUNTRIES = dict(ALIASES)  # the aliases of countries and peoples, before the provinces'
+REGIONS: dict[str, tuple[str, ...]] = {"jeju island": _PROVINCES["Jeju"][1]}
 for _english, (_romanized, _koreans) in _PROVINCES.items():
     _city = not _koreans[0].endswith("도")
     _forms = ("City", "Metropolitan City") if _city else ("Province",)
     for _form in (_english, *(f"{_english} {f}" for f in _forms), f"{_romanized}-do"):
         if not (_city and _form.endswith("-do")):
-            ALIASES[_form.lower()] = _koreans
-ALIASES["jeju island"] = _PROVINCES["Jeju"][1]
+            REGIONS[_form.lower()] = _koreans
 # Not places, but written in Korean news its own way, never as English spells it: a question
 # about COVID-19 over articles writing 코로나19 was refused for not naming it.
 TERMS: dict[str, tuple[str, ...]] = {
@@ -160,7 +159,7 @@ def korean_countries() -> frozenset[str]:
 
     territories = Locale("ko").territories
     names = {_ASIDE.sub("", n).strip() for code, n in territories.items() if code.isalpha()}
-    return frozenset(names | {k for koreans in _COUNTRIES.values() for k in koreans})
+    return frozenset(names | {k for koreans in ALIASES.values() for k in koreans})
 
 
 def of_people(name: str) -> bool:
@@ -217,7 +216,7 @@ def _table() -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
     for zone, names in ko.time_zones.items():
         if "city" in names:
             add(zone.rsplit("/", 1)[-1].replace("_", " "), names["city"])
-    for english, koreans in ALIASES.items():
+    for english, koreans in (*ALIASES.items(), *REGIONS.items()):
         table[english] = [*koreans, *(k for k in table.get(english, []) if k not in koreans)]
     names = {english: tuple(koreans) for english, koreans in table.items() if koreans}
     places = {_ASIDE.sub("", english).lower() for english in en.territories.values()}
